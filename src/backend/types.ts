@@ -1,0 +1,43 @@
+// The Backend interface (DESIGN.md "backend/"): runs instances from InstancePlans. Every method is
+// idempotent: starting an instance id that runs already, or stopping one that is gone, is a no-op.
+// Backends import ir, errors, telemetry and util only.
+
+import type { InstanceAddress, InstancePlan } from '../ir/types.js';
+
+export type InstanceState =
+  /** storage initializer or init() still running */
+  | 'starting'
+  | 'ready'
+  /** crashed; will be started again after a back-off */
+  | 'restarting'
+  /** gave up: init() failed, or the environment cannot run the script */
+  | 'failed'
+  | 'stopping';
+
+export type LogContainer = 'inference-server' | 'storage-initializer';
+
+export interface ObservedInstance {
+  id: string;
+  endpoint: string;
+  deployment: string;
+  revision: string;
+  index: number;
+  state: InstanceState;
+  address?: InstanceAddress;
+  restarts: number;
+  error?: { code: string; message: string };
+}
+
+export interface Backend {
+  readonly kind: 'process' | 'kubernetes';
+  observe(): ObservedInstance[];
+  /** Starts instance `id` (index `index` of `plan`) unless it exists. Resolves once it is launched, not ready. */
+  start(id: string, plan: InstancePlan, index: number): Promise<void>;
+  /** Stops the instance after its in-flight requests finish (bounded); removes it from observe(). */
+  stop(id: string): Promise<void>;
+  /** The last `lines` lines of a deployment's log for one container, newest instance first. */
+  logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string>;
+  /** Called whenever an instance changes state. */
+  onChange(listener: () => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+// The narrow waist between the control plane and the data plane / backends (DESIGN.md "ir/").
+// Plain, immutable, JSON-serialisable data. The router sees only RoutingTable; backends see only
+// InstancePlan. Neither ever sees a spec.
+
+/** Where a ready instance listens. `framed`: infergate's instance protocol over a Unix socket. */
+export interface InstanceAddress {
+  instanceId: string;
+  transport: 'framed';
+  socketPath: string;
+}
+
+export interface DeploymentRoute {
+  name: string;
+  requestTimeoutMs: number;
+  maxConcurrentRequestsPerInstance: number;
+  maxQueueWaitMs: number;
+  /** Ready instances only, in a stable order. */
+  instances: InstanceAddress[];
+}
+
+export interface EndpointRoute {
+  name: string;
+  authMode: 'key' | 'aml_token' | 'aad_token';
+  /** SHA-256 (hex) of each accepted key; the keys themselves never reach the router. */
+  keyHashes: string[];
+  /** HMAC secret (base64url) that signs this endpoint's aml_token tokens. */
+  tokenSecret?: string;
+  /** Every deployment of the endpoint, whether or not it has traffic (the header may pin any). */
+  deployments: DeploymentRoute[];
+  /** Live traffic: deployments with weight > 0, in name order; weights sum to 100 or the list is empty. */
+  traffic: { deployment: string; weight: number }[];
+  mirror: { deployment: string; percent: number } | null;
+}
+
+export interface RoutingTable {
+  /** Increases with every published table. */
+  version: number;
+  endpoints: EndpointRoute[];
+}
+
+/** Everything a backend needs to run the instances of one deployment. */
+export interface InstancePlan {
+  endpoint: string;
+  deployment: string;
+  /** Content hash of everything that needs new instances when it changes (model, code, env...). */
+  revision: string;
+  instanceCount: number;
+  runtime: 'python' | 'javascript';
+  model?: {
+    name: string;
+    version: string;
+    /** Absolute source path (file or folder); the folder/file name is preserved under AZUREML_MODEL_DIR. */
+    path: string;
+  };
+  code?: { path: string; scoringScript: string };
+  /** Python packages the environment asks for (conda + pip), to check the chosen interpreter against. */
+  pythonPackages: string[];
+  /** Python version the environment asks for, if any (e.g. "3.12"). */
+  pythonVersion?: string;
+  environmentVariables: Record<string, string>;
+  workerCount: number;
+  requestTimeoutMs: number;
+}

@@ -1,0 +1,124 @@
+// Typed, validated specs: what a user's Azure ML CLI v2 YAML means once defaults are filled in and
+// relative paths are resolved (contract §1). camelCase here; the snake_case of the YAML lives only in
+// spec/ (load + dump). All file system paths in a spec are absolute.
+
+export type AuthMode = 'key' | 'aml_token' | 'aad_token';
+
+export interface EndpointSpec {
+  name: string;
+  kind: 'managed' | 'kubernetes';
+  description?: string;
+  tags: Record<string, string>;
+  properties: Record<string, string>;
+  authMode: AuthMode;
+  identity?: { type: 'system_assigned' | 'user_assigned' | 'none'; userAssignedIdentities?: { resourceId: string }[] };
+  /** deployment name (lower-cased, as Azure stores it) → percent; zero entries are stripped. */
+  traffic: Record<string, number>;
+  mirrorTraffic: Record<string, number>;
+  publicNetworkAccess: 'enabled' | 'disabled';
+  /** Kubernetes endpoints only: `azureml:<compute>`. */
+  compute?: string;
+}
+
+export type ModelRef =
+  | {
+      kind: 'inline';
+      /** Absolute path of the model file or folder. */
+      path: string;
+      name?: string;
+      version?: string;
+      type: 'custom_model' | 'mlflow_model' | 'triton_model';
+      description?: string;
+      tags?: Record<string, string>;
+      properties?: Record<string, string>;
+    }
+  /** `azureml:name:version` or `azureml:name@label`. */
+  | { kind: 'registered'; name: string; version?: string; label?: string }
+  /** `azureml://registries/...` or a full ARM id. */
+  | { kind: 'uri'; uri: string };
+
+export interface InferenceRoute {
+  port: number;
+  path: string;
+}
+
+export type EnvironmentRef =
+  | {
+      kind: 'inline';
+      name?: string;
+      version?: string;
+      description?: string;
+      tags?: Record<string, string>;
+      image?: string;
+      /** Absolute path of the conda file, or the conda file's content given inline. */
+      condaFile?: string | Record<string, unknown>;
+      build?: { path: string; dockerfilePath: string };
+      osType: 'linux' | 'windows';
+      inferenceConfig?: { livenessRoute: InferenceRoute; readinessRoute: InferenceRoute; scoringRoute: InferenceRoute };
+    }
+  | { kind: 'registered'; name: string; version?: string; label?: string }
+  | { kind: 'uri'; uri: string };
+
+export interface RequestSettings {
+  requestTimeoutMs: number;
+  maxConcurrentRequestsPerInstance: number;
+  maxQueueWaitMs: number;
+}
+
+export interface ProbeSettings {
+  initialDelay: number;
+  period: number;
+  timeout: number;
+  successThreshold: number;
+  failureThreshold: number;
+}
+
+export type ScaleSettings =
+  | { type: 'default' }
+  | { type: 'target_utilization'; minInstances: number; maxInstances: number; pollingInterval: number; targetUtilizationPercentage: number };
+
+export interface DeploymentSpec {
+  name: string;
+  endpointName: string;
+  type: 'managed' | 'kubernetes';
+  description?: string;
+  tags: Record<string, string>;
+  properties: Record<string, string>;
+  model?: ModelRef;
+  modelMountPath?: string;
+  codeConfiguration?: {
+    /** Absolute path of the code folder (or an azureml: reference). */
+    code: string;
+    /** Path of the scoring script relative to `code`. */
+    scoringScript: string;
+  };
+  environment?: EnvironmentRef;
+  environmentVariables: Record<string, string>;
+  instanceType: string;
+  instanceCount: number;
+  appInsightsEnabled: boolean;
+  scaleSettings: ScaleSettings;
+  requestSettings: RequestSettings;
+  livenessProbe: ProbeSettings;
+  readinessProbe: ProbeSettings;
+  egressPublicNetworkAccess: 'enabled' | 'disabled';
+  /** Kubernetes deployments only. */
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /** Accepted and validated; kept as written (data collection is not implemented yet). */
+  dataCollector?: Record<string, unknown>;
+}
+
+/** Azure's defaults (contract §1.7). */
+export const DEFAULT_REQUEST_SETTINGS: RequestSettings = {
+  requestTimeoutMs: 5000,
+  maxConcurrentRequestsPerInstance: 1,
+  maxQueueWaitMs: 500,
+};
+
+export const DEFAULT_PROBE: ProbeSettings = {
+  initialDelay: 10,
+  period: 10,
+  timeout: 2,
+  successThreshold: 1,
+  failureThreshold: 30,
+};

@@ -1,0 +1,159 @@
+// infergate's instance protocol (DESIGN.md "The instance protocol"): one persistent, multiplexed,
+// length-prefixed connection between the router and an instance host (Unix socket), and between an
+// instance host and each of its Python workers (stdin/stdout). Measured at ~1x a bare Node server where
+// an HTTP hop costs 0.36-0.43x (reference/perf-baselines.md).
+//
+// Every frame, both directions, all integers big-endian:
+//   u32 length        bytes that follow this field
+//   u32 id            request id chosen by the sender of the REQUEST; the RESPONSE echoes it
+//   u8  type          1 REQUEST, 2 RESPONSE, 3 CANCEL (deadline passed; no payload)
+//   payload
+// REQUEST payload:  u8 methodLen, method (ASCII) | u16 urlLen, url (UTF-8, path + query) |
+//                   u16 headerCount, then per header: u8 nameLen, name (lower-case) | u16 valueLen, value |
+//                   body (the rest)
+// RESPONSE payload: u16 status | u16 headerCount, headers as above | body (the rest)
+// The Python side of this codec is src/runtime/python/infergate_worker.py; keep the two in step.
+
+export const FRAME_REQUEST = 1;
+export const FRAME_RESPONSE = 2;
+export const FRAME_CANCEL = 3;
+export const HEADER_BYTES = 9; // length + id + type
+export const MAX_ID = 0xffffffff;
+
+export type HeaderList = ReadonlyArray<readonly [string, string]>;
+
+export interface RequestFrame {
+  id: number;
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body: Buffer;
+}
+
+export interface ResponseFrame {
+  id: number;
+  status: number;
+  headers: [string, string][];
+  body: Buffer;
+}
+
+function headersSize(headers: HeaderList): number {
+  let n = 2;
+  for (const [k, v] of headers) n += 1 + Buffer.byteLength(k, 'latin1') + 2 + Buffer.byteLength(v, 'utf8');
+  return n;
+}
+
+function writeHeaders(buf: Buffer, pos: number, headers: HeaderList): number {
+  buf.writeUInt16BE(headers.length, pos);
+  pos += 2;
+  for (const [k, v] of headers) {
+    const kl = buf.write(k, pos + 1, 'latin1');
+    buf.writeUInt8(kl, pos);
+    pos += 1 + kl;
+    const vl = buf.write(v, pos + 2, 'utf8');
+    buf.writeUInt16BE(vl, pos);
+    pos += 2 + vl;
+  }
+  return pos;
+}
+
+function readHeaders(buf: Buffer, pos: number): [[string, string][], number] {
+  const count = buf.readUInt16BE(pos);
+  pos += 2;
+  const headers: [string, string][] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const kl = buf[pos];
+    const k = buf.toString('latin1', pos + 1, pos + 1 + kl);
+    pos += 1 + kl;
+    const vl = buf.readUInt16BE(pos);
+    const v = buf.toString('utf8', pos + 2, pos + 2 + vl);
+    pos += 2 + vl;
+    headers[i] = [k, v];
+  }
+  return [headers, pos];
+}
+
+/** Encodes the head of a REQUEST frame; the body is written after it as a separate buffer (no copy). */
+export function encodeRequestHead(id: number, method: string, url: string, headers: HeaderList, bodyLength: number): Buffer {
+  const urlLen = Buffer.byteLength(url, 'utf8');
+  const size = HEADER_BYTES + 1 + method.length + 2 + urlLen + headersSize(headers);
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt32BE(size - 4 + bodyLength, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = FRAME_REQUEST;
+  buf[9] = method.length;
+  let pos = 10 + buf.write(method, 10, 'latin1');
+  buf.writeUInt16BE(urlLen, pos);
+  pos += 2 + buf.write(url, pos + 2, 'utf8');
+  writeHeaders(buf, pos, headers);
+  return buf;
+}
+
+export function encodeResponseHead(id: number, status: number, headers: HeaderList, bodyLength: number): Buffer {
+  const size = HEADER_BYTES + 2 + headersSize(headers);
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt32BE(size - 4 + bodyLength, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = FRAME_RESPONSE;
+  buf.writeUInt16BE(status, 9);
+  writeHeaders(buf, 11, headers);
+  return buf;
+}
+
+export function encodeCancel(id: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES);
+  buf.writeUInt32BE(5, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = FRAME_CANCEL;
+  return buf;
+}
+
+/** Decodes a REQUEST frame given the whole frame (from its length field on). */
+export function decodeRequest(frame: Buffer): RequestFrame {
+  const id = frame.readUInt32BE(4);
+  const ml = frame[9];
+  const method = frame.toString('latin1', 10, 10 + ml);
+  let pos = 10 + ml;
+  const ul = frame.readUInt16BE(pos);
+  const url = frame.toString('utf8', pos + 2, pos + 2 + ul);
+  pos += 2 + ul;
+  const [headers, end] = readHeaders(frame, pos);
+  return { id, method, url, headers, body: frame.subarray(end) };
+}
+
+export function decodeResponse(frame: Buffer): ResponseFrame {
+  const id = frame.readUInt32BE(4);
+  const status = frame.readUInt16BE(9);
+  const [headers, end] = readHeaders(frame, 11);
+  return { id, status, headers, body: frame.subarray(end) };
+}
+
+/**
+ * Splits a byte stream into whole frames. Feed it chunks as they arrive; it calls `onFrame` with each
+ * complete frame (a view, valid until the callback returns unless copied) in order.
+ */
+export class FrameReader {
+  private pending: Buffer | null = null;
+
+  constructor(private readonly onFrame: (frame: Buffer, type: number, id: number) => void) {}
+
+  push(chunk: Buffer): void {
+    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    let pos = 0;
+    while (buf.length - pos >= HEADER_BYTES) {
+      const len = buf.readUInt32BE(pos);
+      const end = pos + 4 + len;
+      if (end > buf.length) break;
+      this.onFrame(buf.subarray(pos, end), buf[pos + 8], buf.readUInt32BE(pos + 4));
+      pos = end;
+    }
+    this.pending = pos === buf.length ? null : buf.subarray(pos);
+    if (this.pending !== null && pos > 0) this.pending = Buffer.from(this.pending); // do not pin the big chunk
+    buf = null as unknown as Buffer;
+  }
+
+  /** Bytes of an incomplete frame still waiting for the rest. */
+  get buffered(): number {
+    return this.pending?.length ?? 0;
+  }
+}
