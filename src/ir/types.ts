@@ -53,10 +53,12 @@ export interface InstancePlan {
     path: string;
   };
   code?: { path: string; scoringScript: string };
-  /** Python packages the environment asks for (conda + pip), to check the chosen interpreter against. */
-  pythonPackages: string[];
-  /** Python version the environment asks for, if any (e.g. "3.12"). */
-  pythonVersion?: string;
+  /**
+   * The environment as written: a conda file (absolute path, or its content given inline) and/or an
+   * image. The process backend cannot build images or conda environments on this machine, so it picks
+   * an interpreter that can import what the conda file lists, and logs the choice.
+   */
+  environment: { condaFile?: string | Record<string, unknown>; image?: string };
   environmentVariables: Record<string, string>;
   workerCount: number;
   requestTimeoutMs: number;

@@ -1,0 +1,258 @@
+// The control-plane REST API (DESIGN.md "api/"). Request bodies are the Azure ML YAML documents as JSON
+// (snake_case, the shape users already know; file paths absolute); responses are what `az ml ... show`
+// prints. Errors are `{ "error": { "code", "message", "details" } }` with codes from the one catalogue.
+
+import { randomBytes } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { compileInstancePlan } from '../compile/index.js';
+import { InfergateError, validationError } from '../errors/index.js';
+import type { Controller } from '../reconcile/index.js';
+import { dumpDeployment, dumpEndpoint, parseDeploymentObject, parseEndpointObject } from '../spec/index.js';
+import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
+import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
+import { issueToken } from '../util/token.js';
+import { showDeployment, showEndpoint, type ShowContext } from './show.js';
+
+export interface ApiOptions extends ShowContext {
+  store: StateStore;
+  controller: Controller;
+  logs: (endpoint: string, deployment: string, container: 'inference-server' | 'storage-initializer', lines: number) => Promise<string>;
+  version: string;
+  /** Azure's limit is 20 deployments per endpoint (contract §1.8). */
+  maxDeploymentsPerEndpoint?: number;
+}
+
+export function newKeys(): EndpointKeys {
+  return { primaryKey: randomBytes(24).toString('base64url'), secondaryKey: randomBytes(24).toString('base64url'), tokenSecret: randomBytes(32).toString('base64url') };
+}
+
+const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
+const depParams = { type: 'object', properties: { name: { type: 'string' }, deployment: { type: 'string' } }, required: ['name', 'deployment'] } as const;
+const anyObject = { type: 'object', additionalProperties: true } as const;
+
+export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'infergate control plane', version: o.version, description: 'Endpoints and deployments, Azure ML managed online endpoint compatible.' },
+    },
+  });
+
+  app.setErrorHandler((error, _req, reply) => {
+    if (error instanceof InfergateError) return reply.status(error.status).send(error.toBody());
+    const e = error as { validation?: unknown; statusCode?: number; message: string; code?: string };
+    if (e.validation || (e.statusCode && e.statusCode < 500)) {
+      const code = e.statusCode === 413 ? 'BodyTooLarge' : 'BadArgument';
+      return reply.status(e.statusCode ?? 400).send({ error: { code, message: e.message } });
+    }
+    return reply.status(500).send({ error: { code: 'InternalError', message: e.message } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'RouteNotFound', message: `No route ${req.method} ${req.url}` } }));
+
+  const { store, controller } = o;
+  const endpointOr404 = (name: string): StoredEndpoint => {
+    const e = store.getEndpoint(name);
+    if (!e) throw new InfergateError('EndpointNotFound', `Endpoint '${name}' not found.`);
+    return e;
+  };
+  const deploymentOr404 = (endpoint: string, name: string): StoredDeployment => {
+    const d = store.getDeployment(endpoint, name);
+    if (!d) throw new InfergateError('DeploymentNotFound', `Deployment '${name}' not found in endpoint '${endpoint}'.`);
+    return d;
+  };
+  const showE = (e: StoredEndpoint) => showEndpoint(o, e, store.listDeployments(e.spec.name));
+  const parseEndpoint = (body: unknown): EndpointSpec => {
+    const { spec, problems } = parseEndpointObject(body, { source: 'request body' });
+    if (!spec || problems.length) throw validationError(problems, 'The endpoint');
+    if (spec.authMode === 'aad_token') {
+      throw new InfergateError('BadArgument', "auth_mode 'aad_token' needs Microsoft Entra ID, which infergate does not use; use 'key' or 'aml_token'.");
+    }
+    return spec;
+  };
+  const parseDeployment = (body: unknown): DeploymentSpec => {
+    const { spec, problems } = parseDeploymentObject(body, { source: 'request body' });
+    if (!spec || problems.length) throw validationError(problems, 'The deployment');
+    compileInstancePlan(spec); // refuses what validates but cannot run here, before anything is stored
+    return spec;
+  };
+
+  app.get('/api/info', { schema: { summary: 'Server version and where the router listens' } }, async () => ({
+    version: o.version,
+    router_url: o.routerUrl,
+    workspace: o.workspace,
+  }));
+
+  // ---- endpoints
+  app.get('/api/endpoints', { schema: { summary: 'List endpoints' } }, async () => store.listEndpoints().map(showE));
+
+  app.post('/api/endpoints', { schema: { summary: 'Create an endpoint', body: anyObject } }, async (req, reply) => {
+    const spec = parseEndpoint(req.body);
+    if (store.getEndpoint(spec.name)) {
+      throw new InfergateError('EndpointAlreadyExists', `Endpoint '${spec.name}' already exists. If you want to update it, use 'infergate ml online-endpoint update'.`);
+    }
+    // Deployments must exist before traffic can point at them (contract §3).
+    if (Object.keys(spec.traffic).length || Object.keys(spec.mirrorTraffic).length) {
+      throw new InfergateError('InvalidTraffic', "traffic and mirror_traffic can't be set when an endpoint is created; create the deployments first, then use 'online-endpoint update --traffic'.");
+    }
+    store.putEndpoint(spec, newKeys(), { provisioningState: 'Creating' });
+    await controller.kick();
+    return reply.status(201).send(showE(endpointOr404(spec.name)));
+  });
+
+  app.get('/api/endpoints/:name', { schema: { summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(endpointOr404((req.params as { name: string }).name)));
+
+  app.get('/api/endpoints/:name/document', { schema: { summary: 'The endpoint as a YAML-shaped document (for update)', params: nameParams } }, async (req) =>
+    dumpEndpoint(endpointOr404((req.params as { name: string }).name).spec));
+
+  app.put('/api/endpoints/:name', { schema: { summary: 'Update an endpoint (whole document)', params: nameParams, body: anyObject } }, async (req) => {
+    const { name } = req.params as { name: string };
+    const current = endpointOr404(name);
+    if (current.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Endpoint '${name}' is being deleted.`);
+    const spec = parseEndpoint(req.body);
+    if (spec.name !== name) throw new InfergateError('BadArgument', `The document names endpoint '${spec.name}' but the request is for '${name}'.`);
+    checkTraffic(spec, store.listDeployments(name));
+    store.transaction(() => {
+      store.putEndpoint(spec, current.keys);
+      store.setEndpointStatus(name, { provisioningState: 'Updating', observedGeneration: current.generation });
+    });
+    await controller.kick();
+    return showE(endpointOr404(name));
+  });
+
+  app.delete('/api/endpoints/:name', { schema: { summary: 'Delete an endpoint and all its deployments', params: nameParams } }, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const e = endpointOr404(name);
+    store.transaction(() => {
+      store.setEndpointStatus(name, { provisioningState: 'Deleting', observedGeneration: e.generation });
+      for (const d of store.listDeployments(name)) store.setDeploymentStatus(name, d.spec.name, { provisioningState: 'Deleting', observedGeneration: d.generation });
+    });
+    await controller.kick();
+    const left = store.getEndpoint(name);
+    return reply.status(left ? 202 : 200).send(left ? showE(left) : { name, provisioning_state: 'Deleted' });
+  });
+
+  app.post('/api/endpoints/:name/credentials', { schema: { summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) => {
+    const e = endpointOr404((req.params as { name: string }).name);
+    if (e.spec.authMode === 'key') return { primaryKey: e.keys.primaryKey, secondaryKey: e.keys.secondaryKey };
+    return issueToken(e.spec.name, e.keys.tokenSecret);
+  });
+
+  app.post('/api/endpoints/:name/regenerate-keys', { schema: { summary: 'Regenerate the primary or secondary key', params: nameParams, body: anyObject } }, async (req) => {
+    const e = endpointOr404((req.params as { name: string }).name);
+    const keyType = String((req.body as { key_type?: unknown } | undefined)?.key_type ?? 'primary').toLowerCase();
+    if (keyType !== 'primary' && keyType !== 'secondary') throw new InfergateError('KeyTypeInvalid', "Key type must be 'primary' or 'secondary'.");
+    if (e.spec.authMode !== 'key') throw new InfergateError('NotKeyAuth', `Endpoint '${e.spec.name}' does not use keys for authentication.`);
+    const fresh = newKeys();
+    const keys: EndpointKeys = { ...e.keys, ...(keyType === 'primary' ? { primaryKey: fresh.primaryKey } : { secondaryKey: fresh.secondaryKey }) };
+    store.transaction(() => {
+      store.putEndpoint(e.spec, keys);
+    });
+    await controller.kick();
+    return { key_type: keyType, regenerated: true };
+  });
+
+  // ---- deployments
+  app.get('/api/endpoints/:name/deployments', { schema: { summary: 'List deployments', params: nameParams } }, async (req) => {
+    const { name } = req.params as { name: string };
+    endpointOr404(name);
+    return store.listDeployments(name).map((d) => showDeployment(o, d));
+  });
+
+  app.post('/api/endpoints/:name/deployments', { schema: { summary: 'Create a deployment', params: nameParams, body: anyObject } }, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const e = endpointOr404(name);
+    if (e.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Endpoint '${name}' is being deleted.`);
+    const spec = parseDeployment(req.body);
+    if (spec.endpointName !== name) throw new InfergateError('BadArgument', `The document names endpoint '${spec.endpointName}' but the request is for '${name}'.`);
+    const existing = store.listDeployments(name);
+    if (existing.some((d) => d.spec.name.toLowerCase() === spec.name.toLowerCase())) {
+      throw new InfergateError('DeploymentAlreadyExists', `Deployment '${spec.name}' already exists in endpoint '${name}'. If you want to update it, use 'infergate ml online-deployment update'.`);
+    }
+    const max = o.maxDeploymentsPerEndpoint ?? 20;
+    if (existing.length >= max) throw new InfergateError('TooManyDeployments', `Endpoint '${name}' has ${existing.length} deployments, the most allowed (${max}).`);
+    store.putDeployment(spec, { provisioningState: 'Creating' });
+    await controller.kick();
+    return reply.status(201).send(showDeployment(o, deploymentOr404(name, spec.name)));
+  });
+
+  app.get('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Show a deployment', params: depParams } }, async (req) => {
+    const { name, deployment } = req.params as { name: string; deployment: string };
+    endpointOr404(name);
+    return showDeployment(o, deploymentOr404(name, deployment));
+  });
+
+  app.get('/api/endpoints/:name/deployments/:deployment/document', { schema: { summary: 'The deployment as a YAML-shaped document (for update)', params: depParams } }, async (req) => {
+    const { name, deployment } = req.params as { name: string; deployment: string };
+    return dumpDeployment(deploymentOr404(name, deployment).spec);
+  });
+
+  app.put('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Update a deployment (whole document)', params: depParams, body: anyObject } }, async (req) => {
+    const { name, deployment } = req.params as { name: string; deployment: string };
+    endpointOr404(name);
+    const current = deploymentOr404(name, deployment);
+    if (current.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Deployment '${deployment}' is being deleted.`);
+    const spec = parseDeployment(req.body);
+    if (spec.endpointName !== name || spec.name !== current.spec.name) {
+      throw new InfergateError('BadArgument', `The document names deployment '${spec.endpointName}/${spec.name}' but the request is for '${name}/${current.spec.name}'.`);
+    }
+    const scaleOnly = compileInstancePlan(spec).revision === compileInstancePlan(current.spec).revision;
+    const stored = store.transaction(() => {
+      const d = store.putDeployment(spec);
+      store.setDeploymentStatus(name, spec.name, { provisioningState: scaleOnly && current.status.provisioningState !== 'Failed' ? 'Scaling' : 'Updating', observedGeneration: current.generation });
+      return d;
+    });
+    // Updating a Failed deployment retries it, even with nothing changed.
+    if (current.status.provisioningState === 'Failed') await controller.retry(name, spec.name);
+    await controller.kick();
+    return showDeployment(o, deploymentOr404(name, stored.spec.name));
+  });
+
+  app.delete('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Delete a deployment', params: depParams } }, async (req, reply) => {
+    const { name, deployment } = req.params as { name: string; deployment: string };
+    const e = endpointOr404(name);
+    const d = deploymentOr404(name, deployment);
+    const lower = d.spec.name.toLowerCase();
+    if ((e.spec.traffic[lower] ?? 0) > 0 || (e.spec.mirrorTraffic[lower] ?? 0) > 0) {
+      throw new InfergateError('DeploymentHasTraffic', `Deployment '${d.spec.name}' has traffic (${e.spec.traffic[lower] ?? 0}% live, ${e.spec.mirrorTraffic[lower] ?? 0}% mirror); set it to 0 with 'online-endpoint update --traffic' before deleting it.`);
+    }
+    store.setDeploymentStatus(name, d.spec.name, { provisioningState: 'Deleting', observedGeneration: d.generation });
+    await controller.kick();
+    const left = store.getDeployment(name, d.spec.name);
+    return reply.status(left ? 202 : 200).send(left ? showDeployment(o, left) : { name: d.spec.name, provisioning_state: 'Deleted' });
+  });
+
+  app.get('/api/endpoints/:name/deployments/:deployment/logs', {
+    schema: {
+      summary: "A deployment's console or storage-initializer log",
+      params: depParams,
+      querystring: { type: 'object', properties: { container: { type: 'string' }, lines: { type: 'integer', minimum: 0 } } },
+    },
+  }, async (req, reply) => {
+    const { name, deployment } = req.params as { name: string; deployment: string };
+    const q = req.query as { container?: string; lines?: number };
+    endpointOr404(name);
+    const d = deploymentOr404(name, deployment);
+    const container = (q.container ?? 'inference-server').toLowerCase();
+    if (container !== 'inference-server' && container !== 'storage-initializer') {
+      throw new InfergateError('BadArgument', `Invalid container type '${q.container}'. Supported container types are inference-server and storage-initializer`);
+    }
+    const text = await o.logs(name, d.spec.name, container, q.lines ?? 5000);
+    return reply.type('text/plain; charset=utf-8').send(text);
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}
+
+/** Azure's traffic rules against the deployments that exist (contract §3); spec/ checked the values. */
+export function checkTraffic(spec: EndpointSpec, deployments: StoredDeployment[]): void {
+  const names = new Set(deployments.filter((d) => d.status.provisioningState !== 'Deleting').map((d) => d.spec.name.toLowerCase()));
+  const problems: string[] = [];
+  for (const n of Object.keys(spec.traffic)) if (!names.has(n)) problems.push(`traffic names deployment '${n}', which does not exist in endpoint '${spec.name}'`);
+  for (const n of Object.keys(spec.mirrorTraffic)) {
+    if (!names.has(n)) problems.push(`mirror_traffic names deployment '${n}', which does not exist in endpoint '${spec.name}'`);
+    if ((spec.traffic[n] ?? 0) > 0) problems.push(`deployment '${n}' cannot get both live traffic and mirror traffic`);
+  }
+  if (problems.length) throw new InfergateError('InvalidTraffic', problems.join('; '));
+}

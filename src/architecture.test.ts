@@ -1,0 +1,57 @@
+// Keeps the import arrows of DESIGN.md pointing down the pipeline: each src/ folder may import only the
+// folders listed for it. A new folder must be added here, on purpose.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SRC = dirname(fileURLToPath(import.meta.url));
+
+const ALLOWED: Record<string, string[]> = {
+  errors: [],
+  util: ['errors'],
+  telemetry: ['errors', 'util'],
+  ir: ['util'],
+  spec: ['errors', 'util'],
+  store: ['spec', 'errors', 'util'],
+  compile: ['spec', 'store', 'ir', 'errors', 'util'],
+  // Router and backends see only the IR (the narrow waist).
+  router: ['ir', 'errors', 'telemetry', 'util'],
+  backend: ['ir', 'errors', 'telemetry', 'util'],
+  // Runs inside an instance: a leaf, nothing of the control plane or router.
+  runtime: ['util'],
+  reconcile: ['backend', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  api: ['reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  client: ['errors', 'util'],
+  cli: ['client', 'spec', 'errors', 'util', 'main'],
+  main: ['api', 'backend', 'reconcile', 'router', 'store', 'compile', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+};
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : n.endsWith('.ts') && !n.endsWith('.test.ts') ? [p] : [];
+  });
+}
+
+test('every src/ folder is known to the architecture rules', () => {
+  const folders = readdirSync(SRC).filter((n) => statSync(join(SRC, n)).isDirectory());
+  for (const f of folders) assert.ok(f in ALLOWED, `src/${f} has no entry in ALLOWED (architecture.test.ts)`);
+});
+
+test('imports point only where DESIGN.md allows', () => {
+  const violations: string[] = [];
+  for (const file of files(SRC)) {
+    const from = relative(SRC, file).split(/[\\/]/)[0];
+    if (!(from in ALLOWED)) continue;
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g)) {
+      const spec = m[1] ?? m[2];
+      const target = relative(SRC, resolve(dirname(file), spec)).split(/[\\/]/)[0];
+      if (target === from || target.startsWith('..')) continue;
+      if (!ALLOWED[from].includes(target)) violations.push(`${relative(SRC, file)} imports ${spec} (${from} → ${target})`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});

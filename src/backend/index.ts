@@ -1,0 +1,2 @@
+export * from './types.js';
+export { ProcessBackend, type ProcessBackendOptions } from './process/backend.js';

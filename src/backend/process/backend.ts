@@ -1,0 +1,307 @@
+// The process backend: every instance is a child process on this machine (DESIGN.md "Processes").
+// Per instance: a storage initializer copies model and code into the instance's own directory, then an
+// instance host (runtime/host) loads the scoring script and listens on its own Unix socket. Instances
+// that crash after becoming ready are started again with exponential back-off; an init() failure is
+// final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
+
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { InstancePlan } from '../../ir/types.js';
+import type { Backend, LogContainer, ObservedInstance } from '../types.js';
+import { choosePython } from './python-env.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Under tsx (tests from src/) the runtime is .ts and needs the tsx loader; compiled, it is plain .js. */
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', 'tsx'] : [];
+const HOST_SCRIPT = join(HERE, '..', '..', 'runtime', `host${EXT}`);
+const STORAGE_SCRIPT = join(HERE, '..', '..', 'runtime', `storage-initializer${EXT}`);
+const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+/** A ready instance that has run this long has its back-off reset. */
+const STABLE_AFTER_MS = 60_000;
+const STOP_GRACE_MS = 10_000;
+
+interface Instance {
+  observed: ObservedInstance;
+  plan: InstancePlan;
+  dir: string;
+  logDir: string;
+  socketPath: string;
+  child: ChildProcess | null;
+  log: WriteStream | null;
+  restartTimer: NodeJS.Timeout | null;
+  readyAt: number;
+  stopping: boolean;
+}
+
+export interface ProcessBackendOptions {
+  workspace: string;
+  /** Log progress lines of the backend itself (not instance output). */
+  log?: (line: string) => void;
+}
+
+export class ProcessBackend implements Backend {
+  readonly kind = 'process' as const;
+  private readonly instances = new Map<string, Instance>();
+  private readonly listeners: (() => void)[] = [];
+  private readonly socketDir: string;
+  private closed = false;
+
+  constructor(private readonly options: ProcessBackendOptions) {
+    // Unix socket paths are limited to ~107 bytes, so sockets live under a short tmp path keyed by workspace.
+    this.socketDir = join(tmpdir(), `infergate-${createHash('sha256').update(options.workspace).digest('hex').slice(0, 10)}`);
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
+  }
+
+  observe(): ObservedInstance[] {
+    return [...this.instances.values()].map((i) => ({ ...i.observed, ...(i.observed.address ? { address: { ...i.observed.address } } : {}) }));
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  async start(id: string, plan: InstancePlan, index: number): Promise<void> {
+    if (this.closed || this.instances.has(id)) return;
+    const dir = join(this.options.workspace, 'instances', plan.endpoint, plan.deployment, id);
+    const inst: Instance = {
+      observed: { id, endpoint: plan.endpoint, deployment: plan.deployment, revision: plan.revision, index, state: 'starting', restarts: 0 },
+      plan,
+      dir,
+      logDir: join(this.options.workspace, 'logs', plan.endpoint, plan.deployment, id),
+      socketPath: join(this.socketDir, `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.sock`),
+      child: null,
+      log: null,
+      restartTimer: null,
+      readyAt: 0,
+      stopping: false,
+    };
+    this.instances.set(id, inst);
+    this.changed();
+    void this.launch(inst);
+  }
+
+  async stop(id: string): Promise<void> {
+    const inst = this.instances.get(id);
+    if (inst === undefined) return;
+    if (!inst.stopping) {
+      inst.stopping = true;
+      inst.observed.state = 'stopping';
+      delete inst.observed.address;
+      if (inst.restartTimer) clearTimeout(inst.restartTimer);
+      this.changed();
+    }
+    const child = inst.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      });
+    }
+    inst.log?.end();
+    this.instances.delete(id);
+    await rm(inst.dir, { recursive: true, force: true });
+    await rm(inst.socketPath, { force: true });
+    this.changed();
+  }
+
+  async logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
+    const base = join(this.options.workspace, 'logs', endpoint, deployment);
+    let ids: string[];
+    try {
+      ids = await readdir(base);
+    } catch {
+      return '';
+    }
+    // Live instances first (newest index last started first), then the most recent stopped one.
+    const live = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
+    const withTimes = await Promise.all(
+      ids.map(async (id) => ({ id, mtime: (await stat(join(base, id)).catch(() => null))?.mtimeMs ?? 0 })),
+    );
+    withTimes.sort((a, b) => b.mtime - a.mtime);
+    const chosen = withTimes.filter((x) => live.has(x.id));
+    if (chosen.length === 0 && withTimes.length > 0) chosen.push(withTimes[0]);
+    const parts: string[] = [];
+    for (const { id } of chosen) {
+      const text = await readFile(join(base, id, `${container}.log`), 'utf8').catch(() => '');
+      const tail = lastLines(text, lines);
+      parts.push(chosen.length > 1 ? `=== instance ${id} ===\n${tail}` : tail);
+    }
+    return parts.join('\n');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.instances.keys()].map((id) => this.stop(id)));
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private setFailed(inst: Instance, code: string, message: string): void {
+    inst.observed.state = 'failed';
+    inst.observed.error = { code, message };
+    delete inst.observed.address;
+    this.changed();
+  }
+
+  private async launch(inst: Instance): Promise<void> {
+    const { plan } = inst;
+    await mkdir(inst.logDir, { recursive: true });
+    inst.log ??= createWriteStream(join(inst.logDir, 'inference-server.log'), { flags: 'a' });
+    try {
+      // Storage initializer: a separate short-lived process, as Azure's storage-initializer container.
+      let modelDir = '';
+      let appRoot = '';
+      if (!existsSync(join(inst.dir, '.initialized'))) {
+        const result = await this.initializeStorage(inst);
+        if (inst.stopping) return;
+        if (result === undefined) return; // failed; state set
+        modelDir = result.modelDir;
+        appRoot = result.appRoot;
+        await writeFile(join(inst.dir, '.initialized'), JSON.stringify(result));
+      } else {
+        ({ modelDir, appRoot } = JSON.parse(await readFile(join(inst.dir, '.initialized'), 'utf8')) as { modelDir: string; appRoot: string });
+      }
+
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        LANG: process.env.LANG ?? 'C.UTF-8',
+        TZ: 'UTC',
+        ...plan.environmentVariables,
+        INFERGATE_SOCKET: inst.socketPath,
+        INFERGATE_INSTANCE_ID: inst.observed.id,
+        AZUREML_MODEL_DIR: modelDir,
+        AML_APP_ROOT: appRoot,
+        AZUREML_ENTRY_SCRIPT: join(appRoot, plan.code!.scoringScript),
+        WORKER_COUNT: String(plan.workerCount),
+      };
+      if (plan.runtime === 'python') {
+        const choice = await choosePython(plan.environment.condaFile);
+        if (inst.stopping) return;
+        if (choice === undefined) {
+          const msg = 'No Python interpreter found (tried $INFERGATE_PYTHON, /usr/bin/python3, python3)';
+          this.writeLog(inst, msg);
+          return this.setFailed(inst, 'EnvironmentNotSatisfied', msg);
+        }
+        this.writeLog(inst, `Python interpreter: ${choice.python} (${choice.version})` + (choice.wanted.length ? `; environment lists ${choice.wanted.join(', ')}` : ''));
+        if (plan.environment.image) this.writeLog(inst, `Image ${plan.environment.image} is not pulled: instances run as processes on this machine`);
+        for (const n of choice.notes) this.writeLog(inst, n);
+        if (choice.missing.length) this.writeLog(inst, `WARNING: ${choice.python} cannot import ${choice.missing.join(', ')}; the scoring script may fail`);
+        env.INFERGATE_PYTHON = choice.python;
+      }
+      this.spawnHost(inst, env);
+    } catch (e) {
+      this.writeLog(inst, `instance failed to start: ${(e as Error).stack ?? e}`);
+      this.setFailed(inst, 'ResourceNotReady', (e as Error).message);
+    }
+  }
+
+  private async initializeStorage(inst: Instance): Promise<{ modelDir: string; appRoot: string } | undefined> {
+    const { plan } = inst;
+    await mkdir(inst.dir, { recursive: true });
+    const requestFile = join(inst.dir, 'storage-request.json');
+    await writeFile(requestFile, JSON.stringify({ instanceDir: inst.dir, ...(plan.model ? { model: plan.model } : {}), ...(plan.code ? { code: { path: plan.code.path } } : {}) }));
+    const log = createWriteStream(join(inst.logDir, 'storage-initializer.log'), { flags: 'a' });
+    const child = spawn(process.execPath, [...RUNTIME_EXEC_ARGV, STORAGE_SCRIPT, requestFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    inst.child = child;
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      log.write(c);
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+      log.write(c);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    inst.child = null;
+    await new Promise<void>((r) => log.end(r));
+    if (code !== 0) {
+      if (!inst.stopping) this.setFailed(inst, 'StorageInitializerFailed', `storage initializer failed: ${err.trim() || `exit code ${code}`}`);
+      return undefined;
+    }
+    const line = out.split('\n').find((l) => l.startsWith(STORAGE_RESULT_PREFIX));
+    if (!line) {
+      this.setFailed(inst, 'StorageInitializerFailed', 'storage initializer printed no result');
+      return undefined;
+    }
+    return JSON.parse(line.slice(STORAGE_RESULT_PREFIX.length)) as { modelDir: string; appRoot: string };
+  }
+
+  private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
+    const child = fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: RUNTIME_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    inst.child = child;
+    child.stdout!.pipe(inst.log!, { end: false });
+    child.stderr!.pipe(inst.log!, { end: false });
+    let finalFailure = false;
+    child.on('message', (m: { type?: string; code?: string; message?: string }) => {
+      if (m.type === 'ready') {
+        inst.readyAt = Date.now();
+        inst.observed.state = 'ready';
+        delete inst.observed.error;
+        inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
+        this.changed();
+      } else if (m.type === 'init-failed') {
+        finalFailure = true;
+        this.setFailed(inst, m.code ?? 'UserScriptInitFailed', m.message ?? 'init() failed');
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (inst.child === child) inst.child = null;
+      if (inst.stopping || this.closed || finalFailure) return;
+      if (inst.observed.state === 'starting' && code === 3) {
+        // Exit 3 without a message: the host could not even load; final, like azmlinfsrv's exit 3.
+        return this.setFailed(inst, 'ResourceNotReady', `instance exited with code 3 during start-up; see get-logs`);
+      }
+      // Crash: restart with back-off (Azure: "Back-off restarting failed container").
+      if (inst.readyAt > 0 && Date.now() - inst.readyAt > STABLE_AFTER_MS) inst.observed.restarts = 0;
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** inst.observed.restarts);
+      inst.observed.restarts++;
+      inst.observed.state = 'restarting';
+      inst.observed.error = { code: 'ResourceNotReady', message: `instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms` };
+      delete inst.observed.address;
+      this.writeLog(inst, `BackOff: instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart ${inst.observed.restarts})`);
+      this.changed();
+      inst.restartTimer = setTimeout(() => {
+        inst.restartTimer = null;
+        if (inst.stopping || this.closed) return;
+        inst.observed.state = 'starting';
+        this.changed();
+        void this.launch(inst);
+      }, delay);
+    });
+  }
+
+  private writeLog(inst: Instance, message: string): void {
+    inst.log?.write(`${logTime()} I [${process.pid}] infergate.backend - ${message}\n`);
+    this.options.log?.(`[${inst.observed.id}] ${message}`);
+  }
+}
+
+/** azmlinfsrv's timestamp format: `2022-12-24 07:37:54,518` (UTC). */
+export function logTime(d = new Date()): string {
+  return d.toISOString().replace('T', ' ').replace('.', ',').slice(0, 23);
+}
+
+function lastLines(text: string, n: number): string {
+  if (n <= 0) return '';
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines.slice(-n).join('\n') + (lines.length ? '\n' : '');
+}

@@ -1,0 +1,484 @@
+// The `infergate` command: `az ml online-endpoint` / `online-deployment` verbs and flags (contract §2),
+// so users' scripts run with `az` replaced by `infergate`; a leading `ml` word is optional. Plus
+// `infergate server`, which runs the platform.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { Client, resolveServerUrl, type Json } from '../client/index.js';
+import { formatProblem, InfergateError, isErrorCode, type Problem } from '../errors/index.js';
+import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
+import { defaultWorkspace } from '../util/workspace.js';
+import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { Progress } from './progress.js';
+
+interface Common {
+  output: OutputFormat;
+  query?: string;
+  server?: string;
+  workspace?: string;
+}
+
+const print = (text: string): void => {
+  process.stdout.write(text);
+};
+const emit = (value: unknown, o: Common): void => print(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
+const client = (o: Common) => new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
+
+/** Flags every az command accepts; -g/-w/--subscription are taken and ignored (one workspace per server). */
+function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
+    .option('--query <jmespath>', 'JMESPath query applied to the output')
+    .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
+    .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
+    .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--subscription <id>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--debug', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--verbose', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--only-show-errors', 'accepted for az compatibility').hideHelp());
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean)];
+
+function fail(problems: Problem[], what: string): never {
+  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
+}
+
+function readYaml(file: string): { text: string; path: string } {
+  const path = resolve(file);
+  try {
+    return { text: readFileSync(path, 'utf8'), path };
+  } catch (e) {
+    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** `"blue=90 green=10"` → `{ blue: 90, green: 10 }` (az's --traffic / --mirror-traffic syntax). */
+export function parseTrafficFlag(value: string, flag: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pair of value.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^([^=]+)=(-?\d+)$/.exec(pair);
+    if (!m) throw new InfergateError('BadArgument', `${flag}: '${pair}' is not of the form <deployment>=<percent> (e.g. "blue=90 green=10")`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+async function confirm(question: string, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) throw new InfergateError('BadArgument', 'This operation needs confirmation: pass --yes (-y) when not running interactively.');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`${question} (y/n): `);
+  rl.close();
+  if (!/^y(es)?$/i.test(answer.trim())) throw new InfergateError('BadArgument', 'Operation cancelled.');
+}
+
+const TERMINAL = new Set(['Succeeded', 'Failed', 'Canceled']);
+
+/** Polls until the resource leaves Creating/Updating/Scaling (or is gone, for deletes), with progress on a TTY. */
+async function waitFor(what: string, get: () => Promise<Json | undefined>, until: 'terminal' | 'gone'): Promise<Json | undefined> {
+  const progress = new Progress(what);
+  try {
+    for (;;) {
+      let current: Json | undefined;
+      try {
+        current = await get();
+      } catch (e) {
+        if (until === 'gone' && e instanceof InfergateError && (e.code === 'EndpointNotFound' || e.code === 'DeploymentNotFound')) return undefined;
+        throw e;
+      }
+      const state = String(current?.provisioning_state ?? '');
+      progress.update(state);
+      if (until === 'terminal' && TERMINAL.has(state)) return current;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    progress.done();
+  }
+}
+
+function failedError(resource: Json, what: string): InfergateError {
+  const err = resource.error as { code?: string; message?: string } | undefined;
+  const code = err?.code && isErrorCode(err.code) ? err.code : 'ResourceNotReady';
+  return new InfergateError(code, `${what} failed: ${err?.message ?? 'see get-logs'}`);
+}
+
+function endpointCommands(program: Command): void {
+  const ep = program.command('online-endpoint').description('Manage online endpoints (az ml online-endpoint)');
+
+  common(ep.command('create').description('Create an endpoint'))
+    .option('-n, --name <name>', 'endpoint name (overrides the file)')
+    .option('-f, --file <yaml>', 'endpoint YAML (Azure ML CLI v2 schema)')
+    .addOption(new Option('--auth-mode <mode>', 'key or aml_token').choices(['key', 'aml_token', 'aad_token']))
+    .option('--set <key=value...>', 'override a YAML key before validation', collect)
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--local', 'local endpoint (not supported yet)')
+    .action(async (o: Common & { name?: string; file?: string; authMode?: string; set?: string[]; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.authMode ? [`auth_mode=${o.authMode}`] : [])];
+      let result;
+      if (o.file) {
+        const { text, path } = readYaml(o.file);
+        result = loadEndpointYaml(text, path, overrides);
+      } else {
+        if (!o.name) throw new InfergateError('BadArgument', 'Give the endpoint name with --name or a YAML file with --file.');
+        const doc: Record<string, unknown> = {};
+        const problems = applyOverrides(doc, overrides);
+        result = problems.length ? { problems } : parseEndpointObject(doc, { source: '--name/--set', baseDir: process.cwd() });
+      }
+      if (!result.spec || result.problems.length) fail(result.problems, 'The endpoint');
+      const c = client(o);
+      const created = await c.createEndpoint(dumpEndpoint(result.spec));
+      const final = o.wait ? await waitFor(`Creating endpoint ${result.spec.name}`, () => c.getEndpoint(result.spec!.name), 'terminal') : created;
+      if (final?.provisioning_state === 'Failed') throw failedError(final, `Endpoint ${result.spec.name}`);
+      emit(final, o);
+    });
+
+  common(ep.command('show').description('Show an endpoint'))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .option('--local', 'local endpoint (not supported yet)')
+    .action(async (o: Common & { name: string; local?: boolean }) => {
+      rejectLocal(o.local);
+      emit(await client(o).getEndpoint(o.name), o);
+    });
+
+  common(ep.command('list').description('List endpoints'))
+    .option('--local', 'local endpoints (not supported yet)')
+    .action(async (o: Common & { local?: boolean }) => {
+      rejectLocal(o.local);
+      emit(await client(o).listEndpoints(), o);
+    });
+
+  common(ep.command('update').description("Update an endpoint's description, tags, traffic, mirror traffic or auth mode"))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .option('-f, --file <yaml>', 'endpoint YAML with the new settings')
+    .option('-r, --traffic <rules>', 'live traffic, e.g. "blue=90 green=10" (replaces the whole map)')
+    .option('--mirror-traffic <rules>', 'mirror traffic, e.g. "green=10"; "green=0" turns it off')
+    .option('--set <key=value...>', 'override a key', collect)
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--local', 'local endpoint (not supported yet)')
+    .action(async (o: Common & { name: string; file?: string; traffic?: string; mirrorTraffic?: string; set?: string[]; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      const c = client(o);
+      let doc: Record<string, unknown>;
+      let baseDir = process.cwd();
+      if (o.file) {
+        const { text, path } = readYaml(o.file);
+        const loaded = loadEndpointYaml(text, path, [`name=${o.name}`]);
+        if (!loaded.spec || loaded.problems.length) fail(loaded.problems, 'The endpoint');
+        doc = dumpEndpoint(loaded.spec);
+        baseDir = resolve(path, '..');
+      } else {
+        doc = await c.endpointDocument(o.name);
+      }
+      const problems = applyOverrides(doc, o.set ?? []);
+      if (problems.length) fail(problems, 'The endpoint');
+      if (o.traffic !== undefined) doc.traffic = parseTrafficFlag(o.traffic, '--traffic');
+      if (o.mirrorTraffic !== undefined) doc.mirror_traffic = parseTrafficFlag(o.mirrorTraffic, '--mirror-traffic');
+      const parsed = parseEndpointObject(doc, { source: o.file ?? `endpoint ${o.name}`, baseDir });
+      if (!parsed.spec || parsed.problems.length) fail(parsed.problems, 'The endpoint');
+      const updated = await c.updateEndpoint(o.name, dumpEndpoint(parsed.spec));
+      const final = o.wait ? await waitFor(`Updating endpoint ${o.name}`, () => c.getEndpoint(o.name), 'terminal') : updated;
+      emit(final, o);
+    });
+
+  common(ep.command('delete').description('Delete an endpoint and all its deployments'))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .option('-y, --yes', 'do not prompt for confirmation')
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--local', 'local endpoint (not supported yet)')
+    .action(async (o: Common & { name: string; yes?: boolean; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      const c = client(o);
+      await c.getEndpoint(o.name); // a missing endpoint is an error before any prompt
+      await confirm(`Are you sure you want to delete endpoint '${o.name}' and all its deployments?`, o.yes);
+      await c.deleteEndpoint(o.name);
+      if (o.wait) await waitFor(`Deleting endpoint ${o.name}`, () => c.getEndpoint(o.name), 'gone');
+    });
+
+  common(ep.command('invoke').description("Send a request file to the endpoint's scoring URI"))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .requiredOption('-r, --request-file <file>', 'JSON request body')
+    .option('-d, --deployment-name <name>', 'send to this deployment (azureml-model-deployment header)')
+    .option('--local', 'local endpoint (not supported yet)')
+    .action(async (o: Common & { name: string; requestFile: string; deploymentName?: string; local?: boolean }) => {
+      rejectLocal(o.local);
+      const c = client(o);
+      const endpoint = await c.getEndpoint(o.name);
+      let body: string;
+      try {
+        body = readFileSync(resolve(o.requestFile), 'utf8');
+        JSON.parse(body);
+      } catch (e) {
+        throw new InfergateError('RequestFileInvalid', `--request-file ${o.requestFile}: ${e instanceof SyntaxError ? `not valid JSON (${e.message})` : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)}`);
+      }
+      if (o.deploymentName) {
+        const deployments = await c.listDeployments(o.name);
+        if (deployments.length === 0) throw new InfergateError('DeploymentNotFound', 'No deployment exists for this endpoint');
+        if (!deployments.some((d) => String(d.name).toLowerCase() === o.deploymentName!.toLowerCase())) {
+          throw new InfergateError('DeploymentNotFound', `Deployment name ${o.deploymentName} not found for this endpoint`);
+        }
+      }
+      const creds = await c.credentials(o.name);
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        authorization: `Bearer ${creds.primaryKey ?? creds.accessToken}`,
+        ...(o.deploymentName ? { 'azureml-model-deployment': o.deploymentName } : {}),
+      };
+      let res: Response;
+      try {
+        res = await fetch(String(endpoint.scoring_uri), { method: 'POST', headers, body });
+      } catch (e) {
+        throw new InfergateError('ServerUnreachable', `Could not reach ${endpoint.scoring_uri}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+      }
+      const text = await res.text();
+      if (res.status !== 200 && res.status !== 201) {
+        let message = text;
+        try {
+          const j = JSON.parse(text) as { message?: string; error?: { message?: string } };
+          message = j.message ?? j.error?.message ?? text;
+        } catch {
+          /* plain text */
+        }
+        const modelCode = res.headers.get('ms-azureml-model-error-statuscode');
+        throw new InfergateError('ScoringFailed', `(${res.status}${modelCode ? `, model ${modelCode}` : ''}) ${message}`);
+      }
+      // az prints the response body as a JSON string (contract §2.6).
+      emit(text, o);
+    });
+
+  common(ep.command('get-credentials').description('Keys (key auth) or a token (aml_token auth)'))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .action(async (o: Common & { name: string }) => emit(await client(o).credentials(o.name), o));
+
+  common(ep.command('regenerate-keys').description('Regenerate the primary or secondary key'))
+    .requiredOption('-n, --name <name>', 'endpoint name')
+    .option('--key-type <type>', 'primary or secondary', 'primary')
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .action(async (o: Common & { name: string; keyType: string }) => {
+      await client(o).regenerateKeys(o.name, o.keyType);
+    });
+}
+
+function deploymentCommands(program: Command): void {
+  const dep = program.command('online-deployment').description('Manage deployments under an endpoint (az ml online-deployment)');
+  const endpointOption = () => new Option('-e, --endpoint-name <name>', 'endpoint name');
+
+  common(dep.command('create').description('Create a deployment'))
+    .option('-n, --name <name>', 'deployment name (overrides the file)')
+    .addOption(endpointOption())
+    .requiredOption('-f, --file <yaml>', 'deployment YAML (Azure ML CLI v2 schema)')
+    .option('--set <key=value...>', 'override a YAML key before validation', collect)
+    .option('--all-traffic', 'send 100% of the traffic to this deployment once it is created')
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--skip-script-validation', 'accepted for az compatibility')
+    .option('--local', 'local deployment (not supported yet)')
+    .action(async (o: Common & { name?: string; endpointName?: string; file: string; set?: string[]; allTraffic?: boolean; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      if (o.allTraffic && !o.wait) throw new InfergateError('BadArgument', '--all-traffic does not work with --no-wait: traffic is set only after the deployment succeeds.');
+      const { text, path } = readYaml(o.file);
+      const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
+      const loaded = loadDeploymentYaml(text, path, overrides);
+      if (!loaded.spec || loaded.problems.length) fail(loaded.problems, 'The deployment');
+      const spec = loaded.spec;
+      const c = client(o);
+      await c.getEndpoint(spec.endpointName); // Azure checks the endpoint first, before uploading anything
+      const created = await c.createDeployment(spec.endpointName, dumpDeployment(spec));
+      if (!o.wait) return emit(created, o);
+      const final = (await waitFor(`Creating deployment ${spec.name}`, () => c.getDeployment(spec.endpointName, spec.name), 'terminal'))!;
+      if (final.provisioning_state === 'Failed') throw failedError(final, `Deployment ${spec.name}`);
+      if (o.allTraffic) {
+        const doc = await c.endpointDocument(spec.endpointName);
+        doc.traffic = { [spec.name]: 100 };
+        await c.updateEndpoint(spec.endpointName, doc);
+        await waitFor(`Setting traffic of ${spec.endpointName}`, () => c.getEndpoint(spec.endpointName), 'terminal');
+      }
+      emit(final, o);
+    });
+
+  common(dep.command('update').description('Update a deployment (scale, code, model, environment, settings)'))
+    .option('-n, --name <name>', 'deployment name')
+    .addOption(endpointOption())
+    .option('-f, --file <yaml>', 'deployment YAML with the new settings')
+    .option('--set <key=value...>', 'override a key, e.g. instance_count=2', collect)
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--local', 'local deployment (not supported yet)')
+    .action(async (o: Common & { name?: string; endpointName?: string; file?: string; set?: string[]; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      const c = client(o);
+      let doc: Record<string, unknown>;
+      let source: string;
+      if (o.file) {
+        const { text, path } = readYaml(o.file);
+        const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
+        const loaded = loadDeploymentYaml(text, path, overrides);
+        if (!loaded.spec || loaded.problems.length) fail(loaded.problems, 'The deployment');
+        doc = dumpDeployment(loaded.spec);
+        source = path;
+      } else {
+        if (!o.name || !o.endpointName) throw new InfergateError('BadArgument', 'Give --name and --endpoint-name (or a file with -f).');
+        doc = await c.deploymentDocument(o.endpointName, o.name);
+        const problems = applyOverrides(doc, o.set ?? []);
+        if (problems.length) fail(problems, 'The deployment');
+        source = `deployment ${o.endpointName}/${o.name}`;
+      }
+      const parsed = parseDeploymentObject(doc, { source });
+      if (!parsed.spec || parsed.problems.length) fail(parsed.problems, 'The deployment');
+      const spec = parsed.spec;
+      const updated = await c.updateDeployment(spec.endpointName, spec.name, dumpDeployment(spec));
+      if (!o.wait) return emit(updated, o);
+      const final = (await waitFor(`Updating deployment ${spec.name}`, () => c.getDeployment(spec.endpointName, spec.name), 'terminal'))!;
+      if (final.provisioning_state === 'Failed') throw failedError(final, `Deployment ${spec.name}`);
+      emit(final, o);
+    });
+
+  common(dep.command('show').description('Show a deployment'))
+    .requiredOption('-n, --name <name>', 'deployment name')
+    .addOption(endpointOption().makeOptionMandatory())
+    .option('--local', 'local deployment (not supported yet)')
+    .action(async (o: Common & { name: string; endpointName: string; local?: boolean }) => {
+      rejectLocal(o.local);
+      emit(await client(o).getDeployment(o.endpointName, o.name), o);
+    });
+
+  common(dep.command('list').description("List an endpoint's deployments"))
+    .addOption(endpointOption().makeOptionMandatory())
+    .option('--local', 'local deployments (not supported yet)')
+    .action(async (o: Common & { endpointName: string; local?: boolean }) => {
+      rejectLocal(o.local);
+      emit(await client(o).listDeployments(o.endpointName), o);
+    });
+
+  common(dep.command('delete').description('Delete a deployment (it must have no traffic)'))
+    .requiredOption('-n, --name <name>', 'deployment name')
+    .addOption(endpointOption().makeOptionMandatory())
+    .option('-y, --yes', 'do not prompt for confirmation')
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .option('--local', 'local deployment (not supported yet)')
+    .action(async (o: Common & { name: string; endpointName: string; yes?: boolean; wait: boolean; local?: boolean }) => {
+      rejectLocal(o.local);
+      const c = client(o);
+      await c.getDeployment(o.endpointName, o.name);
+      await confirm(`Are you sure you want to delete deployment '${o.name}' of endpoint '${o.endpointName}'?`, o.yes);
+      await c.deleteDeployment(o.endpointName, o.name);
+      if (o.wait) await waitFor(`Deleting deployment ${o.name}`, () => c.getDeployment(o.endpointName, o.name), 'gone');
+    });
+
+  common(dep.command('get-logs').description("A deployment's console log (or its storage initializer's)"))
+    .requiredOption('-n, --name <name>', 'deployment name')
+    .addOption(endpointOption().makeOptionMandatory())
+    .option('-l, --lines <n>', 'how many of the last lines', (v) => Number.parseInt(v, 10), 5000)
+    .option('-c, --container <name>', 'inference-server or storage-initializer', 'inference-server')
+    .option('--local', 'local deployment (not supported yet)')
+    .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; local?: boolean }) => {
+      rejectLocal(o.local);
+      const container = o.container.toLowerCase();
+      if (container !== 'inference-server' && container !== 'storage-initializer') {
+        throw new InfergateError('BadArgument', `Invalid container type '${o.container}'. Supported container types are inference-server and storage-initializer`);
+      }
+      if (!Number.isInteger(o.lines) || o.lines < 0) throw new InfergateError('BadArgument', `--lines must be a whole number, not '${o.lines}'`);
+      print(await client(o).logs(o.endpointName, o.name, container, o.lines));
+    });
+}
+
+function rejectLocal(local: boolean | undefined): void {
+  if (local) throw new InfergateError('BadArgument', '--local is not supported yet: run `infergate server` and use the same commands without --local.');
+}
+
+function serverCommand(program: Command): void {
+  program
+    .command('server')
+    .description('Run infergate: control-plane API and router in one process, instances as child processes')
+    .option('--workspace <dir>', 'workspace directory (default: $INFERGATE_HOME or ~/.infergate)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'control-plane API port (0: any free port)', (v) => Number.parseInt(v, 10), 8470)
+    .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
+    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number }) => {
+      const { startServer, VERSION } = await import('../main/server.js');
+      const workspace = resolve(o.workspace ?? defaultWorkspace());
+      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, log });
+      print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
+      await new Promise<void>((resolveStop) => {
+        const stop = (signal: string) => {
+          log(`${signal}: stopping (instances too)`);
+          server.close().then(resolveStop, (e) => {
+            log(`error while stopping: ${e}`);
+            resolveStop();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('infergate')
+    .description('Self-hosted real-time model inference, Azure ML managed online endpoint compatible. A leading `ml` word is optional.')
+    .version(VERSION_TEXT());
+  endpointCommands(program);
+  deploymentCommands(program);
+  serverCommand(program);
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const c of allCommands(program)) c.exitOverride();
+  return program;
+}
+
+function VERSION_TEXT(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+function allCommands(c: Command): Command[] {
+  return [c, ...c.commands.flatMap(allCommands)];
+}
+
+/**
+ * argparse (and so az) accepts any unambiguous prefix of a long flag: scripts use `--endpoint` for
+ * `--endpoint-name` and `--deployment` for `--deployment-name` (contract §2.1). Commander does not.
+ */
+export function expandPrefixes(program: Command, args: string[]): string[] {
+  let cmd: Command | undefined = program;
+  let i = 0;
+  while (i < args.length && !args[i].startsWith('-')) {
+    const next: Command | undefined = cmd.commands.find((c) => c.name() === args[i]);
+    if (!next) break;
+    cmd = next;
+    i++;
+  }
+  const longs = cmd.options.map((o) => o.long).filter((l): l is string => !!l);
+  return args.map((a, j) => {
+    if (j < i || !a.startsWith('--') || a === '--') return a;
+    const [flag, ...rest] = a.split('=');
+    if (longs.includes(flag)) return a;
+    const matches = longs.filter((l) => l.startsWith(flag));
+    if (matches.length !== 1) return a;
+    return [matches[0], ...rest].join('=');
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = argv[0] === 'ml' ? argv.slice(1) : argv;
+  const program = buildProgram();
+  try {
+    await program.parseAsync(expandPrefixes(program, args), { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2; // commander already printed the usage error
+    }
+    if (e instanceof InfergateError) {
+      process.stderr.write(`ERROR: (${e.code}) ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`ERROR: (InternalError) ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

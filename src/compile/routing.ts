@@ -1,0 +1,57 @@
+// Pure: endpoints + deployments + ready instances → the RoutingTable the router serves from.
+
+import { createHash } from 'node:crypto';
+import type { DeploymentRoute, EndpointRoute, InstanceAddress, RoutingTable } from '../ir/types.js';
+import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
+import type { EndpointKeys } from '../store/types.js';
+
+export interface RoutingInput {
+  endpoints: { spec: EndpointSpec; keys: EndpointKeys }[];
+  deployments: DeploymentSpec[];
+  /** Ready instances per `${endpoint}/${deployment}`, in a stable order. */
+  ready: ReadonlyMap<string, InstanceAddress[]>;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function compileRoutingTable(version: number, input: RoutingInput): RoutingTable {
+  const byEndpoint = new Map<string, DeploymentSpec[]>();
+  for (const d of input.deployments) {
+    const list = byEndpoint.get(d.endpointName) ?? [];
+    list.push(d);
+    byEndpoint.set(d.endpointName, list);
+  }
+  const endpoints: EndpointRoute[] = input.endpoints
+    .map(({ spec, keys }) => {
+      const deployments: DeploymentRoute[] = (byEndpoint.get(spec.name) ?? [])
+        .map((d) => ({
+          name: d.name,
+          requestTimeoutMs: d.requestSettings.requestTimeoutMs,
+          maxConcurrentRequestsPerInstance: d.requestSettings.maxConcurrentRequestsPerInstance,
+          maxQueueWaitMs: d.requestSettings.maxQueueWaitMs,
+          instances: input.ready.get(`${spec.name}/${d.name}`) ?? [],
+        }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      // Traffic keys are stored lower-cased (Azure strips zeros and lower-cases, contract §2.4), while a
+      // deployment keeps the case it was created with.
+      const known = new Map(deployments.map((d) => [d.name.toLowerCase(), d.name]));
+      const traffic = Object.entries(spec.traffic)
+        .filter(([name, weight]) => weight > 0 && known.has(name.toLowerCase()))
+        .map(([name, weight]) => ({ deployment: known.get(name.toLowerCase())!, weight }))
+        .sort((a, b) => a.deployment.localeCompare(b.deployment));
+      const mirrorEntry = Object.entries(spec.mirrorTraffic).find(([name, p]) => p > 0 && known.has(name.toLowerCase()));
+      return {
+        name: spec.name,
+        authMode: spec.authMode,
+        keyHashes: spec.authMode === 'key' ? [sha256Hex(keys.primaryKey), sha256Hex(keys.secondaryKey)] : [],
+        ...(spec.authMode === 'key' ? {} : { tokenSecret: keys.tokenSecret }),
+        deployments,
+        traffic,
+        mirror: mirrorEntry ? { deployment: known.get(mirrorEntry[0].toLowerCase())!, percent: mirrorEntry[1] } : null,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return { version, endpoints };
+}

@@ -1,0 +1,2 @@
+export { Controller, type ControllerOptions } from './controller.js';
+export { plan, type Action, type DeploymentProgress } from './plan.js';

@@ -1,0 +1,63 @@
+// Pure: desired instance plans + observed instances → the actions that move one towards the other,
+// and the status each deployment is in (DESIGN.md "reconcile/"). Running it twice on the same input
+// gives the same actions; applying them is idempotent, so a crash between the two loses nothing.
+
+import type { ObservedInstance } from '../backend/types.js';
+import { instanceId } from '../compile/plan.js';
+import type { InstancePlan } from '../ir/types.js';
+
+export type Action = { kind: 'start'; id: string; plan: InstancePlan; index: number } | { kind: 'stop'; id: string };
+
+export interface DeploymentProgress {
+  /** ready: every wanted instance of the current revision is ready and nothing older runs. */
+  phase: 'progressing' | 'ready' | 'failed';
+  error?: { code: string; message: string };
+  readyCount: number;
+}
+
+const key = (endpoint: string, deployment: string) => `${endpoint}/${deployment}`;
+
+export function plan(desired: InstancePlan[], observed: ObservedInstance[]): { actions: Action[]; progress: Map<string, DeploymentProgress> } {
+  const actions: Action[] = [];
+  const progress = new Map<string, DeploymentProgress>();
+  const byDeployment = new Map<string, ObservedInstance[]>();
+  for (const o of observed) {
+    const k = key(o.endpoint, o.deployment);
+    const list = byDeployment.get(k) ?? [];
+    list.push(o);
+    byDeployment.set(k, list);
+  }
+
+  for (const p of desired) {
+    const k = key(p.endpoint, p.deployment);
+    const mine = byDeployment.get(k) ?? [];
+    byDeployment.delete(k);
+    const current = mine.filter((o) => o.revision === p.revision && o.state !== 'stopping');
+    const older = mine.filter((o) => o.revision !== p.revision && o.state !== 'stopping');
+
+    const have = new Set(current.map((o) => o.index));
+    for (let i = 0; i < p.instanceCount; i++) {
+      if (!have.has(i)) actions.push({ kind: 'start', id: instanceId(p, i), plan: p, index: i });
+    }
+    // Scale in: the highest indexes go first.
+    for (const o of current) if (o.index >= p.instanceCount) actions.push({ kind: 'stop', id: o.id });
+
+    const wanted = current.filter((o) => o.index < p.instanceCount);
+    const readyCount = wanted.filter((o) => o.state === 'ready').length;
+    const failed = wanted.find((o) => o.state === 'failed');
+    const allReady = readyCount === p.instanceCount;
+    // Rolling update: older revisions keep serving until the new one is wholly ready; the ones that are
+    // not serving anyway go at once. If the new revision fails, the old one keeps serving.
+    for (const o of older) if (allReady || o.state !== 'ready') actions.push({ kind: 'stop', id: o.id });
+
+    if (failed) progress.set(k, { phase: 'failed', error: failed.error ?? { code: 'ResourceNotReady', message: 'an instance failed' }, readyCount });
+    else if (allReady && older.every((o) => o.state !== 'ready' || allReady)) progress.set(k, { phase: 'ready', readyCount });
+    else progress.set(k, { phase: 'progressing', readyCount });
+  }
+
+  // Instances of deployments that are no longer wanted at all.
+  for (const list of byDeployment.values()) for (const o of list) if (o.state !== 'stopping') actions.push({ kind: 'stop', id: o.id });
+  return { actions, progress };
+}
+
+export { key as deploymentKey };

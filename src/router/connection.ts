@@ -1,0 +1,139 @@
+// One persistent, multiplexed connection from the router to an instance host (DESIGN.md "The instance
+// protocol"). Requests are framed, matched to responses by id, and written coalesced: every frame queued
+// in one event-loop turn goes out in a single writev.
+
+import { connect, type Socket } from 'node:net';
+import type { InstanceAddress } from '../ir/types.js';
+import { decodeResponse, encodeCancel, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type HeaderList } from '../util/frame.js';
+
+/** What the router hands over with each request; called exactly once with the outcome. */
+export interface Exchange {
+  /** Absolute time (ms, performance.now() clock) after which the request is abandoned. */
+  deadline: number;
+  onResponse(status: number, headers: [string, string][], body: Buffer): void;
+  /** `reason`: 'timeout' (deadline passed), 'unavailable' (never written), 'dropped' (connection lost after writing). */
+  onFailure(reason: 'timeout' | 'unavailable' | 'dropped'): void;
+}
+
+const SWEEP_MS = 20;
+
+export class InstanceConnection {
+  /** Requests written and not yet answered: the "outstanding" in least-outstanding balancing. */
+  outstanding = 0;
+  private socket: Socket | null = null;
+  private connected = false;
+  private closing = false;
+  private destroyed = false;
+  private readonly pending = new Map<number, Exchange>();
+  private queue: Buffer[] = [];
+  private flushScheduled = false;
+  private nextId = 1;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly reader: FrameReader;
+
+  constructor(readonly address: InstanceAddress, private readonly onIdleAfterClose: (c: InstanceConnection) => void = () => {}) {
+    this.reader = new FrameReader((frame, type, id) => {
+      if (type !== FRAME_RESPONSE) return;
+      const ex = this.pending.get(id);
+      if (ex === undefined) return; // answered after its deadline: already failed
+      this.pending.delete(id);
+      this.outstanding--;
+      const r = decodeResponse(frame);
+      ex.onResponse(r.status, r.headers, Buffer.from(r.body)); // copy: the frame view is reused
+      if (this.closing && this.pending.size === 0) this.destroy();
+    });
+  }
+
+  get isOpen(): boolean {
+    return !this.closing;
+  }
+
+  send(method: string, url: string, headers: HeaderList, body: Buffer, ex: Exchange): void {
+    if (this.closing) {
+      ex.onFailure('unavailable');
+      return;
+    }
+    if (this.socket === null) this.open();
+    const id = this.nextId;
+    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    this.pending.set(id, ex);
+    this.outstanding++;
+    this.queue.push(encodeRequestHead(id, method, url, headers, body.length), body);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
+  }
+
+  /** Stops taking requests; closes once the in-flight ones are answered or expire. */
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.pending.size === 0) this.destroy();
+  }
+
+  private open(): void {
+    const socket = connect(this.address.socketPath);
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      this.connected = true;
+      if (this.queue.length > 0 && !this.flushScheduled) this.flush();
+    });
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
+    socket.on('error', () => {}); // 'close' follows and does the work
+    socket.on('close', () => {
+      const neverConnected = !this.connected;
+      this.socket = null;
+      this.connected = false;
+      this.queue = [];
+      const failed = [...this.pending.values()];
+      this.pending.clear();
+      this.outstanding = 0;
+      for (const ex of failed) ex.onFailure(neverConnected ? 'unavailable' : 'dropped');
+      if (this.closing) this.destroy();
+    });
+    this.socket = socket;
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    const socket = this.socket;
+    if (socket === null || !this.connected || this.queue.length === 0) return;
+    const q = this.queue;
+    this.queue = [];
+    socket.cork();
+    for (let i = 0; i < q.length; i++) socket.write(q[i]);
+    socket.uncork();
+  };
+
+  /** Pending entries are in send order; with one deadline per deployment that is deadline order too. */
+  private readonly sweep = (): void => {
+    if (this.pending.size === 0) {
+      if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+      return;
+    }
+    const now = performance.now();
+    for (const [id, ex] of this.pending) {
+      if (ex.deadline > now) break;
+      this.pending.delete(id);
+      this.outstanding--;
+      if (this.socket !== null && this.connected) this.socket.write(encodeCancel(id));
+      ex.onFailure('timeout');
+    }
+    if (this.closing && this.pending.size === 0) this.destroy();
+  };
+
+  private destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.closing = true;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    const s = this.socket;
+    this.socket = null;
+    s?.destroy();
+    this.onIdleAfterClose(this);
+  }
+}

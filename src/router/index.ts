@@ -1,0 +1,1 @@
+export { Router, SCORE_PREFIX, type RouterOptions } from './router.js';

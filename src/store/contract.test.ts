@@ -1,0 +1,439 @@
+// The StateStore contract, run against every implementation, so the in-memory store that unit tests use
+// cannot drift from the SQLite store that production uses.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { InfergateError } from '../errors/index.js';
+import { DEFAULT_PROBE, DEFAULT_REQUEST_SETTINGS, type DeploymentSpec, type EndpointSpec } from '../spec/types.js';
+import { MemoryStateStore, openStateStore, SCHEMA_VERSION, SqliteStateStore, type Clock, type EndpointKeys, type StateStore, type StoreOptions } from './index.js';
+
+function endpointSpec(name: string, overrides: Partial<EndpointSpec> = {}): EndpointSpec {
+  return {
+    name,
+    kind: 'managed',
+    tags: {},
+    properties: {},
+    authMode: 'key',
+    traffic: {},
+    mirrorTraffic: {},
+    publicNetworkAccess: 'enabled',
+    ...overrides,
+  };
+}
+
+function deploymentSpec(endpointName: string, name: string, overrides: Partial<DeploymentSpec> = {}): DeploymentSpec {
+  return {
+    name,
+    endpointName,
+    type: 'managed',
+    tags: {},
+    properties: {},
+    model: { kind: 'inline', path: '/models/sklearn_regression_model.pkl', type: 'custom_model' },
+    codeConfiguration: { code: '/code', scoringScript: 'score.py' },
+    environmentVariables: {},
+    instanceType: 'Standard_DS3_v2',
+    instanceCount: 1,
+    appInsightsEnabled: false,
+    scaleSettings: { type: 'default' },
+    requestSettings: { ...DEFAULT_REQUEST_SETTINGS },
+    livenessProbe: { ...DEFAULT_PROBE },
+    readinessProbe: { ...DEFAULT_PROBE },
+    egressPublicNetworkAccess: 'enabled',
+    ...overrides,
+  };
+}
+
+const KEYS: EndpointKeys = { primaryKey: 'pk-secret', secondaryKey: 'sk-secret', tokenSecret: 'dG9rZW4tc2VjcmV0' };
+
+/** A clock that moves one second per reading, so every write gets a distinct, predictable timestamp. */
+function steppingClock(): Clock {
+  let t = Date.parse('2026-01-01T00:00:00.000Z');
+  return () => new Date((t += 1000));
+}
+const at = (seconds: number): string => new Date(Date.parse('2026-01-01T00:00:00.000Z') + seconds * 1000).toISOString();
+
+interface Harness {
+  store: StateStore;
+  /** Closes the store and opens it again on the same data; only persistent stores have it. */
+  reopen?: () => StateStore;
+  cleanup: () => void;
+}
+
+function contractSuite(name: string, create: (options: StoreOptions) => Harness, { persistent }: { persistent: boolean }): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let h: Harness;
+    let store: StateStore;
+    beforeEach(() => {
+      h = create({ clock: steppingClock() });
+      store = h.store;
+    });
+    afterEach(() => h.cleanup());
+
+    test('an empty store has nothing', () => {
+      assert.equal(store.getEndpoint('nope'), undefined);
+      assert.equal(store.getDeployment('nope', 'blue'), undefined);
+      assert.deepEqual(store.listEndpoints(), []);
+      assert.deepEqual(store.listDeployments(), []);
+      assert.deepEqual(store.listDeployments('nope'), []);
+    });
+
+    test('putEndpoint creates a record at generation 1 with status Creating, observedGeneration 0', () => {
+      const spec = endpointSpec('ep1', { description: 'first', tags: { team: 'a' }, traffic: { blue: 100 } });
+      const put = store.putEndpoint(spec, KEYS);
+      const expected = {
+        spec,
+        keys: KEYS,
+        generation: 1,
+        createdAt: at(1),
+        updatedAt: at(1),
+        status: { provisioningState: 'Creating', observedGeneration: 0, updatedAt: at(1) },
+      };
+      assert.deepEqual(put, expected);
+      assert.deepEqual(store.getEndpoint('ep1'), expected);
+    });
+
+    test('putEndpoint uses the given initial status for a new record', () => {
+      const put = store.putEndpoint(endpointSpec('ep1'), KEYS, { provisioningState: 'Failed', error: { code: 'X', message: 'y' } });
+      assert.deepEqual(put.status, { provisioningState: 'Failed', error: { code: 'X', message: 'y' }, observedGeneration: 0, updatedAt: at(1) });
+    });
+
+    test('putEndpoint on an existing record bumps generation, keeps createdAt and status, replaces spec and keys', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      store.setEndpointStatus('ep1', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      const newKeys = { ...KEYS, primaryKey: 'rotated' };
+      const put = store.putEndpoint(endpointSpec('ep1', { traffic: { blue: 90, green: 10 } }), newKeys, { provisioningState: 'Failed' });
+      assert.equal(put.generation, 2);
+      assert.equal(put.createdAt, at(1));
+      assert.equal(put.updatedAt, at(3));
+      assert.deepEqual(put.spec.traffic, { blue: 90, green: 10 });
+      assert.equal(put.keys.primaryKey, 'rotated');
+      assert.deepEqual(put.status, { provisioningState: 'Succeeded', observedGeneration: 1, updatedAt: at(2) });
+      assert.equal(store.putEndpoint(endpointSpec('ep1'), newKeys).generation, 3);
+      assert.deepEqual(store.getEndpoint('ep1'), { ...put, spec: endpointSpec('ep1'), generation: 3, updatedAt: at(4) });
+    });
+
+    test('setEndpointStatus changes only the status', () => {
+      const before = store.putEndpoint(endpointSpec('ep1'), KEYS);
+      store.setEndpointStatus('ep1', { provisioningState: 'Failed', error: { code: 'ResourceNotReady', message: 'boom' }, observedGeneration: 1 });
+      const after = store.getEndpoint('ep1')!;
+      assert.deepEqual(after.status, { provisioningState: 'Failed', error: { code: 'ResourceNotReady', message: 'boom' }, observedGeneration: 1, updatedAt: at(2) });
+      assert.deepEqual({ ...after, status: before.status }, before);
+      // A status without error clears the previous error.
+      store.setEndpointStatus('ep1', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      assert.deepEqual(store.getEndpoint('ep1')!.status, { provisioningState: 'Succeeded', observedGeneration: 1, updatedAt: at(3) });
+    });
+
+    test('setEndpointStatus for an unknown endpoint is ignored and creates nothing', () => {
+      store.setEndpointStatus('ghost', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      assert.equal(store.getEndpoint('ghost'), undefined);
+      assert.deepEqual(store.listEndpoints(), []);
+    });
+
+    test('listEndpoints is ordered by name', () => {
+      for (const n of ['charlie', 'alpha', 'bravo']) store.putEndpoint(endpointSpec(n), KEYS);
+      assert.deepEqual(store.listEndpoints().map((e) => e.spec.name), ['alpha', 'bravo', 'charlie']);
+    });
+
+    test('putDeployment creates, then bumps generation and keeps createdAt and status', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      const spec = deploymentSpec('ep1', 'blue');
+      const created = store.putDeployment(spec);
+      assert.deepEqual(created, {
+        spec,
+        generation: 1,
+        createdAt: at(2),
+        updatedAt: at(2),
+        status: { provisioningState: 'Creating', observedGeneration: 0, updatedAt: at(2) },
+      });
+      assert.deepEqual(store.getDeployment('ep1', 'blue'), created);
+
+      store.setDeploymentStatus('ep1', 'blue', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      const updated = store.putDeployment(deploymentSpec('ep1', 'blue', { instanceCount: 3 }), { provisioningState: 'Failed' });
+      assert.equal(updated.generation, 2);
+      assert.equal(updated.createdAt, at(2));
+      assert.equal(updated.updatedAt, at(4));
+      assert.equal(updated.spec.instanceCount, 3);
+      assert.deepEqual(updated.status, { provisioningState: 'Succeeded', observedGeneration: 1, updatedAt: at(3) });
+    });
+
+    test('putDeployment uses the given initial status for a new record', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      assert.equal(store.putDeployment(deploymentSpec('ep1', 'blue'), { provisioningState: 'Updating' }).status.provisioningState, 'Updating');
+    });
+
+    test('setDeploymentStatus changes only the status, and ignores unknown deployments', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      const before = store.putDeployment(deploymentSpec('ep1', 'blue'));
+      store.setDeploymentStatus('ep1', 'blue', { provisioningState: 'Failed', error: { code: 'UserScriptInitFailed', message: 'tb' }, observedGeneration: 1 });
+      const after = store.getDeployment('ep1', 'blue')!;
+      assert.deepEqual(after.status, { provisioningState: 'Failed', error: { code: 'UserScriptInitFailed', message: 'tb' }, observedGeneration: 1, updatedAt: at(3) });
+      assert.deepEqual({ ...after, status: before.status }, before);
+      store.setDeploymentStatus('ep1', 'green', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      store.setDeploymentStatus('ghost', 'blue', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      assert.equal(store.getDeployment('ep1', 'green'), undefined);
+      assert.equal(store.listDeployments().length, 1);
+    });
+
+    test('putDeployment under a missing endpoint throws EndpointNotFound and writes nothing', () => {
+      assert.throws(
+        () => store.putDeployment(deploymentSpec('ghost', 'blue')),
+        (err: unknown) => err instanceof InfergateError && err.code === 'EndpointNotFound',
+      );
+      assert.deepEqual(store.listDeployments(), []);
+    });
+
+    test('listDeployments is ordered by endpoint then name, and filters by endpoint', () => {
+      store.putEndpoint(endpointSpec('zeta'), KEYS);
+      store.putEndpoint(endpointSpec('alpha'), KEYS);
+      store.putDeployment(deploymentSpec('zeta', 'blue'));
+      store.putDeployment(deploymentSpec('alpha', 'green'));
+      store.putDeployment(deploymentSpec('alpha', 'blue'));
+      const names = (ds: { spec: DeploymentSpec }[]) => ds.map((d) => `${d.spec.endpointName}/${d.spec.name}`);
+      assert.deepEqual(names(store.listDeployments()), ['alpha/blue', 'alpha/green', 'zeta/blue']);
+      assert.deepEqual(names(store.listDeployments('alpha')), ['alpha/blue', 'alpha/green']);
+      assert.deepEqual(names(store.listDeployments('zeta')), ['zeta/blue']);
+    });
+
+    test('deleteDeployment removes one deployment and says whether it existed', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      store.putDeployment(deploymentSpec('ep1', 'blue'));
+      store.putDeployment(deploymentSpec('ep1', 'green'));
+      assert.equal(store.deleteDeployment('ep1', 'blue'), true);
+      assert.equal(store.deleteDeployment('ep1', 'blue'), false);
+      assert.equal(store.deleteDeployment('ghost', 'blue'), false);
+      assert.equal(store.getDeployment('ep1', 'blue'), undefined);
+      assert.deepEqual(store.listDeployments().map((d) => d.spec.name), ['green']);
+      // Re-created, it starts over: generation 1, fresh status.
+      store.setDeploymentStatus('ep1', 'green', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      const again = store.putDeployment(deploymentSpec('ep1', 'blue'));
+      assert.equal(again.generation, 1);
+      assert.equal(again.status.provisioningState, 'Creating');
+    });
+
+    test('deleteEndpoint cascades to its deployments and their statuses, and leaves others alone', () => {
+      store.putEndpoint(endpointSpec('ep1'), KEYS);
+      store.putEndpoint(endpointSpec('ep2'), KEYS);
+      store.putDeployment(deploymentSpec('ep1', 'blue'));
+      store.putDeployment(deploymentSpec('ep2', 'blue'));
+      store.setEndpointStatus('ep1', { provisioningState: 'Succeeded', observedGeneration: 1 });
+      store.setDeploymentStatus('ep1', 'blue', { provisioningState: 'Succeeded', observedGeneration: 1 });
+
+      assert.equal(store.deleteEndpoint('ep1'), true);
+      assert.equal(store.deleteEndpoint('ep1'), false);
+      assert.equal(store.getEndpoint('ep1'), undefined);
+      assert.deepEqual(store.listDeployments('ep1'), []);
+      assert.deepEqual(store.listDeployments().map((d) => d.spec.endpointName), ['ep2']);
+
+      // Nothing of the old records survives: the re-created ones start fresh.
+      const ep = store.putEndpoint(endpointSpec('ep1'), KEYS);
+      const dep = store.putDeployment(deploymentSpec('ep1', 'blue'));
+      assert.equal(ep.generation, 1);
+      assert.equal(ep.status.provisioningState, 'Creating');
+      assert.equal(dep.generation, 1);
+      assert.equal(dep.status.provisioningState, 'Creating');
+    });
+
+    test('transaction commits every write and returns fn’s value', () => {
+      const result = store.transaction(() => {
+        store.putEndpoint(endpointSpec('ep1'), KEYS);
+        store.putDeployment(deploymentSpec('ep1', 'blue'));
+        return 42;
+      });
+      assert.equal(result, 42);
+      assert.ok(store.getEndpoint('ep1'));
+      assert.ok(store.getDeployment('ep1', 'blue'));
+    });
+
+    test('transaction rolls back every write when fn throws', () => {
+      store.putEndpoint(endpointSpec('kept'), KEYS);
+      const before = store.getEndpoint('kept');
+      assert.throws(
+        () =>
+          store.transaction(() => {
+            store.putEndpoint(endpointSpec('ep1'), KEYS);
+            store.putDeployment(deploymentSpec('ep1', 'blue'));
+            store.putEndpoint(endpointSpec('kept', { description: 'changed' }), KEYS);
+            store.setEndpointStatus('kept', { provisioningState: 'Failed', observedGeneration: 9 });
+            store.deleteEndpoint('kept');
+            throw new Error('abort');
+          }),
+        /abort/,
+      );
+      assert.equal(store.getEndpoint('ep1'), undefined);
+      assert.deepEqual(store.listDeployments(), []);
+      assert.deepEqual(store.listEndpoints(), [before]);
+    });
+
+    test('nested transactions: inner writes commit with the outer one', () => {
+      store.transaction(() => {
+        store.putEndpoint(endpointSpec('ep1'), KEYS);
+        store.transaction(() => store.putDeployment(deploymentSpec('ep1', 'blue')));
+      });
+      assert.ok(store.getDeployment('ep1', 'blue'));
+    });
+
+    test('nested transactions: an outer throw undoes the inner writes too', () => {
+      assert.throws(() =>
+        store.transaction(() => {
+          store.transaction(() => store.putEndpoint(endpointSpec('ep1'), KEYS));
+          throw new Error('abort');
+        }),
+      );
+      assert.equal(store.getEndpoint('ep1'), undefined);
+    });
+
+    test('nested transactions: an inner throw caught by the outer undoes only the inner writes (savepoint)', () => {
+      store.transaction(() => {
+        store.putEndpoint(endpointSpec('ep1'), KEYS);
+        assert.throws(() =>
+          store.transaction(() => {
+            store.putDeployment(deploymentSpec('ep1', 'blue'));
+            throw new Error('inner');
+          }),
+        );
+        store.putDeployment(deploymentSpec('ep1', 'green'));
+      });
+      assert.ok(store.getEndpoint('ep1'));
+      assert.deepEqual(store.listDeployments().map((d) => d.spec.name), ['green']);
+    });
+
+    test('transaction refuses an async function and writes nothing', () => {
+      assert.throws(
+        () =>
+          store.transaction(() => {
+            store.putEndpoint(endpointSpec('ep1'), KEYS);
+            return Promise.resolve(1);
+          }),
+        /cannot return a promise/,
+      );
+      assert.equal(store.getEndpoint('ep1'), undefined);
+    });
+
+    test('records are copies: mutating a returned or a given object does not change the store', () => {
+      const spec = endpointSpec('ep1', { tags: { a: '1' } });
+      const keys = { ...KEYS };
+      const put = store.putEndpoint(spec, keys);
+      spec.tags.a = 'mutated-input';
+      keys.primaryKey = 'mutated-input';
+      put.spec.tags.a = 'mutated-output';
+      put.keys.primaryKey = 'mutated-output';
+      put.status.provisioningState = 'Failed';
+      const got = store.getEndpoint('ep1')!;
+      got.spec.traffic.blue = 100;
+      store.listEndpoints()[0].spec.tags.b = '2';
+
+      const now = store.getEndpoint('ep1')!;
+      assert.deepEqual(now.spec, endpointSpec('ep1', { tags: { a: '1' } }));
+      assert.deepEqual(now.keys, KEYS);
+      assert.equal(now.status.provisioningState, 'Creating');
+
+      const dspec = deploymentSpec('ep1', 'blue');
+      const dput = store.putDeployment(dspec);
+      dspec.instanceCount = 7;
+      dput.spec.environmentVariables.X = '1';
+      store.listDeployments()[0].status.observedGeneration = 99;
+      const d = store.getDeployment('ep1', 'blue')!;
+      assert.deepEqual(d.spec, deploymentSpec('ep1', 'blue'));
+      assert.equal(d.status.observedGeneration, 0);
+    });
+
+    if (persistent) {
+      test('everything persists across close and reopen, keys included', () => {
+        store.putEndpoint(endpointSpec('ep1', { traffic: { blue: 100 }, mirrorTraffic: { green: 10 } }), KEYS);
+        store.putEndpoint(endpointSpec('ep1', { traffic: { blue: 90, green: 10 }, mirrorTraffic: {} }), KEYS);
+        store.putDeployment(deploymentSpec('ep1', 'blue', { instanceCount: 2, environmentVariables: { A: 'b' } }));
+        store.putDeployment(deploymentSpec('ep1', 'green'));
+        store.setEndpointStatus('ep1', { provisioningState: 'Succeeded', observedGeneration: 2 });
+        store.setDeploymentStatus('ep1', 'green', { provisioningState: 'Failed', error: { code: 'ResourceNotReady', message: 'x' }, observedGeneration: 1 });
+        const endpoints = store.listEndpoints();
+        const deployments = store.listDeployments();
+
+        const reopened = h.reopen!();
+        store = reopened;
+        assert.deepEqual(reopened.listEndpoints(), endpoints);
+        assert.deepEqual(reopened.listDeployments(), deployments);
+        assert.deepEqual(reopened.getEndpoint('ep1')!.keys, KEYS);
+        assert.equal(reopened.getEndpoint('ep1')!.generation, 2);
+      });
+    }
+  });
+}
+
+contractSuite('MemoryStateStore', (options) => {
+  const store = new MemoryStateStore(options);
+  return { store, cleanup: () => store.close() };
+}, { persistent: false });
+
+contractSuite('SqliteStateStore', (options) => {
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-store-'));
+  let current: StateStore = openStateStore(dir, options);
+  return {
+    store: current,
+    reopen: () => {
+      current.close();
+      current = openStateStore(dir, options);
+      return current;
+    },
+    cleanup: () => {
+      current.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}, { persistent: true });
+
+describe('SqliteStateStore specifics', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'infergate-store-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('opens in WAL mode at the current schema version, with its four tables', () => {
+    const file = join(dir, 'state.db');
+    SqliteStateStore.open(file).close();
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+      const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+      assert.deepEqual(tables, ['deployment_status', 'deployments', 'endpoint_status', 'endpoints']);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('openStateStore creates the workspace directory, and the database file is owner-only', () => {
+    const workspace = join(dir, 'nested', 'ws');
+    openStateStore(workspace).close();
+    const mode = statSync(join(workspace, 'state.db')).mode & 0o777;
+    assert.equal(mode & 0o077, 0, `state.db mode is ${mode.toString(8)}`);
+  });
+
+  test('refuses a database from a newer schema version, and leaves it untouched', () => {
+    const file = join(dir, 'state.db');
+    const db = new Database(file);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    assert.throws(() => SqliteStateStore.open(file), /schema version/);
+    const again = new Database(file, { readonly: true });
+    assert.equal(again.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
+    again.close();
+  });
+
+  test('refuses a file that is not a database', () => {
+    const file = join(dir, 'state.db');
+    writeFileSync(file, 'not a database, just some text that is long enough to have a header '.repeat(10));
+    assert.throws(() => SqliteStateStore.open(file));
+  });
+
+  test('works on :memory:', () => {
+    const store = SqliteStateStore.open(':memory:');
+    store.putEndpoint(endpointSpec('ep1'), KEYS);
+    assert.equal(store.listEndpoints().length, 1);
+    store.close();
+  });
+});

@@ -1,0 +1,139 @@
+// In-memory StateStore for unit tests. Behaves like the SQLite store in every way the contract suite
+// checks: records are copied in and out, transactions roll back on throw, nested transactions act as
+// savepoints (an inner throw undoes only the inner writes).
+
+import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
+import { assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import type { EndpointKeys, ObservedStatus, StateStore, StoredDeployment, StoredEndpoint } from './types.js';
+
+interface State {
+  endpoints: Map<string, StoredEndpoint>;
+  /** Keyed by deploymentKey(endpoint, name). */
+  deployments: Map<string, StoredDeployment>;
+}
+
+// A NUL cannot occur in a name, so the key is unambiguous.
+const deploymentKey = (endpoint: string, name: string): string => `${endpoint}\0${name}`;
+
+// Specs and keys go in and out as JSON copies: the caller can never alias stored state, and optional
+// fields set to undefined vanish exactly as they do in the SQLite store's JSON columns.
+const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+export class MemoryStateStore implements StateStore {
+  private state: State = { endpoints: new Map(), deployments: new Map() };
+  private readonly clock: Clock;
+
+  constructor(options: StoreOptions = {}) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  getEndpoint(name: string): StoredEndpoint | undefined {
+    const found = this.state.endpoints.get(name);
+    return found && copy(found);
+  }
+
+  listEndpoints(): StoredEndpoint[] {
+    return [...this.state.endpoints.values()]
+      .sort((a, b) => byString(a.spec.name, b.spec.name))
+      .map((e) => copy(e));
+  }
+
+  putEndpoint(spec: EndpointSpec, keys: EndpointKeys, status: InitialStatus = INITIAL_STATUS): StoredEndpoint {
+    const now = timestamp(this.clock);
+    const existing = this.state.endpoints.get(spec.name);
+    const record: StoredEndpoint = {
+      spec: copy(spec),
+      keys: copy(keys),
+      generation: (existing?.generation ?? 0) + 1,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+      status: existing?.status ?? newStatus(status, now),
+    };
+    this.state.endpoints.set(spec.name, record);
+    return copy(record);
+  }
+
+  deleteEndpoint(name: string): boolean {
+    if (!this.state.endpoints.delete(name)) return false;
+    for (const [key, d] of this.state.deployments) {
+      if (d.spec.endpointName === name) this.state.deployments.delete(key);
+    }
+    return true;
+  }
+
+  setEndpointStatus(name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
+    const record = this.state.endpoints.get(name);
+    // A status for a record deleted meanwhile is dropped, as the SQLite UPDATE drops it.
+    if (record) record.status = observed(status, timestamp(this.clock));
+  }
+
+  getDeployment(endpoint: string, name: string): StoredDeployment | undefined {
+    const found = this.state.deployments.get(deploymentKey(endpoint, name));
+    return found && copy(found);
+  }
+
+  listDeployments(endpoint?: string): StoredDeployment[] {
+    return [...this.state.deployments.values()]
+      .filter((d) => endpoint === undefined || d.spec.endpointName === endpoint)
+      .sort((a, b) => byString(a.spec.endpointName, b.spec.endpointName) || byString(a.spec.name, b.spec.name))
+      .map((d) => copy(d));
+  }
+
+  putDeployment(spec: DeploymentSpec, status: InitialStatus = INITIAL_STATUS): StoredDeployment {
+    if (!this.state.endpoints.has(spec.endpointName)) throw endpointNotFound(spec.endpointName);
+    const now = timestamp(this.clock);
+    const key = deploymentKey(spec.endpointName, spec.name);
+    const existing = this.state.deployments.get(key);
+    const record: StoredDeployment = {
+      spec: copy(spec),
+      generation: (existing?.generation ?? 0) + 1,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+      status: existing?.status ?? newStatus(status, now),
+    };
+    this.state.deployments.set(key, record);
+    return copy(record);
+  }
+
+  deleteDeployment(endpoint: string, name: string): boolean {
+    return this.state.deployments.delete(deploymentKey(endpoint, name));
+  }
+
+  setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
+    const record = this.state.deployments.get(deploymentKey(endpoint, name));
+    if (record) record.status = observed(status, timestamp(this.clock));
+  }
+
+  transaction<T>(fn: () => T): T {
+    // Every level takes its own snapshot, which gives nested calls savepoint semantics like SQLite's.
+    const snapshot = structuredClone(this.state);
+    try {
+      const result = fn();
+      assertNotPromise(result);
+      return result;
+    } catch (err) {
+      this.state = snapshot;
+      throw err;
+    }
+  }
+
+  close(): void {
+    // Nothing to release.
+  }
+}
+
+function newStatus(initial: InitialStatus, now: string): ObservedStatus {
+  return observed({ ...initial, observedGeneration: 0 }, now);
+}
+
+/** Copies only the known fields, so a caller's object is never aliased and `error` is absent when unset. */
+function observed(status: Omit<ObservedStatus, 'updatedAt'>, now: string): ObservedStatus {
+  return {
+    provisioningState: status.provisioningState,
+    ...(status.error ? { error: { code: status.error.code, message: status.error.message } } : {}),
+    observedGeneration: status.observedGeneration,
+    updatedAt: now,
+  };
+}

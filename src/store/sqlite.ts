@@ -1,0 +1,305 @@
+// The embedded StateStore: one SQLite file per workspace, through better-sqlite3 (synchronous).
+//
+// Desired state (endpoints, deployments) and observed state (endpoint_status, deployment_status) live in
+// separate tables: put* writes only the former (plus a first status row for a new record), set*Status only
+// the latter, so neither can overwrite the other. Status rows hang off their record by foreign key with
+// ON DELETE CASCADE, so deleting an endpoint removes its deployments and every status in one statement.
+//
+// The `keys` column holds secrets. Nothing here logs, and every value is a bound parameter, so SQLite
+// errors never carry them either.
+
+import { closeSync, openSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
+import { assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import type { EndpointKeys, ObservedStatus, ProvisioningState, StateStore, StoredDeployment, StoredEndpoint } from './types.js';
+
+/**
+ * Schema migrations, in order: MIGRATIONS[i] takes a database from version i to i + 1 (PRAGMA user_version).
+ * Never edit a released entry; append a new one (e.g. `ALTER TABLE ... ADD COLUMN`).
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE endpoints (
+    name        TEXT PRIMARY KEY,
+    spec        TEXT NOT NULL,     -- EndpointSpec as JSON
+    keys        TEXT NOT NULL,     -- EndpointKeys as JSON (secret)
+    generation  INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE endpoint_status (
+    endpoint            TEXT PRIMARY KEY REFERENCES endpoints(name) ON DELETE CASCADE,
+    provisioning_state  TEXT NOT NULL,
+    error               TEXT,      -- OperationError as JSON, or NULL
+    observed_generation INTEGER NOT NULL,
+    updated_at          TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE deployments (
+    endpoint    TEXT NOT NULL REFERENCES endpoints(name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    spec        TEXT NOT NULL,     -- DeploymentSpec as JSON
+    generation  INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (endpoint, name)
+  ) STRICT;
+
+  CREATE TABLE deployment_status (
+    endpoint            TEXT NOT NULL,
+    name                TEXT NOT NULL,
+    provisioning_state  TEXT NOT NULL,
+    error               TEXT,
+    observed_generation INTEGER NOT NULL,
+    updated_at          TEXT NOT NULL,
+    PRIMARY KEY (endpoint, name),
+    FOREIGN KEY (endpoint, name) REFERENCES deployments(endpoint, name) ON DELETE CASCADE
+  ) STRICT;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the schema up to SCHEMA_VERSION; each step commits together with its new user_version. */
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new Error(`The workspace database has schema version ${current}; this infergate knows up to ${SCHEMA_VERSION}. Upgrade infergate.`);
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}
+
+interface StatusRow {
+  provisioning_state: string;
+  error: string | null;
+  observed_generation: number;
+  status_updated_at: string;
+}
+
+interface EndpointRow extends StatusRow {
+  spec: string;
+  keys: string;
+  generation: number;
+  created_at: string;
+  updated_at: string;
+}
+
+interface DeploymentRow extends StatusRow {
+  spec: string;
+  generation: number;
+  created_at: string;
+  updated_at: string;
+}
+
+interface StatusParams {
+  state: string;
+  error: string | null;
+  observedGeneration: number;
+  now: string;
+}
+
+const ENDPOINT_SELECT = `
+  SELECT e.spec, e.keys, e.generation, e.created_at, e.updated_at,
+         s.provisioning_state, s.error, s.observed_generation, s.updated_at AS status_updated_at
+  FROM endpoints e JOIN endpoint_status s ON s.endpoint = e.name`;
+
+const DEPLOYMENT_SELECT = `
+  SELECT d.spec, d.generation, d.created_at, d.updated_at,
+         s.provisioning_state, s.error, s.observed_generation, s.updated_at AS status_updated_at
+  FROM deployments d JOIN deployment_status s ON s.endpoint = d.endpoint AND s.name = d.name`;
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function prepareStatements(db: Database.Database) {
+  return {
+    getEndpoint: db.prepare<[string], EndpointRow>(`${ENDPOINT_SELECT} WHERE e.name = ?`),
+    listEndpoints: db.prepare<[], EndpointRow>(`${ENDPOINT_SELECT} ORDER BY e.name`),
+    upsertEndpoint: db.prepare<[{ name: string; spec: string; keys: string; now: string }]>(`
+      INSERT INTO endpoints (name, spec, keys, generation, created_at, updated_at)
+      VALUES (@name, @spec, @keys, 1, @now, @now)
+      ON CONFLICT (name) DO UPDATE SET
+        spec = excluded.spec, keys = excluded.keys,
+        generation = generation + 1, updated_at = excluded.updated_at`),
+    // DO NOTHING keeps an existing record's status: a put never touches observed state.
+    insertEndpointStatus: db.prepare<[StatusParams & { name: string }]>(`
+      INSERT INTO endpoint_status (endpoint, provisioning_state, error, observed_generation, updated_at)
+      VALUES (@name, @state, @error, @observedGeneration, @now)
+      ON CONFLICT (endpoint) DO NOTHING`),
+    updateEndpointStatus: db.prepare<[StatusParams & { name: string }]>(`
+      UPDATE endpoint_status
+      SET provisioning_state = @state, error = @error, observed_generation = @observedGeneration, updated_at = @now
+      WHERE endpoint = @name`),
+    deleteEndpoint: db.prepare<[string]>(`DELETE FROM endpoints WHERE name = ?`),
+    endpointExists: db.prepare<[string], number>(`SELECT 1 FROM endpoints WHERE name = ?`).pluck(),
+
+    getDeployment: db.prepare<[string, string], DeploymentRow>(`${DEPLOYMENT_SELECT} WHERE d.endpoint = ? AND d.name = ?`),
+    listDeployments: db.prepare<[], DeploymentRow>(`${DEPLOYMENT_SELECT} ORDER BY d.endpoint, d.name`),
+    listDeploymentsOf: db.prepare<[string], DeploymentRow>(`${DEPLOYMENT_SELECT} WHERE d.endpoint = ? ORDER BY d.name`),
+    upsertDeployment: db.prepare<[{ endpoint: string; name: string; spec: string; now: string }]>(`
+      INSERT INTO deployments (endpoint, name, spec, generation, created_at, updated_at)
+      VALUES (@endpoint, @name, @spec, 1, @now, @now)
+      ON CONFLICT (endpoint, name) DO UPDATE SET
+        spec = excluded.spec, generation = generation + 1, updated_at = excluded.updated_at`),
+    insertDeploymentStatus: db.prepare<[StatusParams & { endpoint: string; name: string }]>(`
+      INSERT INTO deployment_status (endpoint, name, provisioning_state, error, observed_generation, updated_at)
+      VALUES (@endpoint, @name, @state, @error, @observedGeneration, @now)
+      ON CONFLICT (endpoint, name) DO NOTHING`),
+    updateDeploymentStatus: db.prepare<[StatusParams & { endpoint: string; name: string }]>(`
+      UPDATE deployment_status
+      SET provisioning_state = @state, error = @error, observed_generation = @observedGeneration, updated_at = @now
+      WHERE endpoint = @endpoint AND name = @name`),
+    deleteDeployment: db.prepare<[string, string]>(`DELETE FROM deployments WHERE endpoint = ? AND name = ?`),
+  };
+}
+
+export class SqliteStateStore implements StateStore {
+  private readonly clock: Clock;
+  /** Runs its argument in a transaction; a nested call becomes a savepoint (better-sqlite3 does this). */
+  private readonly tx: (fn: () => unknown) => unknown;
+  /** Prepared once when the store opens, reused for its life. */
+  private readonly stmt: Statements;
+
+  /** Opens (creating if needed) the database file and migrates it. ':memory:' works too. */
+  static open(file: string, options: StoreOptions = {}): SqliteStateStore {
+    // The file holds endpoint keys: create it owner-only. SQLite gives -wal and -shm the same mode.
+    if (file !== ':memory:') closeSync(openSync(file, 'a', 0o600));
+    const db = new Database(file);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL'); // durable across process crashes; WAL makes it safe
+      db.pragma('foreign_keys = ON'); // the cascades depend on it (better-sqlite3 defaults it on; we say so anyway)
+      db.pragma('busy_timeout = 5000'); // a second process (router, CLI) may hold the write lock briefly
+      migrate(db);
+      return new SqliteStateStore(db, options);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private constructor(
+    private readonly db: Database.Database,
+    options: StoreOptions,
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+    // IMMEDIATE takes the write lock up front, so a read-then-write transaction cannot deadlock
+    // with another process and fail with SQLITE_BUSY despite the busy timeout.
+    this.tx = db.transaction((fn: () => unknown) => {
+      const result = fn();
+      assertNotPromise(result);
+      return result;
+    }).immediate;
+    this.stmt = prepareStatements(db);
+  }
+
+  getEndpoint(name: string): StoredEndpoint | undefined {
+    const row = this.stmt.getEndpoint.get(name);
+    return row && toEndpoint(row);
+  }
+
+  listEndpoints(): StoredEndpoint[] {
+    return this.stmt.listEndpoints.all().map(toEndpoint);
+  }
+
+  putEndpoint(spec: EndpointSpec, keys: EndpointKeys, status: InitialStatus = INITIAL_STATUS): StoredEndpoint {
+    return this.transaction(() => {
+      const now = timestamp(this.clock);
+      this.stmt.upsertEndpoint.run({ name: spec.name, spec: JSON.stringify(spec), keys: JSON.stringify(keys), now });
+      this.stmt.insertEndpointStatus.run({ name: spec.name, ...statusParams({ ...status, observedGeneration: 0 }, now) });
+      return this.getEndpoint(spec.name)!;
+    });
+  }
+
+  deleteEndpoint(name: string): boolean {
+    return this.stmt.deleteEndpoint.run(name).changes > 0;
+  }
+
+  setEndpointStatus(name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
+    // UPDATE, not upsert: a status for a record deleted meanwhile is dropped.
+    this.stmt.updateEndpointStatus.run({ name, ...statusParams(status, timestamp(this.clock)) });
+  }
+
+  getDeployment(endpoint: string, name: string): StoredDeployment | undefined {
+    const row = this.stmt.getDeployment.get(endpoint, name);
+    return row && toDeployment(row);
+  }
+
+  listDeployments(endpoint?: string): StoredDeployment[] {
+    const rows = endpoint === undefined ? this.stmt.listDeployments.all() : this.stmt.listDeploymentsOf.all(endpoint);
+    return rows.map(toDeployment);
+  }
+
+  putDeployment(spec: DeploymentSpec, status: InitialStatus = INITIAL_STATUS): StoredDeployment {
+    return this.transaction(() => {
+      // Checked here so the caller gets our error rather than SQLite's FOREIGN KEY constraint failure.
+      if (this.stmt.endpointExists.get(spec.endpointName) === undefined) throw endpointNotFound(spec.endpointName);
+      const now = timestamp(this.clock);
+      const key = { endpoint: spec.endpointName, name: spec.name };
+      this.stmt.upsertDeployment.run({ ...key, spec: JSON.stringify(spec), now });
+      this.stmt.insertDeploymentStatus.run({ ...key, ...statusParams({ ...status, observedGeneration: 0 }, now) });
+      return this.getDeployment(spec.endpointName, spec.name)!;
+    });
+  }
+
+  deleteDeployment(endpoint: string, name: string): boolean {
+    return this.stmt.deleteDeployment.run(endpoint, name).changes > 0;
+  }
+
+  setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
+    this.stmt.updateDeploymentStatus.run({ endpoint, name, ...statusParams(status, timestamp(this.clock)) });
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.tx(fn) as T;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function statusParams(status: Omit<ObservedStatus, 'updatedAt'>, now: string): StatusParams {
+  return {
+    state: status.provisioningState,
+    error: status.error ? JSON.stringify({ code: status.error.code, message: status.error.message }) : null,
+    observedGeneration: status.observedGeneration,
+    now,
+  };
+}
+
+function toStatus(row: StatusRow): ObservedStatus {
+  return {
+    provisioningState: row.provisioning_state as ProvisioningState,
+    ...(row.error !== null ? { error: JSON.parse(row.error) } : {}),
+    observedGeneration: row.observed_generation,
+    updatedAt: row.status_updated_at,
+  };
+}
+
+function toEndpoint(row: EndpointRow): StoredEndpoint {
+  return {
+    spec: JSON.parse(row.spec),
+    keys: JSON.parse(row.keys),
+    generation: row.generation,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    status: toStatus(row),
+  };
+}
+
+function toDeployment(row: DeploymentRow): StoredDeployment {
+  return {
+    spec: JSON.parse(row.spec),
+    generation: row.generation,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    status: toStatus(row),
+  };
+}

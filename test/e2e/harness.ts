@@ -1,0 +1,127 @@
+// Drives infergate as a user does: the real `infergate` command (bin/infergate.js → dist/), a real server
+// process on loopback ports chosen by the OS, a throw-away workspace per test file.
+
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const BIN = join(ROOT, 'bin', 'infergate.js');
+export const EXAMPLES = join(ROOT, 'examples', 'azureml');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+export const SAMPLE_ANSWER = '[11055.977245525679, 4503.079536107787]';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Workspace {
+  readonly dir: string;
+  server: ChildProcess | null = null;
+  serverLog = '';
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'infergate-e2e-'));
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    const env = { ...process.env, INFERGATE_HOME: this.dir };
+    delete env.INFERGATE_URL;
+    return env;
+  }
+
+  /** Copies a folder of files (YAML, scripts, models) into the workspace's scratch area and returns the copy. */
+  scratch(from: string, name: string): string {
+    const to = join(this.dir, 'scratch', name);
+    cpSync(from, to, { recursive: true });
+    return to;
+  }
+
+  async startServer(): Promise<{ url: string; routerUrl: string }> {
+    const child = spawn(process.execPath, [BIN, 'server', '--port', '0', '--router-port', '0'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.server = child;
+    child.stderr!.on('data', (c: Buffer) => (this.serverLog += c.toString()));
+    let out = '';
+    await new Promise<void>((resolveStart, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}\n${this.serverLog}`)), 20_000);
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('router:')) {
+          clearTimeout(timer);
+          resolveStart();
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}\n${this.serverLog}`)));
+    });
+    const rec = JSON.parse(readFileSync(join(this.dir, 'server.json'), 'utf8')) as { url: string; routerUrl: string };
+    return rec;
+  }
+
+  async stopServer(): Promise<number | null> {
+    const child = this.server;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const code = await exited;
+    this.server = null;
+    return code;
+  }
+
+  cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+    return run(process.execPath, [BIN, ...args], { ...this.env, ...opts.env });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stopServer();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolveRun) => {
+    execFile(cmd, args, { env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolveRun({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The real curl, as the walkthrough does. Returns status and body. */
+export async function curl(url: string, headers: Record<string, string>, dataFile: string): Promise<{ status: number; body: string }> {
+  const args = ['-sS', '-X', 'POST', url, '-w', '\n%{http_code}', '--data', `@${dataFile}`];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`);
+  const r = await run('curl', args);
+  const i = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+}
+
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Child pids of a process (Linux /proc), for checking instances are gone. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
