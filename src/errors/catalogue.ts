@@ -77,7 +77,8 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 /** `file:line:column: path: message`, the way compilers print, so editors can jump to it. */
 export function formatProblem(p: Problem): string {
   const where = p.file ? `${p.file}${p.line ? `:${p.line}:${p.column ?? 1}` : ''}: ` : '';
-  return `${where}${p.path ? `${p.path}: ` : ''}${p.message}`;
+  // One problem per line: Azure's own name message has an embedded newline (contract §1.8).
+  return `${where}${p.path ? `${p.path}: ` : ''}${p.message.replace(/\s*\n\s*/g, ' ')}`;
 }
 
 export function validationError(problems: Problem[], what: string): InfergateError {

@@ -31,6 +31,8 @@ export type ModelRef =
       description?: string;
       tags?: Record<string, string>;
       properties?: Record<string, string>;
+      /** MLflow flavors, kept as written. */
+      flavors?: Record<string, unknown>;
     }
   /** `azureml:name:version` or `azureml:name@label`. */
   | { kind: 'registered'; name: string; version?: string; label?: string }
@@ -55,6 +57,8 @@ export type EnvironmentRef =
       build?: { path: string; dockerfilePath: string };
       osType: 'linux' | 'windows';
       inferenceConfig?: { livenessRoute: InferenceRoute; readinessRoute: InferenceRoute; scoringRoute: InferenceRoute };
+      /** Datastore for the anonymous asset upload on Azure; kept, unused locally. */
+      datastore?: string;
     }
   | { kind: 'registered'; name: string; version?: string; label?: string }
   | { kind: 'uri'; uri: string };

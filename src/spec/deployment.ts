@@ -1,0 +1,263 @@
+// The online DEPLOYMENT document: managed (contract §1.4) and Kubernetes (§1.10), with the settings of §1.7
+// and data_collector of §1.9. One description for both kinds; keys that belong to one kind say so (`only`).
+
+import { codeConfiguration, environment, model } from './assets.js';
+import { resourceName } from './names.js';
+import {
+  anything,
+  bool,
+  compact,
+  dict,
+  int,
+  keepAsWritten,
+  list,
+  num,
+  oneOf,
+  opt,
+  refine,
+  req,
+  scalarString,
+  str,
+  stringMap,
+  struct,
+  text,
+  to,
+  type Cx,
+  type Type,
+} from './schema.js';
+import {
+  DEFAULT_PROBE,
+  DEFAULT_REQUEST_SETTINGS,
+  type DeploymentSpec,
+  type ProbeSettings,
+  type RequestSettings,
+  type ScaleSettings,
+} from './types.js';
+
+/** Name used when a Kubernetes deployment gives no instance_type: the cluster's default instance type (§1.10). */
+export const DEFAULT_K8S_INSTANCE_TYPE = 'defaultinstancetype';
+/** Instances per managed deployment (contract §1.8 quota table). */
+export const MAX_MANAGED_INSTANCES = 50;
+/** Longest endpoint name + deployment name on Kubernetes (contract §1.3). */
+export const MAX_K8S_NAME_PAIR = 62;
+
+// ---- request_settings, probes, scale_settings (§1.7) ---------------------------------------------------
+
+const requestSettings: Type<Partial<RequestSettings>> = to(
+  struct({
+    // Managed endpoints allow 180 s, Kubernetes 300 s (contract §1.8 limits table).
+    request_timeout_ms: opt(int({ min: 1, max: (cx: Cx) => (cx.kind === 'kubernetes' ? 300_000 : 180_000) })),
+    max_concurrent_requests_per_instance: opt(int({ min: 1 })),
+    max_queue_wait_ms: opt(int({ min: 0 })),
+  }),
+  (r) =>
+    compact({
+      requestTimeoutMs: r.request_timeout_ms,
+      maxConcurrentRequestsPerInstance: r.max_concurrent_requests_per_instance,
+      maxQueueWaitMs: r.max_queue_wait_ms,
+    }),
+);
+
+function probe(which: 'liveness' | 'readiness'): Type<Partial<ProbeSettings>> {
+  return to(
+    struct(
+      {
+        initial_delay: opt(int({ min: 1 })),
+        period: opt(int({ min: 1 })),
+        timeout: opt(int({ min: 1 })),
+        success_threshold: opt(int({ min: 1 })),
+        failure_threshold: opt(int({ min: 1 })),
+      },
+      {
+        check(raw, { issue }) {
+          // Kubernetes (and so Azure) requires 1 for liveness: one good answer proves the process is alive.
+          if (which === 'liveness' && raw.success_threshold !== undefined && raw.success_threshold !== 1) {
+            issue('success_threshold', `must be 1 for liveness_probe, got ${raw.success_threshold}`);
+          }
+        },
+      },
+    ),
+    (p) =>
+      compact({
+        initialDelay: p.initial_delay,
+        period: p.period,
+        timeout: p.timeout,
+        successThreshold: p.success_threshold,
+        failureThreshold: p.failure_threshold,
+      }),
+  );
+}
+
+/** Defaults for target_utilization (contract §1.7, Kubernetes deployment YAML doc). */
+const TARGET_UTILIZATION_DEFAULTS = { minInstances: 1, maxInstances: 1, pollingInterval: 1, targetUtilizationPercentage: 70 };
+
+const scaleSettings: Type<ScaleSettings> = to(
+  struct(
+    {
+      type: req(oneOf(['default', 'target_utilization'])),
+      min_instances: opt(int({ min: 1 })),
+      max_instances: opt(int({ min: 1 })),
+      polling_interval: opt(int({ min: 1 })),
+      target_utilization_percentage: opt(int({ min: 1, max: 100 })),
+    },
+    {
+      check(raw, { issue, cx }) {
+        // The SDK's own message (contract §1.4).
+        if (raw.type === 'target_utilization' && cx.kind === 'managed') issue('type', 'ManagedOnlineEndpoint supports DefaultScaleSettings only.');
+        const min = raw.min_instances ?? TARGET_UTILIZATION_DEFAULTS.minInstances;
+        const max = raw.max_instances ?? TARGET_UTILIZATION_DEFAULTS.maxInstances;
+        if (raw.type === 'target_utilization' && min > max) issue('max_instances', `max_instances (${max}) must be at least min_instances (${min})`);
+      },
+    },
+  ),
+  (s): ScaleSettings =>
+    // With type default the SDK drops the other keys (contract §1.7 `_set_scale_settings`).
+    s.type === 'default'
+      ? { type: 'default' }
+      : {
+          type: 'target_utilization',
+          minInstances: s.min_instances ?? TARGET_UTILIZATION_DEFAULTS.minInstances,
+          maxInstances: s.max_instances ?? TARGET_UTILIZATION_DEFAULTS.maxInstances,
+          pollingInterval: s.polling_interval ?? TARGET_UTILIZATION_DEFAULTS.pollingInterval,
+          targetUtilizationPercentage: s.target_utilization_percentage ?? TARGET_UTILIZATION_DEFAULTS.targetUtilizationPercentage,
+        },
+);
+
+// ---- resources (Kubernetes only, §1.10) ----------------------------------------------------------------
+
+const QUANTITY = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
+const SUFFIX: Record<string, number> = {
+  m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** A Kubernetes resource quantity (`0.1`, `500m`, `200Mi`, `1e3`) as a number; undefined if malformed. */
+export function parseQuantity(s: string): number | undefined {
+  const m = QUANTITY.exec(s.trim());
+  if (!m) return undefined;
+  const suffix = m[2] ?? '';
+  const scale = suffix === '' ? 1 : /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix];
+  return Number(m[1]) * scale;
+}
+
+const quantity = refine(scalarString, (s) => (parseQuantity(s) === undefined ? `'${s}' is not a Kubernetes quantity (e.g. 0.5, 500m, 1Gi)` : undefined), 'a quantity');
+const RESOURCE_KEYS = ['cpu', 'memory', 'nvidia.com/gpu'] as const;
+
+const resourceList: Type<Record<string, string>> = to(struct({ cpu: opt(quantity), memory: opt(quantity), 'nvidia.com/gpu': opt(quantity) }), (r) =>
+  compact({ ...r }) as Record<string, string>,
+);
+
+const resources = to(
+  struct(
+    { requests: opt(resourceList), limits: opt(resourceList) },
+    {
+      check(raw, { issue }) {
+        for (const key of RESOURCE_KEYS) {
+          const want = raw.requests?.[key];
+          const cap = raw.limits?.[key];
+          if (want !== undefined && cap !== undefined && parseQuantity(want)! > parseQuantity(cap)!) {
+            issue('requests', `requests.${key} (${want}) must not be more than limits.${key} (${cap})`);
+          }
+        }
+      },
+    },
+  ),
+  (r) => compact({ requests: r.requests, limits: r.limits }),
+);
+
+// ---- data_collector (§1.9): validated, kept as written ---------------------------------------------
+
+const collection = struct({
+  // A string enum 'True'/'False' in the SDK; bool reads those strings and YAML booleans alike.
+  enabled: opt(bool),
+  data: opt(struct({ name: opt(str), path: opt(str), version: opt(int({ min: 1 })) })),
+});
+
+const dataCollector = keepAsWritten(
+  struct({
+    sampling_rate: opt(num({ min: 0, max: 1 })),
+    rolling_rate: opt(oneOf(['minute', 'hour', 'day', 'month', 'year'])),
+    collections: opt(dict(collection)),
+    request_logging: opt(struct({ capture_headers: opt(list(str)) })),
+  }),
+);
+
+// ---- the document ------------------------------------------------------------------------------------
+
+const isRegistryRef = (ref: { kind: string; uri?: string } | undefined): boolean => ref?.kind === 'uri' && !!ref.uri?.startsWith('azureml://registries/');
+
+const deploymentDocument = struct(
+  {
+    $schema: opt(text),
+    name: req(resourceName('deployment')),
+    endpoint_name: req(resourceName('endpoint')),
+    type: opt(oneOf(['managed', 'kubernetes'])),
+    description: opt(text),
+    tags: opt(stringMap),
+    properties: opt(stringMap),
+    model: opt(model),
+    model_mount_path: opt(str),
+    code_configuration: opt(codeConfiguration),
+    environment: opt(environment),
+    environment_variables: opt(stringMap),
+    // Optional on Kubernetes: the cluster's default instance type (§1.10).
+    instance_type: { type: str, required: 'managed' },
+    // Required for managed here; for Kubernetes only with default scale settings (rule below).
+    instance_count: { type: int({ min: 1, max: (cx: Cx) => (cx.kind === 'managed' ? MAX_MANAGED_INSTANCES : undefined) }), required: 'managed' },
+    app_insights_enabled: opt(bool),
+    scale_settings: opt(scaleSettings),
+    request_settings: opt(requestSettings),
+    liveness_probe: opt(probe('liveness')),
+    readiness_probe: opt(probe('readiness')),
+    egress_public_network_access: opt(oneOf(['enabled', 'disabled']), { only: 'managed' }),
+    resources: opt(resources, { only: 'kubernetes' }),
+    data_collector: opt(dataCollector),
+    // Accepted, meaningless here: SDK-only experimental flag, and the output keys `show` prints (§1.4),
+    // so a saved `show -o yaml` can be applied again.
+    private_network_connection: opt(bool),
+    id: opt(anything),
+    provisioning_state: opt(anything),
+    creation_context: opt(anything),
+  },
+  {
+    check(raw, { has, issue, cx }) {
+      if (cx.kind !== 'kubernetes') return;
+      const scaleType = has('scale_settings') ? raw.scale_settings?.type : 'default';
+      if (scaleType === 'default' && !has('instance_count')) issue('instance_count', "missing required key 'instance_count' (required with default scale settings)");
+      if (raw.name !== undefined && raw.endpoint_name !== undefined && raw.name.length + raw.endpoint_name.length > MAX_K8S_NAME_PAIR) {
+        issue('name', `on Kubernetes the endpoint name and the deployment name together must be at most ${MAX_K8S_NAME_PAIR} characters long`);
+      }
+      // The SDK refuses registry assets for Kubernetes deployments (exit_if_registry_assets, §1.10).
+      if (isRegistryRef(raw.model)) issue('model', 'registry models are not supported on Kubernetes deployments');
+      if (isRegistryRef(raw.environment)) issue('environment', 'registry environments are not supported on Kubernetes deployments');
+    },
+  },
+);
+
+export const deployment: Type<DeploymentSpec> = to(deploymentDocument, (d, cx): DeploymentSpec => {
+  const scale = d.scale_settings ?? { type: 'default' };
+  return compact({
+    name: d.name,
+    endpointName: d.endpoint_name,
+    type: cx.kind,
+    description: d.description,
+    tags: d.tags ?? {},
+    properties: d.properties ?? {},
+    model: d.model,
+    modelMountPath: d.model_mount_path,
+    codeConfiguration: d.code_configuration,
+    environment: d.environment,
+    environmentVariables: d.environment_variables ?? {},
+    instanceType: d.instance_type ?? DEFAULT_K8S_INSTANCE_TYPE,
+    // Kubernetes autoscale without instance_count starts at min_instances.
+    instanceCount: d.instance_count ?? (scale.type === 'target_utilization' ? scale.minInstances : 1),
+    appInsightsEnabled: d.app_insights_enabled ?? false,
+    scaleSettings: scale,
+    requestSettings: { ...DEFAULT_REQUEST_SETTINGS, ...d.request_settings },
+    livenessProbe: { ...DEFAULT_PROBE, ...d.liveness_probe },
+    readinessProbe: { ...DEFAULT_PROBE, ...d.readiness_probe },
+    egressPublicNetworkAccess: d.egress_public_network_access ?? 'enabled',
+    resources: d.resources,
+    dataCollector: d.data_collector,
+  });
+});
