@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { decodeResponse, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../util/frame.js';
+import { decodeResponse, encodeCancel, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../util/frame.js';
 import { STORAGE_RESULT_PREFIX, type HostMessage, type StorageResult } from './contract.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -524,6 +524,26 @@ describe('host: JavaScript behaviours', () => {
   it('carries a large body', async () => {
     const big = op({ op: 'size', pad: 'z'.repeat(2_000_000) });
     assert.equal((await c.send(big)).body.toString(), `{"length": ${big.length}}`);
+  });
+
+  it('ignores CANCEL frames', async () => {
+    c.sock.write(encodeCancel(12345));
+    assert.equal((await c.send(op({ op: 'echo' }))).body.toString(), '{"op": "echo"}');
+  });
+
+  it('stops reading a connection that does not read its responses, and catches up when it does', async () => {
+    const slow = await Client.connect(host.socket);
+    slow.sock.pause(); // a router that stopped reading
+    const req = op({ op: 'echo', pad: 'e'.repeat(500_000) }); // each answer is as big as its request
+    const answers = Array.from({ length: 80 }, () => slow.send(req)); // 40 MB each way
+    await new Promise((r) => setTimeout(r, 500));
+    // Backpressure: the host stopped reading, so most of our 40 MB is still queued on our side instead of
+    // being answered into an ever-growing buffer in the host.
+    assert.ok(slow.sock.writableLength > 20_000_000, `client still holds ${slow.sock.writableLength} bytes`);
+    slow.sock.resume();
+    const expected = `{"op": "echo", "pad": "${'e'.repeat(500_000)}"}`;
+    for (const a of await Promise.all(answers)) assert.equal(a.body.toString(), expected);
+    slow.close();
   });
 });
 

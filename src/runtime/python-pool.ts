@@ -67,7 +67,7 @@ class Worker {
     });
     const stdin = this.proc.stdin!;
     const stdout = this.proc.stdout!;
-    this.out = new Outbox(stdin, (blocked) => pool.congestion(blocked));
+    this.out = new Outbox(stdin, (blocked) => pool.congestion(this, blocked));
     // EPIPE after the worker died: the 'close' handler deals with the consequences.
     stdin.on('error', () => {});
 
@@ -147,7 +147,8 @@ function parseInitReport(frame: Buffer): { ok: true } | { ok: false; code: InitF
 
 export class PythonPool implements Scorer {
   private readonly workers: Worker[] = [];
-  private congested = 0;
+  /** Workers whose stdin pipe is over its high-water mark. */
+  private readonly congested = new Set<Worker>();
   private started = false;
   private stopping = false;
   private fatal = false;
@@ -194,15 +195,16 @@ export class PythonPool implements Scorer {
   }
 
   /** From a worker's Outbox: its stdin pipe is full (true) or drained (false). */
-  congestion(blocked: boolean): void {
-    const before = this.congested;
-    this.congested += blocked ? 1 : -1;
-    if (before === 0 && this.congested > 0) this.opts.onCongestion(true);
-    else if (before > 0 && this.congested === 0) this.opts.onCongestion(false);
+  congestion(w: Worker, blocked: boolean): void {
+    const before = this.congested.size;
+    if (blocked) this.congested.add(w);
+    else this.congested.delete(w);
+    if (before === 0 && this.congested.size > 0) this.opts.onCongestion(true);
+    else if (before > 0 && this.congested.size === 0) this.opts.onCongestion(false);
   }
 
   workerExited(w: Worker, how: string): void {
-    if (w.out.isBlocked) this.congestion(false);
+    this.congestion(w, false); // a dead worker's pipe will never drain
     if (this.stopping || !this.started) return; // start() reports failures during start-up itself
     const failed = w.pending.size;
     if (failed > 0) {

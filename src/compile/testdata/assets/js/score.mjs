@@ -1,0 +1,4 @@
+export function init() {}
+export function run(raw) {
+  return raw;
+}

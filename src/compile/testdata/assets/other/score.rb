@@ -1,0 +1,1 @@
+# not a scoring language infergate runs
