@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { basename, extname } from 'node:path';
 import { InfergateError } from '../errors/index.js';
 import type { InstancePlan } from '../ir/types.js';
+import { formatAssetRef } from '../spec/assets.js';
 import type { DeploymentSpec } from '../spec/types.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
@@ -41,7 +42,8 @@ export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
   let environment: InstancePlan['environment'] = {};
   if (spec.environment) {
     if (spec.environment.kind !== 'inline') {
-      const ref = spec.environment.kind === 'uri' ? spec.environment.uri : `azureml:${spec.environment.name}`;
+      // With its version or label: a new environment version needs new instances (the revision changes).
+      const ref = formatAssetRef(spec.environment);
       // A curated or registered environment names packages we cannot see: run on the host interpreter.
       environment = { image: ref };
     } else {

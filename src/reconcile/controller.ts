@@ -14,7 +14,11 @@ export interface ControllerOptions {
   backend: Backend;
   publish: (table: RoutingTable) => void;
   log?: (line: string) => void;
+  /** How long a serving instance stays up after leaving the routing table (default 100 ms). */
+  deregistrationDelayMs?: number;
 }
+
+const DEREGISTRATION_DELAY_MS = 100;
 
 const IN_PROGRESS: ReadonlySet<ProvisioningState> = new Set(['Creating', 'Updating', 'Scaling']);
 
@@ -25,6 +29,7 @@ export class Controller {
   private lastTable = '';
   private readonly waiters: (() => void)[] = [];
   private stopped = false;
+  private readonly pendingStops = new Set<string>();
 
   constructor(private readonly o: ControllerOptions) {
     o.backend.onChange(() => this.kick());
@@ -88,11 +93,21 @@ export class Controller {
 
     const observed = backend.observe();
     const { actions, progress } = plan(desired, observed);
+    const readyIds = new Set(observed.filter((i) => i.state === 'ready').map((i) => i.id));
+    const stopping = new Set<string>();
     for (const a of actions) {
-      if (a.kind === 'start') void backend.start(a.id, a.plan, a.index).catch((e) => this.o.log?.(`start ${a.id}: ${e}`));
-      else void backend.stop(a.id).catch((e) => this.o.log?.(`stop ${a.id}: ${e}`));
+      if (a.kind === 'start') {
+        void backend.start(a.id, a.plan, a.index).catch((e) => this.o.log?.(`start ${a.id}: ${e}`));
+        continue;
+      }
+      stopping.add(a.id);
+      const stop = () => void backend.stop(a.id).catch((e) => this.o.log?.(`stop ${a.id}: ${e}`));
+      // A serving instance leaves the routing table first (published below, in this same pass) and is
+      // stopped a moment later, so no request is sent to it after it began to shut down; it then finishes
+      // the ones it has. That is what makes scale-in and rolling updates lose no request.
+      if (readyIds.has(a.id)) this.deregistering(a.id, stop);
+      else stop();
     }
-    const stopping = new Set(actions.filter((a) => a.kind === 'stop').map((a) => a.id));
 
     // Provisioning states, as Azure shows them.
     for (const [k, p] of progress) {
@@ -119,6 +134,15 @@ export class Controller {
     }
 
     this.publish(observed, stopping, endpointState);
+  }
+
+  private deregistering(id: string, stop: () => void): void {
+    if (this.pendingStops.has(id)) return;
+    this.pendingStops.add(id);
+    setTimeout(() => {
+      this.pendingStops.delete(id);
+      stop();
+    }, this.o.deregistrationDelayMs ?? DEREGISTRATION_DELAY_MS).unref();
   }
 
   private publish(observed: ObservedInstance[], stopping: Set<string>, endpointState: Map<string, ProvisioningState>): void {

@@ -1,1 +1,1 @@
-export { Router, SCORE_PREFIX, type RouterOptions } from './router.js';
+export { MIRROR_MAX_INFLIGHT, Router, SCORE_PREFIX, type DeploymentStats, type RouterOptions } from './router.js';

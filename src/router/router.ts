@@ -22,8 +22,22 @@ export interface RouterOptions {
   maxBodyBytes?: number;
 }
 
+/** Counters per deployment that outlive routing-table swaps (metrics read them). */
+export interface DeploymentStats {
+  /** Mirror copies sent, answered (any status), answered non-200, failed (timeout/dropped connection), dropped (queue full or no instance). */
+  mirrorSent: number;
+  mirrorAnswered: number;
+  mirrorErrors: number;
+  mirrorFailed: number;
+  mirrorDropped: number;
+  mirrorInflight: number;
+  /** Sum of mirror answer latencies (ms), for a mean. */
+  mirrorLatencyMs: number;
+}
+
 interface DeploymentState {
   route: DeploymentRoute;
+  stats: DeploymentStats;
   connections: InstanceConnection[];
   /** Round-robin start among equally busy instances, so ties spread. */
   next: number;
@@ -37,7 +51,13 @@ interface EndpointState {
   /** Live traffic: cumulative weights (sum 100) and the deployment each range selects. */
   cumulative: number[];
   targets: DeploymentState[];
+  /** Mirror traffic: the shadow deployment and the percent of unpinned requests copied to it. */
+  mirror: DeploymentState | null;
+  mirrorPercent: number;
 }
+
+/** Mirror copies in flight per deployment beyond which new copies are dropped (and counted), never queued. */
+export const MIRROR_MAX_INFLIGHT = 256;
 
 const JSON_TYPE = 'application/json';
 const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any valid deployment with positive weight" });
@@ -46,6 +66,7 @@ const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive',
 export class Router {
   private endpoints = new Map<string, EndpointState>();
   private readonly connections = new Map<string, InstanceConnection>();
+  private readonly stats = new Map<string, DeploymentStats>();
   private readonly server: Server;
   private readonly maxBodyBytes: number;
   version = 0;
@@ -88,7 +109,7 @@ export class Router {
           }
           return c;
         });
-        byName.set(d.name.toLowerCase(), { route: d, connections, next: 0 });
+        byName.set(d.name.toLowerCase(), { route: d, stats: this.statsOf(route.name, d.name), connections, next: 0 });
       }
       const cumulative: number[] = [];
       const targets: DeploymentState[] = [];
@@ -100,12 +121,15 @@ export class Router {
         cumulative.push(sum);
         targets.push(d);
       }
+      const mirror = route.mirror ? (byName.get(route.mirror.deployment.toLowerCase()) ?? null) : null;
       endpoints.set(route.name, {
         route,
         keyHashes: route.keyHashes.map((h) => Buffer.from(h, 'hex')),
         byName,
         cumulative,
         targets,
+        mirror,
+        mirrorPercent: mirror ? route.mirror!.percent : 0,
       });
     }
     for (const [id, c] of this.connections) {
@@ -116,6 +140,17 @@ export class Router {
     }
     this.endpoints = endpoints;
     this.version = table.version;
+  }
+
+  /** Counters of one deployment (zeros if it never served). */
+  statsOf(endpoint: string, deployment: string): DeploymentStats {
+    const key = `${endpoint}/${deployment}`;
+    let s = this.stats.get(key);
+    if (s === undefined) {
+      s = { mirrorSent: 0, mirrorAnswered: 0, mirrorErrors: 0, mirrorFailed: 0, mirrorDropped: 0, mirrorInflight: 0, mirrorLatencyMs: 0 };
+      this.stats.set(key, s);
+    }
+    return s;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -137,14 +172,16 @@ export class Router {
     }
 
     let deployment: DeploymentState | undefined;
+    let mirror: DeploymentState | null = null;
     const pinned = req.headers['azureml-model-deployment'];
     if (typeof pinned === 'string' && pinned !== '') {
-      // Any deployment may be pinned, whatever its weight (contract §3).
+      // Any deployment may be pinned, whatever its weight; a pinned request is never mirrored (contract §3).
       deployment = endpoint.byName.get(pinned.toLowerCase());
       if (deployment === undefined) return reply(res, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
     } else {
       deployment = pickWeighted(endpoint);
       if (deployment === undefined) return reply(res, 404, NO_DEPLOYMENT);
+      if (endpoint.mirror !== null && Math.random() * 100 < endpoint.mirrorPercent) mirror = endpoint.mirror;
     }
 
     const declared = Number(req.headers['content-length']);
@@ -170,11 +207,11 @@ export class Router {
         return reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
       }
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.forward(req, res, deployment!, body, rest);
+      this.forward(req, res, deployment!, body, rest, mirror);
     });
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, deployment: DeploymentState, body: Buffer, path: string): void {
+  private forward(req: IncomingMessage, res: ServerResponse, deployment: DeploymentState, body: Buffer, path: string, mirror: DeploymentState | null): void {
     const requestId = randomUUID();
     const headers: [string, string][] = [];
     const raw = req.rawHeaders;
@@ -226,6 +263,9 @@ export class Router {
       },
     };
     conn.send(req.method ?? 'POST', path, headers, body, ex);
+    // After the live request, in the same turn: its frame is queued first, and the copy shares the body
+    // and headers (no copies made).
+    if (mirror !== null) sendMirror(mirror, req.method ?? 'POST', path, headers, body);
   }
 
   private authorized(endpoint: EndpointState, header: string | undefined): boolean {
@@ -240,6 +280,32 @@ export class Router {
     }
     return endpoint.route.tokenSecret !== undefined && verifyToken(credential, endpoint.route.name, endpoint.route.tokenSecret);
   }
+}
+
+/** Fire and forget: the client never waits for, or sees, the mirror's answer; failures are only counted. */
+function sendMirror(d: DeploymentState, method: string, path: string, headers: [string, string][], body: Buffer): void {
+  const stats = d.stats;
+  const conn = pickInstance(d);
+  if (conn === undefined || stats.mirrorInflight >= MIRROR_MAX_INFLIGHT) {
+    stats.mirrorDropped++;
+    return;
+  }
+  stats.mirrorSent++;
+  stats.mirrorInflight++;
+  const started = performance.now();
+  conn.send(method, path, headers, body, {
+    deadline: started + d.route.requestTimeoutMs,
+    onResponse(status) {
+      stats.mirrorInflight--;
+      stats.mirrorAnswered++;
+      if (status !== 200) stats.mirrorErrors++;
+      stats.mirrorLatencyMs += performance.now() - started;
+    },
+    onFailure() {
+      stats.mirrorInflight--;
+      stats.mirrorFailed++;
+    },
+  });
 }
 
 function pickWeighted(endpoint: EndpointState): DeploymentState | undefined {

@@ -3,22 +3,33 @@
 //
 // The instance host is `node dist/runtime/host.js`, started with child_process.fork (an IPC channel).
 // Environment it reads:
-//   INFERGATE_SOCKET        Unix socket path to listen on for the router's framed connection(s)
+//   INFERGATE_SOCKET        Unix socket path to listen on for the router's framed connection(s) (a stale
+//                           file there is removed first); `tcp://HOST:PORT` listens on TCP instead
 //   INFERGATE_INSTANCE_ID   for log lines
-//   AZUREML_ENTRY_SCRIPT    absolute path of the scoring script (.py, .js, .mjs, .cjs, .ts, .mts)
+//   AZUREML_ENTRY_SCRIPT    absolute path of the scoring script (.py, .js, .mjs, .cjs, .ts, .mts, .cts);
+//                           a relative one is resolved against AML_APP_ROOT, as azmlinfsrv does
 //   AML_APP_ROOT            the code folder (Python: put on sys.path; cwd of the workers)
 //   AZUREML_MODEL_DIR       the model folder (contract §1.5)
-//   WORKER_COUNT            Python worker processes (default 1)
+//   WORKER_COUNT            Python worker processes (default 1; a JavaScript module runs in the host itself)
 //   INFERGATE_PYTHON        the Python interpreter chosen for the environment
-//   SCORING_TIMEOUT_MS      run() timeout (default 3600000, as azmlinfsrv)
+//   SCORING_TIMEOUT_MS      run() timeout (default 3600000, as azmlinfsrv; Python only: synchronous
+//                           JavaScript cannot be interrupted in-process)
 //   plus the deployment's environment_variables.
-// Messages the host sends over IPC:
+// Messages the host sends over IPC ('ready' once init() succeeded in every worker and the socket is
+// listening; exactly one of the two is sent):
 export type HostMessage =
   | { type: 'ready'; pid: number }
   | { type: 'init-failed'; code: 'UserScriptInitFailed' | 'UserScriptImportError' | 'UserScriptFunctionNotFound'; message: string };
 // Its stdout and stderr are the instance's console log (`get-logs --container inference-server`), lines
 // in azmlinfsrv's format `<UTC time> <level initial> [<pid>] <logger> - <message>`; the user script's own
-// output goes there unchanged. After 'init-failed' the host exits with code 3 (as azmlinfsrv does).
+// output goes there unchanged (the runtime's own lines, and everything a Python script prints, go to
+// stderr; a JavaScript module's console.log goes to stdout). After 'init-failed' the host exits with
+// code 3 (as azmlinfsrv does).
+// Other exit codes: 0 after SIGTERM/SIGINT (in-flight requests get up to 5 s) or when the IPC channel
+// closes (the backend is gone); 1 when a Python worker died (its in-flight requests were answered 502;
+// restart the instance) or on an internal error; 2 when the environment above is unusable
+// (INFERGATE_SOCKET or AZUREML_ENTRY_SCRIPT missing, WORKER_COUNT or SCORING_TIMEOUT_MS not a number).
+// Without an IPC channel (a manual run) the host prints the init-failed message as a log line instead.
 //
 // The storage initializer is `node dist/runtime/storage-initializer.js <request.json>` where request.json is:
 export interface StorageRequest {
@@ -30,6 +41,9 @@ export interface StorageRequest {
 // It copies the model to <instanceDir>/azureml-models/<name>/<version>/<basename of path> and the code
 // folder to <instanceDir>/azureml-app/<basename of code path>/, prints what it did (one line per step
 // with byte and file counts) and prints a last line `STORAGE_RESULT {"modelDir": ..., "appRoot": ...}`.
+// Links are copied as the files they point to; an earlier copy in the same instanceDir is replaced.
+// modelDir (appRoot) is "" when the request has no model (code). name and version must be plain folder
+// names (no "/", "\", "." or "..").
 // Exit code 0 on success, 1 with the reason on stderr otherwise.
 export const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
 export interface StorageResult {

@@ -33,6 +33,11 @@ interface RunningHost {
   /** The first IPC message (ready or init-failed). */
   first: HostMessage;
   output(): { stdout: string; stderr: string };
+  /**
+   * Waits until the console log matches: log lines travel on their own pipe (workers write to it
+   * directly), so they may arrive after the response that followed them.
+   */
+  waitForLog(re: RegExp, stream?: 'stdout' | 'stderr'): Promise<void>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
@@ -77,6 +82,12 @@ function startHost(o: HostOptions): Promise<RunningHost> {
         socket,
         first: msg,
         output: () => ({ stdout, stderr }),
+        async waitForLog(re, stream = 'stderr') {
+          for (let waited = 0; !re.test(stream === 'stderr' ? stderr : stdout); waited += 20) {
+            if (waited > 5000) assert.match(stream === 'stderr' ? stderr : stdout, re);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        },
         exited,
         async stop() {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -198,7 +209,8 @@ describe('host: Azure model-1 score.py (Python, real sklearn pickle)', () => {
     for (const a of answers) assert.equal(a.body.toString(), CANONICAL);
   });
 
-  it('logs in azmlinfsrv format: the script, init, the interpreter, user logging', () => {
+  it('logs in azmlinfsrv format: the script, init, the interpreter, user logging', async () => {
+    await host.waitForLog(/I \[\d+\] root - model 1: request received$/m);
     const { stderr } = host.output();
     const line = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [DIWEC] \[\d+\] [\w.]+ - /;
     assert.match(stderr, new RegExp(line.source + 'Found user script at .*score\\.py$', 'm'));
@@ -221,7 +233,7 @@ describe('host: Azure model-2 score.py (Python)', () => {
       c.close();
       assert.equal(r.status, 200);
       assert.equal(r.body.toString(), '[0.5, 0.5]');
-      assert.match(host.output().stderr, /model 2: request received/);
+      await host.waitForLog(/model 2: request received/);
     } finally {
       await host.stop();
     }
@@ -262,6 +274,7 @@ describe('host: Python behaviours with WORKER_COUNT=2', () => {
     assert.equal(r.body.toString(), RUN_FAILED);
     assert.equal(header(r, 'x-ms-run-function-failed'), 'True');
     assert.equal(header(r, 'x-request-id'), 'r-500');
+    await host.waitForLog(/ValueError: scoring exploded: bad input/);
     const { stderr } = host.output();
     assert.match(stderr, /E \[\d+\] azmlinfsrv - Encountered Exception: Traceback \(most recent call last\):/);
     assert.match(stderr, /File ".*py-behaviours\/score\.py", line \d+, in run/);
@@ -275,6 +288,7 @@ describe('host: Python behaviours with WORKER_COUNT=2', () => {
     // The channel is still in step afterwards.
     const echo = await c.send(op({ op: 'echo', n: 1 }));
     assert.equal(echo.body.toString(), '{"op": "echo", "n": 1}');
+    await host.waitForLog(/raw fd 1 write from run\(\)/);
     const { stderr, stdout } = host.output();
     assert.match(stderr, /print\(\) from run\(\)/);
     assert.match(stderr, /raw fd 1 write from run\(\)/);
@@ -442,10 +456,10 @@ describe('host: JavaScript model (score.mjs)', () => {
       assert.equal(header(r, 'x-ms-run-function-failed'), 'False');
       assert.match(header(r, 'x-ms-run-fn-exec-ms') ?? '', /^\d+\.\d{3}$/);
       assert.equal(header(r, 'x-request-id'), 'js-1');
-      const { stderr, stdout } = host.output();
+      await host.waitForLog(/js-model: loaded 10 coefficients/, 'stdout'); // the module's own console output
+      const { stderr } = host.output();
       assert.match(stderr, /azmlinfsrv\.user_script - Found user script at .*score\.mjs$/m);
       assert.match(stderr, /Users's init has completed successfully/);
-      assert.match(stdout, /js-model: loaded 10 coefficients/); // the module's own console output
     } finally {
       await host.stop();
     }
@@ -483,7 +497,9 @@ describe('host: JavaScript behaviours', () => {
     assert.equal(r.status, 500);
     assert.equal(r.body.toString(), RUN_FAILED);
     assert.equal(header(r, 'x-ms-run-function-failed'), 'True');
-    assert.match(host.output().stderr, /E \[\d+\] azmlinfsrv - Encountered Exception: TypeError: scoring exploded: js input\n\s+at run \(.*js-behaviours\/score\.mjs/);
+    await host.waitForLog(/E \[\d+\] azmlinfsrv - Encountered Exception: TypeError: scoring exploded: js input\n\s+at run \(.*js-behaviours\/score\.mjs:\d+:\d+\)$/m);
+    // The stack stops where the user's code was called from: no host plumbing.
+    assert.doesNotMatch(host.output().stderr, /at JsScorer|host\.ts|frame\.ts/);
   });
 
   it('runs async run() calls concurrently', async () => {

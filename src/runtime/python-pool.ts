@@ -41,7 +41,7 @@ export interface PythonPoolOptions {
   /** cwd of the workers (AML_APP_ROOT). */
   cwd: string;
   env: NodeJS.ProcessEnv;
-  /** Called with true when some worker's stdin is over its high-water mark, false when all drained. */
+  /** Called with true when every live worker's stdin is over its high-water mark, false when one drained. */
   onCongestion: (congested: boolean) => void;
   /** Called once if a worker dies after start-up (the instance must be restarted). */
   onFatal: (reason: string) => void;
@@ -67,7 +67,7 @@ class Worker {
     });
     const stdin = this.proc.stdin!;
     const stdout = this.proc.stdout!;
-    this.out = new Outbox(stdin, (blocked) => pool.congestion(this, blocked));
+    this.out = new Outbox(stdin, () => pool.congestion());
     // EPIPE after the worker died: the 'close' handler deals with the consequences.
     stdin.on('error', () => {});
 
@@ -147,8 +147,8 @@ function parseInitReport(frame: Buffer): { ok: true } | { ok: false; code: InitF
 
 export class PythonPool implements Scorer {
   private readonly workers: Worker[] = [];
-  /** Workers whose stdin pipe is over its high-water mark. */
-  private readonly congested = new Set<Worker>();
+  /** Every live worker's stdin pipe is over its high-water mark. */
+  private congested = false;
   private started = false;
   private stopping = false;
   private fatal = false;
@@ -177,12 +177,20 @@ export class PythonPool implements Scorer {
   }
 
   handle(peer: Peer, frame: Buffer, id: number): void {
-    // The live worker with the fewest outstanding requests (WORKER_COUNT is small: a scan is cheapest).
+    // The live worker with the fewest outstanding requests, preferring one whose stdin pipe is not full
+    // (WORKER_COUNT is small: a scan is cheapest).
     const workers = this.workers;
     let best: Worker | undefined;
     for (let i = 0; i < workers.length; i++) {
       const w = workers[i];
-      if (!w.exited && (best === undefined || w.pending.size < best.pending.size)) best = w;
+      if (w.exited) continue;
+      if (
+        best === undefined ||
+        (best.out.isBlocked && !w.out.isBlocked) ||
+        (best.out.isBlocked === w.out.isBlocked && w.pending.size < best.pending.size)
+      ) {
+        best = w;
+      }
     }
     if (best === undefined) {
       peer.respond(id, 503, JSON_HEADERS, messageBody('No Python worker is running.'));
@@ -194,17 +202,30 @@ export class PythonPool implements Scorer {
     best.out.push(frame);
   }
 
-  /** From a worker's Outbox: its stdin pipe is full (true) or drained (false). */
-  congestion(w: Worker, blocked: boolean): void {
-    const before = this.congested.size;
-    if (blocked) this.congested.add(w);
-    else this.congested.delete(w);
-    if (before === 0 && this.congested.size > 0) this.opts.onCongestion(true);
-    else if (before > 0 && this.congested.size === 0) this.opts.onCongestion(false);
+  /**
+   * From a worker's Outbox, when its stdin pipe filled up or drained. Reading from the routers pauses only
+   * when every live worker is full: until then handle() sends new requests to the ones that are not.
+   */
+  congestion(): void {
+    let live = false;
+    let allBlocked = true;
+    for (const w of this.workers) {
+      if (w.exited) continue;
+      live = true;
+      if (!w.out.isBlocked) {
+        allBlocked = false;
+        break;
+      }
+    }
+    const congested = live && allBlocked;
+    if (congested !== this.congested) {
+      this.congested = congested;
+      this.opts.onCongestion(congested);
+    }
   }
 
   workerExited(w: Worker, how: string): void {
-    this.congestion(w, false); // a dead worker's pipe will never drain
+    this.congestion(); // a dead worker's pipe will never drain: stop counting it
     if (this.stopping || !this.started) return; // start() reports failures during start-up itself
     const failed = w.pending.size;
     if (failed > 0) {

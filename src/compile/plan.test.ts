@@ -1,0 +1,106 @@
+// compileInstancePlan's revision: what needs new instances changes it, what does not leaves it alone.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDeploymentObject } from '../spec/index.js';
+import type { DeploymentSpec } from '../spec/types.js';
+import { compileInstancePlan, instanceId, scriptName, stableJson } from './plan.js';
+
+const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
+
+function base(): Record<string, unknown> {
+  return {
+    name: 'blue',
+    endpoint_name: 'my-endpoint',
+    model: { name: 'm', version: '1', path: 'assets/model' },
+    code_configuration: { code: 'assets/py', scoring_script: 'score.py' },
+    environment: { image: 'python:3.11-slim', conda_file: 'assets/conda.yaml' },
+    environment_variables: { A: '1' },
+    instance_type: 'Standard_DS3_v2',
+    instance_count: 1,
+    request_settings: { request_timeout_ms: 5000 },
+  };
+}
+
+function spec(change: (doc: Record<string, any>) => void = () => {}): DeploymentSpec {
+  const doc = base();
+  change(doc);
+  const { spec, problems } = parseDeploymentObject(doc, { source: 'test', baseDir: testdata });
+  assert.deepEqual(problems, []);
+  return spec!;
+}
+
+const revision = (change?: (doc: Record<string, any>) => void) => compileInstancePlan(spec(change)).revision;
+
+test('the revision is a short hex hash and is the same for the same spec', () => {
+  const r = revision();
+  assert.match(r, /^[0-9a-f]{10}$/);
+  assert.equal(revision(), r);
+});
+
+test('instance_count and request_timeout_ms change the plan but not the revision', () => {
+  const before = compileInstancePlan(spec());
+  const after = compileInstancePlan(
+    spec((d) => {
+      d.instance_count = 5;
+      d.request_settings = { request_timeout_ms: 60000, max_concurrent_requests_per_instance: 3 };
+    }),
+  );
+  assert.equal(after.instanceCount, 5);
+  assert.equal(after.requestTimeoutMs, 60000);
+  assert.equal(after.revision, before.revision);
+});
+
+test('environment variables, model, code, environment and script change the revision', () => {
+  const r = revision();
+  const changes: [string, (d: Record<string, any>) => void][] = [
+    ['env var value', (d) => (d.environment_variables = { A: '2' })],
+    ['env var added', (d) => (d.environment_variables = { A: '1', B: '1' })],
+    ['WORKER_COUNT', (d) => (d.environment_variables = { A: '1', WORKER_COUNT: '2' })],
+    ['model path', (d) => (d.model = { name: 'm', version: '1', path: 'assets/single/model.onnx' })],
+    ['model version', (d) => (d.model = { name: 'm', version: '2', path: 'assets/model' })],
+    ['model name', (d) => (d.model = { name: 'n', version: '1', path: 'assets/model' })],
+    ['no model', (d) => delete d.model],
+    ['code folder', (d) => (d.code_configuration = { code: 'assets/js', scoring_script: 'score.mjs' })],
+    ['image', (d) => (d.environment = { image: 'python:3.12-slim', conda_file: 'assets/conda.yaml' })],
+    ['conda file', (d) => (d.environment = { image: 'python:3.11-slim', conda_file: { dependencies: ['python=3.11'] } })],
+    ['registered environment', (d) => (d.environment = 'azureml:my-env:1')],
+  ];
+  const seen = new Map<string, string>([[r, 'base']]);
+  for (const [what, change] of changes) {
+    const next = revision(change);
+    assert.notEqual(next, r, `${what} must change the revision`);
+    assert.ok(!seen.has(next), `${what} gives the same revision as ${seen.get(next)}`);
+    seen.set(next, what);
+  }
+});
+
+test('a new version of a registered environment changes the revision', () => {
+  const v1 = compileInstancePlan(spec((d) => (d.environment = 'azureml:my-env:1')));
+  const v2 = compileInstancePlan(spec((d) => (d.environment = 'azureml:my-env:2')));
+  const latest = compileInstancePlan(spec((d) => (d.environment = 'azureml:my-env@latest')));
+  assert.deepEqual(v1.environment, { image: 'azureml:my-env:1' });
+  assert.deepEqual(latest.environment, { image: 'azureml:my-env@latest' });
+  assert.notEqual(v1.revision, v2.revision);
+  assert.notEqual(v1.revision, latest.revision);
+});
+
+test('environment variable order does not matter', () => {
+  assert.equal(revision((d) => (d.environment_variables = { A: '1', B: '2' })), revision((d) => (d.environment_variables = { B: '2', A: '1' })));
+});
+
+test('the plan copies environment variables instead of aliasing the spec', () => {
+  const s = spec();
+  const p = compileInstancePlan(s);
+  s.environmentVariables.A = 'changed';
+  assert.equal(p.environmentVariables.A, '1');
+});
+
+test('instanceId, scriptName and stableJson', () => {
+  const p = compileInstancePlan(spec((d) => (d.code_configuration = { code: 'assets', scoring_script: 'py/score.py' })));
+  assert.equal(instanceId(p, 2), `my-endpoint.blue.${p.revision}.2`);
+  assert.equal(scriptName(p), 'score.py');
+  assert.equal(stableJson({ b: [1, { d: 1, c: null }], a: 'x' }), '{"a":"x","b":[1,{"c":null,"d":1}]}');
+});

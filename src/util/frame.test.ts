@@ -1,0 +1,214 @@
+// The instance protocol codec: encode → FrameReader → decode gives back what went in, however the byte
+// stream is cut.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decodeRequest,
+  decodeResponse,
+  encodeCancel,
+  encodeRequestHead,
+  encodeResponseHead,
+  FRAME_CANCEL,
+  FRAME_REQUEST,
+  FRAME_RESPONSE,
+  FrameReader,
+  HEADER_BYTES,
+  MAX_ID,
+  type RequestFrame,
+  type ResponseFrame,
+} from './frame.js';
+
+function requestBytes(r: RequestFrame): Buffer {
+  return Buffer.concat([encodeRequestHead(r.id, r.method, r.url, r.headers, r.body.length), r.body]);
+}
+
+function responseBytes(r: ResponseFrame): Buffer {
+  return Buffer.concat([encodeResponseHead(r.id, r.status, r.headers, r.body.length), r.body]);
+}
+
+interface Seen {
+  type: number;
+  id: number;
+  frame: Buffer;
+}
+
+/** Feeds `chunks` to a FrameReader and returns copies of every frame it emitted. */
+function read(chunks: Buffer[]): { frames: Seen[]; reader: FrameReader } {
+  const frames: Seen[] = [];
+  const reader = new FrameReader((frame, type, id) => frames.push({ type, id, frame: Buffer.from(frame) }));
+  for (const c of chunks) reader.push(c);
+  return { frames, reader };
+}
+
+const request: RequestFrame = {
+  id: 42,
+  method: 'POST',
+  url: '/score?q=caf%C3%A9&name=naïve/日本語',
+  headers: [
+    ['content-type', 'application/json; charset=utf-8'],
+    ['x-note', 'héllo wörld — 你好 🚀'],
+    ['x-empty', ''],
+  ],
+  body: Buffer.from(JSON.stringify({ data: [[1, 2, 3]], text: 'émoji 🎉' })),
+};
+
+const response: ResponseFrame = {
+  id: 42,
+  status: 200,
+  headers: [
+    ['content-type', 'application/json'],
+    ['x-ms-run-fn-exec-ms', '1.234'],
+    ['x-model', 'ünïcödé ✓'],
+  ],
+  body: Buffer.from('[11055.977245525679, 4503.079536107787]'),
+};
+
+test('a request round-trips: unicode URL and header values, empty header value', () => {
+  const bytes = requestBytes(request);
+  assert.equal(bytes.readUInt32BE(0), bytes.length - 4, 'the length field counts everything after itself');
+  assert.equal(bytes[8], FRAME_REQUEST);
+  const { frames } = read([bytes]);
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0].type, FRAME_REQUEST);
+  assert.equal(frames[0].id, 42);
+  assert.deepEqual(decodeRequest(frames[0].frame), request);
+});
+
+test('a response round-trips', () => {
+  const bytes = responseBytes(response);
+  assert.equal(bytes.readUInt32BE(0), bytes.length - 4);
+  const { frames } = read([bytes]);
+  assert.equal(frames[0].type, FRAME_RESPONSE);
+  assert.deepEqual(decodeResponse(frames[0].frame), response);
+});
+
+test('empty body, no headers, non-200 status', () => {
+  const req: RequestFrame = { id: 1, method: 'GET', url: '/', headers: [], body: Buffer.alloc(0) };
+  assert.deepEqual(decodeRequest(read([requestBytes(req)]).frames[0].frame), req);
+  const res: ResponseFrame = { id: 1, status: 500, headers: [], body: Buffer.alloc(0) };
+  assert.deepEqual(decodeResponse(read([responseBytes(res)]).frames[0].frame), res);
+  const notFound: ResponseFrame = { id: 7, status: 404, headers: [['content-type', 'text/plain']], body: Buffer.from('no') };
+  assert.deepEqual(decodeResponse(read([responseBytes(notFound)]).frames[0].frame), notFound);
+});
+
+test('a large body (5 MB of binary) round-trips', () => {
+  const body = Buffer.alloc(5 * 1024 * 1024);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 131 + 7) & 0xff;
+  const req: RequestFrame = { id: 9, method: 'POST', url: '/score', headers: [['content-type', 'application/octet-stream']], body };
+  const bytes = requestBytes(req);
+  // Arrives in 64 KiB socket-sized chunks.
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536));
+  const { frames, reader } = read(chunks);
+  assert.equal(frames.length, 1);
+  const got = decodeRequest(frames[0].frame);
+  assert.equal(got.body.length, body.length);
+  assert.ok(got.body.equals(body));
+  assert.equal(reader.buffered, 0);
+  const res: ResponseFrame = { id: 9, status: 200, headers: [], body };
+  assert.ok(decodeResponse(read([responseBytes(res)]).frames[0].frame).body.equals(body));
+});
+
+test('long header values (up to the u16 limit) and many headers round-trip', () => {
+  const headers: [string, string][] = [['x-long', 'v'.repeat(65535)]];
+  for (let i = 0; i < 300; i++) headers.push([`x-h${i}`, `value-${i}`]);
+  const req: RequestFrame = { id: 3, method: 'PUT', url: '/score', headers, body: Buffer.from('x') };
+  assert.deepEqual(decodeRequest(read([requestBytes(req)]).frames[0].frame), req);
+});
+
+test('a frame split at every byte boundary is read whole, exactly once', () => {
+  for (const bytes of [requestBytes(request), responseBytes(response), encodeCancel(5)]) {
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const { frames, reader } = read([bytes.subarray(0, cut), bytes.subarray(cut)]);
+      assert.equal(frames.length, 1, `cut at ${cut}`);
+      assert.ok(frames[0].frame.equals(bytes), `cut at ${cut}`);
+      assert.equal(reader.buffered, 0);
+    }
+  }
+});
+
+test('a stream fed one byte at a time yields every frame in order', () => {
+  const stream = Buffer.concat([requestBytes(request), responseBytes(response), encodeCancel(43), requestBytes({ ...request, id: 44 })]);
+  const frames: Seen[] = [];
+  const reader = new FrameReader((frame, type, id) => frames.push({ type, id, frame: Buffer.from(frame) }));
+  for (let i = 0; i < stream.length; i++) {
+    reader.push(stream.subarray(i, i + 1));
+    if (i < stream.length - 1) assert.ok(reader.buffered > 0 || frames.length > 0);
+  }
+  assert.deepEqual(
+    frames.map((f) => [f.type, f.id]),
+    [
+      [FRAME_REQUEST, 42],
+      [FRAME_RESPONSE, 42],
+      [FRAME_CANCEL, 43],
+      [FRAME_REQUEST, 44],
+    ],
+  );
+  assert.deepEqual(decodeRequest(frames[3].frame), { ...request, id: 44 });
+  assert.equal(reader.buffered, 0);
+});
+
+test('several frames in one chunk, with a partial one at the end kept for the next push', () => {
+  const a = responseBytes({ ...response, id: 1 });
+  const b = responseBytes({ ...response, id: 2, status: 503, body: Buffer.from('busy') });
+  const c = responseBytes({ ...response, id: 3 });
+  const frames: Seen[] = [];
+  const reader = new FrameReader((frame, type, id) => frames.push({ type, id, frame: Buffer.from(frame) }));
+  reader.push(Buffer.concat([a, b, c.subarray(0, 5)]));
+  assert.deepEqual(frames.map((f) => f.id), [1, 2]);
+  assert.equal(reader.buffered, 5);
+  reader.push(c.subarray(5));
+  assert.deepEqual(frames.map((f) => f.id), [1, 2, 3]);
+  assert.equal(decodeResponse(frames[1].frame).status, 503);
+  assert.equal(decodeResponse(frames[1].frame).body.toString(), 'busy');
+  assert.equal(reader.buffered, 0);
+});
+
+test('the frame given to onFrame is the exact frame (a view), and a kept copy stays valid', () => {
+  const bytes = Buffer.concat([responseBytes({ ...response, id: 1 }), responseBytes({ ...response, id: 2 })]);
+  const views: Buffer[] = [];
+  const reader = new FrameReader((frame) => views.push(frame));
+  reader.push(bytes);
+  assert.equal(views.length, 2);
+  assert.equal(views[0].length + views[1].length, bytes.length);
+  assert.equal(decodeResponse(views[1]).id, 2);
+});
+
+test('CANCEL frames: header only, type 3, the id of the request', () => {
+  const bytes = encodeCancel(1234);
+  assert.equal(bytes.length, HEADER_BYTES);
+  assert.equal(bytes.readUInt32BE(0), 5);
+  assert.equal(bytes.readUInt32BE(4), 1234);
+  assert.equal(bytes[8], FRAME_CANCEL);
+  const { frames } = read([Buffer.concat([encodeCancel(1), encodeCancel(MAX_ID)])]);
+  assert.deepEqual(
+    frames.map((f) => [f.type, f.id]),
+    [
+      [FRAME_CANCEL, 1],
+      [FRAME_CANCEL, MAX_ID],
+    ],
+  );
+});
+
+test('ids near 0xffffffff round-trip unsigned', () => {
+  for (const id of [0, 1, 0x7fffffff, 0x80000000, MAX_ID - 1, MAX_ID]) {
+    const req = { ...request, id };
+    const { frames } = read([requestBytes(req)]);
+    assert.equal(frames[0].id, id);
+    assert.equal(decodeRequest(frames[0].frame).id, id);
+    assert.equal(decodeResponse(read([responseBytes({ ...response, id })]).frames[0].frame).id, id);
+  }
+  assert.equal(MAX_ID, 0xffffffff);
+  assert.throws(() => encodeCancel(MAX_ID + 1), RangeError);
+});
+
+test('nothing is emitted before a whole frame is there', () => {
+  const bytes = requestBytes(request);
+  const { frames, reader } = read([bytes.subarray(0, 3)]);
+  assert.equal(frames.length, 0);
+  assert.equal(reader.buffered, 3);
+  reader.push(bytes.subarray(3, bytes.length - 1));
+  assert.equal(frames.length, 0);
+  assert.equal(reader.buffered, bytes.length - 1);
+});
