@@ -396,11 +396,12 @@ function serverCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'control-plane API port (0: any free port)', (v) => Number.parseInt(v, 10), 8470)
     .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
-    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number }) => {
+    .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
+    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number }) => {
       const { startServer, VERSION } = await import('../main/server.js');
       const workspace = resolve(o.workspace ?? defaultWorkspace());
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, log });
+      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, log });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {

@@ -17,6 +17,8 @@ export interface ServerOptions {
   host: string;
   port: number;
   routerPort: number;
+  /** Deployments allowed per endpoint (Azure: 20). */
+  maxDeploymentsPerEndpoint?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +52,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     workspace: basename(o.workspace),
     location: hostname(),
     version: VERSION,
+    ...(o.maxDeploymentsPerEndpoint !== undefined ? { maxDeploymentsPerEndpoint: o.maxDeploymentsPerEndpoint } : {}),
   });
   await api.listen({ port: o.port, host: o.host });
   const apiPort = (api.server.address() as { port: number }).port;

@@ -40,8 +40,8 @@ export class Workspace {
     return to;
   }
 
-  async startServer(): Promise<{ url: string; routerUrl: string }> {
-    const child = spawn(process.execPath, [BIN, 'server', '--port', '0', '--router-port', '0'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  async startServer(extraArgs: string[] = []): Promise<{ url: string; routerUrl: string }> {
+    const child = spawn(process.execPath, [BIN, 'server', '--port', '0', '--router-port', '0', ...extraArgs], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.server = child;
     child.stderr!.on('data', (c: Buffer) => (this.serverLog += c.toString()));
     let out = '';
