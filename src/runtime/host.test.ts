@@ -16,7 +16,7 @@ import { STORAGE_RESULT_PREFIX, type HostMessage, type StorageResult } from './c
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = join(ROOT, 'src/runtime/host.ts');
 const FIXTURES = join(ROOT, 'test/fixtures');
-const EXAMPLES = '/work/shared/examples/azureml';
+const EXAMPLES = join(ROOT, 'examples/azureml');
 const PYTHON = '/usr/bin/python3';
 const SAMPLE_REQUEST = readFileSync(join(EXAMPLES, 'model-1/sample-request.json'));
 const CANONICAL = '[11055.977245525679, 4503.079536107787]';
@@ -176,7 +176,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 describe('host: Azure model-1 score.py (Python, real sklearn pickle)', () => {
   let host: RunningHost;
   before(async () => {
-    const storage = provision('model-1', { name: 'sklearn-model', path: join(EXAMPLES, 'model-1/model') }, join(FIXTURES, 'azureml/model-1/onlinescoring'));
+    const storage = provision('model-1', { name: 'sklearn-model', path: join(EXAMPLES, 'model-1/model') }, join(EXAMPLES, 'model-1/onlinescoring'));
     // A stale socket file from a crashed predecessor must not stop the new instance.
     writeFileSync(join(tmp, `h${socketCounter + 1}.sock`), 'stale');
     host = await startHost({ script: 'score.py', appRoot: storage.appRoot, modelDir: storage.modelDir });
@@ -225,7 +225,7 @@ describe('host: Azure model-1 score.py (Python, real sklearn pickle)', () => {
 
 describe('host: Azure model-2 score.py (Python)', () => {
   it('answers [0.5, 0.5]', async () => {
-    const storage = provision('model-2', { name: 'sklearn-model', path: join(EXAMPLES, 'model-2/model') }, join(FIXTURES, 'azureml/model-2/onlinescoring'));
+    const storage = provision('model-2', { name: 'sklearn-model', path: join(EXAMPLES, 'model-2/model') }, join(EXAMPLES, 'model-2/onlinescoring'));
     const host = await startHost({ script: 'score.py', appRoot: storage.appRoot, modelDir: storage.modelDir });
     try {
       const c = await Client.connect(host.socket);

@@ -10,8 +10,8 @@ import { initializeStorage } from './storage-initializer.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = join(ROOT, 'src/runtime/storage-initializer.ts');
-const MODEL_1 = '/work/shared/examples/azureml/model-1/model';
-const CODE_1 = join(ROOT, 'test/fixtures/azureml/model-1/onlinescoring');
+const MODEL_1 = join(ROOT, 'examples/azureml/model-1/model');
+const CODE_1 = join(ROOT, 'examples/azureml/model-1/onlinescoring');
 
 let tmp: string;
 

@@ -1,0 +1,564 @@
+// The router over real sockets: a Router on 127.0.0.1:0 in front of fake instances, each a net.Server on a
+// temporary Unix socket that speaks the framed instance protocol with a behaviour each test controls.
+
+import { after, before, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sha256Hex } from '../compile/routing.js';
+import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
+import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_REQUEST, FrameReader, type RequestFrame } from '../util/frame.js';
+import { issueToken, TOKEN_LIFETIME_MS } from '../util/token.js';
+import { Router } from './router.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Fake instances
+
+type Reply = (status: number, headers: [string, string][], body: string | Buffer) => void;
+type Behaviour = (req: RequestFrame, reply: Reply, socket: Socket) => void;
+
+const ok: Behaviour = (req, reply) => reply(200, [['content-type', 'application/json']], JSON.stringify({ echo: req.body.toString() }));
+
+class FakeInstance {
+  readonly requests: RequestFrame[] = [];
+  readonly cancels: number[] = [];
+  readonly sockets = new Set<Socket>();
+  connections = 0;
+  behaviour: Behaviour = ok;
+  private readonly server: Server;
+
+  constructor(readonly name: string, readonly socketPath: string) {
+    this.server = createServer((socket) => {
+      this.connections++;
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => {});
+      const reader = new FrameReader((frame, type, id) => {
+        if (type === FRAME_CANCEL) {
+          this.cancels.push(id);
+          return;
+        }
+        assert.equal(type, FRAME_REQUEST);
+        const req = decodeRequest(Buffer.from(frame));
+        this.requests.push(req);
+        const reply: Reply = (status, headers, body) => {
+          const b = typeof body === 'string' ? Buffer.from(body) : body;
+          if (!socket.destroyed) socket.write(Buffer.concat([encodeResponseHead(id, status, headers, b.length), b]));
+        };
+        this.behaviour(req, reply, socket);
+      });
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.socketPath, resolve));
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.cancels.length = 0;
+    this.behaviour = ok;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Routing tables by hand
+
+const KEY1 = 'primary-key-for-tests-0123456789';
+const KEY2 = 'secondary-key-for-tests-abcdefgh';
+const SECRET = Buffer.from('token-secret-for-tests-0123456789').toString('base64url');
+
+function dep(name: string, instances: FakeInstance[], over: Partial<DeploymentRoute> = {}): DeploymentRoute {
+  return {
+    name,
+    requestTimeoutMs: 5000,
+    maxConcurrentRequestsPerInstance: 1,
+    maxQueueWaitMs: 500,
+    instances: instances.map((i) => ({ instanceId: `${name}-${i.name}`, transport: 'framed', socketPath: i.socketPath })),
+    ...over,
+  };
+}
+
+function keyEndpoint(name: string, deployments: DeploymentRoute[], traffic: Record<string, number>): EndpointRoute {
+  return {
+    name,
+    authMode: 'key',
+    keyHashes: [sha256Hex(KEY1), sha256Hex(KEY2)],
+    deployments,
+    traffic: Object.entries(traffic).map(([deployment, weight]) => ({ deployment, weight })),
+    mirror: null,
+  };
+}
+
+let version = 0;
+const table = (...endpoints: EndpointRoute[]): RoutingTable => ({ version: ++version, endpoints });
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP client
+
+interface Res {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json: () => any;
+  localPort: number | undefined;
+  reusedSocket: boolean;
+}
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function call(
+  path: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string | Buffer; key?: string | null; agent?: Agent; chunked?: boolean } = {},
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...o.headers };
+    const key = o.key === undefined ? KEY1 : o.key;
+    if (key !== null) headers.authorization = `Bearer ${key}`;
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'POST', headers, agent: o.agent ?? keepAlive }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        resolve({
+          status: res.statusCode!,
+          headers: res.headers,
+          body,
+          json: () => JSON.parse(body),
+          localPort: req.socket?.localPort,
+          reusedSocket: req.reusedSocket,
+        });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (o.chunked && o.body !== undefined) {
+      // No content-length: the router must count while reading.
+      const b = typeof o.body === 'string' ? Buffer.from(o.body) : o.body;
+      for (let i = 0; i < b.length; i += 65536) req.write(b.subarray(i, i + 65536));
+      req.end();
+    } else {
+      req.end(o.body ?? '{"data":[1]}');
+    }
+  });
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+// ---------------------------------------------------------------------------------------------------
+// Fixture: one router, a handful of instances, reset before every test
+
+let dir: string;
+let router: Router;
+let port: number;
+let blue: FakeInstance;
+let blue2: FakeInstance;
+let green: FakeInstance;
+let instances: FakeInstance[];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ig-router-'));
+  blue = new FakeInstance('blue-0', join(dir, 'blue-0.sock'));
+  blue2 = new FakeInstance('blue-1', join(dir, 'blue-1.sock'));
+  green = new FakeInstance('green-0', join(dir, 'green-0.sock'));
+  instances = [blue, blue2, green];
+  await Promise.all(instances.map((i) => i.listen()));
+  router = new Router({ maxBodyBytes: 64 * 1024 });
+  port = (await router.listen(0, '127.0.0.1')).port;
+});
+
+after(async () => {
+  keepAlive.destroy();
+  await router.close();
+  await Promise.all(instances.map((i) => i.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  for (const i of instances) i.reset();
+  // The default table: key endpoint, blue (all traffic) and green (0%); a token endpoint.
+  router.setTable(
+    table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { blue: 100 }), {
+      name: 'token-endpoint',
+      authMode: 'aml_token',
+      keyHashes: [],
+      tokenSecret: SECRET,
+      deployments: [dep('blue', [blue])],
+      traffic: [{ deployment: 'blue', weight: 100 }],
+      mirror: null,
+    }),
+  );
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Auth
+
+test('401 without an Authorization header, with a wrong key, or not Bearer', async () => {
+  for (const headers of [{}, { authorization: 'Bearer wrong-key' }, { authorization: `Basic ${KEY1}` }, { authorization: 'Bearer ' }, { authorization: KEY1 }]) {
+    const r = await call('/endpoints/my-endpoint/score', { key: null, headers });
+    assert.equal(r.status, 401, JSON.stringify(headers));
+    assert.match(r.json().message, /Unauthorized/);
+  }
+  assert.equal(blue.requests.length, 0, 'nothing reaches the instance');
+});
+
+test('both keys are accepted', async () => {
+  for (const key of [KEY1, KEY2]) {
+    const r = await call('/endpoints/my-endpoint/score', { key });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json(), { echo: '{"data":[1]}' });
+  }
+  assert.equal(blue.requests.length, 2);
+});
+
+test('token auth: a valid token passes; expired, other endpoint, other secret and keys do not', async () => {
+  const valid = issueToken('token-endpoint', SECRET).accessToken;
+  assert.equal((await call('/endpoints/token-endpoint/score', { key: valid })).status, 200);
+  const expired = issueToken('token-endpoint', SECRET, Date.now() - TOKEN_LIFETIME_MS - 1000).accessToken;
+  assert.equal((await call('/endpoints/token-endpoint/score', { key: expired })).status, 401);
+  const otherEndpoint = issueToken('my-endpoint', SECRET).accessToken;
+  assert.equal((await call('/endpoints/token-endpoint/score', { key: otherEndpoint })).status, 401);
+  const otherSecret = issueToken('token-endpoint', Buffer.from('another secret').toString('base64url')).accessToken;
+  assert.equal((await call('/endpoints/token-endpoint/score', { key: otherSecret })).status, 401);
+  assert.equal((await call('/endpoints/token-endpoint/score', { key: KEY1 })).status, 401);
+  // And a token is not a key.
+  assert.equal((await call('/endpoints/my-endpoint/score', { key: valid })).status, 401);
+  assert.equal(blue.requests.length, 1);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Selecting a deployment
+
+test('404 for an unknown endpoint and for paths that are not scoring URIs', async () => {
+  const r = await call('/endpoints/nope/score');
+  assert.equal(r.status, 404);
+  assert.match(r.json().message, /nope/);
+  assert.equal((await call('/endpoints/my-endpoint/other')).status, 404);
+  assert.equal((await call('/somewhere')).status, 404);
+  assert.equal((await call('/healthz', { method: 'GET' })).status, 200);
+  assert.equal(blue.requests.length, 0);
+});
+
+test("404 with Azure's message when no deployment has a positive weight", async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], {})));
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.equal(r.status, 404);
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.deepEqual(r.json(), { message: "The endpoint doesn't have any valid deployment with positive weight" });
+  // Auth still comes first.
+  assert.equal((await call('/endpoints/my-endpoint/score', { key: 'wrong' })).status, 401);
+});
+
+test('the azureml-model-deployment header pins a deployment, even one with 0% traffic; case-insensitive', async () => {
+  const r = await call('/endpoints/my-endpoint/score', { headers: { 'azureml-model-deployment': 'green' } });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['azureml-model-deployment'], 'green');
+  assert.equal(green.requests.length, 1);
+  assert.equal(blue.requests.length, 0);
+  const upper = await call('/endpoints/my-endpoint/score', { headers: { 'azureml-model-deployment': 'GREEN' } });
+  assert.equal(upper.status, 200);
+  assert.equal(green.requests.length, 2);
+  // Pinning works when no deployment has traffic at all.
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], {})));
+  assert.equal((await call('/endpoints/my-endpoint/score', { headers: { 'azureml-model-deployment': 'blue' } })).status, 200);
+  assert.equal(blue.requests.length, 1);
+});
+
+test('pinning an unknown deployment is a 404', async () => {
+  const r = await call('/endpoints/my-endpoint/score', { headers: { 'azureml-model-deployment': 'purple' } });
+  assert.equal(r.status, 404);
+  assert.match(r.json().message, /purple/);
+  assert.equal(blue.requests.length + green.requests.length, 0);
+});
+
+test('a 90/10 split sends 10% ± 3% of 2,000 requests to the second deployment', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { blue: 90, green: 10 })));
+  const counts: Record<string, number> = {};
+  const total = 2000;
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (sent < total) {
+        sent++;
+        const r = await call('/endpoints/my-endpoint/score');
+        assert.equal(r.status, 200);
+        const d = r.headers['azureml-model-deployment'] as string;
+        counts[d] = (counts[d] ?? 0) + 1;
+      }
+    }),
+  );
+  assert.equal((counts.blue ?? 0) + (counts.green ?? 0), total);
+  assert.equal(green.requests.length, counts.green);
+  const share = counts.green / total;
+  assert.ok(share > 0.07 && share < 0.13, `green got ${(share * 100).toFixed(1)}%`);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// What the instance sees and what the client gets back
+
+test('request method, path, query, body and headers reach the instance; Authorization does not; x-request-id is a new GUID', async () => {
+  const body = JSON.stringify({ data: [[1, 2, 3]], note: 'naïve ✓' });
+  const r = await call('/endpoints/my-endpoint/score?verbose=true&x=%C3%A9', {
+    body,
+    headers: { 'x-custom': 'hello ünïcode', 'x-request-id': 'client-chosen-id', 'x-ms-client-request-id': 'abc-123_DEF!@#$%^&*()+xyz' },
+  });
+  assert.equal(r.status, 200);
+  assert.equal(blue.requests.length, 1);
+  const seen = blue.requests[0];
+  assert.equal(seen.method, 'POST');
+  assert.equal(seen.url, '/score?verbose=true&x=%C3%A9');
+  assert.equal(seen.body.toString(), body);
+  const h = new Map(seen.headers);
+  assert.equal(h.get('content-type'), 'application/json');
+  assert.equal(Buffer.from(h.get('x-custom')!, 'latin1').toString('utf8') === 'hello ünïcode' || h.get('x-custom') === 'hello ünïcode', true);
+  assert.equal(h.has('authorization'), false, 'the key never reaches the instance');
+  assert.equal(h.has('host'), false);
+  assert.equal(h.has('connection'), false);
+  assert.equal(h.has('content-length'), false);
+  assert.equal(seen.headers.filter(([k]) => k === 'x-request-id').length, 1);
+  assert.match(h.get('x-request-id')!, GUID);
+  assert.notEqual(h.get('x-request-id'), 'client-chosen-id');
+  assert.equal(h.get('x-ms-client-request-id'), 'abc-123_DEF!@#$%^&*()+xyz', 'the instance sees what the client sent');
+  // Every header name reaches the instance lower-cased.
+  assert.ok(seen.headers.every(([k]) => k === k.toLowerCase()));
+  // The client gets the same request id back, and its client request id sanitised (contract §4.3).
+  assert.equal(r.headers['x-request-id'], h.get('x-request-id'));
+  assert.equal(r.headers['x-ms-client-request-id'], 'abc-123_DEFxyz');
+});
+
+test('GET and an empty body are forwarded as they are', async () => {
+  const r = await call('/endpoints/my-endpoint/score', { method: 'GET', body: '' });
+  assert.equal(r.status, 200);
+  assert.equal(blue.requests[0].method, 'GET');
+  assert.equal(blue.requests[0].body.length, 0);
+});
+
+test('response headers: the model\'s own, content-type, x-request-id (a GUID) and azureml-model-deployment', async () => {
+  blue.behaviour = (_req, reply) =>
+    reply(200, [['content-type', 'text/plain; charset=utf-8'], ['x-ms-run-fn-exec-ms', '1.5'], ['x-request-id', 'model-id'], ['content-length', '999']], 'plain answer');
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'plain answer');
+  assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(r.headers['content-length'], String(Buffer.byteLength('plain answer')));
+  assert.equal(r.headers['x-ms-run-fn-exec-ms'], '1.5');
+  assert.match(r.headers['x-request-id'] as string, GUID);
+  assert.equal(r.headers['azureml-model-deployment'], 'blue');
+  // Without a content-type from the model, JSON is assumed.
+  blue.behaviour = (_req, reply) => reply(200, [], '[1,2]');
+  const plain = await call('/endpoints/my-endpoint/score');
+  assert.equal(plain.headers['content-type'], 'application/json');
+  assert.equal(plain.body, '[1,2]');
+});
+
+test('every request gets its own x-request-id', async () => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 5; i++) ids.add((await call('/endpoints/my-endpoint/score')).headers['x-request-id'] as string);
+  assert.equal(ids.size, 5);
+  // Errors the router answers itself carry one too.
+  assert.match((await call('/endpoints/my-endpoint/score', { key: null })).headers['x-request-id'] as string, GUID);
+});
+
+test('a non-200 from the model becomes 424 with the model\'s status, reason and body', async () => {
+  const cases: [number, string][] = [
+    [500, 'Internal Server Error'],
+    [400, 'Bad Request'],
+    [404, 'Not Found'],
+    [503, 'Service Unavailable'],
+    [201, 'Error'],
+  ];
+  for (const [status, reason] of cases) {
+    const modelBody = JSON.stringify({ message: `An unexpected error occurred in scoring script (${status}).` });
+    blue.behaviour = (_req, reply) => reply(status, [['content-type', 'application/json']], modelBody);
+    const r = await call('/endpoints/my-endpoint/score');
+    assert.equal(r.status, 424, `model status ${status}`);
+    assert.equal(r.headers['ms-azureml-model-error-statuscode'], String(status));
+    assert.equal(r.headers['ms-azureml-model-error-reason'], reason);
+    assert.equal(r.headers['azureml-model-deployment'], 'blue');
+    assert.equal(r.body, modelBody);
+  }
+  // A 200 carries neither header.
+  blue.behaviour = ok;
+  const fine = await call('/endpoints/my-endpoint/score');
+  assert.equal(fine.status, 200);
+  assert.equal(fine.headers['ms-azureml-model-error-statuscode'], undefined);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Failures between router and instance
+
+test('request_timeout_ms: 408 when the instance does not answer in time, and the instance gets a CANCEL', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { requestTimeoutMs: 150 })], { blue: 100 })));
+  blue.behaviour = () => {}; // never answers
+  const started = performance.now();
+  const r = await call('/endpoints/my-endpoint/score');
+  const took = performance.now() - started;
+  assert.equal(r.status, 408);
+  assert.match(r.json().message, /150 ms/);
+  assert.equal(r.headers['azureml-model-deployment'], 'blue');
+  assert.ok(took >= 140 && took < 1500, `took ${took} ms`);
+  await until(() => blue.cancels.length === 1, 'the CANCEL frame');
+  // The connection stays usable: the next request is answered.
+  blue.behaviour = ok;
+  assert.equal((await call('/endpoints/my-endpoint/score')).status, 200);
+});
+
+test('a late answer after the deadline is dropped and does not confuse the next request', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { requestTimeoutMs: 100 })], { blue: 100 })));
+  const held: Array<() => void> = [];
+  blue.behaviour = (_req, reply) => held.push(() => reply(200, [], '"late"'));
+  assert.equal((await call('/endpoints/my-endpoint/score')).status, 408);
+  blue.behaviour = (_req, reply) => {
+    for (const h of held.splice(0)) h(); // the stale answer arrives first
+    reply(200, [], '"fresh"');
+  };
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, '"fresh"');
+});
+
+test('the instance closing the connection mid-request gives 502; the next request reconnects', async () => {
+  blue.behaviour = (_req, _reply, socket) => socket.destroy();
+  const before = blue.connections;
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.equal(r.status, 502);
+  assert.equal(r.headers['azureml-model-deployment'], 'blue');
+  blue.behaviour = ok;
+  assert.equal((await call('/endpoints/my-endpoint/score')).status, 200);
+  assert.ok(blue.connections > before, 'a new connection was opened');
+});
+
+test('an instance whose socket does not exist fails the request without hanging', async () => {
+  router.setTable(
+    table(keyEndpoint('my-endpoint', [{ ...dep('blue', []), instances: [{ instanceId: 'ghost', transport: 'framed', socketPath: join(dir, 'missing.sock') }] }], { blue: 100 })),
+  );
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.ok(r.status === 502 || r.status === 503, `status ${r.status}`);
+});
+
+test('503 when the selected deployment has no ready instance', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', []), dep('green', [green])], { blue: 100 })));
+  const r = await call('/endpoints/my-endpoint/score');
+  assert.equal(r.status, 503);
+  assert.match(r.json().message, /blue/);
+  assert.equal(r.headers['azureml-model-deployment'], 'blue');
+  assert.equal(green.requests.length, 0);
+});
+
+test('413 for a body over maxBodyBytes, declared or chunked; a body at the limit passes', async () => {
+  const limit = 64 * 1024;
+  const big = Buffer.alloc(limit + 1, 'a');
+  const declared = await call('/endpoints/my-endpoint/score', { body: big, agent: new Agent({ keepAlive: false }) });
+  assert.equal(declared.status, 413);
+  const chunked = await call('/endpoints/my-endpoint/score', { body: big, chunked: true, agent: new Agent({ keepAlive: false }) });
+  assert.equal(chunked.status, 413);
+  assert.equal(blue.requests.length, 0);
+  const atLimit = Buffer.alloc(limit, 'b');
+  const r = await call('/endpoints/my-endpoint/score', { body: atLimit });
+  assert.equal(r.status, 200);
+  assert.equal(blue.requests[0].body.length, limit);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Balancing and table swaps
+
+test('least outstanding requests: a slow instance gets fewer requests than a fast one', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue, blue2])], { blue: 100 })));
+  const held: Array<() => void> = [];
+  blue.behaviour = (_req, reply) => held.push(() => reply(200, [], '"slow"')); // answers only when released
+  blue2.behaviour = (_req, reply) => reply(200, [], '"fast"');
+  const pending: Promise<Res>[] = [];
+  for (let i = 0; i < 20; i++) {
+    const seen = blue.requests.length + blue2.requests.length;
+    let done = false;
+    const p = call('/endpoints/my-endpoint/score').finally(() => (done = true));
+    pending.push(p);
+    // Wait until this request is held by the slow instance or answered by the fast one.
+    await until(() => done || blue.requests.length + blue2.requests.length > seen, `request ${i}`);
+    if (blue2.requests.length > seen - blue.requests.length) await until(() => done, `answer ${i}`);
+  }
+  assert.equal(blue.requests.length, 1, 'the slow instance got one request and nothing while it was busy');
+  assert.equal(blue2.requests.length, 19);
+  for (const h of held) h();
+  const results = await Promise.all(pending);
+  assert.deepEqual(
+    results.map((r) => r.body).sort(),
+    [...Array(19).fill('"fast"'), '"slow"'].sort(),
+  );
+});
+
+test('equally idle instances share requests round-robin', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue, blue2])], { blue: 100 })));
+  for (let i = 0; i < 10; i++) assert.equal((await call('/endpoints/my-endpoint/score')).status, 200);
+  assert.equal(blue.requests.length, 5);
+  assert.equal(blue2.requests.length, 5);
+});
+
+test('setTable swaps traffic for the next request, keeping client and instance connections', async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const first = await call('/endpoints/my-endpoint/score', { agent });
+    assert.equal(first.headers['azureml-model-deployment'], 'blue');
+    const blueConnections = blue.connections;
+
+    // A request in flight on blue while the table moves all traffic to green.
+    let release!: () => void;
+    blue.behaviour = (_req, reply) => (release = () => reply(200, [], '"blue, after the swap"'));
+    const inFlight = call('/endpoints/my-endpoint/score', { agent: new Agent({ keepAlive: false }) });
+    await until(() => blue.requests.length === 2, 'the in-flight request');
+    router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { green: 100 })));
+    assert.equal(router.version, version);
+
+    const second = await call('/endpoints/my-endpoint/score', { agent });
+    assert.equal(second.status, 200);
+    assert.equal(second.headers['azureml-model-deployment'], 'green');
+    assert.equal(second.reusedSocket, true, 'the client connection survived the swap');
+    assert.equal(second.localPort, first.localPort);
+
+    release();
+    const old = await inFlight;
+    assert.equal(old.status, 200);
+    assert.equal(old.body, '"blue, after the swap"');
+
+    // Back to blue: the router's connection to blue was kept, not reopened.
+    router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { blue: 100 })));
+    blue.behaviour = ok;
+    assert.equal((await call('/endpoints/my-endpoint/score', { agent })).headers['azureml-model-deployment'], 'blue');
+    assert.equal(blue.connections, blueConnections);
+  } finally {
+    agent.destroy();
+  }
+});
+
+test('an instance removed from the table finishes its in-flight request, then its connection closes', async () => {
+  let release!: () => void;
+  blue.behaviour = (_req, reply) => (release = () => reply(200, [], '"finished"'));
+  const inFlight = call('/endpoints/my-endpoint/score', { agent: new Agent({ keepAlive: false }) });
+  await until(() => blue.requests.length === 1, 'the in-flight request');
+  assert.ok(blue.sockets.size >= 1);
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('green', [green])], { green: 100 })));
+  assert.equal((await call('/endpoints/my-endpoint/score')).headers['azureml-model-deployment'], 'green');
+  release();
+  const r = await inFlight;
+  assert.equal(r.status, 200);
+  assert.equal(r.body, '"finished"');
+  await until(() => blue.sockets.size === 0, 'the router to close its connection to the removed instance');
+});
