@@ -11,6 +11,7 @@ import type { Controller } from '../reconcile/index.js';
 import { dumpDeployment, dumpEndpoint, parseDeploymentObject, parseEndpointObject } from '../spec/index.js';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
+import { registry } from '../telemetry/metrics.js';
 import { issueToken } from '../util/token.js';
 import { showDeployment, showEndpoint, type ShowContext } from './show.js';
 
@@ -242,6 +243,8 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()));
   return app;
 }
 

@@ -397,11 +397,13 @@ function serverCommand(program: Command): void {
     .option('--port <port>', 'control-plane API port (0: any free port)', (v) => Number.parseInt(v, 10), 8470)
     .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
     .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
-    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number }) => {
+    .option('--max-body-bytes <n>', 'largest scoring request body; larger gets 413', (v) => Number.parseInt(v, 10), 100 * 1024 * 1024)
+    .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
+    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; trafficLog: boolean }) => {
       const { startServer, VERSION } = await import('../main/server.js');
       const workspace = resolve(o.workspace ?? defaultWorkspace());
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, log });
+      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, trafficLog: o.trafficLog, log });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {

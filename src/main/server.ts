@@ -10,6 +10,7 @@ import { InfergateError } from '../errors/index.js';
 import { Controller } from '../reconcile/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
+import { FileTrafficLog } from '../telemetry/index.js';
 import { httpUrl, readServerRecord, SERVER_FILE, type ServerRecord } from '../util/workspace.js';
 
 export interface ServerOptions {
@@ -17,6 +18,10 @@ export interface ServerOptions {
   host: string;
   port: number;
   routerPort: number;
+  /** Largest scoring request body (bytes). */
+  maxBodyBytes?: number;
+  /** Write the per-request traffic log (<workspace>/logs/traffic.jsonl). */
+  trafficLog?: boolean;
   /** Deployments allowed per endpoint (Azure: 20). */
   maxDeploymentsPerEndpoint?: number;
   log?: (line: string) => void;
@@ -40,7 +45,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const store = openStateStore(o.workspace);
   const backend = new ProcessBackend({ workspace: o.workspace, log });
-  const router = new Router();
+  const router = new Router({
+    ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+    ...(o.trafficLog !== false ? { trafficLog: new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) } : {}),
+  });
   const routerAddress = await router.listen(o.routerPort, o.host);
   const routerUrl = httpUrl(o.host, routerAddress.port);
   const controller = new Controller({ store, backend, publish: (t) => router.setTable(t), log });

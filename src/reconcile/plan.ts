@@ -15,6 +15,11 @@ export interface DeploymentProgress {
   readyCount: number;
 }
 
+/** Azure reserves 20% extra capacity for upgrades (contract §8.2); at least one instance. */
+export function surgeOf(instanceCount: number): number {
+  return Math.max(1, Math.ceil(instanceCount * 0.2));
+}
+
 const key = (endpoint: string, deployment: string) => `${endpoint}/${deployment}`;
 
 export function plan(desired: InstancePlan[], observed: ObservedInstance[]): { actions: Action[]; progress: Map<string, DeploymentProgress> } {
@@ -35,23 +40,33 @@ export function plan(desired: InstancePlan[], observed: ObservedInstance[]): { a
     const current = mine.filter((o) => o.revision === p.revision && o.state !== 'stopping');
     const older = mine.filter((o) => o.revision !== p.revision && o.state !== 'stopping');
 
-    const have = new Set(current.map((o) => o.index));
-    for (let i = 0; i < p.instanceCount; i++) {
-      if (!have.has(i)) actions.push({ kind: 'start', id: instanceId(p, i), plan: p, index: i });
-    }
-    // Scale in: the highest indexes go first.
-    for (const o of current) if (o.index >= p.instanceCount) actions.push({ kind: 'stop', id: o.id });
-
     const wanted = current.filter((o) => o.index < p.instanceCount);
     const readyCount = wanted.filter((o) => o.state === 'ready').length;
     const failed = wanted.find((o) => o.state === 'failed');
     const allReady = readyCount === p.instanceCount;
-    // Rolling update: older revisions keep serving until the new one is wholly ready; the ones that are
-    // not serving anyway go at once. If the new revision fails, the old one keeps serving.
-    for (const o of older) if (allReady || o.state !== 'ready') actions.push({ kind: 'stop', id: o.id });
+    const olderReady = older.filter((o) => o.state === 'ready');
+
+    // Start what is missing. While an older revision still serves (a rolling update), at most `surge`
+    // instances run beyond instance_count, like Azure's 20% reserve; otherwise start all at once.
+    const have = new Set(current.map((o) => o.index));
+    let room = olderReady.length === 0 ? Infinity : p.instanceCount + surgeOf(p.instanceCount) - wanted.length - olderReady.length;
+    for (let i = 0; i < p.instanceCount && room > 0; i++) {
+      if (have.has(i)) continue;
+      actions.push({ kind: 'start', id: instanceId(p, i), plan: p, index: i });
+      room--;
+    }
+    // Scale in: the highest indexes go first.
+    for (const o of current) if (o.index >= p.instanceCount) actions.push({ kind: 'stop', id: o.id });
+    // Older revisions: the ones not serving go at once; a serving one goes only when a new ready instance
+    // takes its place, so ready instances never drop below instance_count. If the new revision fails, the
+    // old one keeps serving.
+    const excess = failed ? 0 : Math.max(0, readyCount + olderReady.length - p.instanceCount);
+    for (const o of older) if (o.state !== 'ready') actions.push({ kind: 'stop', id: o.id });
+    for (const o of olderReady.slice(0, excess)) actions.push({ kind: 'stop', id: o.id });
+    const olderLeft = olderReady.length - Math.min(excess, olderReady.length);
 
     if (failed) progress.set(k, { phase: 'failed', error: failed.error ?? { code: 'ResourceNotReady', message: 'an instance failed' }, readyCount });
-    else if (allReady && older.every((o) => o.state !== 'ready' || allReady)) progress.set(k, { phase: 'ready', readyCount });
+    else if (allReady && olderLeft === 0) progress.set(k, { phase: 'ready', readyCount });
     else progress.set(k, { phase: 'progressing', readyCount });
   }
 

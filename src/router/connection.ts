@@ -11,7 +11,10 @@ export interface Exchange {
   /** Absolute time (ms, performance.now() clock) after which the request is abandoned. */
   deadline: number;
   onResponse(status: number, headers: [string, string][], body: Buffer): void;
-  /** `reason`: 'timeout' (deadline passed), 'unavailable' (never written), 'dropped' (connection lost after writing). */
+  /**
+   * `reason`: 'timeout' (deadline passed), 'unavailable' (the connection failed before the request was
+   * written: safe to send elsewhere), 'dropped' (lost after writing: the instance may have run it).
+   */
   onFailure(reason: 'timeout' | 'unavailable' | 'dropped'): void;
 }
 
@@ -26,6 +29,10 @@ export class InstanceConnection {
   private destroyed = false;
   private readonly pending = new Map<number, Exchange>();
   private queue: Buffer[] = [];
+  /** Ids of the requests in `queue`, not yet written to the socket. */
+  private queuedIds: number[] = [];
+  /** The connection failed on its own; the router avoids it until the routing table changes. */
+  broken = false;
   private flushScheduled = false;
   private nextId = 1;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -59,6 +66,7 @@ export class InstanceConnection {
     this.pending.set(id, ex);
     this.outstanding++;
     this.queue.push(encodeRequestHead(id, method, url, headers, body.length), body);
+    this.queuedIds.push(id);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flush);
@@ -83,14 +91,16 @@ export class InstanceConnection {
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', () => {}); // 'close' follows and does the work
     socket.on('close', () => {
-      const neverConnected = !this.connected;
+      if (!this.closing) this.broken = true;
       this.socket = null;
       this.connected = false;
+      const unwritten = new Set(this.queuedIds);
       this.queue = [];
-      const failed = [...this.pending.values()];
+      this.queuedIds = [];
+      const failed = [...this.pending];
       this.pending.clear();
       this.outstanding = 0;
-      for (const ex of failed) ex.onFailure(neverConnected ? 'unavailable' : 'dropped');
+      for (const [id, ex] of failed) ex.onFailure(unwritten.has(id) ? 'unavailable' : 'dropped');
       if (this.closing) this.destroy();
     });
     this.socket = socket;
@@ -102,6 +112,7 @@ export class InstanceConnection {
     if (socket === null || !this.connected || this.queue.length === 0) return;
     const q = this.queue;
     this.queue = [];
+    this.queuedIds = [];
     socket.cork();
     for (let i = 0; i < q.length; i++) socket.write(q[i]);
     socket.uncork();

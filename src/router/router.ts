@@ -1,30 +1,39 @@
-// The data plane (DESIGN.md "router/"): clients POST to an endpoint's scoring URI; the router
-// authenticates, selects a deployment (header pin or weighted split), picks the least-busy ready
-// instance and forwards over the framed instance protocol. It serves from a snapshot compiled from the
-// RoutingTable once per table: nothing per request is looked up, parsed or rebuilt that could be
-// done at swap time.
+// The data plane (DESIGN.md "router/"): clients POST to an endpoint's scoring URI; the router runs one
+// ordered list of stages — auth → select (header pin or weighted split) → admission (concurrency, queue,
+// deadline) → proxy (framed instance protocol) → mirror (fire-and-forget copy) — from a snapshot built
+// once per RoutingTable. Nothing per request is looked up, parsed or rebuilt that could be done at swap
+// time, and nothing is logged synchronously.
 //
 // Scoring URI shape: http://<host>:<router-port>/endpoints/<endpoint-name>/score
 // (Azure: https://<endpoint-name>.<region>.inference.ml.azure.com/score — a host per endpoint needs DNS;
-// a path per endpoint works on loopback with no setup.)
+// a path per endpoint works on loopback with no setup.) `GET .../swagger.json` reaches an instance's
+// generated OpenAPI document (Azure's openapi_uri).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
+import { mirrorRequests, modelDuration, readyInstances, requestDuration, requestsInFlight, requestsQueued, requestsTotal, statusClass } from '../telemetry/metrics.js';
+import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { verifyToken } from '../util/token.js';
 import { InstanceConnection, type Exchange } from './connection.js';
 
 export const SCORE_PREFIX = '/endpoints/';
 
 export interface RouterOptions {
-  /** Largest request body accepted (bytes); larger gets 413. */
+  /** Largest request body accepted (bytes); larger gets 413. Default 100 MiB (Azure's image nginx). */
   maxBodyBytes?: number;
+  /** Longest request line URL accepted; longer gets 414. */
+  maxUrlLength?: number;
+  /** Time a client may take to send its headers (slow-client protection). */
+  headersTimeoutMs?: number;
+  /** Time a client may take to send the whole request. */
+  requestTimeoutMs?: number;
+  trafficLog?: TrafficSink;
 }
 
-/** Counters per deployment that outlive routing-table swaps (metrics read them). */
+/** Counters per deployment that outlive routing-table swaps. */
 export interface DeploymentStats {
-  /** Mirror copies sent, answered (any status), answered non-200, failed (timeout/dropped connection), dropped (queue full or no instance). */
   mirrorSent: number;
   mirrorAnswered: number;
   mirrorErrors: number;
@@ -35,12 +44,33 @@ export interface DeploymentStats {
   mirrorLatencyMs: number;
 }
 
+/**
+ * One deployment as the router serves it. Kept across routing-table swaps (keyed by endpoint/deployment)
+ * so its queue and counters survive a traffic change; only `route` and `connections` are replaced.
+ */
 interface DeploymentState {
+  readonly endpoint: string;
+  readonly name: string;
   route: DeploymentRoute;
-  stats: DeploymentStats;
   connections: InstanceConnection[];
+  /** Per-instance concurrency limit; Infinity when max_concurrent_requests_per_instance is 0. */
+  perInstance: number;
+  /** Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). */
+  admitLimit: number;
+  /** Requests admitted and not yet answered: in flight at instances plus queued. */
+  admitted: number;
+  queue: Flight[];
+  queueHead: number;
   /** Round-robin start among equally busy instances, so ties spread. */
   next: number;
+  stats: DeploymentStats;
+  m: {
+    inFlight: ReturnType<typeof requestsInFlight.labels>;
+    queued: ReturnType<typeof requestsQueued.labels>;
+    duration: ReturnType<typeof requestDuration.labels>;
+    model: ReturnType<typeof modelDuration.labels>;
+    byStatus: Map<number, ReturnType<typeof requestsTotal.labels>>;
+  };
 }
 
 interface EndpointState {
@@ -48,32 +78,139 @@ interface EndpointState {
   keyHashes: Buffer[];
   /** Deployments by lower-cased name, for the azureml-model-deployment header. */
   byName: Map<string, DeploymentState>;
-  /** Live traffic: cumulative weights (sum 100) and the deployment each range selects. */
+  /** Live traffic: cumulative weights and the deployment each range selects. */
   cumulative: number[];
   targets: DeploymentState[];
-  /** Mirror traffic: the shadow deployment and the percent of unpinned requests copied to it. */
   mirror: DeploymentState | null;
   mirrorPercent: number;
+  authType: 'Key' | 'AMLToken' | 'AADToken';
 }
-
-/** Mirror copies in flight per deployment beyond which new copies are dropped (and counted), never queued. */
-export const MIRROR_MAX_INFLIGHT = 256;
 
 const JSON_TYPE = 'application/json';
 const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any valid deployment with positive weight" });
-const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+const UNAUTHORIZED = JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' });
+const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'x-request-id']);
+const SWEEP_MS = 10;
+
+/**
+ * One scoring request from admission to answer. A class rather than closures: one allocation per
+ * request, and it is the Exchange the instance connection calls back.
+ */
+class Flight implements Exchange {
+  deadline: number;
+  /** When it entered the queue (performance.now()), for max_queue_wait_ms. */
+  queuedAt = 0;
+  sentAt = 0;
+  retried = false;
+  conn: InstanceConnection | null = null;
+  modelStatus = 0;
+
+  constructor(
+    readonly router: Router,
+    readonly res: ServerResponse,
+    readonly d: DeploymentState,
+    readonly method: string,
+    readonly path: string,
+    readonly headers: [string, string][],
+    readonly body: Buffer,
+    readonly requestId: string,
+    readonly clientRequestId: string,
+    readonly startedAt: number,
+    readonly bodyDoneAt: number,
+    readonly userAgent: string,
+    readonly authType: EndpointState['authType'],
+  ) {
+    this.deadline = startedAt + d.route.requestTimeoutMs;
+  }
+
+  onResponse(status: number, modelHeaders: [string, string][], responseBody: Buffer): void {
+    this.modelStatus = status;
+    const d = this.d;
+    d.m.model.observe((performance.now() - this.sentAt) / 1000);
+    this.router.release(this);
+    const res = this.res;
+    if (res.destroyed) return;
+    const out: string[] = [];
+    let contentType = JSON_TYPE;
+    for (let i = 0; i < modelHeaders.length; i++) {
+      const [k, v] = modelHeaders[i];
+      if (k === 'content-type') contentType = v;
+      else if (k !== 'content-length' && k !== 'x-request-id' && k !== 'connection' && k !== 'transfer-encoding') out.push(k, v);
+    }
+    out.push('content-type', contentType, 'x-request-id', this.requestId, 'azureml-model-deployment', d.name);
+    if (this.clientRequestId !== '') out.push('x-ms-client-request-id', this.clientRequestId);
+    let code = status;
+    if (status !== 200) {
+      // The managed front end turns any non-200 from the model into 424 and passes the model's code and
+      // reason in headers (contract §4.2).
+      out.push('ms-azureml-model-error-statuscode', String(status), 'ms-azureml-model-error-reason', reasonPhrase(status));
+      code = 424;
+    }
+    out.push('content-length', String(responseBody.length));
+    res.writeHead(code, out);
+    res.end(responseBody);
+    this.router.finish(this, code, responseBody.length);
+  }
+
+  onFailure(reason: 'timeout' | 'unavailable' | 'dropped'): void {
+    const router = this.router;
+    if (reason === 'unavailable' && !this.retried) {
+      // Never written: the instance cannot have run it, so one more try on another ready instance.
+      this.retried = true;
+      const failed = this.conn;
+      this.conn = null;
+      router.retry(this, failed);
+      return;
+    }
+    router.release(this);
+    if (reason === 'timeout') this.fail(408, `Request timed out after ${this.d.route.requestTimeoutMs} ms (request_timeout_ms of deployment '${this.d.name}')`);
+    else this.fail(502, `The instance of deployment '${this.d.name}' closed the connection before answering`);
+  }
+
+  /** Answers with an error of the router's own (not the model's). */
+  fail(status: number, message: string, retryAfter?: string): void {
+    const res = this.res;
+    if (!res.destroyed && !res.headersSent) {
+      const body = `{"message":${JSON.stringify(message)}}`;
+      const headers = ['content-type', JSON_TYPE, 'x-request-id', this.requestId, 'azureml-model-deployment', this.d.name, 'content-length', String(Buffer.byteLength(body))];
+      if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
+      res.writeHead(status, headers);
+      res.end(body);
+    }
+    this.router.finish(this, status, 0);
+  }
+}
 
 export class Router {
   private endpoints = new Map<string, EndpointState>();
+  private readonly deployments = new Map<string, DeploymentState>();
   private readonly connections = new Map<string, InstanceConnection>();
-  private readonly stats = new Map<string, DeploymentStats>();
+  private readonly queued = new Set<DeploymentState>();
   private readonly server: Server;
   private readonly maxBodyBytes: number;
+  private readonly maxUrlLength: number;
+  private readonly trafficLog: TrafficSink;
+  private sweepTimer: NodeJS.Timeout | null = null;
   version = 0;
 
   constructor(options: RouterOptions = {}) {
     this.maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024;
-    this.server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    this.maxUrlLength = options.maxUrlLength ?? 8192;
+    this.trafficLog = options.trafficLog ?? NO_TRAFFIC_LOG;
+    this.server = createServer(
+      {
+        keepAliveTimeout: 65_000,
+        headersTimeout: options.headersTimeoutMs ?? 15_000,
+        requestTimeout: options.requestTimeoutMs ?? 300_000,
+      },
+      (req, res) => this.handle(req, res),
+    );
+    // Malformed requests, oversized headers (431), slow clients: answer if possible, never throw.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    });
   }
 
   async listen(port: number, host: string): Promise<AddressInfo> {
@@ -88,15 +225,18 @@ export class Router {
   }
 
   async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const c of this.connections.values()) c.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.trafficLog.close();
   }
 
   /** Swaps in a new table. Connections to instances that stay are kept; others drain and close. */
   setTable(table: RoutingTable): void {
     const endpoints = new Map<string, EndpointState>();
     const live = new Set<string>();
+    const liveDeployments = new Set<string>();
     for (const route of table.endpoints) {
       const byName = new Map<string, DeploymentState>();
       for (const d of route.deployments) {
@@ -109,7 +249,9 @@ export class Router {
           }
           return c;
         });
-        byName.set(d.name.toLowerCase(), { route: d, stats: this.statsOf(route.name, d.name), connections, next: 0 });
+        const state = this.deploymentState(route.name, d, connections);
+        liveDeployments.add(`${route.name}/${d.name}`);
+        byName.set(d.name.toLowerCase(), state);
       }
       const cumulative: number[] = [];
       const targets: DeploymentState[] = [];
@@ -130,6 +272,7 @@ export class Router {
         targets,
         mirror,
         mirrorPercent: mirror ? route.mirror!.percent : 0,
+        authType: route.authMode === 'key' ? 'Key' : route.authMode === 'aml_token' ? 'AMLToken' : 'AADToken',
       });
     }
     for (const [id, c] of this.connections) {
@@ -138,23 +281,67 @@ export class Router {
         this.connections.delete(id);
       }
     }
+    for (const [key, d] of this.deployments) {
+      if (liveDeployments.has(key)) continue;
+      // The deployment is gone: whatever still waits for it cannot be served.
+      for (let i = d.queueHead; i < d.queue.length; i++) d.queue[i].fail(503, `Deployment '${d.name}' was removed`);
+      d.queue = [];
+      d.queueHead = 0;
+      this.queued.delete(d);
+      readyInstances.remove(d.endpoint, d.name);
+      this.deployments.delete(key);
+    }
     this.endpoints = endpoints;
     this.version = table.version;
+    // New capacity (more instances, a higher limit) may serve queued requests now.
+    for (const d of this.deployments.values()) this.dispatchQueued(d);
   }
 
-  /** Counters of one deployment (zeros if it never served). */
+  /** Counters of one deployment (zeros if unknown). */
   statsOf(endpoint: string, deployment: string): DeploymentStats {
-    const key = `${endpoint}/${deployment}`;
-    let s = this.stats.get(key);
-    if (s === undefined) {
-      s = { mirrorSent: 0, mirrorAnswered: 0, mirrorErrors: 0, mirrorFailed: 0, mirrorDropped: 0, mirrorInflight: 0, mirrorLatencyMs: 0 };
-      this.stats.set(key, s);
+    return this.deployments.get(`${endpoint}/${deployment}`)?.stats ?? newStats();
+  }
+
+  private deploymentState(endpoint: string, route: DeploymentRoute, connections: InstanceConnection[]): DeploymentState {
+    const key = `${endpoint}/${route.name}`;
+    let d = this.deployments.get(key);
+    if (d === undefined) {
+      d = {
+        endpoint,
+        name: route.name,
+        route,
+        connections,
+        perInstance: Infinity,
+        admitLimit: 0,
+        admitted: 0,
+        queue: [],
+        queueHead: 0,
+        next: 0,
+        stats: newStats(),
+        m: {
+          inFlight: requestsInFlight.labels(endpoint, route.name),
+          queued: requestsQueued.labels(endpoint, route.name),
+          duration: requestDuration.labels(endpoint, route.name),
+          model: modelDuration.labels(endpoint, route.name),
+          byStatus: new Map(),
+        },
+      };
+      this.deployments.set(key, d);
     }
-    return s;
+    d.route = route;
+    d.connections = connections;
+    const mc = route.maxConcurrentRequestsPerInstance;
+    // 0 means unlimited (a real Azure show prints max_concurrent_requests_per_instance: 0, contract §1.7).
+    d.perInstance = mc > 0 ? mc : Infinity;
+    d.admitLimit = mc > 0 ? 2 * mc * connections.length : Infinity;
+    readyInstances.labels(endpoint, route.name).set(connections.length);
+    return d;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
     const url = req.url ?? '/';
+    if (url.length > this.maxUrlLength) return reply(res, 414, JSON.stringify({ message: `URL longer than ${this.maxUrlLength} characters` }));
     if (!url.startsWith(SCORE_PREFIX)) {
       if (url === '/healthz' || url === '/') return reply(res, 200, '{"status":"Healthy"}');
       return reply(res, 404, JSON.stringify({ message: 'Not found. Scoring URIs look like /endpoints/<endpoint-name>/score' }));
@@ -164,108 +351,196 @@ export class Router {
     const rest = slash < 0 ? '' : url.slice(slash);
     const endpoint = this.endpoints.get(name);
     if (endpoint === undefined) return reply(res, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
-    if (!(rest === '/score' || rest.startsWith('/score?'))) {
+    const isScore = rest === '/score' || rest.startsWith('/score?');
+    const isSwagger = !isScore && req.method === 'GET' && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
+    if (!isScore && !isSwagger) {
       return reply(res, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
     }
-    if (!this.authorized(endpoint, req.headers.authorization)) {
-      return reply(res, 401, JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' }));
-    }
+    // Azure serves the OpenAPI document without auth; scoring always needs it.
+    if (isScore && !this.authorized(endpoint, req.headers.authorization)) return reply(res, 401, UNAUTHORIZED);
 
-    let deployment: DeploymentState | undefined;
+    // Select: a pinned deployment (any, whatever its weight; never mirrored), else the weighted split.
+    let d: DeploymentState | undefined;
     let mirror: DeploymentState | null = null;
     const pinned = req.headers['azureml-model-deployment'];
     if (typeof pinned === 'string' && pinned !== '') {
-      // Any deployment may be pinned, whatever its weight; a pinned request is never mirrored (contract §3).
-      deployment = endpoint.byName.get(pinned.toLowerCase());
-      if (deployment === undefined) return reply(res, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
+      d = endpoint.byName.get(pinned.toLowerCase());
+      if (d === undefined) return reply(res, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
     } else {
-      deployment = pickWeighted(endpoint);
-      if (deployment === undefined) return reply(res, 404, NO_DEPLOYMENT);
-      if (endpoint.mirror !== null && Math.random() * 100 < endpoint.mirrorPercent) mirror = endpoint.mirror;
+      d = pickWeighted(endpoint);
+      if (d === undefined) return reply(res, 404, NO_DEPLOYMENT);
+      if (isScore && endpoint.mirror !== null && Math.random() * 100 < endpoint.mirrorPercent) mirror = endpoint.mirror;
     }
 
     const declared = Number(req.headers['content-length']);
-    if (declared > this.maxBodyBytes) {
-      res.setHeader('connection', 'close');
-      return reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
-    }
+    if (declared > this.maxBodyBytes) return this.tooLarge(res);
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
+    const deployment = d;
     req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
       size += c.length;
       if (size > this.maxBodyBytes) {
         tooLarge = true;
         chunks.length = 0;
         return;
       }
-      if (!tooLarge) chunks.push(c);
+      chunks.push(c);
     });
     req.on('end', () => {
-      if (tooLarge) {
-        res.setHeader('connection', 'close');
-        return reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
-      }
+      if (tooLarge) return this.tooLarge(res);
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.forward(req, res, deployment!, body, rest, mirror);
+      this.admit(req, res, endpoint, deployment, body, rest, mirror, startedAt);
     });
+    req.on('error', () => {}); // a client that goes away mid-body: nothing to answer
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, deployment: DeploymentState, body: Buffer, path: string, mirror: DeploymentState | null): void {
+  private admit(req: IncomingMessage, res: ServerResponse, endpoint: EndpointState, d: DeploymentState, body: Buffer, path: string, mirror: DeploymentState | null, startedAt: number): void {
+    // AML overrides x-request-id so it is always a GUID of its own (contract §4.3).
     const requestId = randomUUID();
     const headers: [string, string][] = [];
     const raw = req.rawHeaders;
-    let clientRequestId: string | undefined;
+    let clientRequestId = '';
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i].toLowerCase();
-      if (HOP_BY_HOP.has(k) || k === 'x-request-id') continue;
+      if (HOP_BY_HOP.has(k)) continue;
       if (k === 'x-ms-client-request-id') clientRequestId = sanitizeClientRequestId(raw[i + 1]);
       headers.push([k, raw[i + 1]]);
     }
-    // AML overrides x-request-id so it is always a GUID of its own (contract §4.3).
     headers.push(['x-request-id', requestId]);
-    const deploymentName = deployment.route.name;
-    const timeoutMs = deployment.route.requestTimeoutMs;
-    const conn = pickInstance(deployment);
-    if (conn === undefined) {
-      return reply(res, 503, JSON.stringify({ message: `Deployment '${deploymentName}' has no ready instance` }), requestId, deploymentName);
+    const f = new Flight(this, res, d, req.method ?? 'POST', path, headers, body, requestId, clientRequestId, startedAt, performance.now(), req.headers['user-agent'] ?? '', endpoint.authType);
+
+    if (d.connections.length === 0) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
+    if (d.admitted >= d.admitLimit) {
+      // Azure: more than 2 × max_concurrent_requests_per_instance × instance_count pending → 429, fast.
+      return f.fail(429, `Too many pending requests for deployment '${d.name}': at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × instances)`, '1');
     }
-    const ex: Exchange = {
-      deadline: performance.now() + timeoutMs,
-      onResponse(status, modelHeaders, responseBody) {
-        if (res.destroyed) return;
-        const out: [string, string][] = [];
-        let contentType = JSON_TYPE;
-        for (const [k, v] of modelHeaders) {
-          if (k === 'content-type') contentType = v;
-          else if (k !== 'content-length' && k !== 'x-request-id' && k !== 'connection' && k !== 'transfer-encoding') out.push([k, v]);
-        }
-        out.push(['content-type', contentType], ['x-request-id', requestId], ['azureml-model-deployment', deploymentName]);
-        if (clientRequestId !== undefined) out.push(['x-ms-client-request-id', clientRequestId]);
-        let code = status;
-        if (status !== 200) {
-          // The managed front end turns any non-200 from the model into 424 and passes the model's
-          // code and reason in headers (contract §4.2).
-          out.push(['ms-azureml-model-error-statuscode', String(status)], ['ms-azureml-model-error-reason', reasonPhrase(status)]);
-          code = 424;
-        }
-        out.push(['content-length', String(responseBody.length)]);
-        res.writeHead(code, out.flat() as unknown as string[]);
-        res.end(responseBody);
-      },
-      onFailure(reason) {
-        if (res.destroyed) return;
-        if (reason === 'timeout') {
-          reply(res, 408, JSON.stringify({ message: `Request timed out after ${timeoutMs} ms (request_timeout_ms of deployment '${deploymentName}')` }), requestId, deploymentName);
-        } else {
-          reply(res, 502, JSON.stringify({ message: `The instance of deployment '${deploymentName}' closed the connection before answering` }), requestId, deploymentName);
-        }
-      },
-    };
-    conn.send(req.method ?? 'POST', path, headers, body, ex);
-    // After the live request, in the same turn: its frame is queued first, and the copy shares the body
-    // and headers (no copies made).
-    if (mirror !== null) sendMirror(mirror, req.method ?? 'POST', path, headers, body);
+    d.admitted++;
+    const conn = pickFree(d, null);
+    if (conn !== null) this.send(f, conn);
+    else this.enqueue(f);
+    if (mirror !== null) sendMirror(mirror, f.method, path, headers, body);
+  }
+
+  private send(f: Flight, conn: InstanceConnection): void {
+    f.conn = conn;
+    f.sentAt = performance.now();
+    f.d.m.inFlight.inc();
+    conn.send(f.method, f.path, f.headers, f.body, f);
+  }
+
+  private enqueue(f: Flight): void {
+    const d = f.d;
+    f.queuedAt = performance.now();
+    d.queue.push(f);
+    d.m.queued.inc();
+    this.queued.add(d);
+    if (this.sweepTimer === null) this.sweepTimer = setInterval(() => this.sweepQueues(), SWEEP_MS).unref();
+  }
+
+  /** A flight left its instance (answered, failed, timed out): free its slot and serve the queue. */
+  release(f: Flight): void {
+    const d = f.d;
+    if (f.conn !== null) {
+      d.m.inFlight.dec();
+      f.conn = null;
+    }
+    d.admitted--;
+    this.dispatchQueued(d);
+  }
+
+  retry(f: Flight, failed: InstanceConnection | null): void {
+    f.d.m.inFlight.dec();
+    const conn = pickFree(f.d, failed);
+    if (conn !== null) this.send(f, conn);
+    else {
+      this.release(f);
+      f.fail(502, `No instance of deployment '${f.d.name}' could take the request`);
+    }
+  }
+
+  /** Final accounting: metrics and the traffic log, once per request. */
+  finish(f: Flight, status: number, responseBytes: number): void {
+    const d = f.d;
+    const now = performance.now();
+    d.m.duration.observe((now - f.startedAt) / 1000);
+    let counter = d.m.byStatus.get(status);
+    if (counter === undefined) {
+      counter = requestsTotal.labels(d.endpoint, d.name, String(status), statusClass(status));
+      d.m.byStatus.set(status, counter);
+    }
+    counter.inc();
+    this.trafficLog.record({
+      method: f.method,
+      path: f.path,
+      endpoint: d.endpoint,
+      deployment: d.name,
+      responseCode: status,
+      modelStatusCode: f.modelStatus,
+      requestPayloadSize: f.body.length,
+      responsePayloadSize: responseBytes,
+      userAgent: f.userAgent,
+      xRequestId: f.requestId,
+      xMsClientRequestId: f.clientRequestId,
+      totalDurationMs: now - f.startedAt,
+      requestDurationMs: f.bodyDoneAt - f.startedAt,
+      responseDurationMs: f.sentAt > 0 && f.modelStatus > 0 ? now - f.startedAt : 0,
+      authType: f.authType,
+    });
+  }
+
+  private dispatchQueued(d: DeploymentState): void {
+    while (d.queueHead < d.queue.length) {
+      const conn = pickFree(d, null);
+      if (conn === null) return;
+      const f = d.queue[d.queueHead];
+      d.queue[d.queueHead++] = undefined as unknown as Flight;
+      d.m.queued.dec();
+      this.send(f, conn);
+    }
+    this.compact(d);
+  }
+
+  private compact(d: DeploymentState): void {
+    if (d.queueHead === d.queue.length) {
+      d.queue = [];
+      d.queueHead = 0;
+      this.queued.delete(d);
+    } else if (d.queueHead > 1024 && d.queueHead * 2 > d.queue.length) {
+      d.queue = d.queue.slice(d.queueHead);
+      d.queueHead = 0;
+    }
+  }
+
+  /** Queued requests past their deadline (408) or past max_queue_wait_ms (429) leave the queue. */
+  private sweepQueues(): void {
+    if (this.queued.size === 0) {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+      return;
+    }
+    const now = performance.now();
+    for (const d of this.queued) {
+      const maxWait = d.route.maxQueueWaitMs;
+      while (d.queueHead < d.queue.length) {
+        const f = d.queue[d.queueHead];
+        const timedOut = f.deadline <= now;
+        const waitedTooLong = maxWait > 0 && now - f.queuedAt >= maxWait;
+        if (!timedOut && !waitedTooLong) break;
+        d.queue[d.queueHead++] = undefined as unknown as Flight;
+        d.m.queued.dec();
+        d.admitted--;
+        if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);
+        else f.fail(429, `Request waited ${maxWait} ms (max_queue_wait_ms) for a free instance of deployment '${d.name}'`, '1');
+      }
+      this.compact(d);
+    }
+  }
+
+  private tooLarge(res: ServerResponse): void {
+    res.setHeader('connection', 'close');
+    reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
   }
 
   private authorized(endpoint: EndpointState, header: string | undefined): boolean {
@@ -282,28 +557,40 @@ export class Router {
   }
 }
 
-/** Fire and forget: the client never waits for, or sees, the mirror's answer; failures are only counted. */
+function newStats(): DeploymentStats {
+  return { mirrorSent: 0, mirrorAnswered: 0, mirrorErrors: 0, mirrorFailed: 0, mirrorDropped: 0, mirrorInflight: 0, mirrorLatencyMs: 0 };
+}
+
+/**
+ * Fire and forget: the client never waits for, or sees, the mirror's answer. A copy goes only to an
+ * instance with a free slot (max_concurrent_requests_per_instance holds for mirrors too) and is never
+ * queued: no free slot means the copy is dropped and counted.
+ */
 function sendMirror(d: DeploymentState, method: string, path: string, headers: [string, string][], body: Buffer): void {
   const stats = d.stats;
-  const conn = pickInstance(d);
-  if (conn === undefined || stats.mirrorInflight >= MIRROR_MAX_INFLIGHT) {
+  const conn = pickFree(d, null);
+  if (conn === null) {
     stats.mirrorDropped++;
+    mirrorRequests.labels(d.endpoint, d.name, 'dropped').inc();
     return;
   }
   stats.mirrorSent++;
   stats.mirrorInflight++;
+  mirrorRequests.labels(d.endpoint, d.name, 'sent').inc();
   const started = performance.now();
   conn.send(method, path, headers, body, {
     deadline: started + d.route.requestTimeoutMs,
     onResponse(status) {
       stats.mirrorInflight--;
       stats.mirrorAnswered++;
-      if (status !== 200) stats.mirrorErrors++;
       stats.mirrorLatencyMs += performance.now() - started;
+      mirrorRequests.labels(d.endpoint, d.name, status === 200 ? 'answered' : 'error').inc();
+      if (status !== 200) stats.mirrorErrors++;
     },
     onFailure() {
       stats.mirrorInflight--;
       stats.mirrorFailed++;
+      mirrorRequests.labels(d.endpoint, d.name, 'failed').inc();
     },
   });
 }
@@ -317,18 +604,20 @@ function pickWeighted(endpoint: EndpointState): DeploymentState | undefined {
   return endpoint.targets[n - 1];
 }
 
-/** Least outstanding requests; ties go round-robin. */
-function pickInstance(d: DeploymentState): InstanceConnection | undefined {
+/**
+ * The least busy instance with a free slot (least outstanding requests; ties round-robin), skipping
+ * `avoid` and connections that failed on their own. null when every slot is taken.
+ */
+function pickFree(d: DeploymentState, avoid: InstanceConnection | null): InstanceConnection | null {
   const list = d.connections;
   const n = list.length;
-  if (n === 0) return undefined;
-  if (n === 1) return list[0];
   const start = d.next;
-  d.next = (start + 1) % n;
-  let best = list[start % n];
-  for (let i = 1; i < n; i++) {
+  d.next = n > 0 ? (start + 1) % n : 0;
+  let best: InstanceConnection | null = null;
+  for (let i = 0; i < n; i++) {
     const c = list[(start + i) % n];
-    if (c.outstanding < best.outstanding) best = c;
+    if (c === avoid || c.broken || c.outstanding >= d.perInstance) continue;
+    if (best === null || c.outstanding < best.outstanding) best = c;
   }
   return best;
 }
@@ -338,18 +627,17 @@ function sanitizeClientRequestId(value: string): string {
   return value.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 40);
 }
 
-function reply(res: ServerResponse, status: number, body: string, requestId?: string, deployment?: string): void {
+function reply(res: ServerResponse, status: number, body: string): void {
   if (res.headersSent) return;
   res.statusCode = status;
   res.setHeader('content-type', JSON_TYPE);
-  res.setHeader('x-request-id', requestId ?? randomUUID());
-  if (deployment !== undefined) res.setHeader('azureml-model-deployment', deployment);
+  res.setHeader('x-request-id', randomUUID());
   res.end(body);
 }
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
-  413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
+  413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
   431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 

@@ -43,10 +43,11 @@ test('the safe-rollout walkthrough under constant load fails no request', async 
 
   const key = (await ok(['online-endpoint', 'get-credentials', '-n', E, '-o', 'tsv', '--query', 'primaryKey'])).trim();
   const uri = (await ok(['online-endpoint', 'show', '-n', E, '-o', 'tsv', '--query', 'scoring_uri'])).trim();
-  // Two at a time: Azure's default request_settings admit 2 × max_concurrent (1) × instances pending.
+  // One at a time: Azure's default request_settings (max_concurrent_requests_per_instance 1) admit
+  // 2 × 1 × instances pending, and the walkthrough's own invoke/curl calls take the second slot.
   const load = new Load(uri, { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, readFileSync(REQUEST_1), { blue: SAMPLE_ANSWER, green: GREEN_ANSWER });
   load.phase('blue');
-  load.start(2);
+  load.start(1);
   try {
     await load.waitFor(300);
 
