@@ -91,6 +91,8 @@ const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any v
 const UNAUTHORIZED = JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' });
 const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'x-request-id']);
 const SWEEP_MS = 10;
+/** Response headers the router sets itself; an instance's own values are not passed on. */
+const ROUTER_OWNED = new Set(['content-length', 'x-request-id', 'x-ms-client-request-id', 'connection', 'transfer-encoding', 'keep-alive', 'azureml-model-deployment']);
 
 /**
  * One scoring request from admission to answer. A class rather than closures: one allocation per
@@ -135,7 +137,7 @@ class Flight implements Exchange {
     for (let i = 0; i < modelHeaders.length; i++) {
       const [k, v] = modelHeaders[i];
       if (k === 'content-type') contentType = v;
-      else if (k !== 'content-length' && k !== 'x-request-id' && k !== 'connection' && k !== 'transfer-encoding') out.push(k, v);
+      else if (!ROUTER_OWNED.has(k)) out.push(k, v);
     }
     out.push('content-type', contentType, 'x-request-id', this.requestId, 'azureml-model-deployment', d.name);
     if (this.clientRequestId !== '') out.push('x-ms-client-request-id', this.clientRequestId);
@@ -243,7 +245,7 @@ export class Router {
         const connections = d.instances.map((a) => {
           live.add(a.instanceId);
           let c = this.connections.get(a.instanceId);
-          if (c === undefined || !c.isOpen || c.address.socketPath !== a.socketPath) {
+          if (c === undefined || !c.isOpen || c.broken || c.address.socketPath !== a.socketPath) {
             c = new InstanceConnection(a);
             this.connections.set(a.instanceId, c);
           }
@@ -405,8 +407,10 @@ export class Router {
     for (let i = 0; i < raw.length; i += 2) {
       const k = raw[i].toLowerCase();
       if (HOP_BY_HOP.has(k)) continue;
-      if (k === 'x-ms-client-request-id') clientRequestId = sanitizeClientRequestId(raw[i + 1]);
-      headers.push([k, raw[i + 1]]);
+      if (k === 'x-ms-client-request-id') {
+        clientRequestId = sanitizeClientRequestId(raw[i + 1]);
+        headers.push([k, clientRequestId]);
+      } else headers.push([k, raw[i + 1]]);
     }
     headers.push(['x-request-id', requestId]);
     const f = new Flight(this, res, d, req.method ?? 'POST', path, headers, body, requestId, clientRequestId, startedAt, performance.now(), req.headers['user-agent'] ?? '', endpoint.authType);
