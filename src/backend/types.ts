@@ -8,6 +8,8 @@ export type InstanceState =
   /** storage initializer or init() still running */
   | 'starting'
   | 'ready'
+  /** running, but its readiness probe fails: no traffic until it passes again */
+  | 'unready'
   /** crashed; will be started again after a back-off */
   | 'restarting'
   /** gave up: init() failed, or the environment cannot run the script */

@@ -66,6 +66,8 @@ export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
     environmentVariables: { ...spec.environmentVariables },
     workerCount: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 1,
     requestTimeoutMs: spec.requestSettings.requestTimeoutMs,
+    livenessProbe: { ...spec.livenessProbe },
+    readinessProbe: { ...spec.readinessProbe },
   };
   return { ...plan, revision: revisionOf(plan) };
 }

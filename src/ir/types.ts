@@ -38,6 +38,15 @@ export interface RoutingTable {
   endpoints: EndpointRoute[];
 }
 
+/** Azure's probe fields (contract §1.7); seconds, as in the YAML. */
+export interface ProbePlan {
+  initialDelay: number;
+  period: number;
+  timeout: number;
+  successThreshold: number;
+  failureThreshold: number;
+}
+
 /** Everything a backend needs to run the instances of one deployment. */
 export interface InstancePlan {
   endpoint: string;
@@ -62,4 +71,6 @@ export interface InstancePlan {
   environmentVariables: Record<string, string>;
   workerCount: number;
   requestTimeoutMs: number;
+  livenessProbe: ProbePlan;
+  readinessProbe: ProbePlan;
 }

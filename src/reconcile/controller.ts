@@ -115,6 +115,10 @@ export class Controller {
       const state = d.status.provisioningState;
       if (p.phase === 'failed' && state !== 'Failed') this.setDeployment(d, 'Failed', p.error);
       else if (p.phase === 'ready' && (IN_PROGRESS.has(state) || (state === 'Failed' && d.status.observedGeneration !== d.generation))) this.setDeployment(d, 'Succeeded');
+      else if (state === 'Succeeded' && d.status.error?.code !== p.crashLoop?.code) {
+        // A serving deployment stays Succeeded, as Azure's does, but says why an instance keeps restarting.
+        this.setDeployment(d, 'Succeeded', p.crashLoop);
+      }
     }
 
     // Deletions finish when nothing of the deployment runs any more.

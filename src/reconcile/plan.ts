@@ -13,7 +13,12 @@ export interface DeploymentProgress {
   phase: 'progressing' | 'ready' | 'failed';
   error?: { code: string; message: string };
   readyCount: number;
+  /** Set while an instance crash-loops (restarted again and again): the deployment shows it. */
+  crashLoop?: { code: string; message: string };
 }
+
+/** Restarts after which an instance counts as crash-looping (Kubernetes' CrashLoopBackOff shows at 2-3). */
+export const CRASH_LOOP_RESTARTS = 2;
 
 /** Azure reserves 20% extra capacity for upgrades (contract §8.2); at least one instance. */
 export function surgeOf(instanceCount: number): number {
@@ -65,9 +70,13 @@ export function plan(desired: InstancePlan[], observed: ObservedInstance[]): { a
     for (const o of olderReady.slice(0, excess)) actions.push({ kind: 'stop', id: o.id });
     const olderLeft = olderReady.length - Math.min(excess, olderReady.length);
 
+    const looping = wanted.find((o) => o.restarts >= CRASH_LOOP_RESTARTS && o.state !== 'ready');
+    const crashLoop = looping
+      ? { crashLoop: { code: 'CrashLoopBackOff', message: `instance ${looping.id} restarted ${looping.restarts} times: ${looping.error?.message ?? 'it keeps exiting'}; see get-logs` } }
+      : {};
     if (failed) progress.set(k, { phase: 'failed', error: failed.error ?? { code: 'ResourceNotReady', message: 'an instance failed' }, readyCount });
-    else if (allReady && olderLeft === 0) progress.set(k, { phase: 'ready', readyCount });
-    else progress.set(k, { phase: 'progressing', readyCount });
+    else if (allReady && olderLeft === 0) progress.set(k, { phase: 'ready', readyCount, ...crashLoop });
+    else progress.set(k, { phase: 'progressing', readyCount, ...crashLoop });
   }
 
   // Instances of deployments that are no longer wanted at all.

@@ -167,3 +167,37 @@ test('/metrics counts the requests made, per deployment and status', async () =>
   assert.equal(records.filter((r) => r.ResponseCode === 424 && r.ModelStatusCode === 500).length, 1);
   assert.ok(records.every((r) => r.AuthType === 'Key' && typeof r.TotalDurationMs === 'number' && typeof r.XRequestId === 'string'));
 });
+
+test('a failing liveness probe restarts the instance; a crash loop shows on the deployment', async () => {
+  await endpointWith('dpp', 'blue', 1, '{request_timeout_ms: 10000}');
+  const file = join(dir, 'dpp-probed.yml');
+  writeFileSync(file, deploymentYaml('dpp', 'blue', 1, '{request_timeout_ms: 10000}') + 'liveness_probe: {initial_delay: 1, period: 1, timeout: 1, failure_threshold: 2}\n');
+  assert.equal((await ws.cli(['online-deployment', 'update', '-f', file])).code, 0);
+  const before = ((await (await score('dpp', {})).json()) as { pid: number }).pid;
+  const stuck = score('dpp', { block_ms: 8000 }).then((r) => r.status, () => 0); // blocks the instance's event loop
+  const killedAt = Date.now();
+  const after = await until('a fresh instance after the liveness probe gave up', async () => {
+    const r = await score('dpp', {}).catch(() => undefined);
+    if (r?.status !== 200) return undefined;
+    const pid = ((await r.json()) as { pid: number }).pid;
+    return pid !== before ? pid : undefined;
+  }, 15_000, 100);
+  assert.notEqual(after, before);
+  assert.ok(Date.now() - killedAt < 8000, 'restarted before the blocked request would have finished');
+  assert.equal(await stuck, 502, 'the request the dead instance held fails');
+  const logs = await ws.cli(['online-deployment', 'get-logs', '-n', 'blue', '-e', 'dpp', '--lines', '200']);
+  assert.match(logs.stdout, /failed its liveness probe 2 times in a row, will be restarted/);
+
+  const crash = ws.scratch(join(FIXTURES, 'js-crashloop'), 'js-crashloop');
+  writeFileSync(join(crash, 'd.yml'), deploymentYaml('dpp', 'looping', 1, '{}'));
+  assert.equal((await ws.cli(['online-deployment', 'create', '-f', join(crash, 'd.yml')])).code, 0);
+  const shown = await until('the crash loop to show', async () => {
+    const r = JSON.parse((await ws.cli(['online-deployment', 'show', '-n', 'looping', '-e', 'dpp'])).stdout) as { provisioning_state: string; error?: { code: string; message: string } };
+    return r.error?.code === 'CrashLoopBackOff' ? r : undefined;
+  }, 15_000, 200);
+  assert.equal(shown.provisioning_state, 'Succeeded');
+  assert.match(shown.error!.message, /restarted \d+ times/);
+  const crashLogs = await ws.cli(['online-deployment', 'get-logs', '-n', 'looping', '-e', 'dpp']);
+  assert.match(crashLogs.stdout, /lost the connection to the feature store/);
+  assert.match(crashLogs.stdout, /BackOff/);
+});

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstancePlan } from '../../ir/types.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
+import { startProbes } from './probe.js';
 import { choosePython } from './python-env.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -40,6 +41,7 @@ interface Instance {
   restartTimer: NodeJS.Timeout | null;
   readyAt: number;
   stopping: boolean;
+  stopProbes: (() => void) | null;
 }
 
 export interface ProcessBackendOptions {
@@ -83,6 +85,7 @@ export class ProcessBackend implements Backend {
       restartTimer: null,
       readyAt: 0,
       stopping: false,
+      stopProbes: null,
     };
     this.instances.set(id, inst);
     this.changed();
@@ -97,6 +100,7 @@ export class ProcessBackend implements Backend {
       inst.observed.state = 'stopping';
       delete inst.observed.address;
       if (inst.restartTimer) clearTimeout(inst.restartTimer);
+      inst.stopProbes?.();
       this.changed();
     }
     const child = inst.child;
@@ -256,6 +260,7 @@ export class ProcessBackend implements Backend {
         inst.observed.state = 'ready';
         delete inst.observed.error;
         inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
+        this.watch(inst, child);
         this.changed();
       } else if (m.type === 'init-failed') {
         finalFailure = true;
@@ -264,6 +269,8 @@ export class ProcessBackend implements Backend {
     });
     child.on('exit', (code, signal) => {
       if (inst.child === child) inst.child = null;
+      inst.stopProbes?.();
+      inst.stopProbes = null;
       if (inst.stopping || this.closed || finalFailure) return;
       if (inst.observed.state === 'starting' && code === 3) {
         // Exit 3 without a message: the host could not even load; final, like azmlinfsrv's exit 3.
@@ -285,6 +292,27 @@ export class ProcessBackend implements Backend {
         this.changed();
         void this.launch(inst);
       }, delay);
+    });
+  }
+
+  /** Probes for a ready instance: readiness moves it in and out of traffic, liveness restarts it. */
+  private watch(inst: Instance, child: ChildProcess): void {
+    inst.stopProbes?.();
+    inst.stopProbes = startProbes(inst.socketPath, inst.plan.livenessProbe, inst.plan.readinessProbe, {
+      onReadiness: (ready) => {
+        if (inst.stopping || inst.child !== child) return;
+        this.writeLog(inst, ready ? 'Readiness probe passed: the instance takes traffic again' : `Readiness probe failed ${inst.plan.readinessProbe.failureThreshold} times: no traffic until it passes`);
+        inst.observed.state = ready ? 'ready' : 'unready';
+        if (ready) inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
+        else delete inst.observed.address;
+        this.changed();
+      },
+      onDead: (failures) => {
+        if (inst.stopping || inst.child !== child) return;
+        // Azure's event: "Container inference-server failed liveness probe, will be restarted".
+        this.writeLog(inst, `Killing: the instance failed its liveness probe ${failures} times in a row, will be restarted`);
+        child.kill('SIGKILL');
+      },
     });
   }
 
