@@ -33,14 +33,14 @@ export function compileRoutingTable(version: number, input: RoutingInput): Routi
           maxQueueWaitMs: d.requestSettings.maxQueueWaitMs,
           instances: input.ready.get(`${spec.name}/${d.name}`) ?? [],
         }))
-        .sort((a, b) => a.name.localeCompare(b.name));
+        .sort((a, b) => byCodePoint(a.name, b.name));
       // Traffic keys are stored lower-cased (Azure strips zeros and lower-cases, contract §2.4), while a
       // deployment keeps the case it was created with.
       const known = new Map(deployments.map((d) => [d.name.toLowerCase(), d.name]));
       const traffic = Object.entries(spec.traffic)
         .filter(([name, weight]) => weight > 0 && known.has(name.toLowerCase()))
         .map(([name, weight]) => ({ deployment: known.get(name.toLowerCase())!, weight }))
-        .sort((a, b) => a.deployment.localeCompare(b.deployment));
+        .sort((a, b) => byCodePoint(a.deployment, b.deployment));
       const mirrorEntry = Object.entries(spec.mirrorTraffic).find(([name, p]) => p > 0 && known.has(name.toLowerCase()));
       return {
         name: spec.name,
@@ -52,6 +52,11 @@ export function compileRoutingTable(version: number, input: RoutingInput): Routi
         mirror: mirrorEntry ? { deployment: known.get(mirrorEntry[0].toLowerCase())!, percent: mirrorEntry[1] } : null,
       };
     })
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => byCodePoint(a.name, b.name));
   return { version, endpoints };
+}
+
+/** Code-point order, the same on every machine (localeCompare depends on the locale). */
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

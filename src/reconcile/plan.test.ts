@@ -20,6 +20,8 @@ function desired(deployment: string, revision: string, instanceCount: number, en
     environmentVariables: {},
     workerCount: 1,
     requestTimeoutMs: 5000,
+    livenessProbe: { initialDelay: 10, period: 10, timeout: 2, successThreshold: 1, failureThreshold: 30 },
+    readinessProbe: { initialDelay: 10, period: 10, timeout: 2, successThreshold: 1, failureThreshold: 30 },
   };
 }
 
@@ -89,17 +91,38 @@ const rows: Row[] = [
     progress: { 'ep/blue': { phase: 'ready', readyCount: 1 } },
   },
   {
-    name: 'rolling update: new revision starts, old ready ones keep serving',
+    name: 'rolling update: while the old revision serves, at most the surge (20%, at least 1) starts',
     desired: [desired('blue', 'r2', 2)],
     observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'ready')],
+    actions: ['start ep.blue.r2.0'],
+    progress: { 'ep/blue': { phase: 'progressing', readyCount: 0 } },
+  },
+  {
+    name: 'rolling update: the surge of 10 instances is 2',
+    desired: [desired('blue', 'r2', 10)],
+    observed: Array.from({ length: 10 }, (_, i) => inst('blue', 'r1', i, 'ready')),
     actions: ['start ep.blue.r2.0', 'start ep.blue.r2.1'],
     progress: { 'ep/blue': { phase: 'progressing', readyCount: 0 } },
   },
   {
-    name: 'rolling update: old ones keep serving while only part of the new revision is ready',
+    name: 'rolling update: old ready ones keep serving while the new instance is not ready',
     desired: [desired('blue', 'r2', 2)],
-    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'ready'), inst('blue', 'r2', 0, 'ready'), inst('blue', 'r2', 1, 'starting')],
+    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'ready'), inst('blue', 'r2', 0, 'starting')],
     actions: [],
+    progress: { 'ep/blue': { phase: 'progressing', readyCount: 0 } },
+  },
+  {
+    name: 'rolling update: each new ready instance replaces one old one',
+    desired: [desired('blue', 'r2', 2)],
+    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'ready'), inst('blue', 'r2', 0, 'ready')],
+    actions: ['stop ep.blue.r1.0'],
+    progress: { 'ep/blue': { phase: 'progressing', readyCount: 1 } },
+  },
+  {
+    name: 'rolling update: once the replaced old instance is stopping, the next new one starts',
+    desired: [desired('blue', 'r2', 2)],
+    observed: [inst('blue', 'r1', 0, 'stopping'), inst('blue', 'r1', 1, 'ready'), inst('blue', 'r2', 0, 'ready')],
+    actions: ['start ep.blue.r2.1'],
     progress: { 'ep/blue': { phase: 'progressing', readyCount: 1 } },
   },
   {
@@ -141,6 +164,26 @@ const rows: Row[] = [
     observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'failed', { error: { code: 'X', message: 'x' } })],
     actions: ['stop ep.blue.r1.1'],
     progress: { 'ep/blue': { phase: 'ready', readyCount: 1 } },
+  },
+  {
+    name: 'a crash-looping instance is reported on the deployment',
+    desired: [desired('blue', 'r1', 2)],
+    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'restarting', { restarts: 3, error: { code: 'ResourceNotReady', message: 'exit code 1' } })],
+    actions: [],
+    progress: {
+      'ep/blue': {
+        phase: 'progressing',
+        readyCount: 1,
+        crashLoop: { code: 'CrashLoopBackOff', message: 'instance ep.blue.r1.1 restarted 3 times: exit code 1; see get-logs' },
+      },
+    },
+  },
+  {
+    name: "an 'unready' instance (readiness probe failing) is neither counted ready nor replaced",
+    desired: [desired('blue', 'r1', 2)],
+    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'unready')],
+    actions: [],
+    progress: { 'ep/blue': { phase: 'progressing', readyCount: 1 } },
   },
   {
     name: 'instances of deployments no longer desired stop',
@@ -201,20 +244,33 @@ test('plan is pure: the same input gives the same output, and the input is untou
   assert.equal(JSON.stringify({ d, o }), before);
 });
 
-test('applying the actions converges: the next plan is empty', () => {
-  // Simulate a backend that does what it is told and every instance becomes ready.
-  let observed: ObservedInstance[] = [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'ready'), inst('blue', 'r1', 2, 'ready')];
-  const want = [desired('blue', 'r2', 2)];
-  for (let round = 0; round < 5; round++) {
-    const { actions } = plan(want, observed);
-    if (actions.length === 0) break;
-    for (const a of actions) {
-      if (a.kind === 'start') observed.push(inst(a.plan.deployment, a.plan.revision, a.index, 'ready'));
-      else observed = observed.filter((o) => o.id !== a.id);
+test('a rolling update converges, never below instance_count ready nor above instance_count + surge running', () => {
+  // A backend that does what it is told: a started instance is 'starting' and becomes ready one round
+  // later; a stopped one is gone at once.
+  for (const count of [1, 2, 3, 10]) {
+    let observed: ObservedInstance[] = Array.from({ length: count }, (_, i) => inst('blue', 'r1', i, 'ready'));
+    const want = [desired('blue', 'r2', count)];
+    const surge = Math.max(1, Math.ceil(count * 0.2));
+    let rounds = 0;
+    for (; rounds < 100; rounds++) {
+      observed = observed.map((o) => (o.state === 'starting' ? { ...o, state: 'ready' as const } : o));
+      const { actions } = plan(want, observed);
+      if (actions.length === 0) break;
+      for (const a of actions) {
+        if (a.kind === 'start') observed.push(inst(a.plan.deployment, a.plan.revision, a.index, 'starting'));
+        else observed = observed.filter((o) => o.id !== a.id);
+      }
+      const ready = observed.filter((o) => o.state === 'ready').length;
+      assert.ok(ready >= count, `count ${count}, round ${rounds}: ${ready} ready`);
+      assert.ok(observed.length <= count + surge, `count ${count}, round ${rounds}: ${observed.length} running`);
     }
+    assert.ok(rounds < 100, 'converges');
+    const final = plan(want, observed);
+    assert.deepEqual(final.actions, []);
+    assert.deepEqual(
+      observed.map((o) => o.id).sort(),
+      Array.from({ length: count }, (_, i) => `ep.blue.r2.${i}`).sort(),
+    );
+    assert.deepEqual(final.progress.get('ep/blue'), { phase: 'ready', readyCount: count });
   }
-  const final = plan(want, observed);
-  assert.deepEqual(final.actions, []);
-  assert.deepEqual(observed.map((o) => o.id).sort(), ['ep.blue.r2.0', 'ep.blue.r2.1']);
-  assert.deepEqual(final.progress.get('ep/blue'), { phase: 'ready', readyCount: 2 });
 });

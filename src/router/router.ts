@@ -10,7 +10,7 @@
 // generated OpenAPI document (Azure's openapi_uri).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { mirrorRequests, modelDuration, readyInstances, requestDuration, requestsInFlight, requestsQueued, requestsTotal, statusClass } from '../telemetry/metrics.js';
@@ -149,7 +149,14 @@ class Flight implements Exchange {
       code = 424;
     }
     out.push('content-length', String(responseBody.length));
-    res.writeHead(code, out);
+    try {
+      res.writeHead(code, out);
+    } catch {
+      // A header Node refuses to send (a value outside latin1 or with CR/LF, a name that is not a token,
+      // from the scoring script) would throw inside the instance connection's data handler and take the
+      // router down. Send the answer without the headers Node refuses.
+      res.writeHead(code, sendable(out));
+    }
     res.end(responseBody);
     this.router.finish(this, code, responseBody.length);
   }
@@ -624,6 +631,21 @@ function pickFree(d: DeploymentState, avoid: InstanceConnection | null): Instanc
     if (best === null || c.outstanding < best.outstanding) best = c;
   }
   return best;
+}
+
+/** The name/value pairs of a flat header list that Node will send. */
+function sendable(flat: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    try {
+      validateHeaderName(flat[i]);
+      validateHeaderValue(flat[i], flat[i + 1]);
+      out.push(flat[i], flat[i + 1]);
+    } catch {
+      // dropped
+    }
+  }
+  return out;
 }
 
 /** Azure keeps only alphanumerics, hyphens and underscores, truncated to 40 characters (contract §4.3). */
