@@ -13,13 +13,15 @@ import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
 import { registry } from '../telemetry/metrics.js';
 import { issueToken } from '../util/token.js';
-import { showDeployment, showEndpoint, type ShowContext } from './show.js';
+import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 
 export interface ApiOptions extends ShowContext {
   store: StateStore;
   controller: Controller;
   logs: (endpoint: string, deployment: string, container: 'inference-server' | 'storage-initializer', lines: number) => Promise<string>;
   version: string;
+  /** Local mode: each endpoint's own scoring URI (contract §2.4). */
+  scoringUriOf?: ScoringUriOf;
   /** Azure's limit is 20 deployments per endpoint (contract §1.8). */
   maxDeploymentsPerEndpoint?: number;
 }
@@ -62,7 +64,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (!d) throw new InfergateError('DeploymentNotFound', `Deployment '${name}' not found in endpoint '${endpoint}'.`);
     return d;
   };
-  const showE = (e: StoredEndpoint) => showEndpoint(o, e, store.listDeployments(e.spec.name));
+  const showE = async (e: StoredEndpoint) => showEndpoint(o, e, store.listDeployments(e.spec.name), o.scoringUriOf ? await o.scoringUriOf(e.spec.name) : undefined);
   const parseEndpoint = (body: unknown): EndpointSpec => {
     const { spec, problems } = parseEndpointObject(body, { source: 'request body' });
     if (!spec || problems.length) throw validationError(problems, 'The endpoint');
@@ -85,7 +87,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   }));
 
   // ---- endpoints
-  app.get('/api/endpoints', { schema: { summary: 'List endpoints' } }, async () => store.listEndpoints().map(showE));
+  app.get('/api/endpoints', { schema: { summary: 'List endpoints' } }, async () => Promise.all(store.listEndpoints().map(showE)));
 
   app.post('/api/endpoints', { schema: { summary: 'Create an endpoint', body: anyObject } }, async (req, reply) => {
     const spec = parseEndpoint(req.body);
@@ -98,7 +100,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     }
     store.putEndpoint(spec, newKeys(), { provisioningState: 'Creating' });
     await controller.kick();
-    return reply.status(201).send(showE(endpointOr404(spec.name)));
+    return reply.status(201).send(await showE(endpointOr404(spec.name)));
   });
 
   app.get('/api/endpoints/:name', { schema: { summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(endpointOr404((req.params as { name: string }).name)));
@@ -130,7 +132,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     });
     await controller.kick();
     const left = store.getEndpoint(name);
-    return reply.status(left ? 202 : 200).send(left ? showE(left) : { name, provisioning_state: 'Deleted' });
+    return reply.status(left ? 202 : 200).send(left ? await showE(left) : { name, provisioning_state: 'Deleted' });
   });
 
   app.post('/api/endpoints/:name/credentials', { schema: { summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) => {

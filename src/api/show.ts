@@ -11,6 +11,9 @@ export interface ShowContext {
   location: string;
 }
 
+/** Where an endpoint is scored, when not on the shared router (local endpoints have a port each). */
+export type ScoringUriOf = (endpoint: string) => Promise<string>;
+
 export function endpointId(ctx: ShowContext, name: string): string {
   return `/workspaces/${ctx.workspace}/onlineEndpoints/${name}`;
 }
@@ -19,7 +22,7 @@ export function scoringUri(ctx: ShowContext, name: string): string {
   return `${ctx.routerUrl}/endpoints/${name}/score`;
 }
 
-export function showEndpoint(ctx: ShowContext, e: StoredEndpoint, deployments: StoredDeployment[]): Record<string, unknown> {
+export function showEndpoint(ctx: ShowContext, e: StoredEndpoint, deployments: StoredDeployment[], ownScoringUri?: string): Record<string, unknown> {
   const doc = dumpEndpoint(e.spec);
   const id = endpointId(ctx, e.spec.name);
   // `show` re-adds 0 for every deployment with neither live nor mirror traffic (contract §2.4).
@@ -37,7 +40,7 @@ export function showEndpoint(ctx: ShowContext, e: StoredEndpoint, deployments: S
     location: ctx.location,
     mirror_traffic: { ...e.spec.mirrorTraffic },
     name: e.spec.name,
-    openapi_uri: `${ctx.routerUrl}/endpoints/${e.spec.name}/swagger.json`,
+    openapi_uri: ownScoringUri ? ownScoringUri.replace(/\/score$/, '/swagger.json') : `${ctx.routerUrl}/endpoints/${e.spec.name}/swagger.json`,
     properties: {
       ...e.spec.properties,
       'azureml.onlineendpointid': id.toLowerCase(),
@@ -46,7 +49,7 @@ export function showEndpoint(ctx: ShowContext, e: StoredEndpoint, deployments: S
     },
     provisioning_state: e.status.provisioningState,
     ...(e.spec.kind === 'managed' ? { public_network_access: e.spec.publicNetworkAccess } : { compute: e.spec.compute }),
-    scoring_uri: scoringUri(ctx, e.spec.name),
+    scoring_uri: ownScoringUri ?? scoringUri(ctx, e.spec.name),
     tags: { ...e.spec.tags },
     traffic,
   };

@@ -10,10 +10,12 @@ import { Client, resolveServerUrl, type Json } from '../client/index.js';
 import { formatProblem, InfergateError, isErrorCode, type Problem } from '../errors/index.js';
 import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
 import { defaultWorkspace } from '../util/workspace.js';
+import { localServerUrl } from './local.js';
 import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { Progress } from './progress.js';
 
 interface Common {
+  local?: boolean;
   output: OutputFormat;
   query?: string;
   server?: string;
@@ -24,7 +26,9 @@ const print = (text: string): void => {
   process.stdout.write(text);
 };
 const emit = (value: unknown, o: Common): void => print(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
-const client = (o: Common) => new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
+/** The control plane to talk to: the local one for --local (started on demand), else the workspace's server. */
+const client = async (o: Common): Promise<Client> =>
+  new Client(o.local && !o.server ? await localServerUrl(o.workspace) : resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
 
 /** Flags every az command accepts; -g/-w/--subscription are taken and ignored (one workspace per server). */
 function common(cmd: Command): Command {
@@ -115,9 +119,8 @@ function endpointCommands(program: Command): void {
     .addOption(new Option('--auth-mode <mode>', 'key or aml_token').choices(['key', 'aml_token', 'aad_token']))
     .option('--set <key=value...>', 'override a YAML key before validation', collect)
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint (not supported yet)')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name?: string; file?: string; authMode?: string; set?: string[]; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
       const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.authMode ? [`auth_mode=${o.authMode}`] : [])];
       let result;
       if (o.file) {
@@ -130,7 +133,7 @@ function endpointCommands(program: Command): void {
         result = problems.length ? { problems } : parseEndpointObject(doc, { source: '--name/--set', baseDir: process.cwd() });
       }
       if (!result.spec || result.problems.length) fail(result.problems, 'The endpoint');
-      const c = client(o);
+      const c = await client(o);
       const created = await c.createEndpoint(dumpEndpoint(result.spec));
       const final = o.wait ? await waitFor(`Creating endpoint ${result.spec.name}`, () => c.getEndpoint(result.spec!.name), 'terminal') : created;
       if (final?.provisioning_state === 'Failed') throw failedError(final, `Endpoint ${result.spec.name}`);
@@ -139,17 +142,15 @@ function endpointCommands(program: Command): void {
 
   common(ep.command('show').description('Show an endpoint'))
     .requiredOption('-n, --name <name>', 'endpoint name')
-    .option('--local', 'local endpoint (not supported yet)')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name: string; local?: boolean }) => {
-      rejectLocal(o.local);
-      emit(await client(o).getEndpoint(o.name), o);
+      emit(await (await client(o)).getEndpoint(o.name), o);
     });
 
   common(ep.command('list').description('List endpoints'))
-    .option('--local', 'local endpoints (not supported yet)')
+    .option('--local', 'local endpoints')
     .action(async (o: Common & { local?: boolean }) => {
-      rejectLocal(o.local);
-      emit(await client(o).listEndpoints(), o);
+      emit(await (await client(o)).listEndpoints(), o);
     });
 
   common(ep.command('update').description("Update an endpoint's description, tags, traffic, mirror traffic or auth mode"))
@@ -159,10 +160,9 @@ function endpointCommands(program: Command): void {
     .option('--mirror-traffic <rules>', 'mirror traffic, e.g. "green=10"; "green=0" turns it off')
     .option('--set <key=value...>', 'override a key', collect)
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint (not supported yet)')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name: string; file?: string; traffic?: string; mirrorTraffic?: string; set?: string[]; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
-      const c = client(o);
+      const c = await client(o);
       let doc: Record<string, unknown>;
       let baseDir = process.cwd();
       if (o.file) {
@@ -189,10 +189,9 @@ function endpointCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'endpoint name')
     .option('-y, --yes', 'do not prompt for confirmation')
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint (not supported yet)')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name: string; yes?: boolean; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
-      const c = client(o);
+      const c = await client(o);
       await c.getEndpoint(o.name); // a missing endpoint is an error before any prompt
       await confirm(`Are you sure you want to delete endpoint '${o.name}' and all its deployments?`, o.yes);
       await c.deleteEndpoint(o.name);
@@ -203,10 +202,9 @@ function endpointCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'endpoint name')
     .requiredOption('-r, --request-file <file>', 'JSON request body')
     .option('-d, --deployment-name <name>', 'send to this deployment (azureml-model-deployment header)')
-    .option('--local', 'local endpoint (not supported yet)')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name: string; requestFile: string; deploymentName?: string; local?: boolean }) => {
-      rejectLocal(o.local);
-      const c = client(o);
+      const c = await client(o);
       const endpoint = await c.getEndpoint(o.name);
       let body: string;
       try {
@@ -222,10 +220,11 @@ function endpointCommands(program: Command): void {
           throw new InfergateError('DeploymentNotFound', `Deployment name ${o.deploymentName} not found for this endpoint`);
         }
       }
-      const creds = await c.credentials(o.name);
+      // Local endpoints take no credentials (contract §4.1).
+      const creds = o.local ? undefined : await c.credentials(o.name);
       const headers: Record<string, string> = {
         'content-type': 'application/json',
-        authorization: `Bearer ${creds.primaryKey ?? creds.accessToken}`,
+        ...(creds ? { authorization: `Bearer ${creds.primaryKey ?? creds.accessToken}` } : {}),
         ...(o.deploymentName ? { 'azureml-model-deployment': o.deploymentName } : {}),
       };
       let res: Response;
@@ -252,14 +251,18 @@ function endpointCommands(program: Command): void {
 
   common(ep.command('get-credentials').description('Keys (key auth) or a token (aml_token auth)'))
     .requiredOption('-n, --name <name>', 'endpoint name')
-    .action(async (o: Common & { name: string }) => emit(await client(o).credentials(o.name), o));
+    .addOption(new Option('--local').hideHelp())
+    .action(async (o: Common & { name: string }) => {
+      if (o.local) throw new InfergateError('BadArgument', 'Local endpoints take no credentials: invoke them without a key.');
+      emit(await (await client(o)).credentials(o.name), o);
+    });
 
   common(ep.command('regenerate-keys').description('Regenerate the primary or secondary key'))
     .requiredOption('-n, --name <name>', 'endpoint name')
     .option('--key-type <type>', 'primary or secondary', 'primary')
     .option('--no-wait', 'do not wait for the operation to finish')
     .action(async (o: Common & { name: string; keyType: string }) => {
-      await client(o).regenerateKeys(o.name, o.keyType);
+      await (await client(o)).regenerateKeys(o.name, o.keyType);
     });
 }
 
@@ -275,17 +278,22 @@ function deploymentCommands(program: Command): void {
     .option('--all-traffic', 'send 100% of the traffic to this deployment once it is created')
     .option('--no-wait', 'do not wait for the operation to finish')
     .option('--skip-script-validation', 'accepted for az compatibility')
-    .option('--local', 'local deployment (not supported yet)')
+    .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name?: string; endpointName?: string; file: string; set?: string[]; allTraffic?: boolean; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
       if (o.allTraffic && !o.wait) throw new InfergateError('BadArgument', '--all-traffic does not work with --no-wait: traffic is set only after the deployment succeeds.');
       const { text, path } = readYaml(o.file);
       const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
       const loaded = loadDeploymentYaml(text, path, overrides);
       if (!loaded.spec || loaded.problems.length) fail(loaded.problems, 'The deployment');
       const spec = loaded.spec;
-      const c = client(o);
-      await c.getEndpoint(spec.endpointName); // Azure checks the endpoint first, before uploading anything
+      const c = await client(o);
+      try {
+        await c.getEndpoint(spec.endpointName); // Azure checks the endpoint first, before uploading anything
+      } catch (e) {
+        // `create --local` creates the endpoint when it does not exist (Azure's local mode, contract §2.2).
+        if (!(o.local && e instanceof InfergateError && e.code === 'EndpointNotFound')) throw e;
+        await c.createEndpoint({ name: spec.endpointName });
+      }
       const created = await c.createDeployment(spec.endpointName, dumpDeployment(spec));
       if (!o.wait) return emit(created, o);
       const final = (await waitFor(`Creating deployment ${spec.name}`, () => c.getDeployment(spec.endpointName, spec.name), 'terminal'))!;
@@ -305,10 +313,9 @@ function deploymentCommands(program: Command): void {
     .option('-f, --file <yaml>', 'deployment YAML with the new settings')
     .option('--set <key=value...>', 'override a key, e.g. instance_count=2', collect)
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local deployment (not supported yet)')
+    .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name?: string; endpointName?: string; file?: string; set?: string[]; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
-      const c = client(o);
+      const c = await client(o);
       let doc: Record<string, unknown>;
       let source: string;
       if (o.file) {
@@ -338,18 +345,16 @@ function deploymentCommands(program: Command): void {
   common(dep.command('show').description('Show a deployment'))
     .requiredOption('-n, --name <name>', 'deployment name')
     .addOption(endpointOption().makeOptionMandatory())
-    .option('--local', 'local deployment (not supported yet)')
+    .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name: string; endpointName: string; local?: boolean }) => {
-      rejectLocal(o.local);
-      emit(await client(o).getDeployment(o.endpointName, o.name), o);
+      emit(await (await client(o)).getDeployment(o.endpointName, o.name), o);
     });
 
   common(dep.command('list').description("List an endpoint's deployments"))
     .addOption(endpointOption().makeOptionMandatory())
-    .option('--local', 'local deployments (not supported yet)')
+    .option('--local', 'local deployments')
     .action(async (o: Common & { endpointName: string; local?: boolean }) => {
-      rejectLocal(o.local);
-      emit(await client(o).listDeployments(o.endpointName), o);
+      emit(await (await client(o)).listDeployments(o.endpointName), o);
     });
 
   common(dep.command('delete').description('Delete a deployment (it must have no traffic)'))
@@ -357,10 +362,9 @@ function deploymentCommands(program: Command): void {
     .addOption(endpointOption().makeOptionMandatory())
     .option('-y, --yes', 'do not prompt for confirmation')
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local deployment (not supported yet)')
+    .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name: string; endpointName: string; yes?: boolean; wait: boolean; local?: boolean }) => {
-      rejectLocal(o.local);
-      const c = client(o);
+      const c = await client(o);
       await c.getDeployment(o.endpointName, o.name);
       await confirm(`Are you sure you want to delete deployment '${o.name}' of endpoint '${o.endpointName}'?`, o.yes);
       await c.deleteDeployment(o.endpointName, o.name);
@@ -372,20 +376,15 @@ function deploymentCommands(program: Command): void {
     .addOption(endpointOption().makeOptionMandatory())
     .option('-l, --lines <n>', 'how many of the last lines', (v) => Number.parseInt(v, 10), 5000)
     .option('-c, --container <name>', 'inference-server or storage-initializer', 'inference-server')
-    .option('--local', 'local deployment (not supported yet)')
+    .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; local?: boolean }) => {
-      rejectLocal(o.local);
       const container = o.container.toLowerCase();
       if (container !== 'inference-server' && container !== 'storage-initializer') {
         throw new InfergateError('BadArgument', `Invalid container type '${o.container}'. Supported container types are inference-server and storage-initializer`);
       }
       if (!Number.isInteger(o.lines) || o.lines < 0) throw new InfergateError('BadArgument', `--lines must be a whole number, not '${o.lines}'`);
-      print(await client(o).logs(o.endpointName, o.name, container, o.lines));
+      print(await (await client(o)).logs(o.endpointName, o.name, container, o.lines));
     });
-}
-
-function rejectLocal(local: boolean | undefined): void {
-  if (local) throw new InfergateError('BadArgument', '--local is not supported yet: run `infergate server` and use the same commands without --local.');
 }
 
 function serverCommand(program: Command): void {
@@ -399,11 +398,12 @@ function serverCommand(program: Command): void {
     .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
     .option('--max-body-bytes <n>', 'largest scoring request body; larger gets 413', (v) => Number.parseInt(v, 10), 100 * 1024 * 1024)
     .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
-    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; trafficLog: boolean }) => {
+    .option('--local-mode', "serve local endpoints: no auth, each endpoint on its own http://localhost:<port>/score (what --local commands start)")
+    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; trafficLog: boolean; localMode?: boolean }) => {
       const { startServer, VERSION } = await import('../main/server.js');
       const workspace = resolve(o.workspace ?? defaultWorkspace());
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, trafficLog: o.trafficLog, log });
+      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, trafficLog: o.trafficLog, local: o.localMode === true, log });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {

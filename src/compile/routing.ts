@@ -10,6 +10,11 @@ export interface RoutingInput {
   deployments: DeploymentSpec[];
   /** Ready instances per `${endpoint}/${deployment}`, in a stable order. */
   ready: ReadonlyMap<string, InstanceAddress[]>;
+  /**
+   * Local endpoints (`--local`): no auth, and an endpoint with one deployment and no traffic rules sends
+   * everything to it, as Azure's local mode serves its single container.
+   */
+  local?: boolean;
 }
 
 export function sha256Hex(text: string): string {
@@ -37,16 +42,19 @@ export function compileRoutingTable(version: number, input: RoutingInput): Routi
       // Traffic keys are stored lower-cased (Azure strips zeros and lower-cases, contract §2.4), while a
       // deployment keeps the case it was created with.
       const known = new Map(deployments.map((d) => [d.name.toLowerCase(), d.name]));
-      const traffic = Object.entries(spec.traffic)
+      let traffic = Object.entries(spec.traffic)
         .filter(([name, weight]) => weight > 0 && known.has(name.toLowerCase()))
         .map(([name, weight]) => ({ deployment: known.get(name.toLowerCase())!, weight }))
         .sort((a, b) => byCodePoint(a.deployment, b.deployment));
+      if (input.local && traffic.length === 0 && Object.keys(spec.traffic).length === 0 && deployments.length === 1) {
+        traffic = [{ deployment: deployments[0].name, weight: 100 }];
+      }
       const mirrorEntry = Object.entries(spec.mirrorTraffic).find(([name, p]) => p > 0 && known.has(name.toLowerCase()));
       return {
         name: spec.name,
-        authMode: spec.authMode,
-        keyHashes: spec.authMode === 'key' ? [sha256Hex(keys.primaryKey), sha256Hex(keys.secondaryKey)] : [],
-        ...(spec.authMode === 'key' ? {} : { tokenSecret: keys.tokenSecret }),
+        authMode: input.local ? ('none' as const) : spec.authMode,
+        keyHashes: !input.local && spec.authMode === 'key' ? [sha256Hex(keys.primaryKey), sha256Hex(keys.secondaryKey)] : [],
+        ...(!input.local && spec.authMode !== 'key' ? { tokenSecret: keys.tokenSecret } : {}),
         deployments,
         traffic,
         mirror: mirrorEntry ? { deployment: known.get(mirrorEntry[0].toLowerCase())!, percent: mirrorEntry[1] } : null,

@@ -20,7 +20,8 @@ export interface DeploymentRoute {
 
 export interface EndpointRoute {
   name: string;
-  authMode: 'key' | 'aml_token' | 'aad_token';
+  /** 'none': local endpoints, which take requests without credentials (Azure's local mode, contract §4.1). */
+  authMode: 'key' | 'aml_token' | 'aad_token' | 'none';
   /** SHA-256 (hex) of each accepted key; the keys themselves never reach the router. */
   keyHashes: string[];
   /** HMAC secret (base64url) that signs this endpoint's aml_token tokens. */

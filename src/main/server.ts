@@ -18,6 +18,11 @@ export interface ServerOptions {
   host: string;
   port: number;
   routerPort: number;
+  /**
+   * Local mode (`--local` commands): no auth, each endpoint scored at http://localhost:<port>/score on a
+   * port of its own, location `local` — Azure's local endpoints without Docker (contract §2.4).
+   */
+  local?: boolean;
   /** Largest scoring request body (bytes). */
   maxBodyBytes?: number;
   /** Write the per-request traffic log (<workspace>/logs/traffic.jsonl). */
@@ -48,17 +53,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const router = new Router({
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.trafficLog !== false ? { trafficLog: new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) } : {}),
+    ...(o.local ? { endpointListeners: { host: o.host } } : {}),
   });
   const routerAddress = await router.listen(o.routerPort, o.host);
   const routerUrl = httpUrl(o.host, routerAddress.port);
-  const controller = new Controller({ store, backend, publish: (t) => router.setTable(t), log });
+  const controller = new Controller({ store, backend, publish: (t) => router.setTable(t), log, ...(o.local ? { local: true } : {}) });
   const api = await buildApi({
     store,
     controller,
     logs: (e, d, c, n) => backend.logs(e, d, c, n),
     routerUrl,
     workspace: basename(o.workspace),
-    location: hostname(),
+    location: o.local ? 'local' : hostname(),
+    ...(o.local ? { scoringUriOf: async (name: string) => `http://localhost:${await router.endpointPort(name)}/score` } : {}),
     version: VERSION,
     ...(o.maxDeploymentsPerEndpoint !== undefined ? { maxDeploymentsPerEndpoint: o.maxDeploymentsPerEndpoint } : {}),
   });

@@ -14,6 +14,8 @@ export interface ControllerOptions {
   backend: Backend;
   publish: (table: RoutingTable) => void;
   log?: (line: string) => void;
+  /** Local endpoints: no auth, a lone deployment takes all traffic (compile/routing.ts). */
+  local?: boolean;
   /** How long a serving instance stays up after leaving the routing table (default 100 ms). */
   deregistrationDelayMs?: number;
 }
@@ -161,7 +163,7 @@ export class Controller {
     }
     const endpoints = store.listEndpoints().filter((e) => endpointState.get(e.spec.name) !== 'Deleting' && e.status.provisioningState !== 'Deleting');
     const deployments = store.listDeployments().filter((d) => d.status.provisioningState !== 'Deleting').map((d) => d.spec);
-    const table = compileRoutingTable(0, { endpoints, deployments, ready });
+    const table = compileRoutingTable(0, { endpoints, deployments, ready, ...(this.o.local ? { local: true } : {}) });
     const text = stableJson(table.endpoints);
     if (text === this.lastTable) return;
     this.lastTable = text;

@@ -10,7 +10,7 @@
 // generated OpenAPI document (Azure's openapi_uri).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { mirrorRequests, modelDuration, readyInstances, requestDuration, requestsInFlight, requestsQueued, requestsTotal, statusClass } from '../telemetry/metrics.js';
@@ -30,6 +30,11 @@ export interface RouterOptions {
   /** Time a client may take to send the whole request. */
   requestTimeoutMs?: number;
   trafficLog?: TrafficSink;
+  /**
+   * Local mode: each endpoint also gets a listener of its own on this host, where its scoring URI is
+   * `http://localhost:<port>/score`, as Azure's local endpoints (contract §2.4).
+   */
+  endpointListeners?: { host: string };
 }
 
 /** Counters per deployment that outlive routing-table swaps. */
@@ -83,7 +88,7 @@ interface EndpointState {
   targets: DeploymentState[];
   mirror: DeploymentState | null;
   mirrorPercent: number;
-  authType: 'Key' | 'AMLToken' | 'AADToken';
+  authType: 'Key' | 'AMLToken' | 'AADToken' | '';
 }
 
 const JSON_TYPE = 'application/json';
@@ -200,26 +205,55 @@ export class Router {
   private readonly maxUrlLength: number;
   private readonly trafficLog: TrafficSink;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly listeners = new Map<string, { server: Server; port: Promise<number> }>();
+  private readonly serverOptions: ServerOptions;
   version = 0;
 
   constructor(options: RouterOptions = {}) {
     this.maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024;
     this.maxUrlLength = options.maxUrlLength ?? 8192;
     this.trafficLog = options.trafficLog ?? NO_TRAFFIC_LOG;
-    this.server = createServer(
-      {
-        keepAliveTimeout: 65_000,
-        headersTimeout: options.headersTimeoutMs ?? 15_000,
-        requestTimeout: options.requestTimeoutMs ?? 300_000,
-      },
-      (req, res) => this.handle(req, res),
-    );
+    this.endpointHost = options.endpointListeners?.host;
+    this.serverOptions = {
+      keepAliveTimeout: 65_000,
+      headersTimeout: options.headersTimeoutMs ?? 15_000,
+      requestTimeout: options.requestTimeoutMs ?? 300_000,
+    };
+    this.server = this.httpServer((req, res) => this.handle(req, res));
+  }
+
+  private readonly endpointHost: string | undefined;
+
+  private httpServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+    const server = createServer(this.serverOptions, handler);
     // Malformed requests, oversized headers (431), slow clients: answer if possible, never throw.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable) return socket.destroy();
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       socket.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     });
+    return server;
+  }
+
+  /** Local mode: the port of the endpoint's own listener (started on first use). */
+  endpointPort(name: string): Promise<number> {
+    let l = this.listeners.get(name);
+    if (l === undefined) {
+      const prefix = SCORE_PREFIX + name;
+      // The endpoint's own port serves its paths at the root: /score, /swagger.json, / (health).
+      const server = this.httpServer((req, res) => {
+        if (req.url === '/' || req.url === '') return reply(res, 200, '{"status":"Healthy"}');
+        req.url = prefix + (req.url ?? '/');
+        this.handle(req, res);
+      });
+      const port = new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, this.endpointHost ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+      });
+      l = { server, port };
+      this.listeners.set(name, l);
+    }
+    return l.port;
   }
 
   async listen(port: number, host: string): Promise<AddressInfo> {
@@ -235,6 +269,7 @@ export class Router {
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const name of [...this.listeners.keys()]) this.closeListener(name);
     for (const c of this.connections.values()) c.close();
     this.server.closeIdleConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -281,7 +316,7 @@ export class Router {
         targets,
         mirror,
         mirrorPercent: mirror ? route.mirror!.percent : 0,
-        authType: route.authMode === 'key' ? 'Key' : route.authMode === 'aml_token' ? 'AMLToken' : 'AADToken',
+        authType: route.authMode === 'key' ? 'Key' : route.authMode === 'aml_token' ? 'AMLToken' : route.authMode === 'aad_token' ? 'AADToken' : '',
       });
     }
     for (const [id, c] of this.connections) {
@@ -302,8 +337,17 @@ export class Router {
     }
     this.endpoints = endpoints;
     this.version = table.version;
+    for (const name of this.listeners.keys()) if (!endpoints.has(name)) this.closeListener(name);
     // New capacity (more instances, a higher limit) may serve queued requests now.
     for (const d of this.deployments.values()) this.dispatchQueued(d);
+  }
+
+  private closeListener(name: string): void {
+    const l = this.listeners.get(name);
+    if (!l) return;
+    this.listeners.delete(name);
+    l.server.close();
+    l.server.closeIdleConnections();
   }
 
   /** Counters of one deployment (zeros if unknown). */
@@ -555,6 +599,7 @@ export class Router {
   }
 
   private authorized(endpoint: EndpointState, header: string | undefined): boolean {
+    if (endpoint.route.authMode === 'none') return true;
     if (header === undefined || header.length < 8 || !header.startsWith('Bearer ')) return false;
     const credential = header.slice(7);
     if (endpoint.route.authMode === 'key') {

@@ -76,6 +76,14 @@ export class Workspace {
 
   async dispose(): Promise<void> {
     await this.stopServer();
+    // A --local command starts a background server of its own on <home>/local.
+    try {
+      const local = JSON.parse(readFileSync(join(this.dir, 'local', 'server.json'), 'utf8')) as { pid: number };
+      process.kill(local.pid, 'SIGTERM');
+      await until('the local server to stop', async () => !alive(local.pid), 10_000);
+    } catch {
+      /* none was started */
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
