@@ -1,12 +1,22 @@
-// Copies non-TypeScript runtime assets (the Python inference host) next to the compiled JavaScript,
-// so dist/ is self-contained.
-import { cpSync, mkdirSync, readdirSync } from 'node:fs';
+// Copies non-TypeScript runtime assets next to the compiled JavaScript, so dist/ is self-contained: the
+// Python inference host with its compat/ packages (*.py, any depth) and the swagger templates (*.json).
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const pairs = [['src/runtime/python', 'dist/runtime/python']];
-for (const [from, to] of pairs) {
+
+function copyTree(from, to) {
   mkdirSync(to, { recursive: true });
-  for (const f of readdirSync(from)) {
-    if (f.endsWith('.py')) cpSync(join(from, f), join(to, f));
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (entry.name === '__pycache__') continue;
+    const src = join(from, entry.name);
+    const dst = join(to, entry.name);
+    if (entry.isDirectory()) copyTree(src, dst);
+    else if (entry.name.endsWith('.py') || entry.name.endsWith('.json')) cpSync(src, dst);
   }
+}
+
+for (const [from, to] of pairs) {
+  rmSync(to, { recursive: true, force: true }); // files deleted from src/ must not linger in dist/
+  copyTree(from, to);
 }

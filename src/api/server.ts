@@ -14,8 +14,9 @@ import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from 
 import { registry } from '../telemetry/metrics.js';
 import { issueToken } from '../util/token.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
+import { AssetRegistry, registerAssetRoutes, type AssetApiOptions } from './assets.js';
 
-export interface ApiOptions extends ShowContext {
+export interface ApiOptions extends ShowContext, AssetApiOptions {
   store: StateStore;
   controller: Controller;
   logs: (endpoint: string, deployment: string, container: 'inference-server' | 'storage-initializer', lines: number) => Promise<string>;
@@ -54,6 +55,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'RouteNotFound', message: `No route ${req.method} ${req.url}` } }));
 
   const { store, controller } = o;
+  const assets = new AssetRegistry(store, o.assetsDir);
   const endpointOr404 = (name: string): StoredEndpoint => {
     const e = store.getEndpoint(name);
     if (!e) throw new InfergateError('EndpointNotFound', `Endpoint '${name}' not found.`);
@@ -73,11 +75,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     }
     return spec;
   };
-  const parseDeployment = (body: unknown): DeploymentSpec => {
+  const parseDeployment = async (body: unknown): Promise<DeploymentSpec> => {
     const { spec, problems } = parseDeploymentObject(body, { source: 'request body' });
     if (!spec || problems.length) throw validationError(problems, 'The deployment');
-    compileInstancePlan(spec); // refuses what validates but cannot run here, before anything is stored
-    return spec;
+    const resolved = await assets.resolveDeployment(spec); // model/environment versions recorded now (api/assets.ts)
+    compileInstancePlan(resolved, assets.lookup); // refuses what validates but cannot run here, before anything is stored
+    return resolved;
   };
 
   app.get('/api/info', { schema: { summary: 'Server version and where the router listens' } }, async () => ({
@@ -166,7 +169,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     const { name } = req.params as { name: string };
     const e = endpointOr404(name);
     if (e.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Endpoint '${name}' is being deleted.`);
-    const spec = parseDeployment(req.body);
+    const spec = await parseDeployment(req.body);
     if (spec.endpointName !== name) throw new InfergateError('BadArgument', `The document names endpoint '${spec.endpointName}' but the request is for '${name}'.`);
     const existing = store.listDeployments(name);
     if (existing.some((d) => d.spec.name.toLowerCase() === spec.name.toLowerCase())) {
@@ -195,11 +198,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     endpointOr404(name);
     const current = deploymentOr404(name, deployment);
     if (current.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Deployment '${deployment}' is being deleted.`);
-    const spec = parseDeployment(req.body);
+    const spec = await parseDeployment(req.body);
     if (spec.endpointName !== name || spec.name !== current.spec.name) {
       throw new InfergateError('BadArgument', `The document names deployment '${spec.endpointName}/${spec.name}' but the request is for '${name}/${current.spec.name}'.`);
     }
-    const scaleOnly = compileInstancePlan(spec).revision === compileInstancePlan(current.spec).revision;
+    const scaleOnly = compileInstancePlan(spec, assets.lookup).revision === compileInstancePlan(current.spec, assets.lookup).revision;
     const stored = store.transaction(() => {
       const d = store.putDeployment(spec);
       store.setDeploymentStatus(name, spec.name, { provisioningState: scaleOnly && current.status.provisioningState !== 'Failed' ? 'Scaling' : 'Updating', observedGeneration: current.generation });
@@ -244,6 +247,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.type('text/plain; charset=utf-8').send(text);
   });
 
+  registerAssetRoutes(app, o, assets);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()));

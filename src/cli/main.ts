@@ -13,6 +13,8 @@ import { defaultWorkspace } from '../util/workspace.js';
 import { localServerUrl } from './local.js';
 import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { Progress } from './progress.js';
+import { serveCommand } from './serve.js';
+import { assetCommands } from './assets.js';
 
 interface Common {
   local?: boolean;
@@ -426,6 +428,8 @@ export function buildProgram(): Command {
   endpointCommands(program);
   deploymentCommands(program);
   serverCommand(program);
+  serveCommand(program);
+  assetCommands(program);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const c of allCommands(program)) c.exitOverride();

@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDeploymentObject } from '../spec/index.js';
 import type { DeploymentSpec } from '../spec/types.js';
+import type { InfergateError } from '../errors/index.js';
+import { assetLookup, MemoryStateStore, type AssetLookup } from '../store/index.js';
 import { compileInstancePlan, instanceId, scriptName, stableJson } from './plan.js';
 
 const testdata = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
@@ -103,4 +105,55 @@ test('instanceId, scriptName and stableJson', () => {
   assert.equal(instanceId(p, 2), `my-endpoint.blue.${p.revision}.2`);
   assert.equal(scriptName(p), 'score.py');
   assert.equal(stableJson({ b: [1, { d: 1, c: null }], a: 'x' }), '{"a":"x","b":[1,{"c":null,"d":1}]}');
+});
+
+// ---- registered assets ----------------------------------------------------------------------------
+
+function lookupWith(register: (store: MemoryStateStore) => void): AssetLookup {
+  const store = new MemoryStateStore();
+  register(store);
+  return assetLookup(store);
+}
+
+const storedModel = (version: string, path = join(testdata, 'assets/model')) => ({ name: 'm', version, type: 'custom_model' as const, path, tags: {}, properties: {} });
+
+test('a registered model resolves to its stored copy, named and versioned as registered', () => {
+  const assets = lookupWith((s) => s.putAsset('model', storedModel('1', '/ws/assets/models/m/1/model')));
+  const p = compileInstancePlan(spec((d) => (d.model = 'azureml:m:1')), assets);
+  assert.deepEqual(p.model, { name: 'm', version: '1', path: '/ws/assets/models/m/1/model' });
+});
+
+test('@latest resolves when compiled, but a recorded version (resolvedAssets) does not move when a new one is registered', () => {
+  const store = new MemoryStateStore();
+  store.putAsset('model', storedModel('1', '/a/1/model'));
+  const assets = assetLookup(store);
+  const s = spec((d) => (d.model = 'azureml:m@latest'));
+  const pinned = { ...s, resolvedAssets: { model: { name: 'm', version: '1' } } };
+  const before = compileInstancePlan(pinned, assets);
+  store.putAsset('model', storedModel('2', '/a/2/model'));
+  assert.equal(compileInstancePlan(pinned, assets).revision, before.revision);
+  assert.equal(compileInstancePlan(pinned, assets).model!.version, '1');
+  const unpinned = compileInstancePlan(s, assets);
+  assert.equal(unpinned.model!.version, '2');
+  assert.notEqual(unpinned.revision, before.revision);
+});
+
+test('an inline model recorded as an anonymous asset runs from the stored copy and keeps its mount name', () => {
+  const assets = lookupWith((s) => s.putAsset('model', { ...storedModel('1', '/ws/assets/models/azureml_anonymous/abc/model'), name: 'azureml_anonymous', version: 'abc' }, { anonymous: true }));
+  const s = { ...spec(), resolvedAssets: { model: { name: 'azureml_anonymous', version: 'abc' } } };
+  assert.deepEqual(compileInstancePlan(s, assets).model, { name: 'm', version: '1', path: '/ws/assets/models/azureml_anonymous/abc/model' });
+  // Without a lookup (no workspace) the source path is used, as before assets existed.
+  assert.equal(compileInstancePlan(s).model!.path, join(testdata, 'assets/model'));
+});
+
+test('a registered environment gives its stored conda file and image; references that do not resolve are AssetNotFound', () => {
+  const assets = lookupWith((s) => s.putAsset('environment', { name: 'e', version: '1', tags: {}, osType: 'linux', image: 'img:1', conda: { name: 'x' }, condaFile: '/ws/assets/environments/e/1/conda.yaml' }));
+  assert.deepEqual(compileInstancePlan(spec((d) => (d.environment = 'azureml:e:1')), assets).environment, { condaFile: '/ws/assets/environments/e/1/conda.yaml', image: 'img:1' });
+  for (const [field, ref] of [['environment', 'azureml:e:2'], ['environment', 'azureml:nope@latest'], ['model', 'azureml:m:1']] as const) {
+    assert.throws(
+      () => compileInstancePlan(spec((d) => (d[field] = ref)), assets),
+      (e: unknown) => (e as InfergateError).code === 'AssetNotFound' && (e as Error).message.includes(`'${ref}' does not resolve`),
+      ref,
+    );
+  }
 });

@@ -5,15 +5,24 @@ import { basename, extname } from 'node:path';
 import { InfergateError } from '../errors/index.js';
 import type { InstancePlan } from '../ir/types.js';
 import { formatAssetRef } from '../spec/assets.js';
-import type { DeploymentSpec } from '../spec/types.js';
+import type { AssetVersion, DeploymentSpec } from '../spec/types.js';
+import { LABELS, type AssetLookup } from '../store/assets.js';
+import type { AssetQuery, EnvironmentAsset } from '../store/types.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
 
 /**
  * Builds the instance plan of a deployment. Throws InfergateError('BadArgument') for what the spec allows
- * but this backend cannot serve yet, so the API can refuse the deployment before storing it.
+ * but this backend cannot serve yet, and InfergateError('AssetNotFound') for a model or environment
+ * reference that does not resolve, so the API can refuse the deployment before storing it.
+ *
+ * `assets` resolves registered models and environments (the workspace's asset store). The versions the
+ * deployment was resolved to when it was created or updated (`spec.resolvedAssets`) win over the
+ * reference as written, so `@latest` does not move under a running deployment. Without `assets` (no
+ * workspace) a registered model is refused and a registered environment is kept as a reference that the
+ * backend treats like an image.
  */
-export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
+export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup): InstancePlan {
   const where = `deployment '${spec.name}'`;
   if (!spec.codeConfiguration) {
     throw new InfergateError('BadArgument', `${where}: code_configuration is required (no-code MLflow and custom-container deployments are not supported yet)`);
@@ -28,31 +37,8 @@ export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
     throw new InfergateError('BadArgument', `${where}: scoring_script '${script}' must be a Python (.py) or JavaScript/TypeScript (.js, .mjs, .cjs, .ts, .mts) file`);
   }
 
-  let model: InstancePlan['model'];
-  if (spec.model) {
-    if (spec.model.kind !== 'inline') {
-      const ref = spec.model.kind === 'uri' ? spec.model.uri : `azureml:${spec.model.name}${spec.model.version ? ':' + spec.model.version : '@' + spec.model.label}`;
-      throw new InfergateError('BadArgument', `${where}: model '${ref}' refers to a registered model; registered assets are not supported yet, give model.path`);
-    }
-    // Azure mounts inline models at azureml-models/<name>/<version>; an anonymous model gets a
-    // generated name, which scripts never depend on (they use AZUREML_MODEL_DIR).
-    model = { name: spec.model.name ?? `${spec.endpointName}-${spec.name}-model`, version: spec.model.version ?? '1', path: spec.model.path };
-  }
-
-  let environment: InstancePlan['environment'] = {};
-  if (spec.environment) {
-    if (spec.environment.kind !== 'inline') {
-      // With its version or label: a new environment version needs new instances (the revision changes).
-      const ref = formatAssetRef(spec.environment);
-      // A curated or registered environment names packages we cannot see: run on the host interpreter.
-      environment = { image: ref };
-    } else {
-      environment = {
-        ...(spec.environment.condaFile !== undefined ? { condaFile: spec.environment.condaFile } : {}),
-        ...(spec.environment.image !== undefined ? { image: spec.environment.image } : {}),
-      };
-    }
-  }
+  const model = compileModel(spec, where, assets);
+  const environment = compileEnvironment(spec, where, assets);
 
   const workerCount = Number.parseInt(spec.environmentVariables.WORKER_COUNT ?? '1', 10);
   const plan: Omit<InstancePlan, 'revision'> = {
@@ -61,7 +47,7 @@ export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
     instanceCount: spec.instanceCount,
     runtime,
     ...(model ? { model } : {}),
-    code: { path: spec.codeConfiguration.code, scoringScript: script },
+    code: { path: spec.resolvedAssets?.code?.path ?? spec.codeConfiguration.code, scoringScript: script },
     environment,
     environmentVariables: { ...spec.environmentVariables },
     workerCount: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 1,
@@ -72,11 +58,73 @@ export function compileInstancePlan(spec: DeploymentSpec): InstancePlan {
   return { ...plan, revision: revisionOf(plan) };
 }
 
+function compileModel(spec: DeploymentSpec, where: string, assets: AssetLookup | undefined): InstancePlan['model'] {
+  const m = spec.model;
+  if (!m) return undefined;
+  const pin = spec.resolvedAssets?.model;
+  if (m.kind === 'uri') {
+    throw new InfergateError('BadArgument', `${where}: model '${m.uri}' is in a registry or another workspace; register it here with 'infergate ml model create' and refer to it as azureml:<name>:<version>`);
+  }
+  if (m.kind === 'registered') {
+    const ref = formatAssetRef(m);
+    if (!assets) throw new InfergateError('BadArgument', `${where}: model '${ref}' refers to a registered model, and there is no asset store to resolve it in`);
+    const query: AssetQuery = pin ?? m;
+    const asset = assets.model(query);
+    if (!asset) throw assetNotFound(where, 'model', ref, query);
+    return { name: asset.name, version: asset.version, path: asset.path };
+  }
+  // Inline: registered anonymously when the deployment was stored; the registered copy is what runs, so a
+  // later change to the source folder does not change the deployment. Azure mounts inline models at
+  // azureml-models/<name>/<version>; scripts never depend on the name (they use AZUREML_MODEL_DIR).
+  const stored = pin && assets ? assets.model(pin) : undefined;
+  if (pin && assets && !stored) throw assetNotFound(where, 'model', `${m.path} (registered as ${pin.name}:${pin.version})`, pin);
+  return { name: m.name ?? `${spec.endpointName}-${spec.name}-model`, version: m.version ?? '1', path: stored?.path ?? m.path };
+}
+
+function compileEnvironment(spec: DeploymentSpec, where: string, assets: AssetLookup | undefined): InstancePlan['environment'] {
+  const e = spec.environment;
+  if (!e) return {};
+  const pin = spec.resolvedAssets?.environment;
+  // A curated or registry environment names packages we cannot see: the backend runs it on the host
+  // interpreter. With its version or label in the reference, a new version still needs new instances.
+  if (e.kind === 'uri') return { image: e.uri };
+  if (e.kind === 'registered') {
+    const ref = formatAssetRef(e);
+    if (!assets) return { image: ref };
+    const query: AssetQuery = pin ?? e;
+    const asset = assets.environment(query);
+    if (!asset) throw assetNotFound(where, 'environment', ref, query);
+    return environmentOf(asset);
+  }
+  const stored = pin && assets ? assets.environment(pin) : undefined;
+  if (pin && assets && !stored) throw assetNotFound(where, 'environment', `inline environment (registered as ${pin.name}:${pin.version})`, pin);
+  if (stored) return environmentOf(stored);
+  return {
+    ...(e.condaFile !== undefined ? { condaFile: e.condaFile } : {}),
+    ...(e.image !== undefined ? { image: e.image } : {}),
+  };
+}
+
+function environmentOf(asset: EnvironmentAsset): InstancePlan['environment'] {
+  const condaFile = asset.condaFile ?? asset.conda;
+  return { ...(condaFile !== undefined ? { condaFile } : {}), ...(asset.image !== undefined ? { image: asset.image } : {}) };
+}
+
+function assetNotFound(where: string, kind: 'model' | 'environment', ref: string, query: AssetQuery | AssetVersion): InfergateError {
+  const q = query as AssetQuery;
+  const list = `'infergate ml ${kind} list -n ${q.name} --include-archived'`;
+  let why: string;
+  if (q.version !== undefined) why = `no ${kind} ${q.name} version ${q.version} is registered`;
+  else if (q.label !== undefined && !(LABELS as readonly string[]).includes(q.label)) why = `label '${q.label}' does not exist (labels: ${LABELS.join(', ')})`;
+  else why = `no ${kind} ${q.name} is registered, or every version of it is archived (@latest skips archived versions)`;
+  return new InfergateError('AssetNotFound', `${where}: ${kind} '${ref}' does not resolve: ${why}. Register it with 'infergate ml ${kind} create', or see ${list}.`);
+}
+
 /**
  * What needs new instances when it changes: everything in the plan except the instance count (a scale
  * changes how many run, not what they run) and the request timeout (the router enforces it).
  */
-function revisionOf(plan: Omit<InstancePlan, 'revision'>): string {
+export function revisionOf(plan: Omit<InstancePlan, 'revision'>): string {
   const { instanceCount: _count, requestTimeoutMs: _timeout, ...identity } = plan;
   return createHash('sha256').update(stableJson(identity)).digest('hex').slice(0, 10);
 }

@@ -21,6 +21,8 @@ export const catalogue = {
   OperationInProgress: { status: 409, summary: 'Another operation on this endpoint has not finished.' },
   TooManyDeployments: { status: 409, summary: 'The endpoint has the most deployments allowed.' },
   RouteNotFound: { status: 404, summary: 'No such API route.' },
+  AssetNotFound: { status: 404, summary: 'No model or environment with that name and version (or label) is registered.' },
+  AssetAlreadyExists: { status: 409, summary: 'That name and version is registered already; assets are immutable, register a new version.' },
   // Deployment-time failures (Azure's operation error codes)
   ResourceNotReady: { status: 500, summary: 'An instance did not become ready (crash, failing init(), or probes).' },
   UserScriptInitFailed: { status: 500, summary: 'The scoring script\'s init() raised an error.' },

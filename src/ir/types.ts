@@ -64,9 +64,10 @@ export interface InstancePlan {
   };
   code?: { path: string; scoringScript: string };
   /**
-   * The environment as written: a conda file (absolute path, or its content given inline) and/or an
-   * image. The process backend cannot build images or conda environments on this machine, so it picks
-   * an interpreter that can import what the conda file lists, and logs the choice.
+   * The environment: a conda file (absolute path — for a registered or anonymous environment, its stored
+   * copy in the asset store — or its content given inline) and/or an image. The process backend builds a
+   * virtual environment from the conda file where pip can install it (backend/process/env-builder.ts),
+   * else picks an interpreter that can import what it lists; images are not run. It logs what it did.
    */
   environment: { condaFile?: string | Record<string, unknown>; image?: string };
   environmentVariables: Record<string, string>;

@@ -64,6 +64,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logs: (e, d, c, n) => backend.logs(e, d, c, n),
     routerUrl,
     workspace: basename(o.workspace),
+    assetsDir: join(o.workspace, 'assets'),
     location: o.local ? 'local' : hostname(),
     ...(o.local ? { scoringUriOf: async (name: string) => `http://localhost:${await router.endpointPort(name)}/score` } : {}),
     version: VERSION,

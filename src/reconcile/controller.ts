@@ -6,6 +6,7 @@ import type { Backend, ObservedInstance } from '../backend/types.js';
 import { compileInstancePlan, compileRoutingTable, stableJson } from '../compile/index.js';
 import { InfergateError } from '../errors/index.js';
 import type { InstanceAddress, InstancePlan, RoutingTable } from '../ir/types.js';
+import { assetLookup } from '../store/index.js';
 import type { ProvisioningState, StateStore, StoredDeployment } from '../store/types.js';
 import { deploymentKey, plan } from './plan.js';
 
@@ -86,7 +87,7 @@ export class Controller {
       stored.set(k, d);
       if (d.status.provisioningState === 'Deleting' || endpointState.get(d.spec.endpointName) === 'Deleting') continue;
       try {
-        desired.push(compileInstancePlan(d.spec));
+        desired.push(compileInstancePlan(d.spec, assetLookup(store)));
       } catch (e) {
         const err = e instanceof InfergateError ? { code: e.code, message: e.message } : { code: 'InternalError', message: String(e) };
         this.setDeployment(d, 'Failed', err);

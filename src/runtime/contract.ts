@@ -14,7 +14,12 @@
 //   INFERGATE_PYTHON        the Python interpreter chosen for the environment
 //   SCORING_TIMEOUT_MS      run() timeout (default 3600000, as azmlinfsrv; Python only: synchronous
 //                           JavaScript cannot be interrupted in-process)
+//   HTTP_X_MS_SERVER_VERSION  sent as x-ms-server-version on every answer when set (contract §5.5)
+//   SERVICE_NAME, SERVICE_VERSION, SERVICE_PATH_PREFIX  title, version and path prefix of the generated
+//                           /swagger.json (§5.7; defaults "ML service", "1.0", "")
 //   plus the deployment's environment_variables.
+// It answers REQUEST frames as azmlinfsrv answers HTTP (§5.3): url `/` (liveness), `/score[?query]` (run()),
+// `/swagger.json[?version=2|3|3.1]`, anything else 404 — the url being the path after the endpoint.
 // Messages the host sends over IPC ('ready' once init() succeeded in every worker and the socket is
 // listening; exactly one of the two is sent):
 export type HostMessage =

@@ -175,7 +175,7 @@ class Host {
         // Relative paths in the module resolve as they do for Python workers (cwd = the code folder).
         process.chdir(cfg.appRoot);
         log('I', 'azmlinfsrv.user_script', `Found user script at ${cfg.entryScript}`);
-        this.scorer = new JsScorer(await loadScoringModule(cfg.entryScript));
+        this.scorer = new JsScorer(await loadScoringModule(cfg.entryScript), cfg.appRoot);
         log('I', 'azmlinfsrv', `Worker with pid ${process.pid} ready for serving traffic`);
       } else {
         throw new InitFailure(

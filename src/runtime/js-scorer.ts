@@ -4,13 +4,24 @@
 //   export async function init() { ... load the model from process.env.AZUREML_MODEL_DIR ... }
 //   export function run(rawData, requestHeaders) { return predictions; }   // may be async
 //
-// and behaves as azmlinfsrv behaves for an undecorated run() (contract §5.4-§5.6):
-// - run() gets the raw body as a UTF-8 string (not parsed); a body that is not UTF-8 gets 400.
+// and behaves as azmlinfsrv does (contract §5.3-§5.7; docs/scoring-scripts.md has examples):
+// - Routes: GET / -> "Healthy"; GET|POST|OPTIONS /score -> run(); GET /swagger.json?version=2|3|3.1;
+//   other paths 404, other methods on /score 405, with azmlinfsrv's {"message": ...} bodies.
+// - Input, chosen by what the module exports (the counterparts of score.py's decorators):
+//   * nothing special (undecorated run()): run() gets the raw body as a UTF-8 string (not parsed); a body
+//     that is not UTF-8 gets 400; GET gets the query parameters as a JSON string; OPTIONS answers 200.
+//   * `export const inputSchema = { ...JSON Schema... }` (@input_schema): POST needs Content-Type
+//     application/json (else 415) and a JSON body that satisfies the schema (else 400 with the reason,
+//     json-schema.ts); GET takes the query parameters as an object; run() gets the parsed value. The
+//     schema (and `export const outputSchema`) are published as ServiceInput / ServiceOutput.
+//   * `export const rawHttp = true` (@rawhttp): run() gets the request itself as a WHATWG `Request`
+//     (`await request.formData()`, `request.headers.get(...)`, `new URL(request.url).searchParams`,
+//     `await request.arrayBuffer()`), for GET, POST and OPTIONS.
 //   The second argument, lower-case request headers as an object, is built only if run() declares a
 //   second parameter (as azmlinfsrv passes request_headers only to a run() that names it).
 // - Its value is sent as Python's json.dumps would write it (py-json.ts), 200, application/json.
-// - A value shaped like `{ status | statusCode: number, body, headers? }` is sent as-is instead (the
-//   counterpart of returning an AMLResponse): a string body as text/plain, bytes as
+// - A WHATWG `Response`, or a value shaped like `{ status | statusCode: number, body, headers? }`, is sent
+//   as-is instead (the counterpart of returning an AMLResponse): a string body as text/plain, bytes as
 //   application/octet-stream, anything else as JSON; headers you give win; status >= 500 sets
 //   x-ms-run-function-failed: True.
 // - run() throwing (or its promise rejecting) gives 500 {"message": "An unexpected error occurred in
@@ -24,13 +35,17 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { decodeRequest, type HeaderList, type RequestFrame } from '../util/frame.js';
+import { validateJson, type JsonSchema } from './json-schema.js';
 import { log } from './log.js';
 import { pythonJsonDumps } from './py-json.js';
 import { InitFailure, INTERNAL_ERROR_MESSAGE, messageBody, RUN_FAILED_MESSAGE, type Peer, type Scorer } from './scorer.js';
+import { Swaggers, UNDECLARED_SCHEMA } from './swagger.js';
 
 /** What a scoring module exports (types for authors of .ts scoring modules). */
 export type InitFunction = () => unknown;
 export type RunFunction = (rawData: string, requestHeaders: Record<string, string>) => unknown;
+/** run() of a module that exports `rawHttp = true`. */
+export type RawRunFunction = (request: Request, requestHeaders: Record<string, string>) => unknown;
 
 /** A raw answer from run(), sent as-is (see the file comment). */
 export interface ScoringResponse {
@@ -40,9 +55,22 @@ export interface ScoringResponse {
   body: unknown;
 }
 
+/** A loaded scoring module: run() and the exports that say how to call it. */
+export interface ScoringModule {
+  run: RunFn;
+  /** `export const rawHttp = true`: run() gets a WHATWG Request. */
+  rawHttp: boolean;
+  /** `export const inputSchema`: run() gets the parsed, validated JSON input. */
+  inputSchema?: JsonSchema;
+  /** `export const outputSchema`: only published in the swagger document. */
+  outputSchema?: JsonSchema;
+}
+
 type Header = readonly [string, string];
 const H_JSON: Header = ['content-type', 'application/json'];
 const H_TEXT: Header = ['content-type', 'text/plain; charset=utf-8'];
+const H_HTML: Header = ['content-type', 'text/html; charset=utf-8'];
+const H_ALLOW: Header = ['allow', 'GET, HEAD, OPTIONS'];
 const H_FAILED_FALSE: Header = ['x-ms-run-function-failed', 'False'];
 const H_FAILED_TRUE: Header = ['x-ms-run-function-failed', 'True'];
 const ONLY_JSON: HeaderList = [H_JSON];
@@ -50,12 +78,21 @@ const EMPTY = Buffer.alloc(0);
 const HEALTHY = Buffer.from('Healthy');
 const RUN_FAILED_BODY = messageBody(RUN_FAILED_MESSAGE);
 const INTERNAL_ERROR_BODY = messageBody(INTERNAL_ERROR_MESSAGE);
+// werkzeug's descriptions, as azmlinfsrv answers Flask's own 404 and 405 (contract §5.3, §5.6).
+const NOT_FOUND_BODY = messageBody(
+  'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.',
+);
 const METHOD_NOT_ALLOWED_BODY = messageBody('The method is not allowed for the requested URL.');
+const SCORE_METHOD_NOT_ALLOWED_BODY = messageBody('Method not allowed'); // HEAD /score: azmlinfsrv's own branch
+const NOT_JSON_BODY = messageBody('Expects Content-Type to be application/json');
+const EMPTY_INPUT_BODY = messageBody('POST body is empty. Expecting a JSON dictionary.');
 const MALFORMED_BODY = messageBody('Malformed request frame.');
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts']);
 export const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
+/** Request headers a WHATWG Request does not need: they describe the HTTP hop, not the request. */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade']);
 
-type RunFn = (rawData: string, requestHeaders?: Record<string, string>) => unknown;
+type RunFn = (input: unknown, requestHeaders?: Record<string, string>) => unknown;
 
 // This module's path without extension: matches src/runtime/js-scorer.ts and dist/runtime/js-scorer.js.
 const SELF = fileURLToPath(import.meta.url).replace(/\.[cm]?[jt]s$/, '');
@@ -73,10 +110,10 @@ export function formatError(err: unknown): string {
 
 /**
  * Imports the module, checks that it exports init() and run() (named exports, or properties of the default
- * export / module.exports), and calls init() once. Failures carry contract.ts's init-failed codes and the
- * script's own error text and stack.
+ * export / module.exports) and how run() wants its input, and calls init() once. Failures carry contract.ts's
+ * init-failed codes and the script's own error text and stack.
  */
-export async function loadScoringModule(file: string): Promise<RunFn> {
+export async function loadScoringModule(file: string): Promise<ScoringModule> {
   const url = pathToFileURL(file).href;
   let mod: Record<string, unknown>;
   try {
@@ -99,6 +136,22 @@ export async function loadScoringModule(file: string): Promise<RunFn> {
       throw new InitFailure('UserScriptFunctionNotFound', `User script at ${file} does not have a ${name}() function defined.`);
     }
   }
+  const rawHttp = pickValue(mod, 'rawHttp') === true;
+  const inputSchema = pickValue(mod, 'inputSchema');
+  const outputSchema = pickValue(mod, 'outputSchema');
+  for (const [name, v] of [['inputSchema', inputSchema], ['outputSchema', outputSchema]] as const) {
+    if (v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v))) {
+      throw new InitFailure('UserScriptImportError', `User script at ${file} exports ${name}, which must be a JSON Schema object.`);
+    }
+  }
+  if (rawHttp && inputSchema !== undefined) {
+    // azmlinfsrv: "run() cannot be decorated with both @rawhttp and @input_schema".
+    throw new InitFailure('UserScriptImportError', `User script at ${file} exports both rawHttp and inputSchema: choose one.`);
+  }
+  if (rawHttp) log('I', 'azmlinfsrv.user_script', 'rawHttp is exported. Server will invoke run() with the request (a WHATWG Request).');
+  else if (inputSchema !== undefined) log('I', 'azmlinfsrv.user_script', 'inputSchema is exported. Server will invoke run() with the validated JSON input.');
+  else log('I', 'azmlinfsrv.user_script', 'run() is not decorated. Server will invoke it with the input in JSON string.');
+
   log('I', 'azmlinfsrv.user_script', "Invoking user's init function");
   try {
     await (init as () => unknown)();
@@ -109,7 +162,12 @@ export async function loadScoringModule(file: string): Promise<RunFn> {
     throw new InitFailure('UserScriptInitFailed', `User's init function failed: ${text}`);
   }
   log('I', 'azmlinfsrv.user_script', "Users's init has completed successfully"); // sic: azmlinfsrv's wording
-  return run as RunFn;
+  return {
+    run: run as RunFn,
+    rawHttp,
+    ...(inputSchema !== undefined ? { inputSchema: inputSchema as JsonSchema } : {}),
+    ...(outputSchema !== undefined ? { outputSchema: outputSchema as JsonSchema } : {}),
+  };
 }
 
 /** A named export, or a property of the default export (CommonJS module.exports, `export default {...}`). */
@@ -125,12 +183,39 @@ function pick(mod: Record<string, unknown>, name: string): ((...args: unknown[])
   return undefined;
 }
 
+/** A named export's value, or the default export's property of that name. */
+function pickValue(mod: Record<string, unknown>, name: string): unknown {
+  if (mod[name] !== undefined) return mod[name];
+  const def = mod.default;
+  if (def !== null && (typeof def === 'object' || typeof def === 'function')) return (def as Record<string, unknown>)[name];
+  return undefined;
+}
+
+const enum Mode {
+  Json,
+  Schema,
+  Raw,
+}
+
 export class JsScorer implements Scorer {
   private pending = 0;
   private readonly wantsHeaders: boolean;
+  private readonly run: RunFn;
+  private readonly mode: Mode;
+  private readonly inputSchema: JsonSchema | undefined;
+  private readonly swaggers: Swaggers;
+  /** Headers every answer carries: x-ms-server-version when HTTP_X_MS_SERVER_VERSION is set (contract §5.5). */
+  private readonly baseIds: Header[] | null;
 
-  constructor(private readonly run: RunFn) {
-    this.wantsHeaders = run.length >= 2;
+  /** @param appRoot where the module's own swagger files are looked for (contract §5.7) */
+  constructor(mod: ScoringModule, appRoot: string) {
+    this.run = mod.run;
+    this.wantsHeaders = mod.run.length >= 2;
+    this.mode = mod.rawHttp ? Mode.Raw : mod.inputSchema !== undefined ? Mode.Schema : Mode.Json;
+    this.inputSchema = mod.inputSchema;
+    this.swaggers = Swaggers.build(appRoot, mod.inputSchema ?? UNDECLARED_SCHEMA, mod.outputSchema ?? UNDECLARED_SCHEMA);
+    const serverVersion = process.env.HTTP_X_MS_SERVER_VERSION;
+    this.baseIds = serverVersion ? [['x-ms-server-version', serverVersion]] : null;
   }
 
   get inflight(): number {
@@ -153,15 +238,20 @@ export class JsScorer implements Scorer {
     let requestId: string | undefined;
     let msRequestId: string | undefined;
     let clientRequestId: string | undefined;
+    let traceId: string | undefined;
     for (let i = 0; i < headers.length; i++) {
       const name = headers[i][0];
-      if (name.charCodeAt(0) !== 0x78 /* x */) continue;
-      if (name === 'x-request-id') requestId = headers[i][1];
-      else if (name === 'x-ms-request-id') msRequestId = headers[i][1];
-      else if (name === 'x-ms-client-request-id') clientRequestId = headers[i][1];
+      const c = name.charCodeAt(0);
+      if (c === 0x78 /* x */) {
+        if (name === 'x-request-id') requestId = headers[i][1];
+        else if (name === 'x-ms-request-id') msRequestId = headers[i][1];
+        else if (name === 'x-ms-client-request-id') clientRequestId = headers[i][1];
+      } else if (c === 0x74 /* t */ && name === 'traceid') {
+        traceId = headers[i][1];
+      }
     }
-    let ids: Header[] | null = null;
-    if (requestId !== undefined || msRequestId !== undefined || clientRequestId !== undefined) {
+    let ids: Header[] | null = this.baseIds;
+    if (requestId !== undefined || msRequestId !== undefined || clientRequestId !== undefined || traceId !== undefined) {
       if (requestId !== undefined && requestId.length > 100) {
         peer.respond(id, 431, ONLY_JSON, messageBody('x-request-id must not exceed 100 characters'));
         return;
@@ -170,42 +260,75 @@ export class JsScorer implements Scorer {
         peer.respond(id, 431, ONLY_JSON, messageBody('x-ms-request-id and x-ms-client-request-id must not exceed 100 characters'));
         return;
       }
-      ids = [];
+      ids = this.baseIds === null ? [] : [...this.baseIds];
       if (requestId !== undefined) ids.push(['x-request-id', requestId]);
       const legacy = msRequestId || clientRequestId || requestId;
       if (legacy) ids.push(['x-ms-request-id', legacy]);
       if (clientRequestId !== undefined) ids.push(['x-ms-client-request-id', clientRequestId]);
+      if (traceId !== undefined) ids.push(['traceid', traceId]);
     }
 
-    let input: string;
+    const url = req.url;
     const method = req.method;
-    if (method === 'POST') {
-      const body = req.body;
-      if (!isUtf8(body)) {
-        peer.respond(id, 400, withIds([H_JSON], ids), messageBody(`Input cannot be decoded as UTF-8: ${describeBadUtf8(body)}`));
-        return;
+    if (url === '/score' || url.startsWith('/score?')) {
+      if (method === 'POST' || method === 'GET' || method === 'OPTIONS') this.score(peer, id, req, ids);
+      else peer.respond(id, 405, withIds([H_JSON], ids), method === 'HEAD' ? SCORE_METHOD_NOT_ALLOWED_BODY : METHOD_NOT_ALLOWED_BODY);
+      return;
+    }
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path === '/' || path === '/swagger.json') {
+      if (method === 'OPTIONS') {
+        peer.respond(id, 200, withIds([H_HTML, H_ALLOW], ids), EMPTY);
+      } else if (method !== 'GET' && method !== 'HEAD') {
+        peer.respond(id, 405, withIds([H_JSON], ids), METHOD_NOT_ALLOWED_BODY);
+      } else if (path === '/') {
+        peer.respond(id, 200, withIds([H_TEXT], ids), HEALTHY); // the liveness route (contract §5.3)
+      } else {
+        const version = new URLSearchParams(q < 0 ? '' : url.slice(q + 1)).get('version') ?? '2';
+        const answer = this.swaggers.answer(version);
+        peer.respond(id, answer.status, withIds([H_JSON], ids), answer.body);
       }
-      input = body.toString('utf8');
-    } else if (method === 'GET') {
-      const q = req.url.indexOf('?');
-      if ((q < 0 ? req.url : req.url.slice(0, q)) === '/') {
-        peer.respond(id, 200, [H_TEXT], HEALTHY); // the liveness route (contract §5.3)
-        return;
-      }
-      input = queryToJson(q < 0 ? '' : req.url.slice(q + 1));
+      return;
+    }
+    peer.respond(id, 404, withIds([H_JSON], ids), NOT_FOUND_BODY);
+  }
+
+  /** /score: run()'s input for the module's mode (contract §5.4), the call, the answer. */
+  private score(peer: Peer, id: number, req: RequestFrame, ids: Header[] | null): void {
+    const method = req.method;
+    let input: unknown;
+    if (this.mode === Mode.Raw) {
+      input = toWebRequest(req);
     } else if (method === 'OPTIONS') {
-      peer.respond(id, 200, ids ?? [], EMPTY);
+      peer.respond(id, 200, withIds([H_HTML, H_FAILED_FALSE], ids), EMPTY);
       return;
+    } else if (this.mode === Mode.Json) {
+      if (method === 'POST') {
+        const body = req.body;
+        if (!isUtf8(body)) {
+          peer.respond(id, 400, withIds([H_JSON], ids), messageBody(`Input cannot be decoded as UTF-8: ${describeBadUtf8(body)}`));
+          return;
+        }
+        input = body.toString('utf8');
+      } else {
+        const q = req.url.indexOf('?');
+        input = queryToJson(q < 0 ? '' : req.url.slice(q + 1));
+      }
     } else {
-      peer.respond(id, 405, withIds([H_JSON], ids), METHOD_NOT_ALLOWED_BODY);
-      return;
+      const parsed = this.schemaInput(req);
+      if (!parsed.ok) {
+        peer.respond(id, parsed.status, withIds([H_JSON], ids), parsed.body);
+        return;
+      }
+      input = parsed.value;
     }
 
     const run = this.run; // called as a plain function: the user's stack shows "at run", not "at JsScorer.run"
     const t0 = performance.now();
     let result: unknown;
     try {
-      result = this.wantsHeaders ? run(input, Object.fromEntries(headers)) : run(input);
+      result = this.wantsHeaders ? run(input, Object.fromEntries(req.headers)) : run(input);
     } catch (err) {
       this.failed(peer, id, err, t0, ids);
       return;
@@ -227,9 +350,49 @@ export class JsScorer implements Scorer {
     }
   }
 
+  /** The parsed, validated input of an `inputSchema` module, or the body of the 400/415 answer. */
+  private schemaInput(req: RequestFrame): { ok: true; value: unknown } | { ok: false; status: number; body: Buffer } {
+    let value: unknown;
+    if (req.method === 'POST') {
+      let contentType = '';
+      for (const [k, v] of req.headers) if (k === 'content-type') contentType = v;
+      const mime = contentType.split(';', 1)[0].trim().toLowerCase();
+      if (!(mime === 'application/json' || (mime.startsWith('application/') && mime.endsWith('+json')))) {
+        return { ok: false, status: 415, body: NOT_JSON_BODY };
+      }
+      const text = req.body.toString('utf8');
+      if (text.trim() === '') return { ok: false, status: 400, body: EMPTY_INPUT_BODY };
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        return { ok: false, status: 400, body: messageBody(`POST body could not be decoded as JSON: ${(err as Error).message}`) };
+      }
+    } else {
+      const q = req.url.indexOf('?');
+      value = queryParams(q < 0 ? '' : req.url.slice(q + 1));
+    }
+    const problem = validateJson(this.inputSchema!, value);
+    return problem === null ? { ok: true, value } : { ok: false, status: 400, body: messageBody(`Invalid input: ${problem}`) };
+  }
+
   private answer(peer: Peer, id: number, value: unknown, t0: number, ids: Header[] | null): void {
     if (peer.closed) return;
     const execMs = (performance.now() - t0).toFixed(3);
+    if (value instanceof Response) {
+      this.pending++;
+      fromWebResponse(value).then(
+        (r) => {
+          this.pending--;
+          this.answerRaw(peer, id, r, execMs, ids);
+        },
+        (err: unknown) => {
+          this.pending--;
+          log('E', 'azmlinfsrv', `The response returned by run() is not valid: ${formatError(err)}`);
+          peer.respond(id, 500, withIds([H_JSON], ids), INTERNAL_ERROR_BODY);
+        },
+      );
+      return;
+    }
     if (isScoringResponse(value)) {
       this.answerRaw(peer, id, value, execMs, ids);
       return;
@@ -270,6 +433,7 @@ export class JsScorer implements Scorer {
       if (r.headers !== undefined && r.headers !== null) {
         for (const [k, v] of Object.entries(r.headers)) {
           const name = k.toLowerCase();
+          if (HOP_HEADERS.has(name)) continue; // the HTTP edge frames the body itself
           const value = String(v);
           // The frame format's limits (u8 name length, u16 value length): refuse rather than corrupt a frame.
           if (name.length === 0 || Buffer.byteLength(name, 'latin1') > 255 || Buffer.byteLength(value) > 0xffff) {
@@ -306,8 +470,8 @@ function isScoringResponse(v: unknown): v is ScoringResponse {
   return typeof r.status === 'number' || typeof r.statusCode === 'number';
 }
 
-/** GET /score?a=1&b=x&b=y -> '{"a": 1, "b": ["x", "y"]}': each value JSON-parsed when it can be (§5.4). */
-export function queryToJson(query: string): string {
+/** GET /score?a=1&b=x&b=y -> {a: 1, b: ["x", "y"]}: each value JSON-parsed when it can be (§5.4). */
+export function queryParams(query: string): Record<string, unknown> {
   const grouped = new Map<string, unknown[]>();
   for (const [k, v] of new URLSearchParams(query)) {
     let parsed: unknown;
@@ -322,7 +486,49 @@ export function queryToJson(query: string): string {
   }
   const params: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [k, list] of grouped) params[k] = list.length === 1 ? list[0] : list;
-  return pythonJsonDumps(params);
+  return params;
+}
+
+/** GET /score?a=1&b=x&b=y -> '{"a": 1, "b": ["x", "y"]}', what an undecorated run() gets for a GET. */
+export function queryToJson(query: string): string {
+  return pythonJsonDumps(queryParams(query));
+}
+
+/**
+ * The WHATWG Request a `rawHttp` module's run() gets. The URL's host is the request's Host header (the
+ * debug server passes the client's; behind the router it is the router's), `http://localhost` otherwise.
+ */
+export function toWebRequest(req: RequestFrame): Request {
+  const headers = new Headers();
+  let host = 'localhost';
+  for (const [k, v] of req.headers) {
+    if (HOP_HEADERS.has(k)) continue;
+    if (k === 'host') host = v;
+    try {
+      headers.append(k, v);
+    } catch {
+      // A value a WHATWG Headers refuses (control characters): run() cannot see it either way.
+    }
+  }
+  let url: string;
+  try {
+    url = new URL(req.url, `http://${host}`).href;
+  } catch {
+    url = new URL(req.url, 'http://localhost').href;
+  }
+  const method = req.method;
+  const hasBody = method !== 'GET' && method !== 'HEAD' && req.body.length > 0;
+  const body = hasBody ? (new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.length) as Uint8Array<ArrayBuffer>) : null;
+  return new Request(url, { method, headers, body });
+}
+
+/** A WHATWG Response returned by run(), read into the { status, headers, body } form answerRaw() sends. */
+async function fromWebResponse(res: Response): Promise<ScoringResponse> {
+  const headers: Record<string, string> = {};
+  res.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  return { status: res.status, headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
 /** Python's UnicodeDecodeError text for the first bad byte, e.g. "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte". */

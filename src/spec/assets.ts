@@ -96,18 +96,21 @@ export const model: Type<ModelRef> = byShape('a model reference or an inline mod
 
 const route: Type<InferenceRoute> = to(struct({ port: req(int({ min: 1, max: 65535 })), path: req(str) }), (r) => ({ port: r.port, path: r.path }));
 
-const inferenceConfig = to(
+export const inferenceConfig = to(
   // All three routes are required when inference_config is given (custom containers).
   struct({ liveness_route: req(route), readiness_route: req(route), scoring_route: req(route) }),
   (c) => ({ livenessRoute: c.liveness_route, readinessRoute: c.readiness_route, scoringRoute: c.scoring_route }),
 );
 
-const build = to(struct({ path: req(localPath('folder')), dockerfile_path: opt(str) }), (b) => ({
+export const build = to(struct({ path: req(localPath('folder')), dockerfile_path: opt(str) }), (b) => ({
   path: b.path,
   dockerfilePath: b.dockerfile_path ?? 'Dockerfile',
 }));
 
-const IN_CONDA_FILE = "belongs in the conda file (conda_file), not directly under 'environment'";
+/** `conda_file`: a path (relative to the YAML file) or the conda file's content given inline. */
+export const condaFile = byShape('a conda file path or an inline conda mapping', { scalar: localPath('file'), map: anyMap });
+
+export const IN_CONDA_FILE = "belongs in the conda file (conda_file), not directly under 'environment'";
 
 const inlineEnvironment = to(
   struct(
@@ -117,7 +120,7 @@ const inlineEnvironment = to(
       description: opt(text),
       tags: opt(stringMap),
       image: opt(str),
-      conda_file: opt(byShape('a conda file path or an inline conda mapping', { scalar: localPath('file'), map: anyMap })),
+      conda_file: opt(condaFile),
       build: opt(build),
       os_type: opt(oneOf(['linux', 'windows'])),
       inference_config: opt(inferenceConfig),

@@ -10,3 +10,14 @@ export { parseAssetRef, formatAssetRef } from './assets.js';
 export { MAX_MIRROR_PERCENT } from './endpoint.js';
 export { MAX_MANAGED_INSTANCES, DEFAULT_K8S_INSTANCE_TYPE } from './deployment.js';
 export * from './types.js';
+export {
+  loadModelYaml,
+  loadEnvironmentYaml,
+  parseModelObject,
+  parseEnvironmentObject,
+  dumpModelAsset,
+  dumpEnvironmentAsset,
+  validateAssetName,
+  validateAssetVersion,
+  ASSET_NAME_PATTERN,
+} from './assets-yaml.js';

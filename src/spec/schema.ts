@@ -20,7 +20,7 @@ export interface Cx {
   readonly baseDir?: string;
   /** Decided before validation from `compute` / `type` (contract §1.1). */
   readonly kind: Kind;
-  readonly what: 'endpoint' | 'deployment';
+  readonly what: 'endpoint' | 'deployment' | 'model' | 'environment';
   readonly problems: Problem[];
 }
 

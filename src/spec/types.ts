@@ -20,6 +20,8 @@ export interface EndpointSpec {
   compute?: string;
 }
 
+export type ModelType = 'custom_model' | 'mlflow_model' | 'triton_model';
+
 export type ModelRef =
   | {
       kind: 'inline';
@@ -27,7 +29,7 @@ export type ModelRef =
       path: string;
       name?: string;
       version?: string;
-      type: 'custom_model' | 'mlflow_model' | 'triton_model';
+      type: ModelType;
       description?: string;
       tags?: Record<string, string>;
       properties?: Record<string, string>;
@@ -44,6 +46,13 @@ export interface InferenceRoute {
   path: string;
 }
 
+/** Custom containers (BYOC): all three routes are required when given (contract §1.6). */
+export interface InferenceConfig {
+  livenessRoute: InferenceRoute;
+  readinessRoute: InferenceRoute;
+  scoringRoute: InferenceRoute;
+}
+
 export type EnvironmentRef =
   | {
       kind: 'inline';
@@ -56,7 +65,7 @@ export type EnvironmentRef =
       condaFile?: string | Record<string, unknown>;
       build?: { path: string; dockerfilePath: string };
       osType: 'linux' | 'windows';
-      inferenceConfig?: { livenessRoute: InferenceRoute; readinessRoute: InferenceRoute; scoringRoute: InferenceRoute };
+      inferenceConfig?: InferenceConfig;
       /** Datastore for the anonymous asset upload on Azure; kept, unused locally. */
       datastore?: string;
     }
@@ -110,6 +119,48 @@ export interface DeploymentSpec {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Accepted and validated; kept as written (data collection is not implemented yet). */
   dataCollector?: Record<string, unknown>;
+  /**
+   * The asset versions `model` and `environment` were resolved to when the deployment was created or
+   * updated (registered references, and inline definitions registered anonymously). Recorded by the
+   * control plane, never written by users and never dumped: `show` prints the references as written,
+   * while `@latest` stays where it was until the next update. `code` is the snapshot of the code folder
+   * taken then (api/assets.ts), which is what instances run.
+   */
+  resolvedAssets?: { model?: AssetVersion; environment?: AssetVersion; code?: { version: string; path: string } };
+}
+
+/** One version of a registered asset. */
+export interface AssetVersion {
+  name: string;
+  version: string;
+}
+
+/** A model asset document: `az ml model create -f model.yml` (contract §1.5, ModelSchema). */
+export interface ModelAssetSpec {
+  name: string;
+  /** Absent: the next integer after the highest integer version of the name ("1" for a new name). */
+  version?: string;
+  /** Absolute path of the model file or folder to register. */
+  path: string;
+  type: ModelType;
+  description?: string;
+  tags: Record<string, string>;
+  properties: Record<string, string>;
+  flavors?: Record<string, unknown>;
+}
+
+/** An environment asset document: `az ml environment create -f environment.yml` (contract §1.6). */
+export interface EnvironmentAssetSpec {
+  name: string;
+  version?: string;
+  description?: string;
+  tags: Record<string, string>;
+  image?: string;
+  /** Absolute path of the conda file, or its content given inline. */
+  condaFile?: string | Record<string, unknown>;
+  build?: { path: string; dockerfilePath: string };
+  osType: 'linux' | 'windows';
+  inferenceConfig?: InferenceConfig;
 }
 
 /** Azure's defaults (contract §1.7). */

@@ -30,3 +30,8 @@ export function assertNotPromise(result: unknown): void {
     throw new TypeError('Transaction function cannot return a promise');
   }
 }
+
+export function assetAlreadyExists(kind: 'model' | 'environment', name: string, version: string): InfergateError {
+  const Kind = kind === 'model' ? 'Model' : 'Environment';
+  return new InfergateError('AssetAlreadyExists', `${Kind} ${name} version ${version} already exists. Assets are immutable: register a new version (leave out --version for the next one).`);
+}

@@ -9,7 +9,18 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { InfergateError } from '../errors/index.js';
 import { DEFAULT_PROBE, DEFAULT_REQUEST_SETTINGS, type DeploymentSpec, type EndpointSpec } from '../spec/types.js';
-import { MemoryStateStore, openStateStore, SCHEMA_VERSION, SqliteStateStore, type Clock, type EndpointKeys, type StateStore, type StoreOptions } from './index.js';
+import {
+  MemoryStateStore,
+  openStateStore,
+  SCHEMA_VERSION,
+  SqliteStateStore,
+  type Clock,
+  type EndpointKeys,
+  type EnvironmentAsset,
+  type ModelAsset,
+  type StateStore,
+  type StoreOptions,
+} from './index.js';
 
 function endpointSpec(name: string, overrides: Partial<EndpointSpec> = {}): EndpointSpec {
   return {
@@ -45,6 +56,14 @@ function deploymentSpec(endpointName: string, name: string, overrides: Partial<D
     egressPublicNetworkAccess: 'enabled',
     ...overrides,
   };
+}
+
+function modelAsset(name: string, version: string, overrides: Partial<ModelAsset> = {}): ModelAsset {
+  return { name, version, type: 'custom_model', path: `/ws/assets/models/${name}/${version}/model`, tags: {}, properties: {}, ...overrides };
+}
+
+function environmentAsset(name: string, version: string, overrides: Partial<EnvironmentAsset> = {}): EnvironmentAsset {
+  return { name, version, tags: {}, osType: 'linux', image: 'python:3.11-slim', ...overrides };
 }
 
 const KEYS: EndpointKeys = { primaryKey: 'pk-secret', secondaryKey: 'sk-secret', tokenSecret: 'dG9rZW4tc2VjcmV0' };
@@ -341,7 +360,88 @@ function contractSuite(name: string, create: (options: StoreOptions) => Harness,
       assert.equal(d.status.observedGeneration, 0);
     });
 
+    test('putAsset registers a version and getAsset returns it, not archived, not anonymous by default', () => {
+      const m = modelAsset('my-model', '1', { description: 'd', tags: { a: '1' }, flavors: { python_function: { loader_module: 'x' } } });
+      const stored = store.putAsset('model', m);
+      assert.deepEqual(stored, { kind: 'model', asset: m, anonymous: false, archived: false, createdAt: at(1), updatedAt: at(1) });
+      assert.deepEqual(store.getAsset('model', 'my-model', '1'), stored);
+      assert.equal(store.getAsset('model', 'my-model', '2'), undefined);
+      assert.equal(store.getAsset('environment', 'my-model', '1'), undefined, 'kinds are separate');
+      const e = environmentAsset('my-env', '1', { conda: { dependencies: ['python=3.11'] }, condaFile: '/ws/assets/environments/my-env/1/conda.yaml' });
+      assert.deepEqual(store.putAsset('environment', e, { anonymous: true }).asset, e);
+      assert.equal(store.getAsset('environment', 'my-env', '1')!.anonymous, true);
+    });
+
+    test('an existing name:version throws AssetAlreadyExists and changes nothing (assets are immutable)', () => {
+      store.putAsset('model', modelAsset('m', '1'));
+      assert.throws(
+        () => store.putAsset('model', modelAsset('m', '1', { path: '/elsewhere' })),
+        (e: unknown) => e instanceof InfergateError && e.code === 'AssetAlreadyExists' && /m version 1 already exists/.test(e.message),
+      );
+      assert.equal(store.getAsset('model', 'm', '1')!.asset.path, modelAsset('m', '1').path);
+      assert.equal(store.listAssets('model').length, 1);
+      // The same name and version of the other kind is a different asset.
+      store.putAsset('environment', environmentAsset('m', '1'));
+      assert.equal(store.listAssets('environment').length, 1);
+    });
+
+    test('listAssets: by name, each name in registration order (not version order); filters by name and kind', () => {
+      for (const [n, v] of [['b', '1'], ['a', '2'], ['a', '10'], ['a', '1'], ['b', 'v2']]) store.putAsset('model', modelAsset(n, v));
+      store.putAsset('environment', environmentAsset('a', '1'));
+      const ids = (list: { asset: { name: string; version: string } }[]) => list.map((x) => `${x.asset.name}:${x.asset.version}`);
+      assert.deepEqual(ids(store.listAssets('model')), ['a:2', 'a:10', 'a:1', 'b:1', 'b:v2']);
+      assert.deepEqual(ids(store.listAssets('model', 'a')), ['a:2', 'a:10', 'a:1']);
+      assert.deepEqual(ids(store.listAssets('model', 'zz')), []);
+      assert.deepEqual(ids(store.listAssets('environment')), ['a:1']);
+    });
+
+    test('setAssetArchived archives and restores one version, and says whether it existed', () => {
+      store.putAsset('model', modelAsset('m', '1'));
+      store.putAsset('model', modelAsset('m', '2'));
+      assert.equal(store.setAssetArchived('model', 'm', '1', true), true);
+      const archived = store.getAsset('model', 'm', '1')!;
+      assert.equal(archived.archived, true);
+      assert.equal(archived.updatedAt, at(3));
+      assert.equal(archived.createdAt, at(1));
+      assert.equal(store.getAsset('model', 'm', '2')!.archived, false);
+      assert.deepEqual(store.listAssets('model', 'm').map((a) => a.archived), [true, false], 'archived versions are still listed by the store');
+      assert.equal(store.setAssetArchived('model', 'm', '1', false), true);
+      assert.equal(store.getAsset('model', 'm', '1')!.archived, false);
+      assert.equal(store.setAssetArchived('model', 'm', '3', true), false);
+      assert.equal(store.setAssetArchived('environment', 'm', '1', true), false);
+    });
+
+    test('asset writes roll back with the transaction, and records are copies', () => {
+      assert.throws(() =>
+        store.transaction(() => {
+          store.putAsset('model', modelAsset('m', '1'));
+          throw new Error('boom');
+        }),
+      );
+      assert.equal(store.getAsset('model', 'm', '1'), undefined);
+      const m = modelAsset('m', '1');
+      const put = store.putAsset('model', m);
+      m.tags.x = 'changed';
+      put.asset.properties.y = 'changed';
+      store.listAssets('model')[0].asset.tags.z = 'changed';
+      assert.deepEqual(store.getAsset('model', 'm', '1')!.asset, modelAsset('m', '1'));
+    });
+
     if (persistent) {
+      test('assets persist across close and reopen, archived flag and order included', () => {
+        store.putAsset('model', modelAsset('m', '2'));
+        store.putAsset('model', modelAsset('m', '1'));
+        store.putAsset('environment', environmentAsset('CliV2AnonymousEnvironment', 'abc'), { anonymous: true });
+        store.setAssetArchived('model', 'm', '2', true);
+        const models = store.listAssets('model');
+        const environments = store.listAssets('environment');
+        const reopened = h.reopen!();
+        store = reopened;
+        assert.deepEqual(reopened.listAssets('model'), models);
+        assert.deepEqual(reopened.listAssets('environment'), environments);
+        assert.equal(reopened.getAsset('model', 'm', '2')!.archived, true);
+      });
+
       test('everything persists across close and reopen, keys included', () => {
         store.putEndpoint(endpointSpec('ep1', { traffic: { blue: 100 }, mirrorTraffic: { green: 10 } }), KEYS);
         store.putEndpoint(endpointSpec('ep1', { traffic: { blue: 90, green: 10 }, mirrorTraffic: {} }), KEYS);
@@ -392,7 +492,7 @@ describe('SqliteStateStore specifics', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('opens in WAL mode at the current schema version, with its four tables', () => {
+  test('opens in WAL mode at the current schema version, with its five tables', () => {
     const file = join(dir, 'state.db');
     SqliteStateStore.open(file).close();
     const db = new Database(file, { readonly: true });
@@ -400,7 +500,7 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-      assert.deepEqual(tables, ['deployment_status', 'deployments', 'endpoint_status', 'endpoints']);
+      assert.deepEqual(tables, ['assets', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints']);
     } finally {
       db.close();
     }
@@ -422,6 +522,25 @@ describe('SqliteStateStore specifics', () => {
     const again = new Database(file, { readonly: true });
     assert.equal(again.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
     again.close();
+  });
+
+  test('a workspace from schema version 1 (before assets) is migrated and keeps its endpoints', () => {
+    const file = join(dir, 'state.db');
+    const old = SqliteStateStore.open(file);
+    old.putEndpoint(endpointSpec('ep1'), KEYS);
+    old.close();
+    const db = new Database(file);
+    db.exec('DROP TABLE assets');
+    db.pragma('user_version = 1');
+    db.close();
+    const store = SqliteStateStore.open(file);
+    try {
+      assert.equal(store.getEndpoint('ep1')!.spec.name, 'ep1');
+      store.putAsset('model', modelAsset('m', '1'));
+      assert.equal(store.listAssets('model').length, 1);
+    } finally {
+      store.close();
+    }
   });
 
   test('refuses a file that is not a database', () => {

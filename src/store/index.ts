@@ -6,7 +6,7 @@ import type { StoreOptions } from './common.js';
 import { SqliteStateStore } from './sqlite.js';
 
 export type * from './types.js';
-export { INITIAL_STATUS, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+export { assetAlreadyExists, INITIAL_STATUS, type Clock, type InitialStatus, type StoreOptions } from './common.js';
 export { MemoryStateStore } from './memory.js';
 export { migrate, SCHEMA_VERSION, SqliteStateStore } from './sqlite.js';
 
@@ -15,3 +15,4 @@ export function openStateStore(workspaceDir: string, options: StoreOptions = {})
   mkdirSync(workspaceDir, { recursive: true, mode: 0o700 });
   return SqliteStateStore.open(join(workspaceDir, 'state.db'), options);
 }
+export { assetLookup, findAsset, latestOf, nextVersion, LABELS, type AssetLookup } from './assets.js';

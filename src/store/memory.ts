@@ -3,14 +3,18 @@
 // savepoints (an inner throw undoes only the inner writes).
 
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
-import { assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { EndpointKeys, ObservedStatus, StateStore, StoredDeployment, StoredEndpoint } from './types.js';
+import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, StateStore, StoredAsset, StoredDeployment, StoredEndpoint } from './types.js';
 
 interface State {
   endpoints: Map<string, StoredEndpoint>;
   /** Keyed by deploymentKey(endpoint, name). */
   deployments: Map<string, StoredDeployment>;
+  /** Keyed by assetKey(kind, name, version); a Map keeps insertion (registration) order. */
+  assets: Map<string, StoredAsset>;
 }
+
+const assetKey = (kind: AssetKind, name: string, version: string): string => `${kind}\0${name}\0${version}`;
 
 // A NUL cannot occur in a name, so the key is unambiguous.
 const deploymentKey = (endpoint: string, name: string): string => `${endpoint}\0${name}`;
@@ -22,7 +26,7 @@ const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export class MemoryStateStore implements StateStore {
-  private state: State = { endpoints: new Map(), deployments: new Map() };
+  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map() };
   private readonly clock: Clock;
 
   constructor(options: StoreOptions = {}) {
@@ -104,6 +108,34 @@ export class MemoryStateStore implements StateStore {
   setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
     const record = this.state.deployments.get(deploymentKey(endpoint, name));
     if (record) record.status = observed(status, timestamp(this.clock));
+  }
+
+  getAsset<K extends AssetKind>(kind: K, name: string, version: string): StoredAsset<K> | undefined {
+    const found = this.state.assets.get(assetKey(kind, name, version)) as StoredAsset<K> | undefined;
+    return found && copy(found);
+  }
+
+  listAssets<K extends AssetKind>(kind: K, name?: string): StoredAsset<K>[] {
+    const all = [...this.state.assets.values()].filter((a) => a.kind === kind && (name === undefined || a.asset.name === name)) as StoredAsset<K>[];
+    // Stable sort: versions of one name keep their registration order.
+    return all.sort((a, b) => byString(a.asset.name, b.asset.name)).map((a) => copy(a));
+  }
+
+  putAsset<K extends AssetKind>(kind: K, asset: AssetRecords[K], options: { anonymous?: boolean } = {}): StoredAsset<K> {
+    const key = assetKey(kind, asset.name, asset.version);
+    if (this.state.assets.has(key)) throw assetAlreadyExists(kind, asset.name, asset.version);
+    const now = timestamp(this.clock);
+    const record: StoredAsset<K> = { kind, asset: copy(asset), anonymous: options.anonymous === true, archived: false, createdAt: now, updatedAt: now };
+    this.state.assets.set(key, record as StoredAsset);
+    return copy(record);
+  }
+
+  setAssetArchived(kind: AssetKind, name: string, version: string, archived: boolean): boolean {
+    const record = this.state.assets.get(assetKey(kind, name, version));
+    if (!record) return false;
+    record.archived = archived;
+    record.updatedAt = timestamp(this.clock);
+    return true;
   }
 
   transaction<T>(fn: () => T): T {

@@ -11,8 +11,8 @@
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
-import { assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { EndpointKeys, ObservedStatus, ProvisioningState, StateStore, StoredDeployment, StoredEndpoint } from './types.js';
+import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, ProvisioningState, StateStore, StoredAsset, StoredDeployment, StoredEndpoint } from './types.js';
 
 /**
  * Schema migrations, in order: MIGRATIONS[i] takes a database from version i to i + 1 (PRAGMA user_version).
@@ -58,6 +58,21 @@ const MIGRATIONS: readonly string[] = [
     FOREIGN KEY (endpoint, name) REFERENCES deployments(endpoint, name) ON DELETE CASCADE
   ) STRICT;
   `,
+  // 2: versioned assets (models, environments). Immutable but for the archived flag; never deleted, so a
+  // deployment's recorded version always resolves. rowid order is registration order.
+  `
+  CREATE TABLE assets (
+    kind        TEXT NOT NULL CHECK (kind IN ('model', 'environment')),
+    name        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    asset       TEXT NOT NULL,     -- ModelAsset / EnvironmentAsset as JSON
+    anonymous   INTEGER NOT NULL,  -- 0/1
+    archived    INTEGER NOT NULL,  -- 0/1
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (kind, name, version)
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -94,6 +109,15 @@ interface EndpointRow extends StatusRow {
 interface DeploymentRow extends StatusRow {
   spec: string;
   generation: number;
+  created_at: string;
+  updated_at: string;
+}
+
+interface AssetRow {
+  kind: string;
+  asset: string;
+  anonymous: number;
+  archived: number;
   created_at: string;
   updated_at: string;
 }
@@ -156,6 +180,16 @@ function prepareStatements(db: Database.Database) {
       SET provisioning_state = @state, error = @error, observed_generation = @observedGeneration, updated_at = @now
       WHERE endpoint = @endpoint AND name = @name`),
     deleteDeployment: db.prepare<[string, string]>(`DELETE FROM deployments WHERE endpoint = ? AND name = ?`),
+
+    getAsset: db.prepare<[string, string, string], AssetRow>(`SELECT kind, asset, anonymous, archived, created_at, updated_at FROM assets WHERE kind = ? AND name = ? AND version = ?`),
+    listAssets: db.prepare<[string], AssetRow>(`SELECT kind, asset, anonymous, archived, created_at, updated_at FROM assets WHERE kind = ? ORDER BY name, rowid`),
+    listAssetsOf: db.prepare<[string, string], AssetRow>(`SELECT kind, asset, anonymous, archived, created_at, updated_at FROM assets WHERE kind = ? AND name = ? ORDER BY rowid`),
+    insertAsset: db.prepare<[{ kind: string; name: string; version: string; asset: string; anonymous: number; now: string }]>(`
+      INSERT INTO assets (kind, name, version, asset, anonymous, archived, created_at, updated_at)
+      VALUES (@kind, @name, @version, @asset, @anonymous, 0, @now, @now)
+      ON CONFLICT (kind, name, version) DO NOTHING`),
+    archiveAsset: db.prepare<[{ kind: string; name: string; version: string; archived: number; now: string }]>(`
+      UPDATE assets SET archived = @archived, updated_at = @now WHERE kind = @kind AND name = @name AND version = @version`),
   };
 }
 
@@ -256,6 +290,29 @@ export class SqliteStateStore implements StateStore {
     this.stmt.updateDeploymentStatus.run({ endpoint, name, ...statusParams(status, timestamp(this.clock)) });
   }
 
+  getAsset<K extends AssetKind>(kind: K, name: string, version: string): StoredAsset<K> | undefined {
+    const row = this.stmt.getAsset.get(kind, name, version);
+    return row && toAsset<K>(row);
+  }
+
+  listAssets<K extends AssetKind>(kind: K, name?: string): StoredAsset<K>[] {
+    const rows = name === undefined ? this.stmt.listAssets.all(kind) : this.stmt.listAssetsOf.all(kind, name);
+    return rows.map((r) => toAsset<K>(r));
+  }
+
+  putAsset<K extends AssetKind>(kind: K, asset: AssetRecords[K], options: { anonymous?: boolean } = {}): StoredAsset<K> {
+    return this.transaction(() => {
+      const now = timestamp(this.clock);
+      const params = { kind, name: asset.name, version: asset.version, asset: JSON.stringify(asset), anonymous: options.anonymous ? 1 : 0, now };
+      if (this.stmt.insertAsset.run(params).changes === 0) throw assetAlreadyExists(kind, asset.name, asset.version);
+      return this.getAsset(kind, asset.name, asset.version)!;
+    });
+  }
+
+  setAssetArchived(kind: AssetKind, name: string, version: string, archived: boolean): boolean {
+    return this.stmt.archiveAsset.run({ kind, name, version, archived: archived ? 1 : 0, now: timestamp(this.clock) }).changes > 0;
+  }
+
   transaction<T>(fn: () => T): T {
     return this.tx(fn) as T;
   }
@@ -301,5 +358,16 @@ function toDeployment(row: DeploymentRow): StoredDeployment {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     status: toStatus(row),
+  };
+}
+
+function toAsset<K extends AssetKind>(row: AssetRow): StoredAsset<K> {
+  return {
+    kind: row.kind as K,
+    asset: JSON.parse(row.asset),
+    anonymous: row.anonymous === 1,
+    archived: row.archived === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
   };
 }

@@ -2,7 +2,7 @@
 // state (provisioning state, error) are written by separate methods, so the reconciler's status writes
 // never race a user's spec change. Synchronous: the SQLite implementation is better-sqlite3.
 
-import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
+import type { DeploymentSpec, EndpointSpec, InferenceConfig, ModelType } from '../spec/types.js';
 
 /** Azure's provisioning states (contract §1.11). */
 export type ProvisioningState = 'Creating' | 'Updating' | 'Scaling' | 'Succeeded' | 'Failed' | 'Deleting' | 'Canceled';
@@ -45,6 +45,64 @@ export interface StoredDeployment {
   status: ObservedStatus;
 }
 
+/** Versioned assets (DESIGN.md vocabulary): registered models and environments. */
+export type AssetKind = 'model' | 'environment';
+
+/** One registered model version. */
+export interface ModelAsset {
+  name: string;
+  version: string;
+  type: ModelType;
+  /** The registered copy: `<workspace>/assets/models/<name>/<version>/<file or folder name>`. */
+  path: string;
+  description?: string;
+  tags: Record<string, string>;
+  properties: Record<string, string>;
+  flavors?: Record<string, unknown>;
+}
+
+/** One registered environment version. */
+export interface EnvironmentAsset {
+  name: string;
+  version: string;
+  description?: string;
+  tags: Record<string, string>;
+  image?: string;
+  build?: { path: string; dockerfilePath: string };
+  osType: 'linux' | 'windows';
+  inferenceConfig?: InferenceConfig;
+  /** The conda file's content, as stored (what `show` prints). */
+  conda?: Record<string, unknown>;
+  /**
+   * The stored copy of the conda file: `<workspace>/assets/environments/<name>/<version>/conda.yaml`, with
+   * the local files its pip list names stored beside it (relative entries resolve against its folder).
+   */
+  condaFile?: string;
+}
+
+export interface AssetRecords {
+  model: ModelAsset;
+  environment: EnvironmentAsset;
+}
+
+export interface StoredAsset<K extends AssetKind = AssetKind> {
+  kind: K;
+  asset: AssetRecords[K];
+  /** Registered for an inline definition in a deployment; left out of lists unless asked for. */
+  anonymous: boolean;
+  /** Archived versions are skipped by `@latest` and lists, but an explicit version still resolves. */
+  archived: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A reference to resolve: an explicit version, or a label (only `latest` exists); neither means latest. */
+export interface AssetQuery {
+  name: string;
+  version?: string;
+  label?: string;
+}
+
 export interface StateStore {
   getEndpoint(name: string): StoredEndpoint | undefined;
   listEndpoints(): StoredEndpoint[];
@@ -63,6 +121,17 @@ export interface StateStore {
   putDeployment(spec: DeploymentSpec, status?: Omit<ObservedStatus, 'observedGeneration' | 'updatedAt'>): StoredDeployment;
   deleteDeployment(endpoint: string, name: string): boolean;
   setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void;
+
+  getAsset<K extends AssetKind>(kind: K, name: string, version: string): StoredAsset<K> | undefined;
+  /** Versions of one name, or of every name (ordered by name), each name's in the order they were registered. */
+  listAssets<K extends AssetKind>(kind: K, name?: string): StoredAsset<K>[];
+  /**
+   * Registers a new version (not archived). Assets are immutable: an existing name:version throws
+   * InfergateError('AssetAlreadyExists') and writes nothing.
+   */
+  putAsset<K extends AssetKind>(kind: K, asset: AssetRecords[K], options?: { anonymous?: boolean }): StoredAsset<K>;
+  /** Archives (true) or restores (false) a version; false when there is no such version. */
+  setAssetArchived(kind: AssetKind, name: string, version: string, archived: boolean): boolean;
 
   /** Runs fn atomically: every write inside commits together or not at all. */
   transaction<T>(fn: () => T): T;

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { InstancePlan } from '../../ir/types.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
 import { startProbes } from './probe.js';
+import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -195,18 +196,25 @@ export class ProcessBackend implements Backend {
         WORKER_COUNT: String(plan.workerCount),
       };
       if (plan.runtime === 'python') {
-        const choice = await choosePython(plan.environment.condaFile);
+        // The conda file's environment, built (or reused) where a package index or local wheels allow it.
+        const built = await prepareEnvironment(plan.environment, { workspace: this.options.workspace, log: (line) => this.writeLog(inst, line) });
         if (inst.stopping) return;
-        if (choice === undefined) {
-          const msg = 'No Python interpreter found (tried $INFERGATE_PYTHON, /usr/bin/python3, python3)';
-          this.writeLog(inst, msg);
-          return this.setFailed(inst, 'EnvironmentNotSatisfied', msg);
+        if (built) {
+          this.writeLog(inst, `Python interpreter: ${built.python} (environment ${built.hash})`);
+          env.INFERGATE_PYTHON = built.python;
+        } else {
+          const choice = await choosePython(plan.environment.condaFile);
+          if (inst.stopping) return;
+          if (choice === undefined) {
+            const msg = 'No Python interpreter found (tried $INFERGATE_PYTHON, /usr/bin/python3, python3)';
+            this.writeLog(inst, msg);
+            return this.setFailed(inst, 'EnvironmentNotSatisfied', msg);
+          }
+          this.writeLog(inst, `Python interpreter: ${choice.python} (${choice.version})` + (choice.wanted.length ? `; environment lists ${choice.wanted.join(', ')}` : ''));
+          for (const n of choice.notes) this.writeLog(inst, n);
+          if (choice.missing.length) this.writeLog(inst, `WARNING: ${choice.python} cannot import ${choice.missing.join(', ')}; the scoring script may fail`);
+          env.INFERGATE_PYTHON = choice.python;
         }
-        this.writeLog(inst, `Python interpreter: ${choice.python} (${choice.version})` + (choice.wanted.length ? `; environment lists ${choice.wanted.join(', ')}` : ''));
-        if (plan.environment.image) this.writeLog(inst, `Image ${plan.environment.image} is not pulled: instances run as processes on this machine`);
-        for (const n of choice.notes) this.writeLog(inst, n);
-        if (choice.missing.length) this.writeLog(inst, `WARNING: ${choice.python} cannot import ${choice.missing.join(', ')}; the scoring script may fail`);
-        env.INFERGATE_PYTHON = choice.python;
       }
       this.spawnHost(inst, env);
     } catch (e) {

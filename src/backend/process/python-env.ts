@@ -17,7 +17,7 @@ export interface PythonChoice {
 }
 
 /** Packages the instance host provides itself, or that are tooling rather than imports. */
-const PROVIDED = new Set(['python', 'pip', 'setuptools', 'wheel', 'azureml-inference-server-http', 'azureml-defaults', 'inference-schema']);
+export const PROVIDED: ReadonlySet<string> = new Set(['python', 'pip', 'setuptools', 'wheel', 'azureml-inference-server-http', 'azureml-defaults', 'inference-schema']);
 /** Distribution names whose import name differs. */
 const IMPORT_NAMES: Record<string, string> = {
   'scikit-learn': 'sklearn', 'pyyaml': 'yaml', 'pillow': 'PIL', 'opencv-python': 'cv2', 'opencv-python-headless': 'cv2',

@@ -31,20 +31,37 @@ Init report (infergate's own convention, mirrored in src/runtime/python-pool.ts)
   HostMessage) and message carries the script's own error text and traceback. After a failure report the
   worker exits with code 3, as azmlinfsrv does (contract section 5.4).
 
-Request handling (contract section 5.4-5.6, undecorated run() only):
-  POST            run(body decoded as UTF-8)        undecodable -> 400 "Input cannot be decoded as UTF-8: ..."
-  GET /           200 "Healthy" (the liveness route)
-  GET other       run(json.dumps(query parameters)), each value JSON-parsed if it can be, repeats -> list
-  OPTIONS         200, empty body
-  anything else   405
+Routes (contract section 5.3), on the url the frame carries (the path after the endpoint):
+  GET /                  200 "Healthy" (liveness)
+  GET|POST|OPTIONS /score  run(), see below; any other method 405
+  GET /swagger.json      ?version=2 (default) | 3 | 3.1: the app root's swagger.json / swagger<ver>.json
+                         as it is, else generated from swagger2_template.json / swagger3_template.json with
+                         the @input_schema / @output_schema schemas (section 5.7); unknown version -> 404
+  anything else          404 {"message": "The requested URL was not found on the server. ..."}
+
+How run() is called (section 5.4), decided once at start-up:
+  undecorated   POST: run(body decoded as UTF-8), undecodable -> 400 "Input cannot be decoded as UTF-8: ...";
+                GET: run(json.dumps(query parameters)), each value JSON-parsed if it can be, repeats -> list;
+                OPTIONS: 200, empty body
+  @input_schema POST needs Content-Type application/json (else 415) and a JSON object body (else 400 with
+                azmlinfsrv's messages); GET takes the query parameters; run(**parameters), each converted by
+                its declared type (a value that does not fit -> 400 with the reason, infergate's choice)
+  @rawhttp      run(AMLRequest) for GET, POST and OPTIONS (compat/infergate_http.py: Flask's request API)
   run() may declare a parameter named request_headers: it gets a dict of the request headers with
   Flask's Title-Case names (dict(request.headers) in azmlinfsrv).
-  The result is sent as json.dumps(result) (default separators), 200, application/json. run() raising ->
-  500 {"message": "An unexpected error occurred in scoring script. Check the logs for more info."} with
-  x-ms-run-function-failed: True and "Encountered Exception: Traceback ..." in the console log.
-  run() exceeding SCORING_TIMEOUT_MS (SIGALRM, as azmlinfsrv) -> 500 "Scoring timeout after <ms> ms".
-  Every answer from run() carries x-ms-run-function-failed and x-ms-run-fn-exec-ms; x-request-id,
-  x-ms-request-id and x-ms-client-request-id are echoed when the request has them (section 5.5).
+  The scripts' imports of azureml.contrib.services, azureml_inference_server_http.api and inference_schema
+  are served from compat/ when those packages are not installed (compat/ is at the END of sys.path).
+
+Answers: a response object (AMLResponse, or anything with status_code, headers and get_data(), e.g. a Flask
+Response) is sent as it is, with x-ms-run-function-failed: True when its status is >= 500. Anything else is
+sent as json.dumps(result) (default separators; numpy values and DataFrames as lists / records), 200,
+application/json. run() raising -> 500 {"message": "An unexpected error occurred in scoring script. Check the
+logs for more info."} with x-ms-run-function-failed: True and "Encountered Exception: Traceback ..." in the
+console log. run() exceeding SCORING_TIMEOUT_MS (SIGALRM, as azmlinfsrv) -> 500 "Scoring timeout after <ms> ms".
+Every answer from run() carries x-ms-run-function-failed and x-ms-run-fn-exec-ms. Every answer echoes
+x-request-id, x-ms-request-id (x-ms-request-id, else x-ms-client-request-id, else x-request-id),
+x-ms-client-request-id and TraceId when the request has them, and carries x-ms-server-version when
+HTTP_X_MS_SERVER_VERSION is set; any of the three ids over 100 characters -> 431 (section 5.5).
 """
 
 import os
@@ -69,8 +86,10 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 import urllib.parse  # noqa: E402
 
-# Our own directory is sys.path[0] (the script's folder); user code must not import from it.
+# Our own directory is sys.path[0] (the script's folder); user code must not import from it. Its compat/
+# folder (stand-ins for azureml-inference-server-http and inference-schema) goes at the end of sys.path.
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_COMPAT = os.path.join(_HERE, "compat")
 if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == _HERE:
     del sys.path[0]
 
@@ -80,8 +99,11 @@ FRAME_CANCEL = 3
 HEADER_BYTES = 9  # u32 length + u32 id + u8 type
 READ_SIZE = 1 << 16
 # Answers are written in batches (one flush for all frames of one read), but never held back longer than
-# this once one is ready: coalescing must not turn a slow request's neighbours into slow ones.
-FLUSH_AFTER_S = 0.002
+# this once one is ready: coalescing must not turn a slow request's neighbours into slow ones, and the
+# router can only answer (and wrk send more) once it has them. Measured with Azure's model-1 (~35 us per
+# run()) behind the router, wrk -c32: 2 ms -> 12.5k req/s, 1 ms -> 16-18k, 0.5 ms -> 17-18k, 0.1 ms -> 15-17k
+# (more writes); a trivial run() is unaffected (~120k req/s worker-only either way).
+FLUSH_AFTER_S = 0.0005
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -93,12 +115,34 @@ INTERNAL_ERROR_MESSAGE = "An unexpected internal error occurred. Check the logs 
 
 # --- Logging in azmlinfsrv's format (contract section 5.1), to stderr. -----------------------------------
 class _Formatter(logging.Formatter):
-    """`2022-12-24 07:37:54,518 I [32756] azmlinfsrv - message` (UTC, level initial)."""
+    """`2022-12-24 07:37:54,518 I [32756] azmlinfsrv - message` (UTC, level initial).
+
+    format() gives what the %-pattern below gives, written out by hand: scoring scripts log on every request
+    (Azure's model-1 logs twice per run()), so the time stamp is formatted once per second, not per line.
+    """
 
     converter = time.gmtime
 
     def __init__(self):
         super().__init__("%(asctime)s %(levelname).1s [%(process)d] %(name)s - %(message)s")
+        self._second = None
+        self._stamp = ""
+
+    def format(self, record):
+        record.message = record.getMessage()
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        line = "%s,%03d %s [%d] %s - %s" % (self._stamp, record.msecs, record.levelname[:1], record.process,
+                                            record.name, record.message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line = line + "\n" + record.exc_text
+        if record.stack_info:
+            line = line + "\n" + self.formatStack(record.stack_info)
+        return line
 
 
 def _configure_logging():
@@ -153,8 +197,11 @@ def decode_request_head(buf, pos):
 # Headers that never change, encoded once.
 H_JSON = _header("content-type", "application/json")
 H_TEXT = _header("content-type", "text/plain; charset=utf-8")
+H_HTML = _header("content-type", "text/html; charset=utf-8")
 H_FAILED_FALSE = _header("x-ms-run-function-failed", "False")
 H_FAILED_TRUE = _header("x-ms-run-function-failed", "True")
+H_ALLOW_HEALTH = _header("allow", "GET, HEAD, OPTIONS")
+H_ALLOW_SWAGGER = _header("allow", "GET, HEAD, OPTIONS")
 
 
 def _message_body(message):
@@ -163,7 +210,19 @@ def _message_body(message):
 
 RUN_FAILED_BODY = _message_body(RUN_FAILED_MESSAGE)
 INTERNAL_ERROR_BODY = _message_body(INTERNAL_ERROR_MESSAGE)
+# werkzeug's descriptions, as azmlinfsrv returns them for Flask's own 404 and 405 (section 5.3, 5.6).
+NOT_FOUND_BODY = _message_body(
+    "The requested URL was not found on the server. If you entered the URL manually please check your "
+    "spelling and try again.")
 METHOD_NOT_ALLOWED_BODY = _message_body("The method is not allowed for the requested URL.")
+# The server's own branch for a method the input parser does not know (HEAD on /score).
+SCORE_METHOD_NOT_ALLOWED_BODY = _message_body("Method not allowed")
+NOT_JSON_BODY = _message_body("Expects Content-Type to be application/json")
+EMPTY_BODY = _message_body("POST body is empty. Expecting a JSON dictionary.")
+NOT_A_DICT_BODY = _message_body("POST body should be a JSON dictionary.")
+
+# Response headers that belong to the HTTP connection, not to the answer: the HTTP edge sets them.
+_CONNECTION_HEADERS = frozenset(("content-length", "transfer-encoding", "connection", "keep-alive"))
 
 
 # --- Loading the user's script (contract section 5.4). ----------------------------------------------------
@@ -209,8 +268,42 @@ def _log_model_dir():
     logger.error("Model Directory Contents:\n%s", "\n".join(lines[:200]))
 
 
+MODE_JSON = "json"  # undecorated: the body as a string
+MODE_SCHEMA = "schema"  # @input_schema: keyword arguments from a JSON object
+MODE_RAW = "raw"  # @rawhttp: the request object
+
+
+class Script:
+    """What the worker needs to know about the loaded run(): how to call it and its swagger documents."""
+
+    def __init__(self, run, mode, data_param, positional, wants_headers, required, swaggers):
+        self.run = run
+        self.mode = mode
+        self.data_param = data_param
+        self.positional = positional
+        self.wants_headers = wants_headers
+        self.required = required
+        self.swaggers = swaggers
+
+
+def _raw_http_requested(run):
+    """@rawhttp from our compat module or from the real azureml-inference-server-http (a module flag)."""
+    if getattr(run, "_infergate_rawhttp", False):
+        return True
+    for name in ("infergate_http", "azureml_inference_server_http.api.aml_request", "azureml.contrib.services.aml_request"):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "_rawHttpRequested", False):
+            return True
+    return False
+
+
+def _schema_util():
+    """inference_schema.schema_util if the script imported inference-schema (ours or the real one)."""
+    return sys.modules.get("inference_schema.schema_util")
+
+
 def load_and_init():
-    """Imports the entry script as `entry_module`, checks init/run, calls init(). Returns (run, wants_headers)."""
+    """Imports the entry script as `entry_module`, checks init/run, calls init(). Returns a Script."""
     app_root = os.path.abspath(os.environ.get("AML_APP_ROOT") or os.getcwd())
     entry = os.environ.get("AZUREML_ENTRY_SCRIPT") or ""
     if not entry:
@@ -229,6 +322,9 @@ def load_and_init():
     for p in reversed(paths):
         if p not in sys.path:
             sys.path.insert(0, p)
+    # Last, so an installed azureml-inference-server-http or inference-schema is always preferred.
+    if _COMPAT not in sys.path:
+        sys.path.append(_COMPAT)
 
     script_logger.info("Found user script at %s", entry)
     spec = importlib.util.spec_from_file_location("entry_module", entry)
@@ -249,17 +345,7 @@ def load_and_init():
             raise InitFailure("UserScriptFunctionNotFound",
                               "User script at %s does not have a %s() function defined." % (entry, name))
     run = module.run
-    try:
-        params = inspect.signature(run).parameters
-    except (TypeError, ValueError):
-        params = {}
-    bad_kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
-    if any(p.kind in bad_kinds for p in params.values()):
-        raise InitFailure("UserScriptImportError", "run() cannot accept positional-only arguments, *args, or **kwargs.")
-    wants_headers = "request_headers" in params
-    if params and len(params) - (1 if wants_headers else 0) < 1:
-        raise InitFailure("UserScriptImportError", "run() must accept at least one parameter for the input data.")
-    script_logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")
+    script = _analyze_run(run, app_root)
 
     script_logger.info("Invoking user's init function")
     try:
@@ -271,17 +357,178 @@ def load_and_init():
         _log_model_dir()
         raise InitFailure("UserScriptInitFailed", "User's init function failed: %s\n%s" % (_describe(exc), text))
     script_logger.info("Users's init has completed successfully")  # sic: azmlinfsrv's own wording
-    return run, wants_headers
+    util = _schema_util()
+    script.swaggers = _prepare_swaggers(run, app_root, script.mode == MODE_SCHEMA and util is not None)
+    return script
+
+
+def _analyze_run(run, app_root):
+    """azmlinfsrv's checks of run()'s signature and its choice of input mode (user_script.py)."""
+    try:
+        params = list(inspect.signature(run).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    allowed = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if any(p.kind not in allowed for p in params):
+        raise InitFailure("UserScriptImportError", "run() cannot accept positional-only arguments, *args, or **kwargs.")
+    wants_headers = any(p.name == "request_headers" for p in params)
+    data_params = [p for p in params if p.name != "request_headers"]
+    if not data_params:
+        raise InitFailure("UserScriptImportError", 'run() needs to accept an argument other than "request_headers".'
+                          if wants_headers else "run() needs to accept an argument for input data.")
+    first = data_params[0]
+    # Call with the data positionally when that is unambiguous (the fast path), by keyword otherwise.
+    positional = params[0] is first and first.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+    util = _schema_util()
+    decorated = util is not None and util.is_schema_decorated(run)
+    raw = _raw_http_requested(run)
+    if raw and decorated:
+        raise InitFailure("UserScriptImportError", "run() cannot be decorated with both @rawhttp and @input_schema")
+    required = ()
+    if raw:
+        mode = MODE_RAW
+        script_logger.info("run() is decorated with @rawhttp. Server will invoke it with the request object.")
+    elif decorated:
+        mode = MODE_SCHEMA
+        required = tuple(p.name for p in data_params if p.default is inspect.Parameter.empty)
+        script_logger.info("run() is decorated with @input_schema. Server will invoke it with the following arguments: %s.",
+                           ", ".join(p.name for p in data_params))
+    else:
+        mode = MODE_JSON
+        script_logger.info("run() is not decorated. Server will invoke it with the input in JSON string.")
+    return Script(run, mode, first.name, positional, wants_headers, required, None)
+
+
+# --- Swagger documents (contract section 5.7). ------------------------------------------------------------------
+# (version, aliases accepted in ?version=, template, the user's own files in the app root, first wins)
+_SWAGGER_BUILDERS = (
+    ("2", ("2", "2.0"), "swagger2_template.json", ("swagger.json", "swagger2.json")),
+    ("3", ("3", "3.0"), "swagger3_template.json", ("swagger3.json",)),
+    ("3.1", ("3.1",), "swagger3_template.json", ("swagger3.1.json",)),
+)
+_SWAGGER_ALIASES = frozenset(a for _, aliases, _, _ in _SWAGGER_BUILDERS for a in aliases)
+
+
+class Swaggers:
+    def __init__(self, docs, versions):
+        self.docs = docs  # alias -> encoded JSON body
+        self.versions = versions  # the builder versions served, sorted
+
+    def answer(self, version):
+        """(status, body) for GET /swagger.json?version=<version>."""
+        body = self.docs.get(version)
+        if body is not None:
+            return 200, body
+        listed = ", ".join(self.versions)
+        if version not in _SWAGGER_ALIASES:
+            return 404, _message_body("Swagger version [%s] is not valid. Supported versions: [%s]." % (version, listed))
+        return 404, _message_body("Swagger version [%s] is not supported for the scoring script. "
+                                  "Supported swagger versions: [%s]." % (version, listed))
+
+
+def _prepare_swaggers(run, app_root, decorated):
+    """Every swagger document, built once at start-up; a failure is logged and leaves that version out."""
+    swagger_log = logging.getLogger("azmlinfsrv.swagger")
+    util = _schema_util()
+    if decorated:
+        supported = set(util.get_supported_versions(run))
+        input_schema, output_schema = util.get_input_schema(run), util.get_output_schema(run)
+    else:
+        supported = {"2.0", "3.0", "3.1"}
+        input_schema = output_schema = {"type": "object", "example": {}}
+    prefix = os.environ.get("SERVICE_PATH_PREFIX", "").strip("/")
+    substitutions = (
+        ("$SERVICE_NAME$", os.environ.get("SERVICE_NAME", "ML service")),
+        ("$SERVICE_VERSION$", os.environ.get("SERVICE_VERSION", "1.0")),
+        ("$PATH_PREFIX$", "/" + prefix if prefix else ""),
+    )
+    docs, versions, skipped = {}, [], []
+    for version, aliases, template, user_files in _SWAGGER_BUILDERS:
+        try:
+            doc = None
+            for name in user_files:
+                path = os.path.join(app_root, name)
+                if os.path.isfile(path):
+                    with open(path, "r", encoding="utf-8") as f:
+                        doc = json.load(f)
+                    swagger_log.info("Loaded user's swagger file for version [%s] from %s", version, path)
+                    break
+            if doc is None:
+                if not supported.intersection(aliases):
+                    skipped.append(version)
+                    continue
+                with open(os.path.join(_HERE, template), "r", encoding="utf-8") as f:
+                    text = f.read()
+                for key, value in substitutions:
+                    text = text.replace(key, value)
+                doc = json.loads(text)
+                defs = doc["definitions"] if "definitions" in doc else doc["components"]["schemas"]
+                defs["ServiceInput"] = input_schema
+                defs["ServiceOutput"] = output_schema
+                if version == "3.1":
+                    doc["openapi"] = "3.1.0"
+            body = json.dumps(doc, default=_json_default).encode()
+        except Exception as exc:
+            swagger_log.error("Could not prepare the swagger document for version [%s]: %s", version, _describe(exc))
+            skipped.append(version)
+            continue
+        for alias in aliases:
+            docs[alias] = body
+        versions.append(version)
+    if versions and skipped:
+        swagger_log.info("Swaggers are prepared for versions [%s] and skipped for versions [%s].",
+                         ", ".join(versions), ", ".join(skipped))
+    elif versions:
+        swagger_log.info("Swaggers are prepared for the following versions: [%s].", ", ".join(versions))
+    else:
+        swagger_log.info("No swagger is prepared.")
+    return Swaggers(docs, versions)
+
+
+def _json_default(value):
+    """What json.dumps cannot write by itself: numpy arrays and scalars, DataFrames / Series, dates."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        try:
+            return to_dict(orient="records")
+        except TypeError:
+            return to_dict()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
+
+
+def _is_response(value):
+    """An AMLResponse, a Flask / werkzeug Response, or anything else shaped like one."""
+    return (not isinstance(value, (str, bytes, dict, list, tuple)) and hasattr(value, "status_code")
+            and hasattr(value, "headers") and callable(getattr(value, "get_data", None)))
+
+
+class BadInput(Exception):
+    def __init__(self, status, body):
+        super().__init__(status)
+        self.status = status
+        self.body = body
 
 
 # --- Serving. -----------------------------------------------------------------------------------------------
 class Worker:
-    def __init__(self, run, wants_headers, timeout_ms):
-        self.run = run
-        self.wants_headers = wants_headers
+    def __init__(self, script, timeout_ms):
+        self.script = script
+        self.run = script.run
+        self.mode = script.mode
         self.timeout_ms = timeout_ms
         self.timeout_s = timeout_ms / 1000.0 if timeout_ms > 0 else 0.0
         self.timeout_body = _message_body("Scoring timeout after %d ms" % timeout_ms)
+        server_version = os.environ.get("HTTP_X_MS_SERVER_VERSION", "")
+        self.base_headers = [_header("x-ms-server-version", server_version)] if server_version else []
+        if self.mode == MODE_RAW:
+            import infergate_http  # compat/: on sys.path since load_and_init()
+
+            self.request_class = infergate_http.AMLRequest
         if self.timeout_s:
             signal.signal(signal.SIGALRM, _on_alarm)
 
@@ -294,66 +541,122 @@ class Worker:
             return response_frame(rid, 400, [H_JSON], _message_body("Malformed request frame."))
 
         # Correlation ids (contract section 5.5): echoed, at most 100 characters.
-        request_id = ms_request_id = client_request_id = None
+        request_id = ms_request_id = client_request_id = trace_id = None
         for name, value in headers:
-            if name[:1] == "x":
+            c = name[:1]
+            if c == "x":
                 if name == "x-request-id":
                     request_id = value
                 elif name == "x-ms-request-id":
                     ms_request_id = value
                 elif name == "x-ms-client-request-id":
                     client_request_id = value
-        id_headers = []
-        if request_id is not None or ms_request_id is not None or client_request_id is not None:
+            elif c == "t" and name == "traceid":
+                trace_id = value
+        id_headers = self.base_headers
+        if request_id is not None or ms_request_id is not None or client_request_id is not None or trace_id is not None:
             if request_id is not None and len(request_id) > 100:
                 return response_frame(rid, 431, [H_JSON], _message_body("x-request-id must not exceed 100 characters"))
             if (ms_request_id and len(ms_request_id) > 100) or (client_request_id and len(client_request_id) > 100):
                 return response_frame(rid, 431, [H_JSON], _message_body(
                     "x-ms-request-id and x-ms-client-request-id must not exceed 100 characters"))
+            id_headers = list(id_headers)
             if request_id is not None:
                 id_headers.append(_header("x-request-id", request_id))
             legacy = ms_request_id or client_request_id or request_id
-            id_headers.append(_header("x-ms-request-id", legacy))
+            if legacy:
+                id_headers.append(_header("x-ms-request-id", legacy))
             if client_request_id is not None:
                 id_headers.append(_header("x-ms-client-request-id", client_request_id))
+            if trace_id is not None:
+                id_headers.append(_header("traceid", trace_id))
 
-        if method == "POST":
-            try:
-                data = buf[body_start:end].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return response_frame(rid, 400, [H_JSON] + id_headers,
-                                      _message_body("Input cannot be decoded as UTF-8: %s" % exc))
-        elif method == "GET":
-            path, _, query = url.partition("?")
-            if path == "/":
-                return response_frame(rid, 200, [H_TEXT], b"Healthy")
-            data = _query_to_json(query)
-        elif method == "OPTIONS":
-            return response_frame(rid, 200, id_headers, b"")
-        else:
+        if url == "/score" or url.startswith("/score?"):
+            if method == "POST" or method == "GET" or method == "OPTIONS":
+                return self.score(rid, method, url, headers, buf, body_start, end, id_headers)
+            if method == "HEAD":
+                return response_frame(rid, 405, [H_JSON] + id_headers, SCORE_METHOD_NOT_ALLOWED_BODY)
             return response_frame(rid, 405, [H_JSON] + id_headers, METHOD_NOT_ALLOWED_BODY)
+        path, _, query = url.partition("?")
+        if path == "/":
+            if method == "GET" or method == "HEAD":
+                return response_frame(rid, 200, [H_TEXT] + id_headers, b"Healthy")
+            if method == "OPTIONS":
+                return response_frame(rid, 200, [H_HTML, H_ALLOW_HEALTH] + id_headers, b"")
+            return response_frame(rid, 405, [H_JSON] + id_headers, METHOD_NOT_ALLOWED_BODY)
+        if path == "/swagger.json":
+            if method == "GET" or method == "HEAD":
+                versions = urllib.parse.parse_qs(query).get("version")
+                status, body = self.script.swaggers.answer(versions[0] if versions else "2")
+                return response_frame(rid, status, [H_JSON] + id_headers, body)
+            if method == "OPTIONS":
+                return response_frame(rid, 200, [H_HTML, H_ALLOW_SWAGGER] + id_headers, b"")
+            return response_frame(rid, 405, [H_JSON] + id_headers, METHOD_NOT_ALLOWED_BODY)
+        return response_frame(rid, 404, [H_JSON] + id_headers, NOT_FOUND_BODY)
 
+    def score(self, rid, method, url, headers, buf, body_start, end, id_headers):
+        """/score: builds run()'s arguments for the input mode, calls it, answers (section 5.4)."""
+        mode = self.mode
+        kwargs = None
+        if mode == MODE_JSON:
+            if method == "POST":
+                try:
+                    data = buf[body_start:end].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return response_frame(rid, 400, [H_JSON] + id_headers,
+                                          _message_body("Input cannot be decoded as UTF-8: %s" % exc))
+            elif method == "GET":
+                data = json.dumps(_query_params(url.partition("?")[2]))
+            else:
+                return response_frame(rid, 200, [H_HTML, H_FAILED_FALSE] + id_headers, b"")
+        elif mode == MODE_RAW:
+            data = self.request_class(method, url, headers, buf[body_start:end])
+        else:
+            if method == "OPTIONS":
+                return response_frame(rid, 200, [H_HTML, H_FAILED_FALSE] + id_headers, b"")
+            try:
+                kwargs = self.schema_arguments(method, url, headers, buf[body_start:end])
+            except BadInput as bad:
+                return response_frame(rid, bad.status, [H_JSON] + id_headers, bad.body)
+            data = None
+
+        script = self.script
         timeout_s = self.timeout_s
         t0 = time.perf_counter()
         if timeout_s:
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
-            if self.wants_headers:
-                result = self.run(data, request_headers={k.title(): v for k, v in headers})
+            if kwargs is not None:
+                if script.wants_headers:
+                    kwargs["request_headers"] = {k.title(): v for k, v in headers}
+                result = self.run(**kwargs)
+            elif script.positional:
+                if script.wants_headers:
+                    result = self.run(data, request_headers={k.title(): v for k, v in headers})
+                else:
+                    result = self.run(data)
             else:
-                result = self.run(data)
+                kw = {script.data_param: data}
+                if script.wants_headers:
+                    kw["request_headers"] = {k.title(): v for k, v in headers}
+                result = self.run(**kw)
         except ScoringTimeout:
             logger.error("Scoring timeout after %d ms", self.timeout_ms)
             return self._failed(rid, t0, self.timeout_body, id_headers)
         except Exception as exc:
+            if getattr(exc, "_infergate_bad_input", False):
+                # inference-schema could not convert a value to its declared type: the client's input.
+                return response_frame(rid, 400, [H_JSON] + id_headers, _message_body(str(exc)))
             logger.error("Encountered Exception: %s", _user_traceback(exc).rstrip())
             return self._failed(rid, t0, RUN_FAILED_BODY, id_headers)
         finally:
             if timeout_s:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         exec_ms = (time.perf_counter() - t0) * 1000.0
+        if _is_response(result):
+            return self._response_object(rid, result, exec_ms, id_headers)
         try:
-            body = json.dumps(result).encode()
+            body = json.dumps(result, default=_json_default).encode()
         except Exception as exc:
             logger.error("The value returned by run() cannot be serialized as JSON: %s", _user_traceback(exc).rstrip())
             return response_frame(rid, 500, [H_JSON] + id_headers, INTERNAL_ERROR_BODY)
@@ -361,6 +664,59 @@ class Worker:
         if id_headers:
             hdrs.extend(id_headers)
         return response_frame(rid, 200, hdrs, body)
+
+    def schema_arguments(self, method, url, headers, body):
+        """run()'s keyword arguments for an @input_schema run() (azmlinfsrv's ObjectInput)."""
+        if method == "POST":
+            content_type = ""
+            for name, value in headers:
+                if name == "content-type":
+                    content_type = value
+            mimetype = content_type.split(";", 1)[0].strip().lower()
+            if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+                raise BadInput(415, NOT_JSON_BODY)
+            if not body.strip():
+                raise BadInput(400, EMPTY_BODY)
+            try:
+                params = json.loads(bytes(body).decode("utf-8"))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+                raise BadInput(400, _message_body("POST body could not be decoded as JSON: %s" % exc)) from None
+            if not isinstance(params, dict):
+                raise BadInput(400, NOT_A_DICT_BODY)
+        else:
+            params = _query_params(url.partition("?")[2])
+        for name in self.script.required:
+            if name not in params:
+                raise BadInput(400, _message_body("A value is not provided for the '%s' parameter." % name))
+        params.pop("request_headers", None)
+        return params
+
+    def _response_object(self, rid, response, exec_ms, id_headers):
+        """Sends an AMLResponse / Flask Response as it is (section 5.4)."""
+        try:
+            status = int(response.status_code)
+            if not 100 <= status <= 999:
+                raise ValueError("status %d is not an HTTP status code" % status)
+            failed = status >= 500
+            hdrs = []
+            for name, value in response.headers.items():
+                lname = str(name).lower()
+                if lname in _CONNECTION_HEADERS:
+                    continue
+                if lname == "x-ms-run-function-failed":
+                    value = "True" if failed else value
+                    failed = False
+                hdrs.append(_header(lname, str(value)))
+            if failed:
+                hdrs.append(H_FAILED_TRUE)
+            hdrs.append(_header("x-ms-run-fn-exec-ms", "%.3f" % exec_ms))
+            body = response.get_data()
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+        except Exception as exc:
+            logger.error("The response returned by run() cannot be sent: %s", _user_traceback(exc).rstrip())
+            return response_frame(rid, 500, [H_JSON] + id_headers, INTERNAL_ERROR_BODY)
+        return response_frame(rid, status, hdrs + id_headers, bytes(body))
 
     @staticmethod
     def _failed(rid, t0, body, id_headers):
@@ -414,8 +770,8 @@ def _on_alarm(signum, frame):
     raise ScoringTimeout()
 
 
-def _query_to_json(query):
-    """GET /score?a=1&b=x&b=y -> '{"a": 1, "b": ["x", "y"]}' (each value JSON-parsed when it can be)."""
+def _query_params(query):
+    """/score?a=1&b=x&b=y -> {"a": 1, "b": ["x", "y"]}: each value JSON-parsed when it can be (section 5.4)."""
     params = {}
     for key, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
         parsed = []
@@ -425,7 +781,7 @@ def _query_to_json(query):
             except ValueError:
                 parsed.append(v)
         params[key] = parsed[0] if len(parsed) == 1 else parsed
-    return json.dumps(params)
+    return params
 
 
 def _init_frame(ok, code=None, message=None):
@@ -459,7 +815,7 @@ def main():
     inp = os.fdopen(_FRAMES_IN_FD, "rb", buffering=READ_SIZE)
     logger.info("Python worker pid %d: %s (Python %s)", os.getpid(), sys.executable, sys.version.split()[0])
     try:
-        run, wants_headers = load_and_init()
+        script = load_and_init()
     except InitFailure as failure:
         out.write(_init_frame(False, failure.code, failure.message))
         out.flush()
@@ -468,7 +824,7 @@ def main():
         timeout_ms = int(os.environ.get("SCORING_TIMEOUT_MS", "3600000"))
     except ValueError:
         timeout_ms = 3600000
-    worker = Worker(run, wants_headers, timeout_ms)
+    worker = Worker(script, timeout_ms)
     out.write(_init_frame(True))
     out.flush()
     try:

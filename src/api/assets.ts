@@ -1,0 +1,512 @@
+// Versioned assets (DESIGN.md vocabulary): registered models and environments, the routes behind
+// `infergate ml model ...` / `infergate ml environment ...`, and the resolution of a deployment's
+// `model:` and `environment:` when it is created or updated.
+//
+// The asset store: `<workspace>/assets/models/<name>/<version>/<file or folder name>` holds a copy of a
+// registered model, `<workspace>/assets/environments/<name>/<version>/conda.yaml` the conda file of an
+// environment (with the local files its pip list names beside it), so later changes to the sources change
+// no asset. Assets are immutable: a name:version is registered once; `archive` hides a version from
+// `@latest` and from lists, an explicit version still resolves.
+//
+// Inline definitions in a deployment are registered anonymously, as Azure does: models as
+// `azureml_anonymous:<content hash>`, environments as `CliV2AnonymousEnvironment:<content hash>` (Azure's
+// own name for them). The same content gives the same version, so nothing is copied twice. Anonymous
+// assets are left out of lists unless asked for (`--include-anonymous`).
+
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stableJson } from '../compile/index.js';
+import { InfergateError, validationError } from '../errors/index.js';
+import { parseEnvironmentObject, parseModelObject } from '../spec/index.js';
+import type { DeploymentSpec, EnvironmentAssetSpec, ModelAssetSpec } from '../spec/types.js';
+import { assetAlreadyExists, assetLookup, findAsset, LABELS, latestOf, nextVersion, type AssetLookup } from '../store/index.js';
+import type { AssetKind, AssetRecords, EnvironmentAsset, ModelAsset, StateStore, StoredAsset } from '../store/types.js';
+import { isLocalPipEntry, localPipPath } from '../util/conda.js';
+
+/** Names of the assets registered for inline definitions (Azure: anonymous assets). */
+export const ANONYMOUS_MODEL = 'azureml_anonymous';
+export const ANONYMOUS_ENVIRONMENT = 'CliV2AnonymousEnvironment';
+/** Hex digits of the content hash used as an anonymous asset's version. */
+const HASH_LENGTH = 32;
+
+export interface AssetApiOptions {
+  /** `<workspace>/assets`. Without it nothing can be registered, and inline assets run from their sources. */
+  assetsDir?: string;
+}
+
+const KIND_DIR: Record<AssetKind, string> = { model: 'models', environment: 'environments' };
+const Kind = (kind: AssetKind): string => (kind === 'model' ? 'Model' : 'Environment');
+
+export class AssetRegistry {
+  /** Resolves references against the store (for compileInstancePlan). */
+  readonly lookup: AssetLookup;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly assetsDir: string | undefined,
+  ) {
+    this.lookup = assetLookup(store);
+  }
+
+  /** Registers a model version: copies the file or folder into the asset store. */
+  async registerModel(spec: ModelAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'model'>> {
+    const name = basename(spec.path);
+    return this.commit('model', spec.name, spec.version, options.anonymous === true, async (tmp) => {
+      await cp(spec.path, join(tmp, name), { recursive: true, dereference: true, errorOnExist: true, force: false });
+    }, (version, dir): ModelAsset => compactRecord({
+      name: spec.name,
+      version,
+      type: spec.type,
+      path: join(dir, name),
+      description: spec.description,
+      tags: { ...spec.tags },
+      properties: { ...spec.properties },
+      flavors: spec.flavors,
+    }));
+  }
+
+  /** Registers an environment version: stores its conda file and the local files its pip list names. */
+  async registerEnvironment(spec: EnvironmentAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'environment'>> {
+    const conda = await storedConda(spec.condaFile);
+    return this.commit('environment', spec.name, spec.version, options.anonymous === true, async (tmp) => {
+      if (!conda) return;
+      await writeFile(join(tmp, 'conda.yaml'), conda.text);
+      for (const f of conda.files) await cp(f.from, join(tmp, f.to), { recursive: true, dereference: true });
+    }, (version, dir): EnvironmentAsset => compactRecord({
+      name: spec.name,
+      version,
+      description: spec.description,
+      tags: { ...spec.tags },
+      image: spec.image,
+      build: spec.build,
+      osType: spec.osType,
+      inferenceConfig: spec.inferenceConfig,
+      conda: conda?.content,
+      condaFile: conda ? join(dir, 'conda.yaml') : undefined,
+    }));
+  }
+
+  /**
+   * Resolves a deployment's model and environment and records the versions in `resolvedAssets`:
+   * registered references to the version they name now (`@latest` is fixed here, until the next update),
+   * inline definitions to an anonymous asset registered for them. A reference that does not resolve is
+   * left unrecorded; compileInstancePlan then refuses it with AssetNotFound.
+   */
+  async resolveDeployment(spec: DeploymentSpec): Promise<DeploymentSpec> {
+    const { resolvedAssets: _ignored, ...rest } = spec;
+    const resolved: NonNullable<DeploymentSpec['resolvedAssets']> = {};
+    const m = spec.model;
+    if (m?.kind === 'registered') {
+      const found = findAsset(this.store, 'model', m);
+      if (found) resolved.model = { name: found.asset.name, version: found.asset.version };
+    } else if (m?.kind === 'inline' && this.assetsDir && isLocal(m.path)) {
+      const version = await anonymousModelVersion(m.path, m.type);
+      const a = await this.registerModel(
+        compactRecord({ name: ANONYMOUS_MODEL, version, path: m.path, type: m.type, description: m.description, tags: m.tags ?? {}, properties: m.properties ?? {}, flavors: m.flavors }),
+        { anonymous: true },
+      );
+      resolved.model = { name: a.asset.name, version: a.asset.version };
+    }
+    const e = spec.environment;
+    if (e?.kind === 'registered') {
+      const found = findAsset(this.store, 'environment', e);
+      if (found) resolved.environment = { name: found.asset.name, version: found.asset.version };
+    } else if (e?.kind === 'inline' && this.assetsDir) {
+      // Azure ignores an inline environment's name and version for the anonymous registration.
+      const env: EnvironmentAssetSpec = compactRecord({ name: ANONYMOUS_ENVIRONMENT, tags: e.tags ?? {}, description: e.description, image: e.image, condaFile: e.condaFile, build: e.build, osType: e.osType, inferenceConfig: e.inferenceConfig });
+      const conda = await storedConda(env.condaFile);
+      const version = await anonymousEnvironmentVersion(env, conda);
+      const a = await this.registerEnvironment({ ...env, version }, { anonymous: true });
+      resolved.environment = { name: a.asset.name, version: a.asset.version };
+    }
+    const code = spec.codeConfiguration?.code;
+    if (code !== undefined && this.assetsDir && isLocal(code) && existsSync(code)) resolved.code = await this.snapshotCode(code);
+    return Object.keys(resolved).length ? { ...rest, resolvedAssets: resolved } : rest;
+  }
+
+  /**
+   * Azure uploads a deployment's code folder as an anonymous code asset at every create and update: the
+   * running deployment does not see later edits, and an update after an edit rolls out new instances.
+   * Same here: the folder is copied to `<assets>/code/<content hash>/<folder name>` (the folder name is
+   * kept, it names AML_APP_ROOT), and the plan runs that copy. Python's `__pycache__` and `.git` are left
+   * out of the hash and the copy, so running the script locally does not make a new version.
+   */
+  private async snapshotCode(path: string): Promise<{ version: string; path: string }> {
+    const name = basename(path);
+    const h = createHash('sha256');
+    h.update(`code ${name}\0`);
+    await hashPath(h, path, '', SKIPPED_IN_CODE);
+    const version = h.digest('hex').slice(0, HASH_LENGTH);
+    const dir = join(this.assetsDir!, 'code', version);
+    const target = join(dir, name);
+    if (!existsSync(target)) {
+      const tmp = join(this.assetsDir!, '.tmp', randomUUID());
+      try {
+        await cp(path, join(tmp, name), { recursive: true, dereference: true, filter: (src) => !SKIPPED_IN_CODE.has(basename(src)) });
+        mkdirSync(dirname(dir), { recursive: true });
+        try {
+          renameSync(tmp, dir);
+        } catch (err) {
+          // Another create with the same code won the race; its copy is the same content.
+          if (!existsSync(target)) throw err;
+        }
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    }
+    return { version, path: target };
+  }
+
+  /**
+   * The one way a version enters the asset store: files are staged in a temporary folder, then the version
+   * is chosen (explicit, or the next integer), the folder renamed into place and the record written, all in
+   * one synchronous transaction, so two registrations cannot take the same version. An anonymous asset
+   * that exists already is returned as it is (same content, same version).
+   */
+  private async commit<K extends AssetKind>(
+    kind: K,
+    name: string,
+    explicitVersion: string | undefined,
+    anonymous: boolean,
+    stage: (tmp: string) => Promise<void>,
+    record: (version: string, dir: string) => AssetRecords[K],
+  ): Promise<StoredAsset<K>> {
+    const root = this.assetsDir;
+    if (!root) throw new InfergateError('BadArgument', 'This server has no asset store (it was started without a workspace); assets cannot be registered.');
+    const existing = (version: string) => this.store.getAsset(kind, name, version);
+    if (explicitVersion !== undefined && existing(explicitVersion)) {
+      if (anonymous) return existing(explicitVersion)!;
+      throw assetAlreadyExists(kind, name, explicitVersion);
+    }
+    const tmp = join(root, '.tmp', randomUUID());
+    await mkdir(tmp, { recursive: true });
+    try {
+      await stage(tmp);
+      return this.store.transaction(() => {
+        const version = explicitVersion ?? nextVersion(this.store.listAssets(kind, name).map((a) => a.asset.version));
+        const found = existing(version);
+        if (found && anonymous) return found;
+        if (found) throw assetAlreadyExists(kind, name, version);
+        const dir = join(root, KIND_DIR[kind], name, version);
+        // A folder without a record is left over from a crash between rename and insert: replace it.
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dirname(dir), { recursive: true });
+        renameSync(tmp, dir);
+        try {
+          return this.store.putAsset(kind, record(version, dir), { anonymous });
+        } catch (err) {
+          rmSync(dir, { recursive: true, force: true });
+          throw err;
+        }
+      });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+}
+
+const isLocal = (p: string): boolean => isAbsolute(p) && !p.startsWith('azureml:');
+
+/** Drops undefined fields, so records compare equal however they were built. */
+function compactRecord<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+// ---- conda files ---------------------------------------------------------------------------------------
+
+interface StoredConda {
+  /** The content as stored (local pip entries that pointed outside the conda file's folder rewritten). */
+  content: Record<string, unknown>;
+  /** The text written to the asset's conda.yaml. */
+  text: string;
+  /** Local files to store beside it: `to` is relative to the asset folder. */
+  files: { from: string; to: string }[];
+}
+
+/**
+ * What to store for a conda file. Local pip entries (wheels, sdists, project folders) are stored with the
+ * asset: an entry inside the conda file's folder keeps its relative place (`./wheels/x.whl`), any other
+ * (absolute, or outside) is stored as `files/<name>` and the entry rewritten to `./files/<name>`.
+ */
+async function storedConda(condaFile: string | Record<string, unknown> | undefined): Promise<StoredConda | undefined> {
+  if (condaFile === undefined) return undefined;
+  let content: Record<string, unknown>;
+  let text: string | undefined;
+  let baseDir: string | undefined;
+  if (typeof condaFile === 'string') {
+    try {
+      text = await readFile(condaFile, 'utf8');
+    } catch (e) {
+      throw new InfergateError('BadArgument', `conda_file ${condaFile} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (e) {
+      throw new InfergateError('BadArgument', `conda_file ${condaFile} is not valid YAML: ${(e as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InfergateError('BadArgument', `conda_file ${condaFile} is not a mapping (expected name, channels, dependencies)`);
+    content = parsed as Record<string, unknown>;
+    baseDir = dirname(condaFile);
+  } else {
+    content = structuredClone(condaFile);
+  }
+  const files: { from: string; to: string }[] = [];
+  const taken = new Set<string>();
+  let rewritten = false;
+  const place = (entry: string): string => {
+    const from = localPipPath(entry, baseDir);
+    if (from === undefined) {
+      throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' is a relative path, but the conda file was given inline; give an absolute path`);
+    }
+    if (!existsSync(from)) throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' names ${from}, which does not exist`);
+    const rel = baseDir ? relative(baseDir, from) : '';
+    if (baseDir && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) && !/^file:/i.test(entry.trim())) {
+      files.push({ from, to: rel });
+      taken.add(rel);
+      return entry;
+    }
+    let to = join('files', basename(from));
+    for (let i = 2; taken.has(to); i++) to = join('files', String(i), basename(from));
+    taken.add(to);
+    files.push({ from, to });
+    rewritten = true;
+    return './' + to.split(sep).join('/');
+  };
+  const deps = content.dependencies;
+  if (Array.isArray(deps)) {
+    content.dependencies = deps.map((d) => {
+      if (!d || typeof d !== 'object' || !Array.isArray((d as { pip?: unknown }).pip)) return d;
+      return { ...(d as object), pip: (d as { pip: unknown[] }).pip.map((p) => (typeof p === 'string' && isLocalPipEntry(p) ? place(p) : p)) };
+    });
+  }
+  return { content, text: text !== undefined && !rewritten ? text : toYaml(content), files };
+}
+
+// ---- content hashes (anonymous versions) ---------------------------------------------------------------
+
+function hashFile(h: Hash, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = createReadStream(file);
+    s.on('data', (c) => h.update(c));
+    s.on('error', reject);
+    s.on('end', () => resolve());
+  });
+}
+
+/** Folders that are not part of a deployment's code: Python's bytecode cache, a git checkout's history. */
+const SKIPPED_IN_CODE: ReadonlySet<string> = new Set(['__pycache__', '.git']);
+
+/** SHA-256 of a file or folder tree: relative paths and contents, in a fixed order. */
+async function hashPath(h: Hash, path: string, rel = '', skip?: ReadonlySet<string>): Promise<void> {
+  const st = await stat(path);
+  if (st.isFile()) {
+    h.update(`file ${rel}\0`);
+    await hashFile(h, path);
+    h.update('\0');
+    return;
+  }
+  if (!st.isDirectory()) return;
+  h.update(`dir ${rel}\0`);
+  const names = (await readdir(path)).sort();
+  for (const n of names) if (!skip?.has(n)) await hashPath(h, join(path, n), rel ? `${rel}/${n}` : n, skip);
+}
+
+async function anonymousModelVersion(path: string, type: string): Promise<string> {
+  const h = createHash('sha256');
+  // The file or folder name is part of the model: it is preserved under AZUREML_MODEL_DIR.
+  h.update(`model ${type} ${basename(path)}\0`);
+  await hashPath(h, path);
+  return h.digest('hex').slice(0, HASH_LENGTH);
+}
+
+async function anonymousEnvironmentVersion(env: EnvironmentAssetSpec, conda: StoredConda | undefined): Promise<string> {
+  const h = createHash('sha256');
+  h.update(stableJson({ image: env.image, build: env.build, osType: env.osType, inferenceConfig: env.inferenceConfig, conda: conda?.content }));
+  for (const f of conda?.files ?? []) {
+    h.update(`\0${f.to}\0`);
+    await hashPath(h, f.from);
+  }
+  return h.digest('hex').slice(0, HASH_LENGTH);
+}
+
+// ---- what `show` and `list` print ----------------------------------------------------------------------
+
+export interface AssetShowContext {
+  /** Workspace name, for ids (as endpoint ids). */
+  workspace: string;
+}
+
+const assetId = (ctx: AssetShowContext, kind: AssetKind, name: string, version?: string): string =>
+  `/workspaces/${ctx.workspace}/${KIND_DIR[kind]}/${name}${version !== undefined ? `/versions/${version}` : ''}`;
+
+const creationContext = (a: StoredAsset) => ({ created_at: a.createdAt, last_modified_at: a.updatedAt });
+
+const sorted = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+
+/** `az ml model show` fields. */
+export function showModel(ctx: AssetShowContext, s: StoredAsset<'model'>): Record<string, unknown> {
+  const m = s.asset;
+  return sorted({
+    creation_context: creationContext(s),
+    description: m.description,
+    flavors: m.flavors,
+    id: assetId(ctx, 'model', m.name, m.version),
+    name: m.name,
+    path: m.path,
+    properties: { ...m.properties },
+    stage: s.archived ? 'Archived' : 'Development',
+    tags: { ...m.tags },
+    type: m.type,
+    version: m.version,
+  });
+}
+
+/** `az ml environment show` fields. */
+export function showEnvironment(ctx: AssetShowContext, s: StoredAsset<'environment'>): Record<string, unknown> {
+  const e = s.asset;
+  const route = (r: { port: number; path: string }) => ({ port: r.port, path: r.path });
+  return sorted({
+    build: e.build && { path: e.build.path, dockerfile_path: e.build.dockerfilePath },
+    conda_file: e.conda,
+    creation_context: creationContext(s),
+    description: e.description,
+    id: assetId(ctx, 'environment', e.name, e.version),
+    image: e.image,
+    inference_config: e.inferenceConfig && {
+      liveness_route: route(e.inferenceConfig.livenessRoute),
+      readiness_route: route(e.inferenceConfig.readinessRoute),
+      scoring_route: route(e.inferenceConfig.scoringRoute),
+    },
+    name: e.name,
+    os_type: e.osType,
+    stage: s.archived ? 'Archived' : 'Development',
+    tags: { ...e.tags },
+    version: e.version,
+  });
+}
+
+export interface ListOptions {
+  name?: string;
+  includeArchived?: boolean;
+  archivedOnly?: boolean;
+  includeAnonymous?: boolean;
+}
+
+/**
+ * `list`: with a name, that name's versions, newest first; without, one entry per name with its
+ * `latest_version` (Azure's model and environment containers), by name. Archived versions are left out
+ * unless asked for, and so are anonymous assets (unless asked for, or named).
+ */
+export function listAssets(ctx: AssetShowContext, store: StateStore, kind: AssetKind, o: ListOptions): Record<string, unknown>[] {
+  const keep = (a: StoredAsset) => (o.archivedOnly ? a.archived : o.includeArchived || !a.archived);
+  const show = (a: StoredAsset) => (kind === 'model' ? showModel(ctx, a as StoredAsset<'model'>) : showEnvironment(ctx, a as StoredAsset<'environment'>));
+  if (o.name !== undefined) return store.listAssets(kind, o.name).filter(keep).reverse().map(show);
+  const byName = new Map<string, StoredAsset[]>();
+  for (const a of store.listAssets(kind)) {
+    if (a.anonymous && !o.includeAnonymous) continue;
+    const list = byName.get(a.asset.name) ?? [];
+    list.push(a);
+    byName.set(a.asset.name, list);
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const [name, versions] of byName) {
+    const active = latestOf(versions);
+    if (o.archivedOnly ? active !== undefined : !o.includeArchived && active === undefined) continue;
+    const latest = active ?? versions[versions.length - 1];
+    out.push(
+      sorted({
+        creation_context: { created_at: versions[0].createdAt, last_modified_at: latest.updatedAt },
+        description: latest.asset.description,
+        id: assetId(ctx, kind, name),
+        latest_version: latest.asset.version,
+        name,
+        tags: { ...latest.asset.tags },
+      }),
+    );
+  }
+  return out;
+}
+
+// ---- routes ----------------------------------------------------------------------------------------
+
+const assetParams = { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' } }, required: ['name', 'version'] } as const;
+const labelParams = { type: 'object', properties: { name: { type: 'string' }, label: { type: 'string' } }, required: ['name', 'label'] } as const;
+const listQuery = {
+  type: 'object',
+  properties: { name: { type: 'string' }, include_archived: { type: 'boolean' }, archived_only: { type: 'boolean' }, include_anonymous: { type: 'boolean' } },
+} as const;
+const anyObject = { type: 'object', additionalProperties: true } as const;
+
+function notFound(kind: AssetKind, name: string, version: string | undefined, label?: string): InfergateError {
+  const see = `See 'infergate ml ${kind} list -n ${name} --include-archived'.`;
+  if (version !== undefined) return new InfergateError('AssetNotFound', `${Kind(kind)} ${name} version ${version} not found. ${see}`);
+  if (label !== undefined && !(LABELS as readonly string[]).includes(label)) {
+    return new InfergateError('AssetNotFound', `Label '${label}' not found for ${kind} ${name}: the only label is 'latest'.`);
+  }
+  return new InfergateError('AssetNotFound', `${Kind(kind)} ${name} has no version with label '${label ?? 'latest'}': it is not registered, or every version is archived. ${see}`);
+}
+
+/** Registers `/api/models` and `/api/environments`. */
+export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & { store: StateStore }, registry: AssetRegistry): void {
+  const { store } = o;
+  for (const kind of ['model', 'environment'] as const) {
+    const base = `/api/${KIND_DIR[kind]}`;
+    const show = (a: StoredAsset) => (kind === 'model' ? showModel(o, a as StoredAsset<'model'>) : showEnvironment(o, a as StoredAsset<'environment'>));
+    const versionOr404 = (name: string, version: string): StoredAsset => {
+      const found = store.getAsset(kind, name, version);
+      if (!found) throw notFound(kind, name, version);
+      return found;
+    };
+
+    app.get(base, { schema: { summary: `List ${kind}s (or one ${kind}'s versions)`, querystring: listQuery } }, async (req) => {
+      const q = req.query as { name?: string; include_archived?: boolean; archived_only?: boolean; include_anonymous?: boolean };
+      return listAssets(o, store, kind, {
+        ...(q.name !== undefined ? { name: q.name } : {}),
+        includeArchived: q.include_archived === true,
+        archivedOnly: q.archived_only === true,
+        includeAnonymous: q.include_anonymous === true,
+      });
+    });
+
+    app.post(base, { schema: { summary: `Register a ${kind} version (the ${kind} YAML as JSON, paths absolute)`, body: anyObject } }, async (req, reply) => {
+      let stored: StoredAsset;
+      if (kind === 'model') {
+        const { spec, problems } = parseModelObject(req.body, { source: 'request body' });
+        if (!spec || problems.length) throw validationError(problems, 'The model');
+        stored = await registry.registerModel(spec);
+      } else {
+        const { spec, problems } = parseEnvironmentObject(req.body, { source: 'request body' });
+        if (!spec || problems.length) throw validationError(problems, 'The environment');
+        stored = await registry.registerEnvironment(spec);
+      }
+      return reply.status(201).send(show(stored));
+    });
+
+    app.get(`${base}/:name/versions/:version`, { schema: { summary: `Show a ${kind} version`, params: assetParams } }, async (req) => {
+      const { name, version } = req.params as { name: string; version: string };
+      return show(versionOr404(name, version));
+    });
+
+    app.get(`${base}/:name/labels/:label`, { schema: { summary: `Show the ${kind} version a label names (latest)`, params: labelParams } }, async (req) => {
+      const { name, label } = req.params as { name: string; label: string };
+      const found = findAsset(store, kind, { name, label });
+      if (!found) throw notFound(kind, name, undefined, label);
+      return show(found);
+    });
+
+    for (const [verb, archived] of [['archive', true], ['restore', false]] as const) {
+      app.post(`${base}/:name/versions/:version/${verb}`, { schema: { summary: `${verb === 'archive' ? 'Archive' : 'Restore'} a ${kind} version`, params: assetParams } }, async (req) => {
+        const { name, version } = req.params as { name: string; version: string };
+        versionOr404(name, version);
+        store.setAssetArchived(kind, name, version, archived);
+        return show(versionOr404(name, version));
+      });
+    }
+  }
+}

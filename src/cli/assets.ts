@@ -1,0 +1,201 @@
+// `infergate [ml] model ...` and `infergate [ml] environment ...`: `az ml model` / `az ml environment`
+// verbs and flags (create, show, list, archive, restore), so scripts that register assets before
+// deploying them run with `az` replaced by `infergate`. The YAML is read and validated here (problems
+// with file:line:column), paths made absolute, and the document sent to the server, which copies the
+// files into the workspace's asset store (src/api/assets.ts).
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { Client, resolveServerUrl, type Json } from '../client/index.js';
+import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
+import {
+  applyOverrides,
+  dumpEnvironmentAsset,
+  dumpModelAsset,
+  loadEnvironmentYaml,
+  loadModelYaml,
+  parseEnvironmentObject,
+  parseModelObject,
+  type LoadResult,
+} from '../spec/index.js';
+import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+
+// The helpers below mirror main.ts's (which cannot be imported from here: it runs the program on import).
+
+interface Common {
+  output: OutputFormat;
+  query?: string;
+  server?: string;
+  workspace?: string;
+}
+
+const emit = (value: unknown, o: Common): void => {
+  process.stdout.write(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
+};
+
+const client = (o: Common): Client => new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
+
+function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
+    .option('--query <jmespath>', 'JMESPath query applied to the output')
+    .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
+    .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
+    .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--subscription <id>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--debug', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--verbose', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--only-show-errors', 'accepted for az compatibility').hideHelp());
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean)];
+
+function fail(problems: Problem[], what: string): never {
+  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
+}
+
+function readYaml(file: string): { text: string; path: string } {
+  const path = resolve(file);
+  try {
+    return { text: readFileSync(path, 'utf8'), path };
+  } catch (e) {
+    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+const enc = encodeURIComponent;
+
+/** A `key=value` override whose value is taken literally (quoted), for flags such as --description. */
+const literal = (key: string, value: string): string => `${key}=${JSON.stringify(value)}`;
+
+/** The document of a create: the file (if any) with the flags applied on top, or the flags alone. */
+function loadDocument<T>(
+  what: 'model' | 'environment',
+  file: string | undefined,
+  overrides: string[],
+  fromYaml: (text: string, path: string, overrides: string[]) => LoadResult<T>,
+  fromObject: (doc: unknown, ctx: { source: string; baseDir: string }) => LoadResult<T>,
+): T {
+  let result: LoadResult<T>;
+  if (file) {
+    const { text, path } = readYaml(file);
+    result = fromYaml(text, path, overrides);
+  } else {
+    const doc: Record<string, unknown> = {};
+    const problems = applyOverrides(doc, overrides);
+    result = problems.length ? { problems } : fromObject(doc, { source: 'the command line', baseDir: process.cwd() });
+  }
+  if (!result.spec || result.problems.length) fail(result.problems, `The ${what}`);
+  return result.spec;
+}
+
+interface ListFlags extends Common {
+  name?: string;
+  includeArchived?: boolean;
+  archivedOnly?: boolean;
+  includeAnonymous?: boolean;
+}
+
+/** show, list, archive and restore are the same for both kinds. */
+function sharedCommands(group: Command, kind: 'model' | 'environment'): void {
+  const base = `/api/${kind}s`;
+
+  common(group.command('show').description(`Show a ${kind} version (by --version or --label)`))
+    .requiredOption('-n, --name <name>', `${kind} name`)
+    .option('-v, --version <version>', 'version')
+    .option('-l, --label <label>', "label: 'latest' (the newest version that is not archived)")
+    .action(async (o: Common & { name: string; version?: string; label?: string }) => {
+      if ((o.version === undefined) === (o.label === undefined)) throw new InfergateError('BadArgument', 'Give exactly one of --version and --label.');
+      const path = o.version !== undefined ? `${base}/${enc(o.name)}/versions/${enc(o.version)}` : `${base}/${enc(o.name)}/labels/${enc(o.label!)}`;
+      emit(await client(o).request<Json>('GET', path), o);
+    });
+
+  common(group.command('list').description(`List ${kind}s (the latest version of each), or with --name that ${kind}'s versions, newest first`))
+    .option('-n, --name <name>', `list this ${kind}'s versions`)
+    .option('--include-archived', 'include archived versions')
+    .option('--archived-only', 'only archived versions')
+    .option('--include-anonymous', `include the ${kind}s registered for inline definitions in deployments`)
+    .action(async (o: ListFlags) => {
+      const q = new URLSearchParams();
+      if (o.name !== undefined) q.set('name', o.name);
+      if (o.includeArchived) q.set('include_archived', 'true');
+      if (o.archivedOnly) q.set('archived_only', 'true');
+      if (o.includeAnonymous) q.set('include_anonymous', 'true');
+      const qs = q.toString();
+      emit(await client(o).request<Json[]>('GET', `${base}${qs ? `?${qs}` : ''}`), o);
+    });
+
+  for (const [verb, summary] of [
+    ['archive', `Archive a ${kind} version: @latest and lists skip it, its explicit version still works`],
+    ['restore', `Restore an archived ${kind} version`],
+  ] as const) {
+    common(group.command(verb).description(summary))
+      .requiredOption('-n, --name <name>', `${kind} name`)
+      .requiredOption('-v, --version <version>', 'version')
+      .action(async (o: Common & { name: string; version: string }) => {
+        // az prints nothing on success.
+        await client(o).request<Json>('POST', `${base}/${enc(o.name)}/versions/${enc(o.version)}/${verb}`);
+      });
+  }
+}
+
+function modelCommands(program: Command): void {
+  const group = program.command('model').description('Manage registered models (az ml model)');
+  common(group.command('create').description('Register a model version (copies the file or folder into the workspace)'))
+    .option('-n, --name <name>', 'model name (overrides the file)')
+    .option('-v, --version <version>', 'version (default: the next integer after the highest one)')
+    .option('-p, --path <path>', 'model file or folder (overrides the file)')
+    .option('-f, --file <yaml>', 'model YAML (Azure ML CLI v2 schema)')
+    .addOption(new Option('--type <type>', 'model type').choices(['custom_model', 'mlflow_model', 'triton_model']))
+    .option('-d, --description <text>', 'description')
+    .option('--set <key=value...>', 'override a YAML key before validation', collect)
+    .action(async (o: Common & { name?: string; version?: string; path?: string; file?: string; type?: string; description?: string; set?: string[] }) => {
+      const overrides = [
+        ...(o.set ?? []),
+        ...(o.name !== undefined ? [literal('name', o.name)] : []),
+        ...(o.version !== undefined ? [literal('version', o.version)] : []),
+        ...(o.path !== undefined ? [literal('path', resolve(o.path))] : []),
+        ...(o.type !== undefined ? [literal('type', o.type)] : []),
+        ...(o.description !== undefined ? [literal('description', o.description)] : []),
+      ];
+      const spec = loadDocument('model', o.file, overrides, loadModelYaml, parseModelObject);
+      emit(await client(o).request<Json>('POST', '/api/models', dumpModelAsset(spec)), o);
+    });
+  sharedCommands(group, 'model');
+}
+
+function environmentCommands(program: Command): void {
+  const group = program.command('environment').description('Manage registered environments (az ml environment)');
+  common(group.command('create').description('Register an environment version (stores its conda file in the workspace)'))
+    .option('-n, --name <name>', 'environment name (overrides the file)')
+    .option('-v, --version <version>', 'version (default: the next integer after the highest one)')
+    .option('-f, --file <yaml>', 'environment YAML (Azure ML CLI v2 schema)')
+    .option('--conda-file <path>', 'conda file (overrides the file)')
+    .option('-i, --image <image>', 'Docker image (overrides the file)')
+    .option('-d, --description <text>', 'description')
+    .option('--set <key=value...>', 'override a YAML key before validation', collect)
+    .action(async (o: Common & { name?: string; version?: string; file?: string; condaFile?: string; image?: string; description?: string; set?: string[] }) => {
+      const overrides = [
+        ...(o.set ?? []),
+        ...(o.name !== undefined ? [literal('name', o.name)] : []),
+        ...(o.version !== undefined ? [literal('version', o.version)] : []),
+        ...(o.condaFile !== undefined ? [literal('conda_file', resolve(o.condaFile))] : []),
+        ...(o.image !== undefined ? [literal('image', o.image)] : []),
+        ...(o.description !== undefined ? [literal('description', o.description)] : []),
+      ];
+      const spec = loadDocument('environment', o.file, overrides, loadEnvironmentYaml, parseEnvironmentObject);
+      emit(await client(o).request<Json>('POST', '/api/environments', dumpEnvironmentAsset(spec)), o);
+    });
+  sharedCommands(group, 'environment');
+}
+
+/** Adds `model` and `environment` to the program (called from main.ts's buildProgram). */
+export function assetCommands(program: Command): void {
+  // `-v, --version <version>` is an option of these commands (as in az); without positional options the
+  // program's own `--version` would take it wherever it stands and print infergate's version instead.
+  program.enablePositionalOptions();
+  modelCommands(program);
+  environmentCommands(program);
+}
