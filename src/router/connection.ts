@@ -4,13 +4,17 @@
 
 import { connect, type Socket } from 'node:net';
 import type { InstanceAddress } from '../ir/types.js';
-import { decodeResponse, encodeCancel, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type HeaderList } from '../util/frame.js';
+import { encodeCancel, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type HeaderList } from '../util/frame.js';
 
 /** What the router hands over with each request; called exactly once with the outcome. */
 export interface Exchange {
   /** Absolute time (ms, performance.now() clock) after which the request is abandoned. */
   deadline: number;
-  onResponse(status: number, headers: [string, string][], body: Buffer): void;
+  /**
+   * The instance's RESPONSE frame (util/frame.ts: responseStatus, readResponseHeadersFlat), a view that
+   * stays valid: frames are never overwritten, so the exchange decodes only what it needs.
+   */
+  onResponse(frame: Buffer): void;
   /**
    * `reason`: 'timeout' (deadline passed), 'unavailable' (the connection failed before the request was
    * written: safe to send elsewhere), 'dropped' (lost after writing: the instance may have run it).
@@ -45,8 +49,7 @@ export class InstanceConnection {
       if (ex === undefined) return; // answered after its deadline: already failed
       this.pending.delete(id);
       this.outstanding--;
-      const r = decodeResponse(frame);
-      ex.onResponse(r.status, r.headers, Buffer.from(r.body)); // copy: the frame view is reused
+      ex.onResponse(frame);
       if (this.closing && this.pending.size === 0) this.destroy();
     });
   }

@@ -662,3 +662,20 @@ test('an instance removed from the table finishes its in-flight request, then it
   assert.equal(r.body, '"finished"');
   await until(() => blue.sockets.size === 0, 'the router to close its connection to the removed instance');
 });
+
+test('keys regenerated: a keep-alive connection that was let in with the old key is refused from the next table on', async () => {
+  const one = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const ep = keyEndpoint('my-endpoint', [dep('blue', [blue])], { blue: 100 });
+    router.setTable(table(ep));
+    for (let i = 0; i < 3; i++) assert.equal((await call('/endpoints/my-endpoint/score', { key: KEY1, agent: one })).status, 200);
+    router.setTable(table({ ...ep, keyHashes: [sha256Hex('new-primary-key-0123456789abcdef'), sha256Hex(KEY2)] }));
+    assert.equal((await call('/endpoints/my-endpoint/score', { key: KEY1, agent: one })).status, 401);
+    assert.equal((await call('/endpoints/my-endpoint/score', { key: 'new-primary-key-0123456789abcdef', agent: one })).status, 200);
+    // A different header on the same connection is checked again, not compared with the remembered one.
+    assert.equal((await call('/endpoints/my-endpoint/score', { key: KEY1 + 'x', agent: one })).status, 401);
+    assert.equal((await call('/endpoints/my-endpoint/score', { key: KEY2, agent: one })).status, 200);
+  } finally {
+    one.destroy();
+  }
+});

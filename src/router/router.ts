@@ -13,9 +13,10 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
-import { mirrorRequests, modelDuration, readyInstances, requestDuration, requestsInFlight, requestsQueued, requestsTotal, statusClass } from '../telemetry/metrics.js';
+import { deploymentMeters, type DeploymentMeters } from '../telemetry/metrics.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { verifyToken } from '../util/token.js';
+import { readResponseHeadersFlat, responseStatus } from '../util/frame.js';
 import { InstanceConnection, type Exchange } from './connection.js';
 
 export const SCORE_PREFIX = '/endpoints/';
@@ -68,14 +69,8 @@ interface DeploymentState {
   queueHead: number;
   /** Round-robin start among equally busy instances, so ties spread. */
   next: number;
-  stats: DeploymentStats;
-  m: {
-    inFlight: ReturnType<typeof requestsInFlight.labels>;
-    queued: ReturnType<typeof requestsQueued.labels>;
-    duration: ReturnType<typeof requestDuration.labels>;
-    model: ReturnType<typeof modelDuration.labels>;
-    byStatus: Map<number, ReturnType<typeof requestsTotal.labels>>;
-  };
+  /** Counters and gauges for /metrics (telemetry/metrics.ts), plain fields bumped here. */
+  m: DeploymentMeters;
 }
 
 interface EndpointState {
@@ -130,21 +125,23 @@ class Flight implements Exchange {
     this.deadline = startedAt + d.route.requestTimeoutMs;
   }
 
-  onResponse(status: number, modelHeaders: [string, string][], responseBody: Buffer): void {
+  onResponse(frame: Buffer): void {
+    const status = responseStatus(frame);
     this.modelStatus = status;
     const d = this.d;
-    d.m.model.observe((performance.now() - this.sentAt) / 1000);
+    d.m.modelDuration.observe((performance.now() - this.sentAt) / 1000);
     this.router.release(this);
     const res = this.res;
     if (res.destroyed) return;
     const out: string[] = [];
-    let contentType = JSON_TYPE;
-    for (let i = 0; i < modelHeaders.length; i++) {
-      const [k, v] = modelHeaders[i];
-      if (k === 'content-type') contentType = v;
-      else if (!ROUTER_OWNED.has(k)) out.push(k, v);
-    }
-    out.push('content-type', contentType, 'x-request-id', this.requestId, 'azureml-model-deployment', d.name);
+    const bodyStart = readResponseHeadersFlat(frame, ROUTER_OWNED, out);
+    // A copy: the frame is a view into a whole read from the instance socket, which a slow client would
+    // otherwise keep alive until its response is written.
+    const responseBody = Buffer.from(frame.subarray(bodyStart));
+    let typed = false;
+    for (let i = 0; i < out.length; i += 2) if (out[i] === 'content-type') typed = true;
+    if (!typed) out.push('content-type', JSON_TYPE);
+    out.push('x-request-id', this.requestId, 'azureml-model-deployment', d.name);
     if (this.clientRequestId !== '') out.push('x-ms-client-request-id', this.clientRequestId);
     let code = status;
     if (status !== 200) {
@@ -332,7 +329,7 @@ export class Router {
       d.queue = [];
       d.queueHead = 0;
       this.queued.delete(d);
-      readyInstances.remove(d.endpoint, d.name);
+      d.m.live = false;
       this.deployments.delete(key);
     }
     this.endpoints = endpoints;
@@ -350,9 +347,12 @@ export class Router {
     l.server.closeIdleConnections();
   }
 
-  /** Counters of one deployment (zeros if unknown). */
+  /** Mirror counters of one deployment (zeros if unknown). */
   statsOf(endpoint: string, deployment: string): DeploymentStats {
-    return this.deployments.get(`${endpoint}/${deployment}`)?.stats ?? newStats();
+    const m = this.deployments.get(`${endpoint}/${deployment}`)?.m;
+    if (m === undefined) return { mirrorSent: 0, mirrorAnswered: 0, mirrorErrors: 0, mirrorFailed: 0, mirrorDropped: 0, mirrorInflight: 0, mirrorLatencyMs: 0 };
+    const o = m.mirror;
+    return { mirrorSent: o.sent, mirrorAnswered: o.answered + o.error, mirrorErrors: o.error, mirrorFailed: o.failed, mirrorDropped: o.dropped, mirrorInflight: m.mirrorInFlight, mirrorLatencyMs: m.mirrorLatencyMs };
   }
 
   private deploymentState(endpoint: string, route: DeploymentRoute, connections: InstanceConnection[]): DeploymentState {
@@ -370,14 +370,7 @@ export class Router {
         queue: [],
         queueHead: 0,
         next: 0,
-        stats: newStats(),
-        m: {
-          inFlight: requestsInFlight.labels(endpoint, route.name),
-          queued: requestsQueued.labels(endpoint, route.name),
-          duration: requestDuration.labels(endpoint, route.name),
-          model: modelDuration.labels(endpoint, route.name),
-          byStatus: new Map(),
-        },
+        m: deploymentMeters(endpoint, route.name),
       };
       this.deployments.set(key, d);
     }
@@ -387,7 +380,7 @@ export class Router {
     // 0 means unlimited (a real Azure show prints max_concurrent_requests_per_instance: 0, contract §1.7).
     d.perInstance = mc > 0 ? mc : Infinity;
     d.admitLimit = mc > 0 ? 2 * mc * connections.length : Infinity;
-    readyInstances.labels(endpoint, route.name).set(connections.length);
+    d.m.readyInstances = connections.length;
     return d;
   }
 
@@ -410,7 +403,7 @@ export class Router {
       return reply(res, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
     }
     // Azure serves the OpenAPI document without auth; scoring always needs it.
-    if (isScore && !this.authorized(endpoint, req.headers.authorization)) return reply(res, 401, UNAUTHORIZED);
+    if (isScore && !this.authorized(endpoint, req.headers.authorization, req.socket as AuthenticatedSocket)) return reply(res, 401, UNAUTHORIZED);
 
     // Select: a pinned deployment (any, whatever its weight; never mirrored), else the weighted split.
     let d: DeploymentState | undefined;
@@ -481,7 +474,7 @@ export class Router {
   private send(f: Flight, conn: InstanceConnection): void {
     f.conn = conn;
     f.sentAt = performance.now();
-    f.d.m.inFlight.inc();
+    f.d.m.inFlight++;
     conn.send(f.method, f.path, f.headers, f.body, f);
   }
 
@@ -489,7 +482,7 @@ export class Router {
     const d = f.d;
     f.queuedAt = performance.now();
     d.queue.push(f);
-    d.m.queued.inc();
+    d.m.queued++;
     this.queued.add(d);
     if (this.sweepTimer === null) this.sweepTimer = setInterval(() => this.sweepQueues(), SWEEP_MS).unref();
   }
@@ -498,7 +491,7 @@ export class Router {
   release(f: Flight): void {
     const d = f.d;
     if (f.conn !== null) {
-      d.m.inFlight.dec();
+      d.m.inFlight--;
       f.conn = null;
     }
     d.admitted--;
@@ -506,7 +499,7 @@ export class Router {
   }
 
   retry(f: Flight, failed: InstanceConnection | null): void {
-    f.d.m.inFlight.dec();
+    f.d.m.inFlight--;
     const conn = pickFree(f.d, failed);
     if (conn !== null) this.send(f, conn);
     else {
@@ -519,13 +512,8 @@ export class Router {
   finish(f: Flight, status: number, responseBytes: number): void {
     const d = f.d;
     const now = performance.now();
-    d.m.duration.observe((now - f.startedAt) / 1000);
-    let counter = d.m.byStatus.get(status);
-    if (counter === undefined) {
-      counter = requestsTotal.labels(d.endpoint, d.name, String(status), statusClass(status));
-      d.m.byStatus.set(status, counter);
-    }
-    counter.inc();
+    d.m.requestDuration.observe((now - f.startedAt) / 1000);
+    if (status < d.m.byStatus.length) d.m.byStatus[status]++;
     this.trafficLog.record({
       method: f.method,
       path: f.path,
@@ -551,7 +539,7 @@ export class Router {
       if (conn === null) return;
       const f = d.queue[d.queueHead];
       d.queue[d.queueHead++] = undefined as unknown as Flight;
-      d.m.queued.dec();
+      d.m.queued--;
       this.send(f, conn);
     }
     this.compact(d);
@@ -584,7 +572,7 @@ export class Router {
         const waitedTooLong = maxWait > 0 && now - f.queuedAt >= maxWait;
         if (!timedOut && !waitedTooLong) break;
         d.queue[d.queueHead++] = undefined as unknown as Flight;
-        d.m.queued.dec();
+        d.m.queued--;
         d.admitted--;
         if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);
         else f.fail(429, `Request waited ${maxWait} ms (max_queue_wait_ms) for a free instance of deployment '${d.name}'`, '1');
@@ -598,10 +586,24 @@ export class Router {
     reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
   }
 
-  private authorized(endpoint: EndpointState, header: string | undefined): boolean {
+  private authorized(endpoint: EndpointState, header: string | undefined, socket: AuthenticatedSocket): boolean {
     if (endpoint.route.authMode === 'none') return true;
     if (header === undefined || header.length < 8 || !header.startsWith('Bearer ')) return false;
-    const credential = header.slice(7);
+    // Keys: a keep-alive connection that presented this very header to this endpoint state (same keys)
+    // was verified then. Comparing with what the same client sent before reveals nothing it does not
+    // know, so a plain comparison is safe; anything else goes through the constant-time check. (Tokens
+    // expire: they are checked every time.)
+    const isKey = endpoint.route.authMode === 'key';
+    if (isKey) {
+      const known = socket[VERIFIED];
+      if (known !== undefined && known.endpoint === endpoint && known.header === header) return true;
+    }
+    const ok = this.verify(endpoint, header.slice(7));
+    if (ok && isKey) socket[VERIFIED] = { endpoint, header };
+    return ok;
+  }
+
+  private verify(endpoint: EndpointState, credential: string): boolean {
     if (endpoint.route.authMode === 'key') {
       const digest = createHash('sha256').update(credential).digest();
       let ok = false;
@@ -613,9 +615,9 @@ export class Router {
   }
 }
 
-function newStats(): DeploymentStats {
-  return { mirrorSent: 0, mirrorAnswered: 0, mirrorErrors: 0, mirrorFailed: 0, mirrorDropped: 0, mirrorInflight: 0, mirrorLatencyMs: 0 };
-}
+const VERIFIED = Symbol('infergate.verified');
+/** A client connection, with the credential it last proved valid (router.authorized). */
+type AuthenticatedSocket = Socket & { [VERIFIED]?: { endpoint: EndpointState; header: string } };
 
 /**
  * Fire and forget: the client never waits for, or sees, the mirror's answer. A copy goes only to an
@@ -623,30 +625,27 @@ function newStats(): DeploymentStats {
  * queued: no free slot means the copy is dropped and counted.
  */
 function sendMirror(d: DeploymentState, method: string, path: string, headers: [string, string][], body: Buffer): void {
-  const stats = d.stats;
+  const m = d.m;
   const conn = pickFree(d, null);
   if (conn === null) {
-    stats.mirrorDropped++;
-    mirrorRequests.labels(d.endpoint, d.name, 'dropped').inc();
+    m.mirror.dropped++;
     return;
   }
-  stats.mirrorSent++;
-  stats.mirrorInflight++;
-  mirrorRequests.labels(d.endpoint, d.name, 'sent').inc();
+  m.mirror.sent++;
+  m.mirrorInFlight++;
   const started = performance.now();
   conn.send(method, path, headers, body, {
     deadline: started + d.route.requestTimeoutMs,
-    onResponse(status) {
-      stats.mirrorInflight--;
-      stats.mirrorAnswered++;
-      stats.mirrorLatencyMs += performance.now() - started;
-      mirrorRequests.labels(d.endpoint, d.name, status === 200 ? 'answered' : 'error').inc();
-      if (status !== 200) stats.mirrorErrors++;
+    onResponse(frame) {
+      const status = responseStatus(frame);
+      m.mirrorInFlight--;
+      m.mirrorLatencyMs += performance.now() - started;
+      if (status === 200) m.mirror.answered++;
+      else m.mirror.error++;
     },
     onFailure() {
-      stats.mirrorInflight--;
-      stats.mirrorFailed++;
-      mirrorRequests.labels(d.endpoint, d.name, 'failed').inc();
+      m.mirrorInFlight--;
+      m.mirror.failed++;
     },
   });
 }

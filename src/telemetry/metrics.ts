@@ -2,65 +2,148 @@
 // Prometheus conventions; each help text names the Azure ML metric it corresponds to (contract §6), so
 // dashboards and autoscale rules translate one to one.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'infergate_process_' });
 
 const ED = ['endpoint', 'deployment'] as const;
 
+// ---- per-deployment meters: bumped on the router's hot path, exported at scrape time ----------------
+//
+// prom-client's labelled children validate and hash their label values on every inc()/observe() (a string
+// built per call). The router does five of those per request, so it counts into plain fields of a
+// DeploymentMeters instead, and the metrics below read them when /metrics is scraped.
+
+/** Upper bounds (seconds) of both latency histograms. */
+export const LATENCY_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180];
+
+/** A fixed-bucket histogram: observe() is a scan and three additions, nothing allocated. */
+export class FastHistogram {
+  /** Non-cumulative counts per bucket; the last slot is +Inf. */
+  readonly counts = new Float64Array(LATENCY_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[i]) i++;
+    this.counts[i]++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+export const MIRROR_OUTCOMES = ['sent', 'answered', 'error', 'failed', 'dropped'] as const;
+export type MirrorOutcome = (typeof MIRROR_OUTCOMES)[number];
+
+/** Everything the router counts for one deployment. */
+export class DeploymentMeters {
+  /** Requests sent to instances and not yet answered. */
+  inFlight = 0;
+  /** Requests waiting for a free instance slot. */
+  queued = 0;
+  readyInstances = 0;
+  /** Answered requests by status code (index = code). */
+  readonly byStatus = new Float64Array(600);
+  readonly requestDuration = new FastHistogram();
+  readonly modelDuration = new FastHistogram();
+  /** Mirror copies by outcome ('answered' and 'error' both got an answer; 'error' a non-200 one). */
+  readonly mirror: Record<MirrorOutcome, number> = { sent: 0, answered: 0, error: 0, failed: 0, dropped: 0 };
+  mirrorInFlight = 0;
+  /** Sum of the mirror answers' latencies (ms), for a mean. */
+  mirrorLatencyMs = 0;
+  /** False once the deployment is gone: its gauges are no longer exported, its counters are. */
+  live = true;
+
+  constructor(
+    readonly endpoint: string,
+    readonly deployment: string,
+  ) {}
+}
+
+const meters = new Map<string, DeploymentMeters>();
+
+/** The meters of a deployment (the same object for as long as the process runs). */
+export function deploymentMeters(endpoint: string, deployment: string): DeploymentMeters {
+  const key = `${endpoint}/${deployment}`;
+  let m = meters.get(key);
+  if (m === undefined) {
+    m = new DeploymentMeters(endpoint, deployment);
+    meters.set(key, m);
+  }
+  m.live = true;
+  return m;
+}
+
+interface MetricValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/** A metric whose values are computed at scrape time, in the shape prom-client's registry reads. */
+function collected(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => MetricValue[]): void {
+  registry.registerMetric({
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: async () => ({ name, help, type, values: values(), aggregator: 'sum' }),
+    reset: () => {},
+  } as unknown as Parameters<Registry['registerMetric']>[0]);
+}
+
+const ed = (m: DeploymentMeters) => ({ endpoint: m.endpoint, deployment: m.deployment });
+
+function gauge(name: string, help: string, read: (m: DeploymentMeters) => number): void {
+  collected(name, help, 'gauge', () => [...meters.values()].filter((m) => m.live).map((m) => ({ labels: ed(m), value: read(m) })));
+}
+
+function histogram(name: string, help: string, read: (m: DeploymentMeters) => FastHistogram): void {
+  collected(name, help, 'histogram', () => {
+    const out: MetricValue[] = [];
+    for (const m of meters.values()) {
+      const h = read(m);
+      if (h.count === 0 && !m.live) continue;
+      let cumulative = 0;
+      for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
+        cumulative += h.counts[i];
+        out.push({ metricName: `${name}_bucket`, labels: { ...ed(m), le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i] : '+Inf' }, value: cumulative });
+      }
+      out.push({ metricName: `${name}_sum`, labels: ed(m), value: h.sum }, { metricName: `${name}_count`, labels: ed(m), value: h.count });
+    }
+    return out;
+  });
+}
+
 /** Azure: RequestsPerMinute (dimensions deployment, statusCode, statusCodeClass, modelStatusCode). */
-export const requestsTotal = new Counter({
-  name: 'infergate_requests_total',
-  help: 'Scoring requests answered, by endpoint, deployment, status code and class (Azure: RequestsPerMinute).',
-  labelNames: [...ED, 'status_code', 'status_code_class'] as const,
-  registers: [registry],
+collected('infergate_requests_total', 'Scoring requests answered, by endpoint, deployment, status code and class (Azure: RequestsPerMinute).', 'counter', () => {
+  const out: MetricValue[] = [];
+  for (const m of meters.values()) {
+    for (let code = 100; code < m.byStatus.length; code++) {
+      const n = m.byStatus[code];
+      if (n > 0) out.push({ labels: { ...ed(m), status_code: String(code), status_code_class: statusClass(code) }, value: n });
+    }
+  }
+  return out;
 });
 
 /** Azure: RequestLatency, RequestLatency_P50/_P90/_P95/_P99 (ms there; seconds here, as Prometheus does). */
-export const requestDuration = new Histogram({
-  name: 'infergate_request_duration_seconds',
-  help: 'Time from the request arriving at the router to the response sent (Azure: RequestLatency).',
-  labelNames: ED,
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180],
-  registers: [registry],
-});
-
-export const modelDuration = new Histogram({
-  name: 'infergate_model_duration_seconds',
-  help: 'Time from the request being sent to an instance to its answer: the model\'s share of the latency (Azure traffic log: ResponseDurationMs).',
-  labelNames: ED,
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180],
-  registers: [registry],
-});
-
-export const requestsInFlight = new Gauge({
-  name: 'infergate_requests_in_flight',
-  help: 'Requests sent to instances and not yet answered.',
-  labelNames: ED,
-  registers: [registry],
-});
-
-export const requestsQueued = new Gauge({
-  name: 'infergate_requests_queued',
-  help: 'Requests waiting for a free instance slot (max_concurrent_requests_per_instance).',
-  labelNames: ED,
-  registers: [registry],
-});
-
+histogram('infergate_request_duration_seconds', 'Time from the request arriving at the router to the response sent (Azure: RequestLatency).', (m) => m.requestDuration);
+histogram('infergate_model_duration_seconds', "Time from the request being sent to an instance to its answer: the model's share of the latency (Azure traffic log: ResponseDurationMs).", (m) => m.modelDuration);
+gauge('infergate_requests_in_flight', 'Requests sent to instances and not yet answered.', (m) => m.inFlight);
+gauge('infergate_requests_queued', 'Requests waiting for a free instance slot (max_concurrent_requests_per_instance).', (m) => m.queued);
 /** Azure: DeploymentCapacity (number of instances). */
-export const readyInstances = new Gauge({
-  name: 'infergate_ready_instances',
-  help: 'Instances ready to serve, per deployment (Azure: DeploymentCapacity).',
-  labelNames: ED,
-  registers: [registry],
-});
+gauge('infergate_ready_instances', 'Instances ready to serve, per deployment (Azure: DeploymentCapacity).', (m) => m.readyInstances);
 
-export const mirrorRequests = new Counter({
-  name: 'infergate_mirror_requests_total',
-  help: 'Mirror-traffic copies, by outcome: sent, answered, error (answered non-200), failed (timeout or connection lost), dropped (no free instance slot).',
-  labelNames: [...ED, 'outcome'] as const,
-  registers: [registry],
+collected('infergate_mirror_requests_total', 'Mirror-traffic copies, by outcome: sent, answered, error (answered non-200), failed (timeout or connection lost), dropped (no free instance slot).', 'counter', () => {
+  const out: MetricValue[] = [];
+  for (const m of meters.values()) {
+    if (MIRROR_OUTCOMES.every((o) => m.mirror[o] === 0)) continue;
+    for (const o of MIRROR_OUTCOMES) out.push({ labels: { ...ed(m), outcome: o }, value: m.mirror[o] });
+  }
+  return out;
 });
 
 export const trafficLogDropped = new Counter({

@@ -128,6 +128,30 @@ export function decodeResponse(frame: Buffer): ResponseFrame {
   return { id, status, headers, body: frame.subarray(end) };
 }
 
+/** The status of a RESPONSE frame. */
+export function responseStatus(frame: Buffer): number {
+  return frame.readUInt16BE(9);
+}
+
+/**
+ * Appends a RESPONSE frame's headers to `out` as flat name, value pairs (the shape ServerResponse.writeHead
+ * takes), leaving out the names in `skip`, and returns where the body starts. The router's hot path: no
+ * array per header, no intermediate list.
+ */
+export function readResponseHeadersFlat(frame: Buffer, skip: ReadonlySet<string>, out: string[]): number {
+  const count = frame.readUInt16BE(11);
+  let pos = 13;
+  for (let i = 0; i < count; i++) {
+    const kl = frame[pos];
+    const k = frame.toString('latin1', pos + 1, pos + 1 + kl);
+    pos += 1 + kl;
+    const vl = frame.readUInt16BE(pos);
+    if (!skip.has(k)) out.push(k, frame.toString('utf8', pos + 2, pos + 2 + vl));
+    pos += 2 + vl;
+  }
+  return pos;
+}
+
 /**
  * Splits a byte stream into whole frames. Feed it chunks as they arrive; it calls `onFrame` with each
  * complete frame (a view, valid until the callback returns unless copied) in order.

@@ -2,6 +2,9 @@
 // the instances are started again.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { curl, EXAMPLES, SAMPLE_ANSWER, until, Workspace } from './harness.js';
@@ -24,6 +27,9 @@ test('after a restart the endpoint still answers with the same key', async () =>
   const before = (await ws.cli(['online-endpoint', 'show', '-n', E])).stdout;
 
   assert.equal(await ws.stopServer(), 0, 'SIGTERM stops the server cleanly');
+  // Instances stopped with it, and their socket folder is gone (backend/process: <tmp>/infergate-<hash>).
+  const socketDir = join(tmpdir(), `infergate-${createHash('sha256').update(ws.dir).digest('hex').slice(0, 10)}`);
+  assert.equal(existsSync(socketDir), false, `${socketDir} is left behind`);
   const { routerUrl } = await ws.startServer();
 
   const afterShow = JSON.parse((await ws.cli(['online-endpoint', 'show', '-n', E])).stdout) as Record<string, unknown>;

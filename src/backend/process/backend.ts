@@ -6,7 +6,7 @@
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmdirSync, type WriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Under tsx (tests from src/) the runtime is .ts and needs the tsx loader; compiled, it is plain .js. */
 const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', 'tsx'] : [];
+/** INFERGATE_HOST_NODE_ARGS: extra Node options for instance hosts, e.g. `--cpu-prof` (bench/profile.mjs). */
+const HOST_EXEC_ARGV = [...RUNTIME_EXEC_ARGV, ...(process.env.INFERGATE_HOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 const HOST_SCRIPT = join(HERE, '..', '..', 'runtime', `host${EXT}`);
 const STORAGE_SCRIPT = join(HERE, '..', '..', 'runtime', `storage-initializer${EXT}`);
 const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
@@ -150,6 +152,13 @@ export class ProcessBackend implements Backend {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.instances.keys()].map((id) => this.stop(id)));
+    // The socket folder is this workspace's; leave nothing in /tmp (rmdir: only if it is empty, so a
+    // second server on the same workspace, refused or not, never loses its sockets).
+    try {
+      rmdirSync(this.socketDir);
+    } catch {
+      // not empty or already gone
+    }
   }
 
   private changed(): void {
@@ -257,7 +266,7 @@ export class ProcessBackend implements Backend {
   }
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
-    const child = fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: RUNTIME_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: HOST_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     inst.child = child;
     child.stdout!.pipe(inst.log!, { end: false });
     child.stderr!.pipe(inst.log!, { end: false });

@@ -1,0 +1,74 @@
+// The traffic log against a real file: Azure's columns, one JSON line per record, drops counted when the
+// buffer taking records is full, everything buffered written on close.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { trafficLogDropped } from './metrics.js';
+import { FileTrafficLog, type TrafficRecord } from './traffic-log.js';
+
+const record = (i: number, extra: Partial<TrafficRecord> = {}): TrafficRecord => ({
+  method: 'POST',
+  path: '/score',
+  endpoint: 'my-endpoint',
+  deployment: 'blue',
+  responseCode: 200,
+  modelStatusCode: 200,
+  requestPayloadSize: 60,
+  responsePayloadSize: 12,
+  userAgent: 'curl/8.0',
+  xRequestId: `id-${i}`,
+  xMsClientRequestId: '',
+  totalDurationMs: 1.23456,
+  requestDurationMs: 0.1,
+  responseDurationMs: 1,
+  authType: 'Key',
+  ...extra,
+});
+
+const dropped = async () => (await trafficLogDropped.get()).values[0]?.value ?? 0;
+
+test('one JSON line per record with Azure columns; odd paths and user agents stay valid JSON', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
+  try {
+    const log = new FileTrafficLog(join(dir, 'logs', 'traffic.jsonl'), 1 << 20, 10);
+    for (let i = 0; i < 1000; i++) log.record(record(i));
+    log.record(record(1000, { path: '/score?q="x"\\', userAgent: 'ünï "quoted" ' + 'x'.repeat(100), responseCode: 424, modelStatusCode: 500 }));
+    await new Promise((r) => setTimeout(r, 30));
+    for (let i = 1001; i < 1500; i++) log.record(record(i));
+    await log.close();
+    const lines = readFileSync(join(dir, 'logs', 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 1500);
+    assert.deepEqual(lines.map((l) => l.XRequestId), Array.from({ length: 1500 }, (_, i) => `id-${i}`));
+    const odd = lines[1000];
+    assert.equal(odd.Path, '/score?q="x"\\');
+    assert.equal(odd.UserAgent, ('ünï "quoted" ' + 'x'.repeat(100)).slice(0, 70));
+    assert.equal(odd.ResponseCodeReason, 'Failed Dependency');
+    assert.equal(odd.ModelStatusReason, 'Internal Server Error');
+    assert.equal(lines[0].TotalDurationMs, 1.235);
+    assert.match(String(lines[0].TimeGenerated), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    for (const k of ['Method', 'EndpointName', 'DeploymentName', 'Protocol', 'ResponseCode', 'RequestPayloadSize', 'ResponsePayloadSize', 'XMSClientRequestId', 'RequestDurationMs', 'ResponseDurationMs', 'AuthType']) {
+      assert.ok(k in lines[0], k);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a full buffer drops records and counts them; nothing partial is written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
+  try {
+    const before = await dropped();
+    const log = new FileTrafficLog(join(dir, 'traffic.jsonl'), 4096, 60_000);
+    for (let i = 0; i < 100; i++) log.record(record(i));
+    await log.close();
+    const lines = readFileSync(join(dir, 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lost = (await dropped()) - before;
+    assert.ok(lines.length > 0 && lines.length < 100, `${lines.length} written`);
+    assert.equal(lines.length + lost, 100);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
