@@ -10,6 +10,8 @@ need_apt=()
 /usr/bin/python3 -c 'import sklearn, joblib' >/dev/null 2>&1 || need_apt+=(python3-sklearn python3-joblib)
 # inference_schema's pandas parameter type (src/runtime/python/compat) is tested with real DataFrames.
 /usr/bin/python3 -c 'import pandas' >/dev/null 2>&1 || need_apt+=(python3-pandas)
+# Azure's binary-payload example (test/fixtures/py-binary-payload) uses Pillow.
+/usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || need_apt+=(python3-pil)
 # Environments from conda files are built as virtual environments (src/backend/process/env-builder.ts):
 # `python3 -m venv` needs Debian's python3-venv, and pip installs into them with python3-pip's pip.
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)

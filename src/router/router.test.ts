@@ -402,7 +402,7 @@ test('a non-200 from the model becomes 424 with the model\'s status, reason and 
     [400, 'Bad Request'],
     [404, 'Not Found'],
     [503, 'Service Unavailable'],
-    [201, 'Error'],
+    [201, 'Created'],
   ];
   for (const [status, reason] of cases) {
     const modelBody = JSON.stringify({ message: `An unexpected error occurred in scoring script (${status}).` });
@@ -678,4 +678,22 @@ test('keys regenerated: a keep-alive connection that was let in with the old key
   } finally {
     one.destroy();
   }
+});
+
+test("GET and HEAD <endpoint>/swagger.json reach the instance without a key; its status is passed on, not wrapped in 424", async () => {
+  blue.behaviour = (req, reply) =>
+    req.url.includes('version=9') ? reply(404, [['content-type', 'application/json']], '{"message": "no such version"}') : reply(200, [['content-type', 'application/json']], '{"swagger": "2.0"}');
+  const doc = await call('/endpoints/my-endpoint/swagger.json', { method: 'GET', key: null, body: '' });
+  assert.equal(doc.status, 200);
+  assert.deepEqual(doc.json(), { swagger: '2.0' });
+  assert.equal(blue.requests.at(-1)!.url, '/swagger.json');
+  const head = await call('/endpoints/my-endpoint/swagger.json', { method: 'HEAD', key: null, body: '' });
+  assert.equal(head.status, 200);
+  assert.equal(blue.requests.at(-1)!.method, 'HEAD');
+  const missing = await call('/endpoints/my-endpoint/swagger.json?version=9', { method: 'GET', key: null, body: '' });
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers['ms-azureml-model-error-statuscode'], undefined);
+  assert.deepEqual(missing.json(), { message: 'no such version' });
+  // Other methods on it are not routes.
+  assert.equal((await call('/endpoints/my-endpoint/swagger.json', { method: 'POST', key: null })).status, 404);
 });

@@ -10,7 +10,7 @@
 // generated OpenAPI document (Azure's openapi_uri).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { deploymentMeters, type DeploymentMeters } from '../telemetry/metrics.js';
@@ -125,6 +125,11 @@ class Flight implements Exchange {
     this.deadline = startedAt + d.route.requestTimeoutMs;
   }
 
+  /** A request for the OpenAPI document (Azure's openapi_uri) rather than a scoring request. */
+  get isSwagger(): boolean {
+    return this.path.startsWith('/swagger.json');
+  }
+
   onResponse(frame: Buffer): void {
     const status = responseStatus(frame);
     this.modelStatus = status;
@@ -144,7 +149,8 @@ class Flight implements Exchange {
     out.push('x-request-id', this.requestId, 'azureml-model-deployment', d.name);
     if (this.clientRequestId !== '') out.push('x-ms-client-request-id', this.clientRequestId);
     let code = status;
-    if (status !== 200) {
+    // Only scoring answers are wrapped; the OpenAPI document's status is passed on as it is.
+    if (status !== 200 && !this.isSwagger) {
       // The managed front end turns any non-200 from the model into 424 and passes the model's code and
       // reason in headers (contract §4.2).
       out.push('ms-azureml-model-error-statuscode', String(status), 'ms-azureml-model-error-reason', reasonPhrase(status));
@@ -398,7 +404,7 @@ export class Router {
     const endpoint = this.endpoints.get(name);
     if (endpoint === undefined) return reply(res, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
     const isScore = rest === '/score' || rest.startsWith('/score?');
-    const isSwagger = !isScore && req.method === 'GET' && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
+    const isSwagger = !isScore && (req.method === 'GET' || req.method === 'HEAD') && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
     if (!isScore && !isSwagger) {
       return reply(res, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
     }
@@ -705,12 +711,6 @@ function reply(res: ServerResponse, status: number, body: string): void {
   res.end(body);
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
-  413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Entity', 429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
-
 function reasonPhrase(status: number): string {
-  return REASONS[status] ?? 'Error';
+  return STATUS_CODES[status] ?? 'Error';
 }
