@@ -4,7 +4,7 @@
 
 import { connect, type Socket } from 'node:net';
 import type { InstanceAddress } from '../ir/types.js';
-import { encodeCancel, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type HeaderList } from '../util/frame.js';
+import { encodeCancel, encodeRequestHeadFlat, FRAME_RESPONSE, FrameReader, MAX_ID } from '../util/frame.js';
 
 /** What the router hands over with each request; called exactly once with the outcome. */
 export interface Exchange {
@@ -58,7 +58,8 @@ export class InstanceConnection {
     return !this.closing;
   }
 
-  send(method: string, url: string, headers: HeaderList, body: Buffer, ex: Exchange): void {
+  /** `headers`: name, value pairs (lower-case names); the request's `x-request-id` is appended. */
+  send(method: string, url: string, headers: readonly string[], requestId: string, body: Buffer, ex: Exchange): void {
     if (this.closing) {
       ex.onFailure('unavailable');
       return;
@@ -68,7 +69,7 @@ export class InstanceConnection {
     this.nextId = id >= MAX_ID ? 1 : id + 1;
     this.pending.set(id, ex);
     this.outstanding++;
-    this.queue.push(encodeRequestHead(id, method, url, headers, body.length), body);
+    this.queue.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, body.length), body);
     this.queuedIds.push(id);
     if (!this.flushScheduled) {
       this.flushScheduled = true;

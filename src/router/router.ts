@@ -10,14 +10,15 @@
 // generated OpenAPI document (Azure's openapi_uri).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { createServer, STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { deploymentMeters, type DeploymentMeters } from '../telemetry/metrics.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { verifyToken } from '../util/token.js';
 import { readResponseHeadersFlat, responseStatus } from '../util/frame.js';
 import { InstanceConnection, type Exchange } from './connection.js';
+import { Http1Server, type Http1Connection, type Http1Request } from './http1.js';
 
 export const SCORE_PREFIX = '/endpoints/';
 
@@ -89,7 +90,7 @@ interface EndpointState {
 const JSON_TYPE = 'application/json';
 const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any valid deployment with positive weight" });
 const UNAUTHORIZED = JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' });
-const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'x-request-id']);
+const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect', 'x-request-id']);
 const SWEEP_MS = 10;
 /** Response headers the router sets itself; an instance's own values are not passed on. */
 const ROUTER_OWNED = new Set(['content-length', 'x-request-id', 'x-ms-client-request-id', 'connection', 'transfer-encoding', 'keep-alive', 'azureml-model-deployment']);
@@ -109,11 +110,12 @@ class Flight implements Exchange {
 
   constructor(
     readonly router: Router,
-    readonly res: ServerResponse,
+    readonly req: Http1Request,
     readonly d: DeploymentState,
     readonly method: string,
     readonly path: string,
-    readonly headers: [string, string][],
+    /** Forwarded request headers, name, value pairs (x-request-id is added when sent). */
+    readonly headers: string[],
     readonly body: Buffer,
     readonly requestId: string,
     readonly clientRequestId: string,
@@ -136,8 +138,8 @@ class Flight implements Exchange {
     const d = this.d;
     d.m.modelDuration.observe((performance.now() - this.sentAt) / 1000);
     this.router.release(this);
-    const res = this.res;
-    if (res.destroyed) return;
+    const req = this.req;
+    if (req.destroyed) return;
     const out: string[] = [];
     const bodyStart = readResponseHeadersFlat(frame, ROUTER_OWNED, out);
     // A copy: the frame is a view into a whole read from the instance socket, which a slow client would
@@ -156,16 +158,9 @@ class Flight implements Exchange {
       out.push('ms-azureml-model-error-statuscode', String(status), 'ms-azureml-model-error-reason', reasonPhrase(status));
       code = 424;
     }
-    out.push('content-length', String(responseBody.length));
-    try {
-      res.writeHead(code, out);
-    } catch {
-      // A header Node refuses to send (a value outside latin1 or with CR/LF, a name that is not a token,
-      // from the scoring script) would throw inside the instance connection's data handler and take the
-      // router down. Send the answer without the headers Node refuses.
-      res.writeHead(code, sendable(out));
-    }
-    res.end(responseBody);
+    // Headers that cannot be sent (a name that is not a token, a value with CR/LF or beyond latin1, from
+    // the scoring script) are left out by respond(): no response splitting, and the router stays up.
+    req.respond(code, out, responseBody);
     this.router.finish(this, code, responseBody.length);
   }
 
@@ -186,13 +181,11 @@ class Flight implements Exchange {
 
   /** Answers with an error of the router's own (not the model's). */
   fail(status: number, message: string, retryAfter?: string): void {
-    const res = this.res;
-    if (!res.destroyed && !res.headersSent) {
-      const body = `{"message":${JSON.stringify(message)}}`;
-      const headers = ['content-type', JSON_TYPE, 'x-request-id', this.requestId, 'azureml-model-deployment', this.d.name, 'content-length', String(Buffer.byteLength(body))];
+    const req = this.req;
+    if (!req.destroyed && !req.responded) {
+      const headers = ['content-type', JSON_TYPE, 'x-request-id', this.requestId, 'azureml-model-deployment', this.d.name];
       if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
-      res.writeHead(status, headers);
-      res.end(body);
+      req.respond(status, headers, `{"message":${JSON.stringify(message)}}`);
     }
     this.router.finish(this, status, 0);
   }
@@ -203,39 +196,26 @@ export class Router {
   private readonly deployments = new Map<string, DeploymentState>();
   private readonly connections = new Map<string, InstanceConnection>();
   private readonly queued = new Set<DeploymentState>();
-  private readonly server: Server;
-  private readonly maxBodyBytes: number;
+  private readonly server: Http1Server;
   private readonly maxUrlLength: number;
   private readonly trafficLog: TrafficSink;
   private sweepTimer: NodeJS.Timeout | null = null;
-  private readonly listeners = new Map<string, { server: Server; port: Promise<number> }>();
-  private readonly serverOptions: ServerOptions;
+  private readonly listeners = new Map<string, { server: Http1Server; port: Promise<number> }>();
+  private readonly httpOptions: ConstructorParameters<typeof Http1Server>[0];
+  private readonly endpointHost: string | undefined;
   version = 0;
 
   constructor(options: RouterOptions = {}) {
-    this.maxBodyBytes = options.maxBodyBytes ?? 100 * 1024 * 1024;
     this.maxUrlLength = options.maxUrlLength ?? 8192;
     this.trafficLog = options.trafficLog ?? NO_TRAFFIC_LOG;
     this.endpointHost = options.endpointListeners?.host;
-    this.serverOptions = {
-      keepAliveTimeout: 65_000,
-      headersTimeout: options.headersTimeoutMs ?? 15_000,
-      requestTimeout: options.requestTimeoutMs ?? 300_000,
+    this.httpOptions = {
+      maxBodyBytes: options.maxBodyBytes ?? 100 * 1024 * 1024,
+      keepAliveTimeoutMs: 65_000,
+      headersTimeoutMs: options.headersTimeoutMs ?? 15_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
     };
-    this.server = this.httpServer((req, res) => this.handle(req, res));
-  }
-
-  private readonly endpointHost: string | undefined;
-
-  private httpServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
-    const server = createServer(this.serverOptions, handler);
-    // Malformed requests, oversized headers (431), slow clients: answer if possible, never throw.
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      socket.end(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    });
-    return server;
+    this.server = new Http1Server(this.httpOptions, (req) => this.handle(req));
   }
 
   /** Local mode: the port of the endpoint's own listener (started on first use). */
@@ -244,38 +224,26 @@ export class Router {
     if (l === undefined) {
       const prefix = SCORE_PREFIX + name;
       // The endpoint's own port serves its paths at the root: /score, /swagger.json, / (health).
-      const server = this.httpServer((req, res) => {
-        if (req.url === '/' || req.url === '') return reply(res, 200, '{"status":"Healthy"}');
-        req.url = prefix + (req.url ?? '/');
-        this.handle(req, res);
+      const server = new Http1Server(this.httpOptions, (req) => {
+        if (req.url === '/' || req.url === '') return reply(req, 200, '{"status":"Healthy"}');
+        req.url = prefix + req.url;
+        this.handle(req);
       });
-      const port = new Promise<number>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, this.endpointHost ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-      });
-      l = { server, port };
+      l = { server, port: server.listen(0, this.endpointHost ?? '127.0.0.1').then((a) => a.port) };
       this.listeners.set(name, l);
     }
     return l.port;
   }
 
-  async listen(port: number, host: string): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return this.server.listen(port, host);
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const name of [...this.listeners.keys()]) this.closeListener(name);
     for (const c of this.connections.values()) c.close();
-    this.server.closeIdleConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.server.close();
     await this.trafficLog.close();
   }
 
@@ -349,8 +317,7 @@ export class Router {
     const l = this.listeners.get(name);
     if (!l) return;
     this.listeners.delete(name);
-    l.server.close();
-    l.server.closeIdleConnections();
+    void l.server.close();
   }
 
   /** Mirror counters of one deployment (zeros if unknown). */
@@ -390,80 +357,61 @@ export class Router {
     return d;
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const startedAt = performance.now();
-    const url = req.url ?? '/';
-    if (url.length > this.maxUrlLength) return reply(res, 414, JSON.stringify({ message: `URL longer than ${this.maxUrlLength} characters` }));
+  private handle(req: Http1Request): void {
+    const url = req.url;
+    if (url.length > this.maxUrlLength) return reply(req, 414, JSON.stringify({ message: `URL longer than ${this.maxUrlLength} characters` }));
     if (!url.startsWith(SCORE_PREFIX)) {
-      if (url === '/healthz' || url === '/') return reply(res, 200, '{"status":"Healthy"}');
-      return reply(res, 404, JSON.stringify({ message: 'Not found. Scoring URIs look like /endpoints/<endpoint-name>/score' }));
+      if (url === '/healthz' || url === '/') return reply(req, 200, '{"status":"Healthy"}');
+      return reply(req, 404, JSON.stringify({ message: 'Not found. Scoring URIs look like /endpoints/<endpoint-name>/score' }));
     }
     const slash = url.indexOf('/', SCORE_PREFIX.length);
     const name = slash < 0 ? url.slice(SCORE_PREFIX.length) : url.slice(SCORE_PREFIX.length, slash);
     const rest = slash < 0 ? '' : url.slice(slash);
     const endpoint = this.endpoints.get(name);
-    if (endpoint === undefined) return reply(res, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
+    if (endpoint === undefined) return reply(req, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
     const isScore = rest === '/score' || rest.startsWith('/score?');
     const isSwagger = !isScore && (req.method === 'GET' || req.method === 'HEAD') && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
     if (!isScore && !isSwagger) {
-      return reply(res, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
+      return reply(req, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
     }
     // Azure serves the OpenAPI document without auth; scoring always needs it.
-    if (isScore && !this.authorized(endpoint, req.headers.authorization, req.socket as AuthenticatedSocket)) return reply(res, 401, UNAUTHORIZED);
+    if (isScore && !this.authorized(endpoint, req.header('authorization'), req.conn)) return reply(req, 401, UNAUTHORIZED);
 
     // Select: a pinned deployment (any, whatever its weight; never mirrored), else the weighted split.
     let d: DeploymentState | undefined;
     let mirror: DeploymentState | null = null;
-    const pinned = req.headers['azureml-model-deployment'];
-    if (typeof pinned === 'string' && pinned !== '') {
+    const pinned = req.header('azureml-model-deployment');
+    if (pinned !== undefined && pinned !== '') {
       d = endpoint.byName.get(pinned.toLowerCase());
-      if (d === undefined) return reply(res, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
+      if (d === undefined) return reply(req, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
     } else {
       d = pickWeighted(endpoint);
-      if (d === undefined) return reply(res, 404, NO_DEPLOYMENT);
+      if (d === undefined) return reply(req, 404, NO_DEPLOYMENT);
       if (isScore && endpoint.mirror !== null && Math.random() * 100 < endpoint.mirrorPercent) mirror = endpoint.mirror;
     }
-
-    const declared = Number(req.headers['content-length']);
-    if (declared > this.maxBodyBytes) return this.tooLarge(res);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    const deployment = d;
-    req.on('data', (c: Buffer) => {
-      if (tooLarge) return;
-      size += c.length;
-      if (size > this.maxBodyBytes) {
-        tooLarge = true;
-        chunks.length = 0;
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (tooLarge) return this.tooLarge(res);
-      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-      this.admit(req, res, endpoint, deployment, body, rest, mirror, startedAt);
-    });
-    req.on('error', () => {}); // a client that goes away mid-body: nothing to answer
+    this.admit(req, endpoint, d, rest, mirror);
   }
 
-  private admit(req: IncomingMessage, res: ServerResponse, endpoint: EndpointState, d: DeploymentState, body: Buffer, path: string, mirror: DeploymentState | null, startedAt: number): void {
+  private admit(req: Http1Request, endpoint: EndpointState, d: DeploymentState, path: string, mirror: DeploymentState | null): void {
     // AML overrides x-request-id so it is always a GUID of its own (contract §4.3).
     const requestId = randomUUID();
-    const headers: [string, string][] = [];
-    const raw = req.rawHeaders;
+    const headers: string[] = [];
+    const h = req.headers;
     let clientRequestId = '';
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i].toLowerCase();
+    let userAgent = '';
+    for (let i = 0; i < h.length; i += 2) {
+      const k = h[i];
       if (HOP_BY_HOP.has(k)) continue;
       if (k === 'x-ms-client-request-id') {
-        clientRequestId = sanitizeClientRequestId(raw[i + 1]);
-        headers.push([k, clientRequestId]);
-      } else headers.push([k, raw[i + 1]]);
+        clientRequestId = sanitizeClientRequestId(h[i + 1]);
+        headers.push(k, clientRequestId);
+        continue;
+      }
+      if (k === 'user-agent') userAgent = h[i + 1];
+      headers.push(k, h[i + 1]);
     }
-    headers.push(['x-request-id', requestId]);
-    const f = new Flight(this, res, d, req.method ?? 'POST', path, headers, body, requestId, clientRequestId, startedAt, performance.now(), req.headers['user-agent'] ?? '', endpoint.authType);
+    const body = req.body;
+    const f = new Flight(this, req, d, req.method, path, headers, body, requestId, clientRequestId, req.startedAt, performance.now(), userAgent, endpoint.authType);
 
     if (d.connections.length === 0) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
     if (d.admitted >= d.admitLimit) {
@@ -474,14 +422,14 @@ export class Router {
     const conn = pickFree(d, null);
     if (conn !== null) this.send(f, conn);
     else this.enqueue(f);
-    if (mirror !== null) sendMirror(mirror, f.method, path, headers, body);
+    if (mirror !== null) sendMirror(mirror, f.method, path, headers, requestId, body);
   }
 
   private send(f: Flight, conn: InstanceConnection): void {
     f.conn = conn;
     f.sentAt = performance.now();
     f.d.m.inFlight++;
-    conn.send(f.method, f.path, f.headers, f.body, f);
+    conn.send(f.method, f.path, f.headers, f.requestId, f.body, f);
   }
 
   private enqueue(f: Flight): void {
@@ -587,12 +535,7 @@ export class Router {
     }
   }
 
-  private tooLarge(res: ServerResponse): void {
-    res.setHeader('connection', 'close');
-    reply(res, 413, JSON.stringify({ message: `Request body larger than ${this.maxBodyBytes} bytes` }));
-  }
-
-  private authorized(endpoint: EndpointState, header: string | undefined, socket: AuthenticatedSocket): boolean {
+  private authorized(endpoint: EndpointState, header: string | undefined, conn: Http1Connection): boolean {
     if (endpoint.route.authMode === 'none') return true;
     if (header === undefined || header.length < 8 || !header.startsWith('Bearer ')) return false;
     // Keys: a keep-alive connection that presented this very header to this endpoint state (same keys)
@@ -601,11 +544,11 @@ export class Router {
     // expire: they are checked every time.)
     const isKey = endpoint.route.authMode === 'key';
     if (isKey) {
-      const known = socket[VERIFIED];
+      const known = conn.handlerState as Verified | undefined;
       if (known !== undefined && known.endpoint === endpoint && known.header === header) return true;
     }
     const ok = this.verify(endpoint, header.slice(7));
-    if (ok && isKey) socket[VERIFIED] = { endpoint, header };
+    if (ok && isKey) conn.handlerState = { endpoint, header } satisfies Verified;
     return ok;
   }
 
@@ -621,16 +564,18 @@ export class Router {
   }
 }
 
-const VERIFIED = Symbol('infergate.verified');
-/** A client connection, with the credential it last proved valid (router.authorized). */
-type AuthenticatedSocket = Socket & { [VERIFIED]?: { endpoint: EndpointState; header: string } };
+/** What a client connection last proved (router.authorized), kept in its handlerState. */
+interface Verified {
+  endpoint: EndpointState;
+  header: string;
+}
 
 /**
  * Fire and forget: the client never waits for, or sees, the mirror's answer. A copy goes only to an
  * instance with a free slot (max_concurrent_requests_per_instance holds for mirrors too) and is never
  * queued: no free slot means the copy is dropped and counted.
  */
-function sendMirror(d: DeploymentState, method: string, path: string, headers: [string, string][], body: Buffer): void {
+function sendMirror(d: DeploymentState, method: string, path: string, headers: string[], requestId: string, body: Buffer): void {
   const m = d.m;
   const conn = pickFree(d, null);
   if (conn === null) {
@@ -640,7 +585,7 @@ function sendMirror(d: DeploymentState, method: string, path: string, headers: [
   m.mirror.sent++;
   m.mirrorInFlight++;
   const started = performance.now();
-  conn.send(method, path, headers, body, {
+  conn.send(method, path, headers, requestId, body, {
     deadline: started + d.route.requestTimeoutMs,
     onResponse(frame) {
       const status = responseStatus(frame);
@@ -683,32 +628,13 @@ function pickFree(d: DeploymentState, avoid: InstanceConnection | null): Instanc
   return best;
 }
 
-/** The name/value pairs of a flat header list that Node will send. */
-function sendable(flat: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < flat.length; i += 2) {
-    try {
-      validateHeaderName(flat[i]);
-      validateHeaderValue(flat[i], flat[i + 1]);
-      out.push(flat[i], flat[i + 1]);
-    } catch {
-      // dropped
-    }
-  }
-  return out;
-}
-
 /** Azure keeps only alphanumerics, hyphens and underscores, truncated to 40 characters (contract §4.3). */
 function sanitizeClientRequestId(value: string): string {
   return value.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 40);
 }
 
-function reply(res: ServerResponse, status: number, body: string): void {
-  if (res.headersSent) return;
-  res.statusCode = status;
-  res.setHeader('content-type', JSON_TYPE);
-  res.setHeader('x-request-id', randomUUID());
-  res.end(body);
+function reply(req: Http1Request, status: number, body: string): void {
+  req.respond(status, ['content-type', JSON_TYPE, 'x-request-id', randomUUID()], body);
 }
 
 function reasonPhrase(status: number): string {

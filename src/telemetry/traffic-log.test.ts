@@ -1,5 +1,6 @@
-// The traffic log against a real file: Azure's columns, one JSON line per record, drops counted when the
-// buffer taking records is full, everything buffered written on close.
+// The traffic log against a real file: Azure's columns, one JSON line per record, the client's bytes for
+// path and user agent, drops counted when the buffer taking records is full, everything buffered written
+// on close.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -35,7 +36,10 @@ test('one JSON line per record with Azure columns; odd paths and user agents sta
   try {
     const log = new FileTrafficLog(join(dir, 'logs', 'traffic.jsonl'), 1 << 20, 10);
     for (let i = 0; i < 1000; i++) log.record(record(i));
-    log.record(record(1000, { path: '/score?q="x"\\', userAgent: 'ünï "quoted" ' + 'x'.repeat(100), responseCode: 424, modelStatusCode: 500 }));
+    // The HTTP parser hands header values over as latin1, one character per byte the client sent: a UTF-8
+    // user agent arrives as its bytes, and the log writes those bytes back.
+    const agent = 'ünï "quoted" ' + 'x'.repeat(100);
+    log.record(record(1000, { path: '/score?q="x"\\', userAgent: Buffer.from(agent).toString('latin1'), responseCode: 424, modelStatusCode: 500 }));
     await new Promise((r) => setTimeout(r, 30));
     for (let i = 1001; i < 1500; i++) log.record(record(i));
     await log.close();
@@ -44,7 +48,7 @@ test('one JSON line per record with Azure columns; odd paths and user agents sta
     assert.deepEqual(lines.map((l) => l.XRequestId), Array.from({ length: 1500 }, (_, i) => `id-${i}`));
     const odd = lines[1000];
     assert.equal(odd.Path, '/score?q="x"\\');
-    assert.equal(odd.UserAgent, ('ünï "quoted" ' + 'x'.repeat(100)).slice(0, 70));
+    assert.equal(odd.UserAgent, Buffer.from(Buffer.from(agent).toString('latin1').slice(0, 70), 'latin1').toString());
     assert.equal(odd.ResponseCodeReason, 'Failed Dependency');
     assert.equal(odd.ModelStatusReason, 'Internal Server Error');
     assert.equal(lines[0].TotalDurationMs, 1.235);

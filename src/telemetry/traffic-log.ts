@@ -84,13 +84,13 @@ export class FileTrafficLog implements TrafficSink {
     }
     // Method is an HTTP token and the names are validated endpoint/deployment names: nothing to escape.
     const line = `{"TimeGenerated":"${this.iso}","Method":"${r.method}","Path":${this.pathJson},"EndpointName":"${r.endpoint}","DeploymentName":"${r.deployment}","Protocol":"HTTP/1.1","ResponseCode":${r.responseCode},"ResponseCodeReason":"${REASONS[r.responseCode] ?? ''}","ModelStatusCode":${r.modelStatusCode},"ModelStatusReason":"${REASONS[r.modelStatusCode] ?? ''}","RequestPayloadSize":${r.requestPayloadSize},"ResponsePayloadSize":${r.responsePayloadSize},"UserAgent":${this.userAgentJson},"XRequestId":"${r.xRequestId}","XMSClientRequestId":"${r.xMsClientRequestId}","TotalDurationMs":${r.totalDurationMs.toFixed(3)},"RequestDurationMs":${r.requestDurationMs.toFixed(3)},"ResponseDurationMs":${r.responseDurationMs.toFixed(3)},"AuthType":"${r.authType}"}\n`;
-    // Worst case 3 bytes per UTF-16 unit; the exact length only when it might not fit.
-    const room = this.active.length - this.used;
-    if (line.length * 3 > room && Buffer.byteLength(line) > room) {
+    // Written as latin1, one byte per character: every field is ASCII except the path and the user agent,
+    // which the HTTP parser decoded byte for byte as latin1, so this writes the bytes the client sent.
+    if (line.length > this.active.length - this.used) {
       trafficLogDropped.inc();
       return;
     }
-    this.used += this.active.write(line, this.used);
+    this.used += this.active.write(line, this.used, 'latin1');
     this.records++;
   }
 

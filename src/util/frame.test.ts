@@ -8,6 +8,7 @@ import {
   decodeResponse,
   encodeCancel,
   encodeRequestHead,
+  encodeRequestHeadFlat,
   encodeResponseHead,
   FRAME_CANCEL,
   FRAME_REQUEST,
@@ -15,6 +16,8 @@ import {
   FrameReader,
   HEADER_BYTES,
   MAX_ID,
+  readResponseHeadersFlat,
+  responseStatus,
   type RequestFrame,
   type ResponseFrame,
 } from './frame.js';
@@ -211,4 +214,27 @@ test('nothing is emitted before a whole frame is there', () => {
   reader.push(bytes.subarray(3, bytes.length - 1));
   assert.equal(frames.length, 0);
   assert.equal(reader.buffered, bytes.length - 1);
+});
+
+test('the flat-header request head (the router\'s) is byte for byte the tuple one, with the extra header last', () => {
+  const flat = ['content-type', 'application/json', 'x-note', 'naïve ✓', 'empty', ''];
+  const tuples: [string, string][] = [['content-type', 'application/json'], ['x-note', 'naïve ✓'], ['empty', ''], ['x-request-id', 'id-1']];
+  const a = encodeRequestHeadFlat(7, 'POST', '/score?q=é', flat, 'x-request-id', 'id-1', 3);
+  const b = encodeRequestHead(7, 'POST', '/score?q=é', tuples, 3);
+  assert.deepEqual(a, b);
+  const r = decodeRequest(Buffer.concat([a, Buffer.from('abc')]));
+  assert.deepEqual(r.headers, tuples);
+  assert.equal(r.body.toString(), 'abc');
+  // No headers of the client's: only the extra one.
+  assert.deepEqual(decodeRequest(Buffer.concat([encodeRequestHeadFlat(1, 'GET', '/', [], 'x-request-id', 'z', 0)])).headers, [['x-request-id', 'z']]);
+});
+
+test('response headers read flat, skipping the names asked for, and the body offset', () => {
+  const head = encodeResponseHead(9, 424, [['content-type', 'text/plain'], ['x-request-id', 'drop me'], ['x-a', 'ü']], 2);
+  const frame = Buffer.concat([head, Buffer.from('ok')]);
+  const out: string[] = [];
+  const at = readResponseHeadersFlat(frame, new Set(['x-request-id']), out);
+  assert.deepEqual(out, ['content-type', 'text/plain', 'x-a', 'ü']);
+  assert.equal(responseStatus(frame), 424);
+  assert.equal(frame.subarray(at).toString(), 'ok');
 });

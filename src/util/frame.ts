@@ -89,6 +89,38 @@ export function encodeRequestHead(id: number, method: string, url: string, heade
   return buf;
 }
 
+/**
+ * encodeRequestHead for headers as flat name, value pairs (the router's shape: no array per header), with
+ * one more pair appended.
+ */
+export function encodeRequestHeadFlat(id: number, method: string, url: string, flat: readonly string[], extraName: string, extraValue: string, bodyLength: number): Buffer {
+  const urlLen = Buffer.byteLength(url, 'utf8');
+  let headerBytes = 2 + 1 + extraName.length + 2 + Buffer.byteLength(extraValue, 'utf8');
+  for (let i = 0; i < flat.length; i += 2) headerBytes += 1 + flat[i].length + 2 + Buffer.byteLength(flat[i + 1], 'utf8');
+  const size = HEADER_BYTES + 1 + method.length + 2 + urlLen + headerBytes;
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt32BE(size - 4 + bodyLength, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = FRAME_REQUEST;
+  buf[9] = method.length;
+  let pos = 10 + buf.write(method, 10, 'latin1');
+  buf.writeUInt16BE(urlLen, pos);
+  pos += 2 + buf.write(url, pos + 2, 'utf8');
+  buf.writeUInt16BE(flat.length / 2 + 1, pos);
+  pos += 2;
+  for (let i = 0; i <= flat.length; i += 2) {
+    const k = i < flat.length ? flat[i] : extraName;
+    const v = i < flat.length ? flat[i + 1] : extraValue;
+    const kl = buf.write(k, pos + 1, 'latin1');
+    buf[pos] = kl;
+    pos += 1 + kl;
+    const vl = buf.write(v, pos + 2, 'utf8');
+    buf.writeUInt16BE(vl, pos);
+    pos += 2 + vl;
+  }
+  return buf;
+}
+
 export function encodeResponseHead(id: number, status: number, headers: HeaderList, bodyLength: number): Buffer {
   const size = HEADER_BYTES + 2 + headersSize(headers);
   const buf = Buffer.allocUnsafe(size);
