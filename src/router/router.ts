@@ -142,9 +142,8 @@ class Flight implements Exchange {
     if (req.destroyed) return;
     const out: string[] = [];
     const bodyStart = readResponseHeadersFlat(frame, ROUTER_OWNED, out);
-    // A copy: the frame is a view into a whole read from the instance socket, which a slow client would
-    // otherwise keep alive until its response is written.
-    const responseBody = Buffer.from(frame.subarray(bodyStart));
+    // A view: respond() copies it into the answer it writes, so nothing keeps the instance's read alive.
+    const responseBody = frame.subarray(bodyStart);
     let typed = false;
     for (let i = 0; i < out.length; i += 2) if (out[i] === 'content-type') typed = true;
     if (!typed) out.push('content-type', JSON_TYPE);
