@@ -1,9 +1,9 @@
 // The traffic log against a real file: Azure's columns, one JSON line per record, the client's bytes for
 // path and user agent, drops counted when the buffer taking records is full, everything buffered written
-// on close.
+// on close, and rotation by size.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -34,7 +34,7 @@ const dropped = async () => (await trafficLogDropped.get()).values[0]?.value ?? 
 test('one JSON line per record with Azure columns; odd paths and user agents stay valid JSON', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
   try {
-    const log = new FileTrafficLog(join(dir, 'logs', 'traffic.jsonl'), 1 << 20, 10);
+    const log = new FileTrafficLog(join(dir, 'logs', 'traffic.jsonl'), { bufferBytes: 1 << 20, flushMs: 10 });
     for (let i = 0; i < 1000; i++) log.record(record(i));
     // The HTTP parser hands header values over as latin1, one character per byte the client sent: a UTF-8
     // user agent arrives as its bytes, and the log writes those bytes back.
@@ -65,13 +65,34 @@ test('a full buffer drops records and counts them; nothing partial is written', 
   const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
   try {
     const before = await dropped();
-    const log = new FileTrafficLog(join(dir, 'traffic.jsonl'), 4096, 60_000);
+    const log = new FileTrafficLog(join(dir, 'traffic.jsonl'), { bufferBytes: 4096, flushMs: 60_000 });
     for (let i = 0; i < 100; i++) log.record(record(i));
     await log.close();
     const lines = readFileSync(join(dir, 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const lost = (await dropped()) - before;
     assert.ok(lines.length > 0 && lines.length < 100, `${lines.length} written`);
     assert.equal(lines.length + lost, 100);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the file is rotated by size: <file>.1 ... .<keepFiles>, the oldest deleted, every line whole', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
+  try {
+    const file = join(dir, 'traffic.jsonl');
+    const log = new FileTrafficLog(file, { bufferBytes: 1 << 16, flushMs: 5, maxFileBytes: 4000, keepFiles: 2 });
+    for (let batch = 0; batch < 12; batch++) {
+      for (let i = 0; i < 5; i++) log.record(record(batch * 5 + i));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await log.close();
+    const files = readdirSync(dir).sort();
+    assert.deepEqual(files, ['traffic.jsonl', 'traffic.jsonl.1', 'traffic.jsonl.2']);
+    const ids = files.flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { XRequestId: string }).XRequestId));
+    assert.ok(ids.length < 60, 'the oldest records were rotated out');
+    assert.ok(ids.includes('id-59'), 'the newest record is in the current file');
+    for (const f of files) assert.ok(statSync(join(dir, f)).size <= 4000 + 5 * 700, `${f} is about the size limit`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
 // asynchronously; when the buffer is full, records are dropped and counted: serving never waits for,
 // or fails because of, the log.
 
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { trafficLogDropped, trafficLogWritten } from './metrics.js';
 
@@ -41,13 +41,30 @@ const REASONS: Record<number, string> = { 200: 'OK', 401: 'Unauthorized', 404: '
  * generation collections and be copied, then promoted: measurable GC time on the router under load).
  * A timer writes the filled buffer while the other one takes records; a record that does not fit in
  * the buffer taking records is dropped and counted.
+ *
+ * The file is rotated by size, as log files are: once it would pass `maxFileBytes`, it becomes
+ * `<file>.1` (older ones shift to `.2` ... `.<keepFiles>`, the oldest is deleted) and a new one starts.
+ * Under load the router writes ~600 bytes per request: 100 MiB is about 170,000 requests.
  */
+export interface TrafficLogOptions {
+  /** Size of each of the two buffers: the most one flush interval can hold. Default 4 MiB. */
+  bufferBytes?: number;
+  flushMs?: number;
+  /** Default 100 MiB. */
+  maxFileBytes?: number;
+  /** Rotated files kept. Default 5. */
+  keepFiles?: number;
+}
+
 export class FileTrafficLog implements TrafficSink {
   private active: Buffer;
   private spare: Buffer;
   private used = 0;
   private records = 0;
-  private readonly stream: WriteStream;
+  private stream: WriteStream;
+  private fileBytes: number;
+  private readonly maxFileBytes: number;
+  private readonly keepFiles: number;
   private writing = false;
   private readonly timer: NodeJS.Timeout;
   private isoMs = 0;
@@ -58,14 +75,38 @@ export class FileTrafficLog implements TrafficSink {
   private userAgent = '';
   private userAgentJson = '""';
 
-  /** `bufferBytes`: size of each of the two buffers (the most a flush interval can hold). */
-  constructor(file: string, bufferBytes = 4 * 1024 * 1024, flushMs = 200) {
+  constructor(
+    private readonly file: string,
+    o: TrafficLogOptions = {},
+  ) {
     mkdirSync(dirname(file), { recursive: true });
-    this.active = Buffer.allocUnsafe(bufferBytes);
-    this.spare = Buffer.allocUnsafe(bufferBytes);
-    this.stream = createWriteStream(file, { flags: 'a' });
-    this.stream.on('error', () => {}); // a broken log must not take the router down
-    this.timer = setInterval(() => this.flush(), flushMs).unref();
+    this.active = Buffer.allocUnsafe(o.bufferBytes ?? 4 * 1024 * 1024);
+    this.spare = Buffer.allocUnsafe(o.bufferBytes ?? 4 * 1024 * 1024);
+    this.maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
+    this.keepFiles = Math.max(1, o.keepFiles ?? 5);
+    this.fileBytes = existsSync(file) ? statSync(file).size : 0;
+    this.stream = this.open();
+    this.timer = setInterval(() => this.flush(), o.flushMs ?? 200).unref();
+  }
+
+  private open(): WriteStream {
+    const stream = createWriteStream(this.file, { flags: 'a' });
+    stream.on('error', () => {}); // a broken log must not take the router down
+    return stream;
+  }
+
+  /** <file> → <file>.1 → ... → <file>.<keepFiles> (deleted beyond). Writes queued on the old stream still land in the renamed file. */
+  private rotate(): void {
+    try {
+      rmSync(`${this.file}.${this.keepFiles}`, { force: true });
+      for (let i = this.keepFiles - 1; i >= 1; i--) if (existsSync(`${this.file}.${i}`)) renameSync(`${this.file}.${i}`, `${this.file}.${i + 1}`);
+      renameSync(this.file, `${this.file}.1`);
+    } catch {
+      return; // keep appending to the current file rather than lose records
+    }
+    this.stream.end();
+    this.stream = this.open();
+    this.fileBytes = 0;
   }
 
   record(r: TrafficRecord): void {
@@ -104,6 +145,8 @@ export class FileTrafficLog implements TrafficSink {
     this.used = 0;
     this.records = 0;
     this.writing = true;
+    if (this.fileBytes > 0 && this.fileBytes + bytes > this.maxFileBytes) this.rotate();
+    this.fileBytes += bytes;
     // The stream keeps a reference to the slice until it is written; `full` is not reused before then.
     this.stream.write(full.subarray(0, bytes), () => {
       this.writing = false;
