@@ -2,7 +2,7 @@
 // ordered list of stages — auth → select (header pin or weighted split) → admission (concurrency, queue,
 // deadline) → proxy (framed instance protocol) → mirror (fire-and-forget copy) — from a snapshot built
 // once per RoutingTable. Nothing per request is looked up, parsed or rebuilt that could be done at swap
-// time, and nothing is logged synchronously.
+// time, and nothing is logged synchronously. HTTP/1.1 itself is served by ./http1.ts.
 //
 // Scoring URI shape: http://<host>:<router-port>/endpoints/<endpoint-name>/score
 // (Azure: https://<endpoint-name>.<region>.inference.ml.azure.com/score — a host per endpoint needs DNS;

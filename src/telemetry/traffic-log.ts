@@ -4,6 +4,7 @@
 // or fails because of, the log.
 
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { dirname } from 'node:path';
 import { trafficLogDropped, trafficLogWritten } from './metrics.js';
 
@@ -33,7 +34,6 @@ export interface TrafficSink {
 
 export const NO_TRAFFIC_LOG: TrafficSink = { record() {}, close: async () => {} };
 
-const REASONS: Record<number, string> = { 200: 'OK', 401: 'Unauthorized', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 424: 'Failed Dependency', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 /**
  * Records are formatted at once and copied into one of two off-heap buffers: nothing per request stays
@@ -124,7 +124,7 @@ export class FileTrafficLog implements TrafficSink {
       this.userAgentJson = JSON.stringify(r.userAgent.length > 70 ? r.userAgent.slice(0, 70) : r.userAgent);
     }
     // Method is an HTTP token and the names are validated endpoint/deployment names: nothing to escape.
-    const line = `{"TimeGenerated":"${this.iso}","Method":"${r.method}","Path":${this.pathJson},"EndpointName":"${r.endpoint}","DeploymentName":"${r.deployment}","Protocol":"HTTP/1.1","ResponseCode":${r.responseCode},"ResponseCodeReason":"${REASONS[r.responseCode] ?? ''}","ModelStatusCode":${r.modelStatusCode},"ModelStatusReason":"${REASONS[r.modelStatusCode] ?? ''}","RequestPayloadSize":${r.requestPayloadSize},"ResponsePayloadSize":${r.responsePayloadSize},"UserAgent":${this.userAgentJson},"XRequestId":"${r.xRequestId}","XMSClientRequestId":"${r.xMsClientRequestId}","TotalDurationMs":${r.totalDurationMs.toFixed(3)},"RequestDurationMs":${r.requestDurationMs.toFixed(3)},"ResponseDurationMs":${r.responseDurationMs.toFixed(3)},"AuthType":"${r.authType}"}\n`;
+    const line = `{"TimeGenerated":"${this.iso}","Method":"${r.method}","Path":${this.pathJson},"EndpointName":"${r.endpoint}","DeploymentName":"${r.deployment}","Protocol":"HTTP/1.1","ResponseCode":${r.responseCode},"ResponseCodeReason":"${STATUS_CODES[r.responseCode] ?? ''}","ModelStatusCode":${r.modelStatusCode},"ModelStatusReason":"${STATUS_CODES[r.modelStatusCode] ?? ''}","RequestPayloadSize":${r.requestPayloadSize},"ResponsePayloadSize":${r.responsePayloadSize},"UserAgent":${this.userAgentJson},"XRequestId":"${r.xRequestId}","XMSClientRequestId":"${r.xMsClientRequestId}","TotalDurationMs":${r.totalDurationMs.toFixed(3)},"RequestDurationMs":${r.requestDurationMs.toFixed(3)},"ResponseDurationMs":${r.responseDurationMs.toFixed(3)},"AuthType":"${r.authType}"}\n`;
     // Written as latin1, one byte per character: every field is ASCII except the path and the user agent,
     // which the HTTP parser decoded byte for byte as latin1, so this writes the bytes the client sent.
     if (line.length > this.active.length - this.used) {
