@@ -19,6 +19,9 @@ import { STATUS_CODES } from 'node:http';
 interface NodeHttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | Error;
+  /** Reads from the socket's handle in C++ and parses at once, with no 'data' event (node:http does this). */
+  consume(handle: object): void;
+  unconsume(): void;
   finish(): number | Error | undefined;
   close(): void;
   [key: number]: unknown;
@@ -26,10 +29,21 @@ interface NodeHttpParser {
 interface NodeHttpParserClass {
   new (): NodeHttpParser;
   REQUEST: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
   kOnMessageComplete: number;
+  kOnExecute: number;
+}
+
+/** The native handle of a net.Socket, as node:http uses it to consume and to stop reading. */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStart(): number;
+  readStop(): number;
 }
 
 // node:http's parser binding, as node:http itself reaches it (lib/_http_common.js; Node 20 is pinned in
@@ -151,6 +165,9 @@ export class Http1Connection {
   /** The request whose answer is the last one: the connection ends after it. */
   private lastAnswer: Http1Request | null = null;
   private readonly parser: NodeHttpParser;
+  /** The socket's handle when the parser consumes it (reads stopped and started on it directly). */
+  private handle: StreamHandle | null = null;
+  private paused = false;
 
   constructor(
     readonly socket: Socket,
@@ -175,16 +192,29 @@ export class Http1Connection {
         url = partialUrl;
         partialUrl = '';
       }
+      if (this.closing) return 0; // after an error of ours or the client's FIN: nothing more is served
       for (let i = 0; i < headers.length; i += 2) headers[i] = headers[i].toLowerCase();
       this.onHead(methodName(method), url, headers, keepAlive && !upgrade, upgrade);
       return 0;
+    };
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      this.phase = 'head';
+      this.since = performance.now();
     };
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => this.onBody(chunk);
     parser[HTTPParser.kOnMessageComplete] = () => this.onComplete();
     this.parser = parser;
 
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
+    if (handle !== null && handle.isStreamBase === true && handle._consumed !== true) {
+      // Reads go from the socket straight into the parser, in C++: no Buffer and no 'data' event per read.
+      handle._consumed = true;
+      this.handle = handle;
+      parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.afterExecute(ret);
+      parser.consume(handle);
+    } else {
+      socket.on('data', (d: Buffer) => this.afterExecute(this.closing ? 0 : this.parser.execute(d)));
+    }
     socket.on('end', () => {
       // The client closed its side: as node:http does by default (httpAllowHalfOpen false), it has gone
       // away; its pending requests are abandoned and the connection ends.
@@ -196,13 +226,7 @@ export class Http1Connection {
     socket.on('close', () => this.onClose());
   }
 
-  private onData(d: Buffer): void {
-    if (this.closing) return;
-    if (this.phase === 'idle') {
-      this.phase = 'head';
-      this.since = performance.now();
-    }
-    const r = this.parser.execute(d);
+  private afterExecute(r: number | Error): void {
     if (r instanceof Error) {
       const code = (r as NodeJS.ErrnoException).code;
       this.fail(code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, code === 'HPE_HEADER_OVERFLOW' ? 'Request header fields too large' : `Malformed HTTP request (${code ?? r.message})`);
@@ -226,7 +250,7 @@ export class Http1Connection {
     if (declared !== undefined && Number(declared) > this.server.options.maxBodyBytes) return this.tooLarge(req);
     const expect = req.header('expect');
     if (expect !== undefined && expect.toLowerCase() === '100-continue') this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-    if (this.pending.length >= MAX_PIPELINED) this.socket.pause();
+    if (this.pending.length >= MAX_PIPELINED) this.pauseReading();
   }
 
   private onBody(chunk: Buffer): void {
@@ -268,6 +292,7 @@ export class Http1Connection {
     this.current = null;
     this.skipping = true;
     this.closing = true;
+    this.pauseReading();
     req.respond(status, JSON_HEADERS, JSON.stringify({ message }), true);
   }
 
@@ -304,8 +329,25 @@ export class Http1Connection {
           return;
         }
       }
-      if (this.socket.isPaused() && q.length < MAX_PIPELINED) this.socket.resume();
+      if (this.paused && q.length < MAX_PIPELINED) this.resumeReading();
     }
+  }
+
+  private pauseReading(): void {
+    this.paused = true;
+    if (this.handle !== null) {
+      this.handle.reading = false;
+      this.handle.readStop();
+    } else this.socket.pause();
+  }
+
+  private resumeReading(): void {
+    this.paused = false;
+    if (this.handle !== null) {
+      if (this.closed) return;
+      this.handle.reading = true;
+      this.handle.readStart();
+    } else this.socket.resume();
   }
 
   /** Slow clients and idle connections (called about once a second). */
@@ -324,8 +366,12 @@ export class Http1Connection {
     this.closed = true;
     this.server.connections.delete(this);
     const parser = this.parser;
+    const consumed = this.handle !== null;
     // After the current call stack: the parser may be the one that called us.
-    setImmediate(() => parser.close());
+    setImmediate(() => {
+      if (consumed) parser.unconsume();
+      parser.close();
+    });
   }
 }
 

@@ -34,7 +34,7 @@ import { extname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
-import { decodeRequest, type HeaderList, type RequestFrame } from '../util/frame.js';
+import { decodeRequest, encodeResponseFrame, HeaderBlock, type HeaderList, type RequestFrame } from '../util/frame.js';
 import { validateJson, type JsonSchema } from './json-schema.js';
 import { log } from './log.js';
 import { pythonJsonDumps } from './py-json.js';
@@ -72,6 +72,8 @@ const H_TEXT: Header = ['content-type', 'text/plain; charset=utf-8'];
 const H_HTML: Header = ['content-type', 'text/html; charset=utf-8'];
 const H_ALLOW: Header = ['allow', 'GET, HEAD, OPTIONS'];
 const H_FAILED_FALSE: Header = ['x-ms-run-function-failed', 'False'];
+/** The fixed headers of every JSON answer of run(), encoded once. */
+const JSON_ANSWER = new HeaderBlock([H_JSON, H_FAILED_FALSE]);
 const H_FAILED_TRUE: Header = ['x-ms-run-function-failed', 'True'];
 const ONLY_JSON: HeaderList = [H_JSON];
 const EMPTY = Buffer.alloc(0);
@@ -405,8 +407,9 @@ export class JsScorer implements Scorer {
       peer.respond(id, 500, withIds([H_JSON], ids), INTERNAL_ERROR_BODY);
       return;
     }
-    // pythonJsonDumps output is pure ASCII (ensure_ascii), so latin1 is an exact and cheap encoding.
-    peer.respond(id, 200, withIds([H_JSON, H_FAILED_FALSE, ['x-ms-run-fn-exec-ms', execMs]], ids), Buffer.from(text, 'latin1'));
+    // pythonJsonDumps output is pure ASCII (ensure_ascii), so latin1 is an exact and cheap encoding; the
+    // answer's fixed headers are encoded once (JSON_ANSWER).
+    peer.sendFrame(encodeResponseFrame(id, 200, JSON_ANSWER, 'x-ms-run-fn-exec-ms', execMs, ids, text));
   }
 
   private answerRaw(peer: Peer, id: number, r: ScoringResponse, execMs: string, ids: Header[] | null): void {

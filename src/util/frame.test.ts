@@ -9,12 +9,14 @@ import {
   encodeCancel,
   encodeRequestHead,
   encodeRequestHeadFlat,
+  encodeResponseFrame,
   encodeResponseHead,
   FRAME_CANCEL,
   FRAME_REQUEST,
   FRAME_RESPONSE,
   FrameReader,
   HEADER_BYTES,
+  HeaderBlock,
   MAX_ID,
   readResponseHeadersFlat,
   responseStatus,
@@ -237,4 +239,18 @@ test('response headers read flat, skipping the names asked for, and the body off
   assert.deepEqual(out, ['content-type', 'text/plain', 'x-a', 'ü']);
   assert.equal(responseStatus(frame), 424);
   assert.equal(frame.subarray(at).toString(), 'ok');
+});
+
+test('a response frame built from a header block, one more header, more headers and a latin1 body decodes as the plain encoder\'s', () => {
+  const block = new HeaderBlock([['content-type', 'application/json'], ['x-ms-run-function-failed', 'False']]);
+  const frame = encodeResponseFrame(5, 200, block, 'x-ms-run-fn-exec-ms', '0.012', [['x-request-id', 'r-1'], ['x-note', 'é']], '[55, 55]');
+  const plain = Buffer.concat([
+    encodeResponseHead(5, 200, [['content-type', 'application/json'], ['x-ms-run-function-failed', 'False'], ['x-ms-run-fn-exec-ms', '0.012'], ['x-request-id', 'r-1'], ['x-note', 'é']], 8),
+    Buffer.from('[55, 55]'),
+  ]);
+  assert.deepEqual(frame, plain);
+  const r = decodeResponse(frame);
+  assert.equal(r.body.toString(), '[55, 55]');
+  const bare = decodeResponse(encodeResponseFrame(6, 500, block, 'x', 'y', null, ''));
+  assert.deepEqual([bare.id, bare.status, bare.headers.length, bare.body.length], [6, 500, 3, 0]);
 });

@@ -132,6 +132,54 @@ export function encodeResponseHead(id: number, status: number, headers: HeaderLi
   return buf;
 }
 
+/** Header entries encoded once, for answers that always carry them (encodeResponseFrame). */
+export class HeaderBlock {
+  readonly bytes: Buffer;
+  readonly count: number;
+
+  constructor(headers: HeaderList) {
+    const size = headersSize(headers);
+    const buf = Buffer.allocUnsafe(size);
+    writeHeaders(buf, 0, headers);
+    this.bytes = buf.subarray(2); // without the count: it is written for the whole frame
+    this.count = headers.length;
+  }
+}
+
+/**
+ * A whole RESPONSE frame in one buffer: the `block` headers, one more header, `headers` (may be null),
+ * and a body given as a string of one-byte characters (written as latin1: JSON from pythonJsonDumps is
+ * ASCII). An instance host's common answer, with no Buffer of its own for the body.
+ */
+export function encodeResponseFrame(id: number, status: number, block: HeaderBlock, name: string, value: string, headers: HeaderList | null, body: string): Buffer {
+  const extra = headers === null ? 0 : headersSize(headers) - 2;
+  const headBytes = HEADER_BYTES + 2 + 2 + block.bytes.length + 1 + name.length + 2 + Buffer.byteLength(value, 'utf8') + extra;
+  const buf = Buffer.allocUnsafe(headBytes + body.length);
+  buf.writeUInt32BE(headBytes - 4 + body.length, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = FRAME_RESPONSE;
+  buf.writeUInt16BE(status, 9);
+  buf.writeUInt16BE(block.count + 1 + (headers === null ? 0 : headers.length), 11);
+  let pos = 13 + block.bytes.copy(buf, 13);
+  buf[pos] = buf.write(name, pos + 1, 'latin1');
+  pos += 1 + buf[pos];
+  const vl = buf.write(value, pos + 2, 'utf8');
+  buf.writeUInt16BE(vl, pos);
+  pos += 2 + vl;
+  if (headers !== null) {
+    for (const [k, v] of headers) {
+      const kl = buf.write(k, pos + 1, 'latin1');
+      buf[pos] = kl;
+      pos += 1 + kl;
+      const l = buf.write(v, pos + 2, 'utf8');
+      buf.writeUInt16BE(l, pos);
+      pos += 2 + l;
+    }
+  }
+  buf.write(body, pos, 'latin1');
+  return buf;
+}
+
 export function encodeCancel(id: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES);
   buf.writeUInt32BE(5, 0);
