@@ -208,8 +208,14 @@ test('a deployment records the versions its references resolve to; show keeps th
   assert.equal(backend.planOf('blue')!.revision, before.revision);
   assert.equal((await call('GET', '/api/endpoints/my-endpoint/deployments/blue/document')).json.model, 'azureml:m@latest');
 
-  // An update resolves again (as `az ml online-deployment update -f` does).
+  // An update of the stored document (the CLI's `update --set` without -f) keeps version 2: a scale.
   const doc = (await call('GET', '/api/endpoints/my-endpoint/deployments/blue/document')).json;
+  const scaled = await call('PUT', '/api/endpoints/my-endpoint/deployments/blue?keep_assets=true', { ...doc, instance_count: 2 });
+  assert.equal(scaled.status, 200, scaled.text);
+  assert.deepEqual(store.getDeployment('my-endpoint', 'blue')!.spec.resolvedAssets!.model, { name: 'm', version: '2' });
+  assert.equal(scaled.json.provisioning_state, 'Scaling');
+
+  // An update with a document resolves again (as `az ml online-deployment update -f` does).
   const updated = await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', { ...doc, instance_count: 2 });
   assert.equal(updated.status, 200, updated.text);
   assert.deepEqual(store.getDeployment('my-endpoint', 'blue')!.spec.resolvedAssets!.model, { name: 'm', version: '3' });
@@ -345,9 +351,12 @@ test('the code folder is snapshotted at create and update: edits reach instances
   await settle();
   assert.equal(backend.planOf('blue')!.revision, first.revision);
 
-  // An edit is a new snapshot and a new revision; the first snapshot is untouched.
+  // An edit reaches nothing until an update with the document: `update --set` (keep_assets) keeps the snapshot.
   const script = join(code, 'score.mjs');
   writeFileSync(script, readFileSync(script, 'utf8') + '\n// edited\n');
+  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue?keep_assets=true', { ...same, instance_count: 2 })).status, 200);
+  await settle();
+  assert.equal(backend.planOf('blue')!.revision, first.revision, 'a scale does not read the code again');
   assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', same)).status, 200);
   await settle();
   const second = backend.planOf('blue')!;

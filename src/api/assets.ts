@@ -96,11 +96,21 @@ export class AssetRegistry {
    * inline definitions to an anonymous asset registered for them. A reference that does not resolve is
    * left unrecorded; compileInstancePlan then refuses it with AssetNotFound.
    */
-  async resolveDeployment(spec: DeploymentSpec): Promise<DeploymentSpec> {
+  async resolveDeployment(spec: DeploymentSpec, previous?: DeploymentSpec): Promise<DeploymentSpec> {
     const { resolvedAssets: _ignored, ...rest } = spec;
     const resolved: NonNullable<DeploymentSpec['resolvedAssets']> = {};
+    // `previous`: an update from the stored document (`update --set ...` without -f). As Azure's CLI then
+    // sends the deployment it read back, with its assets already resolved, a reference left as it was
+    // keeps what it resolved to: @latest does not move and the code is not read again.
+    const kept = previous?.resolvedAssets;
+    const same = (a: unknown, b: unknown) => stableJson(a) === stableJson(b);
+    if (kept?.model && same(previous!.model, spec.model)) resolved.model = kept.model;
+    if (kept?.environment && same(previous!.environment, spec.environment)) resolved.environment = kept.environment;
+    if (kept?.code && previous!.codeConfiguration?.code === spec.codeConfiguration?.code) resolved.code = kept.code;
     const m = spec.model;
-    if (m?.kind === 'registered') {
+    if (resolved.model) {
+      // kept
+    } else if (m?.kind === 'registered') {
       const found = findAsset(this.store, 'model', m);
       if (found) resolved.model = { name: found.asset.name, version: found.asset.version };
     } else if (m?.kind === 'inline' && this.assetsDir && isLocal(m.path)) {
@@ -112,7 +122,9 @@ export class AssetRegistry {
       resolved.model = { name: a.asset.name, version: a.asset.version };
     }
     const e = spec.environment;
-    if (e?.kind === 'registered') {
+    if (resolved.environment) {
+      // kept
+    } else if (e?.kind === 'registered') {
       const found = findAsset(this.store, 'environment', e);
       if (found) resolved.environment = { name: found.asset.name, version: found.asset.version };
     } else if (e?.kind === 'inline' && this.assetsDir) {
@@ -124,7 +136,7 @@ export class AssetRegistry {
       resolved.environment = { name: a.asset.name, version: a.asset.version };
     }
     const code = spec.codeConfiguration?.code;
-    if (code !== undefined && this.assetsDir && isLocal(code) && existsSync(code)) resolved.code = await this.snapshotCode(code);
+    if (!resolved.code && code !== undefined && this.assetsDir && isLocal(code) && existsSync(code)) resolved.code = await this.snapshotCode(code);
     return Object.keys(resolved).length ? { ...rest, resolvedAssets: resolved } : rest;
   }
 

@@ -75,10 +75,10 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     }
     return spec;
   };
-  const parseDeployment = async (body: unknown): Promise<DeploymentSpec> => {
+  const parseDeployment = async (body: unknown, previous?: DeploymentSpec): Promise<DeploymentSpec> => {
     const { spec, problems } = parseDeploymentObject(body, { source: 'request body' });
     if (!spec || problems.length) throw validationError(problems, 'The deployment');
-    const resolved = await assets.resolveDeployment(spec); // model/environment versions recorded now (api/assets.ts)
+    const resolved = await assets.resolveDeployment(spec, previous); // model/environment/code versions recorded now (api/assets.ts)
     compileInstancePlan(resolved, assets.lookup); // refuses what validates but cannot run here, before anything is stored
     return resolved;
   };
@@ -193,12 +193,21 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return dumpDeployment(deploymentOr404(name, deployment).spec);
   });
 
-  app.put('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Update a deployment (whole document)', params: depParams, body: anyObject } }, async (req) => {
+  app.put('/api/endpoints/:name/deployments/:deployment', {
+    schema: {
+      summary: 'Update a deployment (whole document)',
+      params: depParams,
+      body: anyObject,
+      querystring: { type: 'object', properties: { keep_assets: { type: 'string', enum: ['true', 'false'], description: 'the document is the stored one with overrides: references left as they were keep their resolved versions and code snapshot' } } },
+    },
+  }, async (req) => {
     const { name, deployment } = req.params as { name: string; deployment: string };
     endpointOr404(name);
     const current = deploymentOr404(name, deployment);
     if (current.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Deployment '${deployment}' is being deleted.`);
-    const spec = await parseDeployment(req.body);
+    // keep_assets=true: the document is the stored one with overrides (CLI update without -f).
+    const keep = (req.query as { keep_assets?: string }).keep_assets === 'true';
+    const spec = await parseDeployment(req.body, keep ? current.spec : undefined);
     if (spec.endpointName !== name || spec.name !== current.spec.name) {
       throw new InfergateError('BadArgument', `The document names deployment '${spec.endpointName}/${spec.name}' but the request is for '${name}/${current.spec.name}'.`);
     }

@@ -337,7 +337,8 @@ function deploymentCommands(program: Command): void {
       const parsed = parseDeploymentObject(doc, { source });
       if (!parsed.spec || parsed.problems.length) fail(parsed.problems, 'The deployment');
       const spec = parsed.spec;
-      const updated = await c.updateDeployment(spec.endpointName, spec.name, dumpDeployment(spec));
+      // Without -f, as az does, the deployment read back is sent: its code and assets are not re-resolved.
+      const updated = await c.updateDeployment(spec.endpointName, spec.name, dumpDeployment(spec), !o.file);
       if (!o.wait) return emit(updated, o);
       const final = (await waitFor(`Updating deployment ${spec.name}`, () => c.getDeployment(spec.endpointName, spec.name), 'terminal'))!;
       if (final.provisioning_state === 'Failed') throw failedError(final, `Deployment ${spec.name}`);

@@ -70,7 +70,9 @@ export class Client {
   getDeployment = (endpoint: string, name: string) => this.request<Json>('GET', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}`);
   deploymentDocument = (endpoint: string, name: string) => this.request<Json>('GET', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}/document`);
   createDeployment = (endpoint: string, doc: Json) => this.request<Json>('POST', `/api/endpoints/${enc(endpoint)}/deployments`, doc);
-  updateDeployment = (endpoint: string, name: string, doc: Json) => this.request<Json>('PUT', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}`, doc);
+  /** `keepAssets`: the document is the stored one with overrides; unchanged references keep their versions. */
+  updateDeployment = (endpoint: string, name: string, doc: Json, keepAssets = false) =>
+    this.request<Json>('PUT', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}${keepAssets ? '?keep_assets=true' : ''}`, doc);
   deleteDeployment = (endpoint: string, name: string) => this.request<Json>('DELETE', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}`);
   logs = (endpoint: string, name: string, container: LogContainer, lines: number) =>
     this.request<string>('GET', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}/logs?container=${container}&lines=${lines}`, undefined, 'text');
