@@ -4,11 +4,10 @@
 // with file:line:column), paths made absolute, and the document sent to the server, which copies the
 // files into the workspace's asset store (src/api/assets.ts).
 
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { Client, resolveServerUrl, type Json } from '../client/index.js';
-import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
+import { type Json } from '../client/index.js';
+import { InfergateError } from '../errors/index.js';
 import {
   applyOverrides,
   dumpEnvironmentAsset,
@@ -19,56 +18,18 @@ import {
   parseModelObject,
   type LoadResult,
 } from '../spec/index.js';
-import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
-
-// The helpers below mirror main.ts's (which cannot be imported from here: it runs the program on import).
-
-interface Common {
-  output: OutputFormat;
-  query?: string;
-  server?: string;
-  workspace?: string;
-}
-
-const emit = (value: unknown, o: Common): void => {
-  process.stdout.write(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
-};
-
-const client = (o: Common): Client => new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
-
-function common(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
-    .option('--query <jmespath>', 'JMESPath query applied to the output')
-    .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
-    .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
-    .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('--subscription <id>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('--debug', 'accepted for az compatibility').hideHelp())
-    .addOption(new Option('--verbose', 'accepted for az compatibility').hideHelp())
-    .addOption(new Option('--only-show-errors', 'accepted for az compatibility').hideHelp());
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean)];
-
-function fail(problems: Problem[], what: string): never {
-  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
-}
-
-function readYaml(file: string): { text: string; path: string } {
-  const path = resolve(file);
-  try {
-    return { text: readFileSync(path, 'utf8'), path };
-  } catch (e) {
-    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
+import { collect, common, emit, fail, readYaml, serverClient, type CommonOptions } from './common.js';
 
 const enc = encodeURIComponent;
 
 /** A `key=value` override whose value is taken literally (quoted), for flags such as --description. */
 const literal = (key: string, value: string): string => `${key}=${JSON.stringify(value)}`;
+
+/** The --set overrides, then every flag that was given as a literal override of its YAML key. */
+const overridesOf = (set: string[] | undefined, flags: [key: string, value: string | undefined][]): string[] => [
+  ...(set ?? []),
+  ...flags.flatMap(([key, value]) => (value === undefined ? [] : [literal(key, value)])),
+];
 
 /** The document of a create: the file (if any) with the flags applied on top, or the flags alone. */
 function loadDocument<T>(
@@ -91,7 +52,7 @@ function loadDocument<T>(
   return result.spec;
 }
 
-interface ListFlags extends Common {
+interface ListFlags extends CommonOptions {
   name?: string;
   includeArchived?: boolean;
   archivedOnly?: boolean;
@@ -106,10 +67,10 @@ function sharedCommands(group: Command, kind: 'model' | 'environment'): void {
     .requiredOption('-n, --name <name>', `${kind} name`)
     .option('-v, --version <version>', 'version')
     .option('-l, --label <label>', "label: 'latest' (the newest version that is not archived)")
-    .action(async (o: Common & { name: string; version?: string; label?: string }) => {
+    .action(async (o: CommonOptions & { name: string; version?: string; label?: string }) => {
       if ((o.version === undefined) === (o.label === undefined)) throw new InfergateError('BadArgument', 'Give exactly one of --version and --label.');
       const path = o.version !== undefined ? `${base}/${enc(o.name)}/versions/${enc(o.version)}` : `${base}/${enc(o.name)}/labels/${enc(o.label!)}`;
-      emit(await client(o).request<Json>('GET', path), o);
+      emit(await serverClient(o).request<Json>('GET', path), o);
     });
 
   common(group.command('list').description(`List ${kind}s (the latest version of each), or with --name that ${kind}'s versions, newest first`))
@@ -124,7 +85,7 @@ function sharedCommands(group: Command, kind: 'model' | 'environment'): void {
       if (o.archivedOnly) q.set('archived_only', 'true');
       if (o.includeAnonymous) q.set('include_anonymous', 'true');
       const qs = q.toString();
-      emit(await client(o).request<Json[]>('GET', `${base}${qs ? `?${qs}` : ''}`), o);
+      emit(await serverClient(o).request<Json[]>('GET', `${base}${qs ? `?${qs}` : ''}`), o);
     });
 
   for (const [verb, summary] of [
@@ -134,9 +95,9 @@ function sharedCommands(group: Command, kind: 'model' | 'environment'): void {
     common(group.command(verb).description(summary))
       .requiredOption('-n, --name <name>', `${kind} name`)
       .requiredOption('-v, --version <version>', 'version')
-      .action(async (o: Common & { name: string; version: string }) => {
+      .action(async (o: CommonOptions & { name: string; version: string }) => {
         // az prints nothing on success.
-        await client(o).request<Json>('POST', `${base}/${enc(o.name)}/versions/${enc(o.version)}/${verb}`);
+        await serverClient(o).request<Json>('POST', `${base}/${enc(o.name)}/versions/${enc(o.version)}/${verb}`);
       });
   }
 }
@@ -151,17 +112,16 @@ function modelCommands(program: Command): void {
     .addOption(new Option('--type <type>', 'model type').choices(['custom_model', 'mlflow_model', 'triton_model']))
     .option('-d, --description <text>', 'description')
     .option('--set <key=value...>', 'override a YAML key before validation', collect)
-    .action(async (o: Common & { name?: string; version?: string; path?: string; file?: string; type?: string; description?: string; set?: string[] }) => {
-      const overrides = [
-        ...(o.set ?? []),
-        ...(o.name !== undefined ? [literal('name', o.name)] : []),
-        ...(o.version !== undefined ? [literal('version', o.version)] : []),
-        ...(o.path !== undefined ? [literal('path', resolve(o.path))] : []),
-        ...(o.type !== undefined ? [literal('type', o.type)] : []),
-        ...(o.description !== undefined ? [literal('description', o.description)] : []),
-      ];
+    .action(async (o: CommonOptions & { name?: string; version?: string; path?: string; file?: string; type?: string; description?: string; set?: string[] }) => {
+      const overrides = overridesOf(o.set, [
+        ['name', o.name],
+        ['version', o.version],
+        ['path', o.path === undefined ? undefined : resolve(o.path)],
+        ['type', o.type],
+        ['description', o.description],
+      ]);
       const spec = loadDocument('model', o.file, overrides, loadModelYaml, parseModelObject);
-      emit(await client(o).request<Json>('POST', '/api/models', dumpModelAsset(spec)), o);
+      emit(await serverClient(o).request<Json>('POST', '/api/models', dumpModelAsset(spec)), o);
     });
   sharedCommands(group, 'model');
 }
@@ -176,17 +136,16 @@ function environmentCommands(program: Command): void {
     .option('-i, --image <image>', 'Docker image (overrides the file)')
     .option('-d, --description <text>', 'description')
     .option('--set <key=value...>', 'override a YAML key before validation', collect)
-    .action(async (o: Common & { name?: string; version?: string; file?: string; condaFile?: string; image?: string; description?: string; set?: string[] }) => {
-      const overrides = [
-        ...(o.set ?? []),
-        ...(o.name !== undefined ? [literal('name', o.name)] : []),
-        ...(o.version !== undefined ? [literal('version', o.version)] : []),
-        ...(o.condaFile !== undefined ? [literal('conda_file', resolve(o.condaFile))] : []),
-        ...(o.image !== undefined ? [literal('image', o.image)] : []),
-        ...(o.description !== undefined ? [literal('description', o.description)] : []),
-      ];
+    .action(async (o: CommonOptions & { name?: string; version?: string; file?: string; condaFile?: string; image?: string; description?: string; set?: string[] }) => {
+      const overrides = overridesOf(o.set, [
+        ['name', o.name],
+        ['version', o.version],
+        ['conda_file', o.condaFile === undefined ? undefined : resolve(o.condaFile)],
+        ['image', o.image],
+        ['description', o.description],
+      ]);
       const spec = loadDocument('environment', o.file, overrides, loadEnvironmentYaml, parseEnvironmentObject);
-      emit(await client(o).request<Json>('POST', '/api/environments', dumpEnvironmentAsset(spec)), o);
+      emit(await serverClient(o).request<Json>('POST', '/api/environments', dumpEnvironmentAsset(spec)), o);
     });
   sharedCommands(group, 'environment');
 }

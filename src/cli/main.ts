@@ -6,61 +6,22 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { Client, resolveServerUrl, type Json } from '../client/index.js';
-import { formatProblem, InfergateError, isErrorCode, type Problem } from '../errors/index.js';
+import { Client, type Json } from '../client/index.js';
+import { InfergateError, isErrorCode } from '../errors/index.js';
 import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
 import { defaultWorkspace } from '../util/workspace.js';
 import { localServerUrl } from './local.js';
-import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { collect, common, emit, fail, print, readYaml, serverClient, type CommonOptions } from './common.js';
 import { Progress } from './progress.js';
 import { serveCommand } from './serve.js';
 import { assetCommands } from './assets.js';
 
-interface Common {
+interface Common extends CommonOptions {
   local?: boolean;
-  output: OutputFormat;
-  query?: string;
-  server?: string;
-  workspace?: string;
 }
 
-const print = (text: string): void => {
-  process.stdout.write(text);
-};
-const emit = (value: unknown, o: Common): void => print(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
 /** The control plane to talk to: the local one for --local (started on demand), else the workspace's server. */
-const client = async (o: Common): Promise<Client> =>
-  new Client(o.local && !o.server ? await localServerUrl(o.workspace) : resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
-
-/** Flags every az command accepts; -g/-w/--subscription are taken and ignored (one workspace per server). */
-function common(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
-    .option('--query <jmespath>', 'JMESPath query applied to the output')
-    .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
-    .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
-    .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('--subscription <id>', 'accepted for az compatibility; ignored').hideHelp())
-    .addOption(new Option('--debug', 'accepted for az compatibility').hideHelp())
-    .addOption(new Option('--verbose', 'accepted for az compatibility').hideHelp())
-    .addOption(new Option('--only-show-errors', 'accepted for az compatibility').hideHelp());
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean)];
-
-function fail(problems: Problem[], what: string): never {
-  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
-}
-
-function readYaml(file: string): { text: string; path: string } {
-  const path = resolve(file);
-  try {
-    return { text: readFileSync(path, 'utf8'), path };
-  } catch (e) {
-    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
+const client = async (o: Common): Promise<Client> => (o.local && !o.server ? new Client(await localServerUrl(o.workspace)) : serverClient(o));
 
 /** `"blue=90 green=10"` → `{ blue: 90, green: 10 }` (az's --traffic / --mirror-traffic syntax). */
 export function parseTrafficFlag(value: string, flag: string): Record<string, number> {

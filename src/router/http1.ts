@@ -132,7 +132,7 @@ export class Http1Request {
       const v = headers[i + 1];
       if (isToken(k) && isFieldValue(v)) head += k + ': ' + v + '\r\n';
     }
-    head += 'content-length: ' + payload.length + '\r\ndate: ' + date + (keepAlive ? conn.keepAliveHeader : '\r\nconnection: close\r\n\r\n');
+    head += 'content-length: ' + payload.length + '\r\ndate: ' + date + (keepAlive ? conn.server.keepAliveHeader : '\r\nconnection: close\r\n\r\n');
     const bodyBytes = this.method === 'HEAD' ? 0 : payload.length;
     const out = Buffer.allocUnsafe(head.length + bodyBytes);
     out.write(head, 0, 'latin1');
@@ -154,7 +154,6 @@ export class Http1Connection {
   phase: 'idle' | 'head' | 'body' = 'idle';
   /** When the current phase began (performance.now()). */
   since = performance.now();
-  readonly keepAliveHeader: string;
   /** Belongs to the request handler: per-connection state of its own (the router's verified key). */
   handlerState: unknown = undefined;
   private current: Http1Request | null = null;
@@ -171,9 +170,8 @@ export class Http1Connection {
 
   constructor(
     readonly socket: Socket,
-    private readonly server: Http1Server,
+    readonly server: Http1Server,
   ) {
-    this.keepAliveHeader = `\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(server.options.keepAliveTimeoutMs / 1000)}\r\n\r\n`;
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
     let partialHeaders: string[] = [];
@@ -379,6 +377,8 @@ const JSON_HEADERS: readonly string[] = ['content-type', 'application/json'];
 
 export class Http1Server {
   readonly connections = new Set<Http1Connection>();
+  /** The end of every kept-alive answer's head. */
+  readonly keepAliveHeader: string;
   private readonly server: Server;
   private sweepTimer: NodeJS.Timeout | null = null;
 
@@ -387,6 +387,7 @@ export class Http1Server {
     readonly handler: (req: Http1Request) => void,
   ) {
     keepDate();
+    this.keepAliveHeader = `\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n\r\n`;
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
       this.connections.add(new Http1Connection(socket, this));
     });

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import type { HostMessage } from './contract.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = join(ROOT, 'src/runtime/host.ts');
 const FIXTURES = join(ROOT, 'test/fixtures');
+/** The schemas the schema fixtures publish (shared with the end-to-end test). */
+const SCHEMAS = JSON.parse(readFileSync(join(FIXTURES, 'swagger-schemas.json'), 'utf8')) as Record<'standard' | 'numpy' | 'pandas', { input: unknown; output?: unknown }>;
 const PYTHON = '/usr/bin/python3';
 const hasModule = (m: string) => spawnSync(PYTHON, ['-c', `import ${m}`]).status === 0;
 const HAS_PANDAS = hasModule('pandas');
@@ -191,23 +193,8 @@ describe('Python @input_schema with standard types', () => {
   });
 
   it('publishes the decorators in /swagger.json, versions 2 (default), 3 and 3.1', async () => {
-    const expectedInput = {
-      type: 'object',
-      properties: {
-        sepal_length: { type: 'array', items: { type: 'number', format: 'double' } },
-        sepal_width: { type: 'array', items: { type: 'number', format: 'double' } },
-        species: { type: 'string' },
-        count: { type: 'integer', format: 'int64' },
-        request_headers: {},
-      },
-      example: { sepal_length: [5.1, 4.9], sepal_width: [3.5, 3.0], species: 'setosa', count: 2, request_headers: '' },
-    };
-    const expectedOutput = {
-      type: 'object',
-      required: ['Category'],
-      properties: { Category: { type: 'array', items: { type: 'string' } } },
-      example: { Category: ['Setosa'] },
-    };
+    const expectedInput = SCHEMAS.standard.input;
+    const expectedOutput = SCHEMAS.standard.output;
     const v2 = await h.client.send('GET', '/swagger.json');
     assert.equal(v2.status, 200);
     assert.equal(header(v2, 'content-type'), 'application/json');
@@ -259,11 +246,7 @@ describe('Python @input_schema with numpy', () => {
 
   it('describes the array in ServiceInput', async () => {
     const d = json(await h.client.send('GET', '/swagger.json?version=3')) as { components: { schemas: Record<string, unknown> } };
-    assert.deepEqual(d.components.schemas.ServiceInput, {
-      type: 'object',
-      properties: { data: { type: 'array', items: { type: 'array', items: { type: 'number', format: 'double' } }, format: 'numpy.ndarray' } },
-      example: { data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] },
-    });
+    assert.deepEqual(d.components.schemas.ServiceInput, SCHEMAS.numpy.input);
   });
 });
 
@@ -295,21 +278,7 @@ describe('Python @input_schema with pandas', { skip: HAS_PANDAS ? false : 'panda
 
   it('describes the records in ServiceInput', async () => {
     const d = json(await h.client.send('GET', '/swagger.json')) as { definitions: Record<string, unknown> };
-    assert.deepEqual(d.definitions.ServiceInput, {
-      type: 'object',
-      properties: {
-        frame: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['name', 'age', 'height'],
-            properties: { name: { type: 'string' }, age: { type: 'integer', format: 'int64' }, height: { type: 'number', format: 'double' } },
-          },
-          format: 'pandas.DataFrame',
-        },
-      },
-      example: { frame: [{ name: 'Sarah', age: 25, height: 1.62 }, { name: 'John', age: 26, height: 1.8 }] },
-    });
+    assert.deepEqual(d.definitions.ServiceInput, SCHEMAS.pandas.input);
   });
 });
 

@@ -4,7 +4,8 @@
 
 import { dirname, resolve } from 'node:path';
 import type { Problem } from '../errors/index.js';
-import { build, condaFile, IN_CONDA_FILE, inferenceConfig, MODEL_TYPES } from './assets.js';
+import { ENVIRONMENT_FIELDS, IN_CONDA_FILE, MODEL_TYPES } from './assets.js';
+import { dumpEnvironmentFields, nonEmpty } from './dump.js';
 import type { LoadResult, ObjectContext } from './load.js';
 import { applyOverridesToTree } from './overrides.js';
 import { isReference, localPath } from './paths.js';
@@ -81,14 +82,7 @@ const environmentDocument = to(
       $schema: opt(text),
       name: req(assetName),
       version: opt(assetVersion),
-      description: opt(text),
-      tags: opt(stringMap),
-      image: opt(str),
-      conda_file: opt(condaFile),
-      build: opt(build),
-      os_type: opt(oneOf(['linux', 'windows'])),
-      inference_config: opt(inferenceConfig),
-      datastore: opt(str),
+      ...ENVIRONMENT_FIELDS,
       id: opt(text),
       creation_context: opt(anyMap),
       stage: opt(text),
@@ -160,7 +154,6 @@ export function parseEnvironmentObject(obj: unknown, ctx: ObjectContext): LoadRe
   return validate(ENVIRONMENT, fromValue(obj), ctx.source, ctx.baseDir, []);
 }
 
-const nonEmpty = <T>(m: Record<string, T> | undefined): Record<string, T> | undefined => (m && Object.keys(m).length ? { ...m } : undefined);
 
 /** The model document back (paths absolute): the inverse of parseModelObject. */
 export function dumpModelAsset(spec: ModelAssetSpec): Record<string, unknown> {
@@ -178,20 +171,5 @@ export function dumpModelAsset(spec: ModelAssetSpec): Record<string, unknown> {
 
 /** The environment document back (paths absolute): the inverse of parseEnvironmentObject. */
 export function dumpEnvironmentAsset(spec: EnvironmentAssetSpec): Record<string, unknown> {
-  const route = (r: { port: number; path: string }) => ({ port: r.port, path: r.path });
-  return compact({
-    name: spec.name,
-    version: spec.version,
-    description: spec.description,
-    tags: nonEmpty(spec.tags),
-    image: spec.image,
-    conda_file: typeof spec.condaFile === 'object' ? structuredClone(spec.condaFile) : spec.condaFile,
-    build: spec.build && { path: spec.build.path, dockerfile_path: spec.build.dockerfilePath },
-    os_type: spec.osType,
-    inference_config: spec.inferenceConfig && {
-      liveness_route: route(spec.inferenceConfig.livenessRoute),
-      readiness_route: route(spec.inferenceConfig.readinessRoute),
-      scoring_route: route(spec.inferenceConfig.scoringRoute),
-    },
-  });
+  return dumpEnvironmentFields(spec);
 }

@@ -112,19 +112,24 @@ export const condaFile = byShape('a conda file path or an inline conda mapping',
 
 export const IN_CONDA_FILE = "belongs in the conda file (conda_file), not directly under 'environment'";
 
+/** The keys of an environment, inline under a deployment's `environment:` and as an asset document. */
+export const ENVIRONMENT_FIELDS = {
+  description: opt(text),
+  tags: opt(stringMap),
+  image: opt(str),
+  conda_file: opt(condaFile),
+  build: opt(build),
+  os_type: opt(oneOf(['linux', 'windows'])),
+  inference_config: opt(inferenceConfig),
+  datastore: opt(str),
+};
+
 const inlineEnvironment = to(
   struct(
     {
       name: opt(str),
       version: opt(versionString),
-      description: opt(text),
-      tags: opt(stringMap),
-      image: opt(str),
-      conda_file: opt(condaFile),
-      build: opt(build),
-      os_type: opt(oneOf(['linux', 'windows'])),
-      inference_config: opt(inferenceConfig),
-      datastore: opt(str),
+      ...ENVIRONMENT_FIELDS,
     },
     {
       deny: { channels: `'channels' ${IN_CONDA_FILE}`, dependencies: `'dependencies' ${IN_CONDA_FILE}` },

@@ -9,7 +9,7 @@ import type { DeploymentSpec, EndpointSpec, EnvironmentRef, ModelRef, ProbeSetti
 type Doc = Record<string, unknown>;
 
 /** A copy of a map, or undefined when it is empty (defaults come back on parse). */
-const nonEmpty = <T>(m: Record<string, T> | undefined): Record<string, T> | undefined => (m && Object.keys(m).length ? { ...m } : undefined);
+export const nonEmpty = <T>(m: Record<string, T> | undefined): Record<string, T> | undefined => (m && Object.keys(m).length ? { ...m } : undefined);
 
 export function dumpEndpoint(spec: EndpointSpec): Doc {
   return compact({
@@ -48,6 +48,11 @@ function dumpModel(m: ModelRef): unknown {
 
 function dumpEnvironment(e: EnvironmentRef): unknown {
   if (e.kind !== 'inline') return formatAssetRef(e);
+  return compact({ ...dumpEnvironmentFields(e), datastore: e.datastore });
+}
+
+/** The keys an inline environment and an environment asset document share, back in snake_case. */
+export function dumpEnvironmentFields(e: Omit<Extract<EnvironmentRef, { kind: 'inline' }>, 'kind' | 'datastore'>): Doc {
   const route = (r: { port: number; path: string }) => ({ port: r.port, path: r.path });
   return compact({
     name: e.name,
@@ -63,7 +68,6 @@ function dumpEnvironment(e: EnvironmentRef): unknown {
       readiness_route: route(e.inferenceConfig.readinessRoute),
       scoring_route: route(e.inferenceConfig.scoringRoute),
     },
-    datastore: e.datastore,
   });
 }
 

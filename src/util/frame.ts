@@ -37,24 +37,51 @@ export interface ResponseFrame {
   body: Buffer;
 }
 
+/** Bytes of one header entry: u8 nameLen, name (latin1) | u16 valueLen, value (UTF-8). */
+function entrySize(name: string, value: string): number {
+  return 1 + name.length + 2 + Buffer.byteLength(value, 'utf8');
+}
+
+/** Writes one header entry at `pos`; returns the position after it. */
+function writeEntry(buf: Buffer, pos: number, name: string, value: string): number {
+  const kl = buf.write(name, pos + 1, 'latin1');
+  buf[pos] = kl;
+  pos += 1 + kl;
+  const vl = buf.write(value, pos + 2, 'utf8');
+  buf.writeUInt16BE(vl, pos);
+  return pos + 2 + vl;
+}
+
 function headersSize(headers: HeaderList): number {
   let n = 2;
-  for (const [k, v] of headers) n += 1 + Buffer.byteLength(k, 'latin1') + 2 + Buffer.byteLength(v, 'utf8');
+  for (const [k, v] of headers) n += entrySize(k, v);
   return n;
 }
 
 function writeHeaders(buf: Buffer, pos: number, headers: HeaderList): number {
   buf.writeUInt16BE(headers.length, pos);
   pos += 2;
-  for (const [k, v] of headers) {
-    const kl = buf.write(k, pos + 1, 'latin1');
-    buf.writeUInt8(kl, pos);
-    pos += 1 + kl;
-    const vl = buf.write(v, pos + 2, 'utf8');
-    buf.writeUInt16BE(vl, pos);
-    pos += 2 + vl;
-  }
+  for (const [k, v] of headers) pos = writeEntry(buf, pos, k, v);
   return pos;
+}
+
+/** length, id and type: `length` counts the bytes after the length field. */
+function writeFrameStart(buf: Buffer, id: number, type: number, length: number): void {
+  buf.writeUInt32BE(length, 0);
+  buf.writeUInt32BE(id, 4);
+  buf[8] = type;
+}
+
+/** Size of a REQUEST's method and URL fields. */
+const requestLineSize = (method: string, urlLen: number): number => 1 + method.length + 2 + urlLen;
+
+/** Writes a REQUEST frame's start, method and URL; returns where its headers go. */
+function writeRequestStart(buf: Buffer, id: number, method: string, url: string, urlLen: number, bodyLength: number): number {
+  writeFrameStart(buf, id, FRAME_REQUEST, buf.length - 4 + bodyLength);
+  buf[9] = method.length;
+  const pos = 10 + buf.write(method, 10, 'latin1');
+  buf.writeUInt16BE(urlLen, pos);
+  return pos + 2 + buf.write(url, pos + 2, 'utf8');
 }
 
 function readHeaders(buf: Buffer, pos: number): [[string, string][], number] {
@@ -76,16 +103,8 @@ function readHeaders(buf: Buffer, pos: number): [[string, string][], number] {
 /** Encodes the head of a REQUEST frame; the body is written after it as a separate buffer (no copy). */
 export function encodeRequestHead(id: number, method: string, url: string, headers: HeaderList, bodyLength: number): Buffer {
   const urlLen = Buffer.byteLength(url, 'utf8');
-  const size = HEADER_BYTES + 1 + method.length + 2 + urlLen + headersSize(headers);
-  const buf = Buffer.allocUnsafe(size);
-  buf.writeUInt32BE(size - 4 + bodyLength, 0);
-  buf.writeUInt32BE(id, 4);
-  buf[8] = FRAME_REQUEST;
-  buf[9] = method.length;
-  let pos = 10 + buf.write(method, 10, 'latin1');
-  buf.writeUInt16BE(urlLen, pos);
-  pos += 2 + buf.write(url, pos + 2, 'utf8');
-  writeHeaders(buf, pos, headers);
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + requestLineSize(method, urlLen) + headersSize(headers));
+  writeHeaders(buf, writeRequestStart(buf, id, method, url, urlLen, bodyLength), headers);
   return buf;
 }
 
@@ -95,38 +114,21 @@ export function encodeRequestHead(id: number, method: string, url: string, heade
  */
 export function encodeRequestHeadFlat(id: number, method: string, url: string, flat: readonly string[], extraName: string, extraValue: string, bodyLength: number): Buffer {
   const urlLen = Buffer.byteLength(url, 'utf8');
-  let headerBytes = 2 + 1 + extraName.length + 2 + Buffer.byteLength(extraValue, 'utf8');
-  for (let i = 0; i < flat.length; i += 2) headerBytes += 1 + flat[i].length + 2 + Buffer.byteLength(flat[i + 1], 'utf8');
-  const size = HEADER_BYTES + 1 + method.length + 2 + urlLen + headerBytes;
-  const buf = Buffer.allocUnsafe(size);
-  buf.writeUInt32BE(size - 4 + bodyLength, 0);
-  buf.writeUInt32BE(id, 4);
-  buf[8] = FRAME_REQUEST;
-  buf[9] = method.length;
-  let pos = 10 + buf.write(method, 10, 'latin1');
-  buf.writeUInt16BE(urlLen, pos);
-  pos += 2 + buf.write(url, pos + 2, 'utf8');
+  let headerBytes = 2 + entrySize(extraName, extraValue);
+  for (let i = 0; i < flat.length; i += 2) headerBytes += entrySize(flat[i], flat[i + 1]);
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + requestLineSize(method, urlLen) + headerBytes);
+  let pos = writeRequestStart(buf, id, method, url, urlLen, bodyLength);
   buf.writeUInt16BE(flat.length / 2 + 1, pos);
   pos += 2;
-  for (let i = 0; i <= flat.length; i += 2) {
-    const k = i < flat.length ? flat[i] : extraName;
-    const v = i < flat.length ? flat[i + 1] : extraValue;
-    const kl = buf.write(k, pos + 1, 'latin1');
-    buf[pos] = kl;
-    pos += 1 + kl;
-    const vl = buf.write(v, pos + 2, 'utf8');
-    buf.writeUInt16BE(vl, pos);
-    pos += 2 + vl;
-  }
+  for (let i = 0; i < flat.length; i += 2) pos = writeEntry(buf, pos, flat[i], flat[i + 1]);
+  writeEntry(buf, pos, extraName, extraValue);
   return buf;
 }
 
 export function encodeResponseHead(id: number, status: number, headers: HeaderList, bodyLength: number): Buffer {
   const size = HEADER_BYTES + 2 + headersSize(headers);
   const buf = Buffer.allocUnsafe(size);
-  buf.writeUInt32BE(size - 4 + bodyLength, 0);
-  buf.writeUInt32BE(id, 4);
-  buf[8] = FRAME_RESPONSE;
+  writeFrameStart(buf, id, FRAME_RESPONSE, size - 4 + bodyLength);
   buf.writeUInt16BE(status, 9);
   writeHeaders(buf, 11, headers);
   return buf;
@@ -153,38 +155,20 @@ export class HeaderBlock {
  */
 export function encodeResponseFrame(id: number, status: number, block: HeaderBlock, name: string, value: string, headers: HeaderList | null, body: string): Buffer {
   const extra = headers === null ? 0 : headersSize(headers) - 2;
-  const headBytes = HEADER_BYTES + 2 + 2 + block.bytes.length + 1 + name.length + 2 + Buffer.byteLength(value, 'utf8') + extra;
+  const headBytes = HEADER_BYTES + 2 + 2 + block.bytes.length + entrySize(name, value) + extra;
   const buf = Buffer.allocUnsafe(headBytes + body.length);
-  buf.writeUInt32BE(headBytes - 4 + body.length, 0);
-  buf.writeUInt32BE(id, 4);
-  buf[8] = FRAME_RESPONSE;
+  writeFrameStart(buf, id, FRAME_RESPONSE, buf.length - 4);
   buf.writeUInt16BE(status, 9);
   buf.writeUInt16BE(block.count + 1 + (headers === null ? 0 : headers.length), 11);
-  let pos = 13 + block.bytes.copy(buf, 13);
-  buf[pos] = buf.write(name, pos + 1, 'latin1');
-  pos += 1 + buf[pos];
-  const vl = buf.write(value, pos + 2, 'utf8');
-  buf.writeUInt16BE(vl, pos);
-  pos += 2 + vl;
-  if (headers !== null) {
-    for (const [k, v] of headers) {
-      const kl = buf.write(k, pos + 1, 'latin1');
-      buf[pos] = kl;
-      pos += 1 + kl;
-      const l = buf.write(v, pos + 2, 'utf8');
-      buf.writeUInt16BE(l, pos);
-      pos += 2 + l;
-    }
-  }
+  let pos = writeEntry(buf, 13 + block.bytes.copy(buf, 13), name, value);
+  if (headers !== null) for (const [k, v] of headers) pos = writeEntry(buf, pos, k, v);
   buf.write(body, pos, 'latin1');
   return buf;
 }
 
 export function encodeCancel(id: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES);
-  buf.writeUInt32BE(5, 0);
-  buf.writeUInt32BE(id, 4);
-  buf[8] = FRAME_CANCEL;
+  writeFrameStart(buf, id, FRAME_CANCEL, 5);
   return buf;
 }
 

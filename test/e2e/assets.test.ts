@@ -23,11 +23,7 @@ after(async () => {
   await ws.dispose();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const r = await ws.cli(args);
-  assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]) => ws.ok(args);
 
 const json = async (args: string[]): Promise<any> => JSON.parse(await ok(args));
 

@@ -1,6 +1,7 @@
 // Drives infergate as a user does: the real `infergate` command (bin/infergate.js → dist/), a real server
 // process on loopback ports chosen by the OS, a throw-away workspace per test file.
 
+import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +73,13 @@ export class Workspace {
 
   cli(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
     return run(process.execPath, [BIN, ...args], { ...this.env, ...opts.env });
+  }
+
+  /** Runs the CLI and fails the test unless it exits 0; returns its stdout. */
+  async ok(args: string[]): Promise<string> {
+    const r = await this.cli(args);
+    assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}`);
+    return r.stdout;
   }
 
   async dispose(): Promise<void> {

@@ -15,11 +15,7 @@ after(async () => {
   await ws.dispose();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const r = await ws.cli(args);
-  assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]) => ws.ok(args);
 
 test('the deploy-local-endpoint.sh sequence works with no server started by hand and no Docker', async () => {
   await ok(['ml', 'online-endpoint', 'create', '--local', '-n', E, '-f', join(SAMPLE, 'endpoint.yml')]);

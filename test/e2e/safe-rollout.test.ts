@@ -25,11 +25,7 @@ after(async () => {
   await ws.dispose();
 });
 
-async function ok(args: string[]): Promise<string> {
-  const r = await ws.cli(args);
-  assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]) => ws.ok(args);
 
 async function greenMirrorLines(): Promise<number> {
   const logs = await ok(['online-deployment', 'get-logs', '-n', 'green', '-e', E, '--lines', '1000000']);

@@ -19,17 +19,16 @@ const NO_PIL = 'Pillow is not installed for /usr/bin/python3 (apt-get install py
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const RUN_FAILED = '{"message": "An unexpected error occurred in scoring script. Check the logs for more info."}';
 
+/** The schemas the schema fixtures publish (shared with src/runtime/scoring-modes.test.ts). */
+const SCHEMAS = JSON.parse(readFileSync(join(FIXTURES, 'swagger-schemas.json'), 'utf8')) as Record<'standard' | 'numpy' | 'pandas', { input: unknown; output?: unknown }>;
+
 const ws = new Workspace();
 let yamlDir = '';
 const keys: Record<string, string> = {};
 const uris: Record<string, string> = {};
 const openapi: Record<string, string> = {};
 
-async function ok(args: string[]): Promise<string> {
-  const r = await ws.cli(args);
-  assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}`);
-  return r.stdout;
-}
+const ok = (args: string[]) => ws.ok(args);
 
 async function deploy(endpoint: string, name: string, fixture: string, allTraffic = false): Promise<void> {
   const file = join(yamlDir, `${endpoint}-${name}.yml`);
@@ -245,23 +244,8 @@ test('@input_schema with standard types: bad input is the model\'s 400 (or 415) 
 
 test('@input_schema with standard types: GET <openapi_uri> serves the swagger document, versions 2, 3 and 3.1, without a key', async () => {
   assert.equal(openapi['ss-schema'], uris['ss-schema'].replace(/\/score$/, '/swagger.json'));
-  const expectedInput = {
-    type: 'object',
-    properties: {
-      sepal_length: { type: 'array', items: { type: 'number', format: 'double' } },
-      sepal_width: { type: 'array', items: { type: 'number', format: 'double' } },
-      species: { type: 'string' },
-      count: { type: 'integer', format: 'int64' },
-      request_headers: {},
-    },
-    example: { sepal_length: [5.1, 4.9], sepal_width: [3.5, 3.0], species: 'setosa', count: 2, request_headers: '' },
-  };
-  const expectedOutput = {
-    type: 'object',
-    required: ['Category'],
-    properties: { Category: { type: 'array', items: { type: 'string' } } },
-    example: { Category: ['Setosa'] },
-  };
+  const expectedInput = SCHEMAS.standard.input;
+  const expectedOutput = SCHEMAS.standard.output;
   // Unpinned: the deployment with the traffic answers.
   const v2 = await swagger('ss-schema');
   assert.equal(v2.status, 200, v2.text);
@@ -298,11 +282,7 @@ test('@input_schema with numpy (pinned with azureml-model-deployment): an ndarra
   assertModelStatus(bad, 400, 'Bad Request');
   assert.deepEqual(json(bad), { message: "Invalid value for the 'data' parameter: Invalid input array: array has size 3 on dimension #1, while expected value is 10" });
 
-  const expectedInput = {
-    type: 'object',
-    properties: { data: { type: 'array', items: { type: 'array', items: { type: 'number', format: 'double' } }, format: 'numpy.ndarray' } },
-    example: { data: [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] },
-  };
+  const expectedInput = SCHEMAS.numpy.input;
   const v3 = await swagger('ss-schema', '?version=3', 'numpy');
   assert.equal(v3.status, 200, v3.text);
   assert.equal(v3.headers.get('azureml-model-deployment'), 'numpy');
@@ -310,7 +290,7 @@ test('@input_schema with numpy (pinned with azureml-model-deployment): an ndarra
   const v2 = json(await swagger('ss-schema', '', 'numpy'));
   assert.equal(v2.swagger, '2.0');
   assert.deepEqual(v2.definitions.ServiceInput, expectedInput);
-  assert.deepEqual(v2.definitions.ServiceOutput, { type: 'object', required: ['output'], properties: { output: { type: 'array', items: { type: 'number', format: 'double' } } }, example: { output: [11055.977245525679] } });
+  assert.deepEqual(v2.definitions.ServiceOutput, SCHEMAS.numpy.output);
 });
 
 test('@input_schema with pandas (pinned): a DataFrame with the sample column types, 400 for a missing column, its own swagger', { skip: HAS_PANDAS ? false : NO_PANDAS }, async () => {
@@ -330,21 +310,7 @@ test('@input_schema with pandas (pinned): a DataFrame with the sample column typ
   assertModelStatus(bad, 400, 'Bad Request');
   assert.deepEqual(json(bad), { message: "Invalid value for the 'frame' parameter: Invalid input data frame: data frame has size 2 on dimension #1, while expected value is 3" });
 
-  const expectedInput = {
-    type: 'object',
-    properties: {
-      frame: {
-        type: 'array',
-        items: {
-          type: 'object',
-          required: ['name', 'age', 'height'],
-          properties: { name: { type: 'string' }, age: { type: 'integer', format: 'int64' }, height: { type: 'number', format: 'double' } },
-        },
-        format: 'pandas.DataFrame',
-      },
-    },
-    example: { frame: [{ name: 'Sarah', age: 25, height: 1.62 }, { name: 'John', age: 26, height: 1.8 }] },
-  };
+  const expectedInput = SCHEMAS.pandas.input;
   const v2 = await swagger('ss-schema', '', 'pandas');
   assert.equal(v2.status, 200, v2.text);
   assert.equal(v2.headers.get('azureml-model-deployment'), 'pandas');

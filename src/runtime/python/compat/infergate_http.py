@@ -318,14 +318,8 @@ def parse_options_header(value, header="content-type"):
     return value.split(";", 1)[0].strip().lower(), params
 
 
-class FileStorage:
-    """One uploaded file of a multipart/form-data request (werkzeug's FileStorage)."""
-
-    def __init__(self, stream, filename, name, headers):
-        self.stream = stream
-        self.filename = filename
-        self.name = name
-        self.headers = headers
+class _ContentTyped:
+    """content_type, mimetype and mimetype_params from self.headers, as werkzeug has them on files and requests."""
 
     @property
     def content_type(self):
@@ -338,6 +332,16 @@ class FileStorage:
     @property
     def mimetype_params(self):
         return parse_options_header(self.content_type)[1]
+
+
+class FileStorage(_ContentTyped):
+    """One uploaded file of a multipart/form-data request (werkzeug's FileStorage)."""
+
+    def __init__(self, stream, filename, name, headers):
+        self.stream = stream
+        self.filename = filename
+        self.name = name
+        self.headers = headers
 
     @property
     def content_length(self):
@@ -457,7 +461,7 @@ def parse_multipart(body, boundary):
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
-class AMLRequest:
+class AMLRequest(_ContentTyped):
     """The request a `@rawhttp` run() receives: the parts of Flask's Request that scoring scripts use.
 
     Built by the worker from a request frame: method, URL (path + query), headers (names Title-Cased as
@@ -521,18 +525,6 @@ class AMLRequest:
         return forwarded.split(",")[0].strip() if forwarded else "127.0.0.1"
 
     # Headers ----------------------------------------------------------------------------------------------
-    @property
-    def content_type(self):
-        return self.headers.get("Content-Type")
-
-    @property
-    def mimetype(self):
-        return parse_options_header(self.content_type)[0]
-
-    @property
-    def mimetype_params(self):
-        return parse_options_header(self.content_type)[1]
-
     @property
     def content_length(self):
         return len(self._body)

@@ -1,0 +1,58 @@
+// What every `infergate` command shares: az's common flags, output through -o/--query, the client of
+// the workspace's server, YAML reading and validation errors. main.ts and assets.ts build on these.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { Client, resolveServerUrl } from '../client/index.js';
+import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
+import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+
+export interface CommonOptions {
+  output: OutputFormat;
+  query?: string;
+  server?: string;
+  workspace?: string;
+}
+
+export const print = (text: string): void => {
+  process.stdout.write(text);
+};
+
+export const emit = (value: unknown, o: CommonOptions): void => print(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
+
+/** The client of --server, $INFERGATE_URL, or the server running for the workspace. */
+export const serverClient = (o: CommonOptions): Client =>
+  new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
+
+/** Flags every az command accepts; -g/-w/--subscription are taken and ignored (one workspace per server). */
+export function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
+    .option('--query <jmespath>', 'JMESPath query applied to the output')
+    .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
+    .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
+    .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--subscription <id>', 'accepted for az compatibility; ignored').hideHelp())
+    .addOption(new Option('--debug', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--verbose', 'accepted for az compatibility').hideHelp())
+    .addOption(new Option('--only-show-errors', 'accepted for az compatibility').hideHelp());
+}
+
+/** Collects a repeatable flag whose values may also be space-separated (`--set a=1 b=2 --set c=3`). */
+export const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean)];
+
+/** Every validation problem at once, each as file:line:column: key.path: message. */
+export function fail(problems: Problem[], what: string): never {
+  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
+}
+
+export function readYaml(file: string): { text: string; path: string } {
+  const path = resolve(file);
+  try {
+    return { text: readFileSync(path, 'utf8'), path };
+  } catch (e) {
+    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
