@@ -14,11 +14,11 @@
 // assets are left out of lists unless asked for (`--include-anonymous`).
 
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
 import { stableJson } from '../compile/index.js';
 import { InfergateError, validationError } from '../errors/index.js';
 import { parseEnvironmentObject, parseModelObject } from '../spec/index.js';
@@ -26,6 +26,8 @@ import type { DeploymentSpec, EnvironmentAssetSpec, ModelAssetSpec } from '../sp
 import { assetAlreadyExists, assetLookup, findAsset, LABELS, latestOf, nextVersion, type AssetLookup } from '../store/index.js';
 import type { AssetKind, AssetRecords, EnvironmentAsset, ModelAsset, StateStore, StoredAsset } from '../store/types.js';
 import { isLocalPipEntry, localPipPath } from '../util/conda.js';
+import { CONDA_FILE_LIMIT, copyTree, readUserFile, streamUserFile, walkTree } from '../util/files.js';
+import { parseYamlData } from '../util/yaml.js';
 
 /** Names of the assets registered for inline definitions (Azure: anonymous assets). */
 export const ANONYMOUS_MODEL = 'azureml_anonymous';
@@ -56,7 +58,8 @@ export class AssetRegistry {
   async registerModel(spec: ModelAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'model'>> {
     const name = basename(spec.path);
     return this.commit('model', spec.name, spec.version, options.anonymous === true, async (tmp) => {
-      await cp(spec.path, join(tmp, name), { recursive: true, dereference: true, errorOnExist: true, force: false });
+      // Real files for links; a FIFO, device, socket or link loop inside is PathNotReadable (util/files.ts).
+      await copyTree(spec.path, join(tmp, name), { what: 'model path' });
     }, (version, dir): ModelAsset => compactRecord({
       name: spec.name,
       version,
@@ -75,7 +78,7 @@ export class AssetRegistry {
     return this.commit('environment', spec.name, spec.version, options.anonymous === true, async (tmp) => {
       if (!conda) return;
       await writeFile(join(tmp, 'conda.yaml'), conda.text);
-      for (const f of conda.files) await cp(f.from, join(tmp, f.to), { recursive: true, dereference: true });
+      for (const f of conda.files) await copyTree(f.from, join(tmp, f.to), { what: 'conda_file pip entry' });
     }, (version, dir): EnvironmentAsset => compactRecord({
       name: spec.name,
       version,
@@ -151,14 +154,14 @@ export class AssetRegistry {
     const name = basename(path);
     const h = createHash('sha256');
     h.update(`code ${name}\0`);
-    await hashPath(h, path, '', SKIPPED_IN_CODE);
+    await hashPath(h, path, 'code', SKIPPED_IN_CODE);
     const version = h.digest('hex').slice(0, HASH_LENGTH);
     const dir = join(this.assetsDir!, 'code', version);
     const target = join(dir, name);
     if (!existsSync(target)) {
       const tmp = join(this.assetsDir!, '.tmp', randomUUID());
       try {
-        await cp(path, join(tmp, name), { recursive: true, dereference: true, filter: (src) => !SKIPPED_IN_CODE.has(basename(src)) });
+        await copyTree(path, join(tmp, name), { what: 'code', skip: SKIPPED_IN_CODE });
         mkdirSync(dirname(dir), { recursive: true });
         try {
           renameSync(tmp, dir);
@@ -250,14 +253,12 @@ async function storedConda(condaFile: string | Record<string, unknown> | undefin
   let text: string | undefined;
   let baseDir: string | undefined;
   if (typeof condaFile === 'string') {
-    try {
-      text = await readFile(condaFile, 'utf8');
-    } catch (e) {
-      throw new InfergateError('BadArgument', `conda_file ${condaFile} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    // A regular file of at most 1 MiB, opened without blocking: a FIFO named here once blocked one of
+    // libuv's four file threads until someone wrote to it, and with it get-logs and instance restarts.
+    text = (await readUserFile(condaFile, { what: 'conda_file', limit: CONDA_FILE_LIMIT })).toString('utf8');
     let parsed: unknown;
     try {
-      parsed = parseYaml(text);
+      parsed = parseYamlData(text);
     } catch (e) {
       throw new InfergateError('BadArgument', `conda_file ${condaFile} is not valid YAML: ${(e as Error).message}`);
     }
@@ -301,38 +302,32 @@ async function storedConda(condaFile: string | Record<string, unknown> | undefin
 
 // ---- content hashes (anonymous versions) ---------------------------------------------------------------
 
-function hashFile(h: Hash, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = createReadStream(file);
-    s.on('data', (c) => h.update(c));
-    s.on('error', reject);
-    s.on('end', () => resolve());
-  });
-}
-
 /** Folders that are not part of a deployment's code: Python's bytecode cache, a git checkout's history. */
 const SKIPPED_IN_CODE: ReadonlySet<string> = new Set(['__pycache__', '.git']);
 
-/** SHA-256 of a file or folder tree: relative paths and contents, in a fixed order. */
-async function hashPath(h: Hash, path: string, rel = '', skip?: ReadonlySet<string>): Promise<void> {
-  const st = await stat(path);
-  if (st.isFile()) {
-    h.update(`file ${rel}\0`);
-    await hashFile(h, path);
+/**
+ * SHA-256 of a file or folder tree: relative paths and contents, in a fixed order (the order and the
+ * bytes hashed are those of the copy, util/files.ts walkTree, so the same content keeps its version).
+ */
+async function hashPath(h: Hash, path: string, what: string, skip?: ReadonlySet<string>): Promise<void> {
+  for await (const e of walkTree(path, { what, ...(skip ? { skip } : {}) })) {
+    if (e.kind === 'dir') {
+      h.update(`dir ${e.rel}\0`);
+      continue;
+    }
+    h.update(`file ${e.rel}\0`);
+    await streamUserFile(e.abs, what, (chunk) => {
+      h.update(chunk);
+    });
     h.update('\0');
-    return;
   }
-  if (!st.isDirectory()) return;
-  h.update(`dir ${rel}\0`);
-  const names = (await readdir(path)).sort();
-  for (const n of names) if (!skip?.has(n)) await hashPath(h, join(path, n), rel ? `${rel}/${n}` : n, skip);
 }
 
 async function anonymousModelVersion(path: string, type: string): Promise<string> {
   const h = createHash('sha256');
   // The file or folder name is part of the model: it is preserved under AZUREML_MODEL_DIR.
   h.update(`model ${type} ${basename(path)}\0`);
-  await hashPath(h, path);
+  await hashPath(h, path, 'model path');
   return h.digest('hex').slice(0, HASH_LENGTH);
 }
 
@@ -341,7 +336,7 @@ async function anonymousEnvironmentVersion(env: EnvironmentAssetSpec, conda: Sto
   h.update(stableJson({ image: env.image, build: env.build, osType: env.osType, inferenceConfig: env.inferenceConfig, conda: conda?.content }));
   for (const f of conda?.files ?? []) {
     h.update(`\0${f.to}\0`);
-    await hashPath(h, f.from);
+    await hashPath(h, f.from, 'conda_file pip entry');
   }
   return h.digest('hex').slice(0, HASH_LENGTH);
 }

@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { compileInstancePlan } from '../compile/index.js';
 import { InfergateError, validationError } from '../errors/index.js';
 import type { Controller } from '../reconcile/index.js';
@@ -13,6 +13,7 @@ import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
 import { registry } from '../telemetry/metrics.js';
 import { issueToken } from '../util/token.js';
+import { MAX_NESTING } from '../util/yaml.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 import { AssetRegistry, registerAssetRoutes, type AssetApiOptions } from './assets.js';
 
@@ -25,6 +26,68 @@ export interface ApiOptions extends ShowContext, AssetApiOptions {
   scoringUriOf?: ScoringUriOf;
   /** Azure's limit is 20 deployments per endpoint (contract §1.8). */
   maxDeploymentsPerEndpoint?: number;
+  /** Connection limits and timeouts of the API's HTTP server (defaults: API_HTTP_LIMITS). */
+  http?: Partial<ApiHttpLimits>;
+}
+
+/**
+ * The control plane's HTTP server against clients that connect and stall or send garbage. Node's own
+ * defaults (headers 60 s, request 300 s, checked every 30 s, unlimited connections) would let a header
+ * slowloris hold fds for minutes; these cut it within seconds, in the spirit of nginx's
+ * client_header_timeout / client_body_timeout and Kestrel's RequestHeadersTimeout and MaxConcurrentConnections.
+ */
+export interface ApiHttpLimits {
+  /** Whole header section, from the connection's first byte (Node `headersTimeout`). */
+  headersTimeoutMs: number;
+  /** Whole request, headers and body (Node `requestTimeout`); bodies are at most bodyLimitBytes. */
+  requestTimeoutMs: number;
+  /** How often Node checks the two above (Node `connectionsCheckingInterval`). */
+  checkIntervalMs: number;
+  /**
+   * A socket with no traffic either way (Fastify `connectionTimeout`). Long: a create that copies a large
+   * model into the asset store sends nothing until it is done.
+   */
+  idleTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (Node's default; Fastify's is 72 s). */
+  keepAliveTimeoutMs: number;
+  /** Requests served on one connection before it is closed (Fastify `maxRequestsPerSocket`). */
+  maxRequestsPerSocket: number;
+  /** Connections at once; more are closed as they arrive (net.Server `maxConnections`). */
+  maxConnections: number;
+  /** Largest request body (JSON documents; the files they name are read by path, not sent). */
+  bodyLimitBytes: number;
+}
+
+export const API_HTTP_LIMITS: ApiHttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  checkIntervalMs: 1_000,
+  idleTimeoutMs: 10 * 60_000,
+  keepAliveTimeoutMs: 5_000,
+  maxRequestsPerSocket: 1_000,
+  maxConnections: 1_024,
+  bodyLimitBytes: 10 * 1024 * 1024,
+};
+
+/**
+ * The deepest nesting of arrays and objects in JSON text, stopping as soon as it passes `limit`. One
+ * linear pass, no recursion: it runs before JSON.parse, so that nothing after it (validation walks,
+ * fromValue, --set overrides) recurses through 100,000 levels and ends in a RangeError (a 500).
+ */
+export function jsonNestingExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 export function newKeys(): EndpointKeys {
@@ -36,7 +99,32 @@ const depParams = { type: 'object', properties: { name: { type: 'string' }, depl
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 10 * 1024 * 1024 });
+  const limits = { ...API_HTTP_LIMITS, ...o.http };
+  const app = Fastify({
+    logger: false,
+    bodyLimit: limits.bodyLimitBytes,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
+    // A URL Fastify cannot decode, answered in our error shape rather than Fastify's.
+    frameworkErrors: (error, _req, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: { code: 'BadArgument', message: error.message } });
+    },
+  });
+  app.server.maxConnections = limits.maxConnections;
+  // JSON bodies: nesting checked before parsing (jsonNestingExceeds), then Fastify's own parser (which
+  // refuses __proto__ keys and answers malformed JSON with a 400).
+  const parseJson = app.getDefaultJsonParser('error', 'ignore');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonNestingExceeds(body as string, MAX_NESTING)) {
+      done(new InfergateError('BodyTooDeep', `The JSON request body nests arrays or objects more than ${MAX_NESTING} levels deep.`), undefined);
+      return;
+    }
+    parseJson(req, body as string, done);
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'infergate control plane', version: o.version, description: 'Endpoints and deployments, Azure ML managed online endpoint compatible.' },
@@ -47,8 +135,14 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (error instanceof InfergateError) return reply.status(error.status).send(error.toBody());
     const e = error as { validation?: unknown; statusCode?: number; message: string; code?: string };
     if (e.validation || (e.statusCode && e.statusCode < 500)) {
+      // Fastify's own 4xx: malformed or empty JSON (400), an unsupported Content-Type (415), a body over
+      // the limit or a bad Content-Length (413, 400): the client's mistake, coded, never a 500.
       const code = e.statusCode === 413 ? 'BodyTooLarge' : 'BadArgument';
       return reply.status(e.statusCode ?? 400).send({ error: { code, message: e.message } });
+    }
+    // A stack overflow is input too deep for a walk that recurses (a guard missed it): still the client's.
+    if (error instanceof RangeError && /call stack/.test(error.message)) {
+      return reply.status(400).send({ error: { code: 'BodyTooDeep', message: 'The request is nested too deeply to process.' } });
     }
     return reply.status(500).send({ error: { code: 'InternalError', message: e.message } });
   });

@@ -39,6 +39,11 @@ export interface Backend {
   stop(id: string): Promise<void>;
   /** The last `lines` lines of a deployment's log for one container, newest instance first. */
   logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string>;
+  /**
+   * A deleted deployment, none of whose instances runs any more: removes what the backend kept for it
+   * (logs, instance directories). Optional: a backend that keeps nothing need not have it.
+   */
+  forget?(endpoint: string, deployment: string): Promise<void>;
   /** Called whenever an instance changes state. */
   onChange(listener: () => void): void;
   close(): Promise<void>;

@@ -1,11 +1,11 @@
 // What every `infergate` command shares: az's common flags, output through -o/--query, the client of
 // the workspace's server, YAML reading and validation errors. main.ts and assets.ts build on these.
 
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client, resolveServerUrl } from '../client/index.js';
 import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
+import { readUserFileSync, YAML_FILE_LIMIT } from '../util/files.js';
 import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 
 export interface CommonOptions {
@@ -48,11 +48,12 @@ export function fail(problems: Problem[], what: string): never {
   throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
 }
 
-export function readYaml(file: string): { text: string; path: string } {
+/**
+ * The `-f/--file` YAML: a regular file of at most 4 MiB, else a coded error at once (PathNotReadable for a
+ * FIFO, device, socket or link loop, FileTooLarge, BadArgument when it does not exist): `-f /dev/zero` must
+ * not read forever, `-f fifo` must not wait for a writer (util/files.ts).
+ */
+export function readYaml(file: string, what = '--file'): { text: string; path: string } {
   const path = resolve(file);
-  try {
-    return { text: readFileSync(path, 'utf8'), path };
-  } catch (e) {
-    throw new InfergateError('BadArgument', `Cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return { text: readUserFileSync(path, { what, limit: YAML_FILE_LIMIT }).toString('utf8'), path };
 }

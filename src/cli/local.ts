@@ -3,12 +3,12 @@
 // on first use and left running (as Azure leaves its containers running); `infergate server
 // --workspace <home>/local --local-mode` is the same thing in the foreground.
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InfergateError } from '../errors/index.js';
-import { defaultWorkspace, readServerRecord } from '../util/workspace.js';
+import { defaultWorkspace, readHolderRecord, readServerRecord } from '../util/workspace.js';
 
 const BIN = fileURLToPath(new URL('../../bin/infergate.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
@@ -17,26 +17,42 @@ export function localWorkspace(home = defaultWorkspace()): string {
   return join(home, 'local');
 }
 
-/** The local server's control-plane URL, starting the server if none runs. */
+/**
+ * The local server's control-plane URL, starting the server if none runs. Several `--local` commands
+ * may arrive at once: each may start a server, the workspace lock lets exactly one of them run, and the
+ * others (refused with WorkspaceLocked) wait for the winner's server.json like the rest: every command
+ * ends up talking to the one server.
+ */
 export async function localServerUrl(home?: string): Promise<string> {
   const workspace = localWorkspace(home);
   const running = readServerRecord(workspace);
   if (running) return running.url;
   mkdirSync(workspace, { recursive: true });
   const logFile = join(workspace, 'server.log');
+  let child: ChildProcess | undefined;
+  const end = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < end) {
+    const rec = readServerRecord(workspace);
+    if (rec) return rec.url;
+    // No live server, starting or serving: start one (once). If ours exited while nobody holds the
+    // workspace, it failed for a reason of its own, which is in the log.
+    if (readHolderRecord(workspace) === undefined) {
+      if (child === undefined) child = spawnLocalServer(workspace, logFile);
+      else if (child.exitCode !== null) break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new InfergateError('ServerNotFound', `The local infergate server did not start; see ${logFile}`);
+}
+
+function spawnLocalServer(workspace: string, logFile: string): ChildProcess {
   const log = openSync(logFile, 'a');
   if (process.stderr.isTTY) process.stderr.write(`Starting the local infergate server (workspace ${workspace}) ...\n`);
   const child = spawn(process.execPath, [BIN, 'server', '--workspace', workspace, '--local-mode', '--port', '0', '--router-port', '0'], {
     detached: true,
     stdio: ['ignore', log, log],
   });
+  closeSync(log); // the child has its own copy
   child.unref();
-  const end = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < end) {
-    const rec = readServerRecord(workspace);
-    if (rec) return rec.url;
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new InfergateError('ServerNotFound', `The local infergate server did not start; see ${logFile}`);
+  return child;
 }

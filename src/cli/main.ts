@@ -9,6 +9,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { Client, type Json } from '../client/index.js';
 import { InfergateError, isErrorCode } from '../errors/index.js';
 import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
+import { readUserFileSync, REQUEST_FILE_LIMIT } from '../util/files.js';
 import { defaultWorkspace } from '../util/workspace.js';
 import { localServerUrl } from './local.js';
 import { collect, common, emit, fail, print, readYaml, serverClient, type CommonOptions } from './common.js';
@@ -167,15 +168,16 @@ function endpointCommands(program: Command): void {
     .option('-d, --deployment-name <name>', 'send to this deployment (azureml-model-deployment header)')
     .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
     .action(async (o: Common & { name: string; requestFile: string; deploymentName?: string; local?: boolean }) => {
-      const c = await client(o);
-      const endpoint = await c.getEndpoint(o.name);
-      let body: string;
+      // A regular file of at most the router's body limit (util/files.ts): PathNotReadable, FileTooLarge,
+      // or RequestFileInvalid when it is missing or not JSON.
+      const body = readUserFileSync(resolve(o.requestFile), { what: '--request-file', limit: REQUEST_FILE_LIMIT, missing: 'RequestFileInvalid' }).toString('utf8');
       try {
-        body = readFileSync(resolve(o.requestFile), 'utf8');
         JSON.parse(body);
       } catch (e) {
-        throw new InfergateError('RequestFileInvalid', `--request-file ${o.requestFile}: ${e instanceof SyntaxError ? `not valid JSON (${e.message})` : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)}`);
+        throw new InfergateError('RequestFileInvalid', `--request-file ${o.requestFile}: not valid JSON (${(e as Error).message})`);
       }
+      const c = await client(o);
+      const endpoint = await c.getEndpoint(o.name);
       if (o.deploymentName) {
         const deployments = await c.listDeployments(o.name);
         if (deployments.length === 0) throw new InfergateError('DeploymentNotFound', 'No deployment exists for this endpoint');
@@ -352,6 +354,12 @@ function deploymentCommands(program: Command): void {
 }
 
 function serverCommand(program: Command): void {
+  /** A whole number >= min for a router limit flag; anything else is refused before the server starts. */
+  const count = (flag: string, min: number) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InfergateError('BadArgument', `${flag} must be a whole number of at least ${min}, not '${v}'`);
+    return n;
+  };
   program
     .command('server')
     .description('Run infergate: control-plane API and router in one process, instances as child processes')
@@ -361,13 +369,19 @@ function serverCommand(program: Command): void {
     .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
     .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
     .option('--max-body-bytes <n>', 'largest scoring request body; larger gets 413', (v) => Number.parseInt(v, 10), 100 * 1024 * 1024)
+    .option('--max-connections <n>', 'open client connections the router accepts; one more gets 503', count('--max-connections', 1), 8192)
+    .option('--max-connections-per-client <n>', 'open router connections per client address; one more gets 429', count('--max-connections-per-client', 1), 1024)
+    .option('--max-buffered-body-mb <n>', 'request-body MiB the router buffers at once, all connections together; a request over it gets 503', count('--max-buffered-body-mb', 1), 256)
+    .option('--min-body-rate <bytes-per-second>', 'slowest request-body upload accepted after a 5 s grace (408 below); 0 disables', count('--min-body-rate', 0), 240)
     .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
     .option('--local-mode', "serve local endpoints: no auth, each endpoint on its own http://localhost:<port>/score (what --local commands start)")
-    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; trafficLog: boolean; localMode?: boolean }) => {
-      const { startServer, VERSION } = await import('../main/server.js');
+    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; trafficLog: boolean; localMode?: boolean }) => {
       const workspace = resolve(o.workspace ?? defaultWorkspace());
+      // The workspace lock before the server's modules load: a second server is refused at once.
+      const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
+      const { startServer, VERSION } = await import('../main/server.js');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, trafficLog: o.trafficLog, local: o.localMode === true, log });
+      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, trafficLog: o.trafficLog, local: o.localMode === true, log, lock });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {

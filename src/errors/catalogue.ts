@@ -12,6 +12,9 @@ export const catalogue = {
   KeyTypeInvalid: { status: 400, summary: "Key type must be 'primary' or 'secondary'." },
   NotKeyAuth: { status: 400, summary: 'The endpoint does not use keys for authentication.' },
   BodyTooLarge: { status: 413, summary: 'The request body is larger than the configured limit.' },
+  BodyTooDeep: { status: 400, summary: 'The JSON request body nests arrays or objects deeper than the limit.' },
+  PathNotReadable: { status: 400, summary: 'A path names something other than a regular file or directory (a FIFO, device or socket), a symbolic-link loop, or cannot be read.' },
+  FileTooLarge: { status: 413, summary: 'A file named on the command line or in a YAML file is larger than the limit for its kind.' },
   // Resources
   EndpointNotFound: { status: 404, summary: 'No endpoint with that name exists.' },
   EndpointAlreadyExists: { status: 409, summary: 'An endpoint with that name exists already; use update.' },
@@ -19,6 +22,7 @@ export const catalogue = {
   DeploymentAlreadyExists: { status: 409, summary: 'A deployment with that name exists already; use update.' },
   DeploymentHasTraffic: { status: 409, summary: 'A deployment with live or mirror traffic cannot be deleted; set it to 0 first.' },
   OperationInProgress: { status: 409, summary: 'Another operation on this endpoint has not finished.' },
+  WorkspaceLocked: { status: 409, summary: 'Another infergate server holds the workspace lock; the message names it (pid, URL, start time).' },
   TooManyDeployments: { status: 409, summary: 'The endpoint has the most deployments allowed.' },
   RouteNotFound: { status: 404, summary: 'No such API route.' },
   AssetNotFound: { status: 404, summary: 'No model or environment with that name and version (or label) is registered.' },

@@ -1,17 +1,17 @@
 // The composition root (DESIGN.md "main/"): the only place that wires concrete implementations.
 // Role all-in-one: control-plane API + router + process backend + reconciler in one process.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { buildApi } from '../api/index.js';
 import { ProcessBackend } from '../backend/index.js';
-import { InfergateError } from '../errors/index.js';
 import { Controller } from '../reconcile/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
 import { FileTrafficLog } from '../telemetry/index.js';
-import { httpUrl, readServerRecord, SERVER_FILE, type ServerRecord } from '../util/workspace.js';
+import { httpUrl, removeServerRecord, writeServerRecord } from '../util/workspace.js';
+import { lockWorkspace, type WorkspaceLock } from '../util/workspace-lock.js';
 
 export interface ServerOptions {
   workspace: string;
@@ -25,11 +25,23 @@ export interface ServerOptions {
   local?: boolean;
   /** Largest scoring request body (bytes). */
   maxBodyBytes?: number;
+  /** Router: open client connections allowed (503 beyond), and per client address (429 beyond). */
+  maxConnections?: number;
+  maxConnectionsPerClient?: number;
+  /** Router: request-body bytes buffered at once across all connections (503 + Retry-After beyond). */
+  maxBufferedBodyBytes?: number;
+  /** Router: minimum request-body rate after a 5 s grace (408 below it); 0 disables. */
+  minBodyBytesPerSecond?: number;
   /** Write the per-request traffic log (<workspace>/logs/traffic.jsonl). */
   trafficLog?: boolean;
   /** Deployments allowed per endpoint (Azure: 20). */
   maxDeploymentsPerEndpoint?: number;
   log?: (line: string) => void;
+  /**
+   * The workspace lock, if the caller took it already (the CLI does, before it loads the server's
+   * modules, so a refused server exits in about the time Node takes to start). Released on close.
+   */
+  lock?: WorkspaceLock;
 }
 
 export interface RunningServer {
@@ -41,17 +53,32 @@ export interface RunningServer {
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
-  const log = o.log ?? (() => {});
-  mkdirSync(o.workspace, { recursive: true });
-  const running = readServerRecord(o.workspace);
-  if (running && running.pid !== process.pid) {
-    throw new InfergateError('OperationInProgress', `Another infergate server (pid ${running.pid}) already serves workspace ${o.workspace} at ${running.url}.`);
+  // The workspace lock comes before anything else: a second server on this workspace is refused
+  // (WorkspaceLocked) before it opens the store, binds a port, or touches an instance directory or socket.
+  const lock = o.lock ?? (await lockWorkspace(o.workspace, VERSION));
+  if (lock.workspace !== o.workspace) throw new Error(`the lock given is for ${lock.workspace}, not ${o.workspace}`);
+  try {
+    return await serve(o, lock, lock.startedAt);
+  } catch (e) {
+    removeServerRecord(o.workspace);
+    lock.release();
+    throw e;
   }
+}
 
+async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): Promise<RunningServer> {
+  const log = o.log ?? (() => {});
   const store = openStateStore(o.workspace);
   const backend = new ProcessBackend({ workspace: o.workspace, log });
+  // Files of deployments deleted just before an earlier server died (store deleted, files not yet).
+  const stored = new Set(store.listDeployments().map((d) => `${d.spec.endpointName}/${d.spec.name}`));
+  await backend.forgetUnknown((endpoint, deployment) => stored.has(`${endpoint}/${deployment}`));
   const router = new Router({
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
+    ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
+    ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),
+    ...(o.maxBufferedBodyBytes !== undefined ? { maxBufferedBodyBytes: o.maxBufferedBodyBytes } : {}),
+    ...(o.minBodyBytesPerSecond !== undefined ? { minBodyBytesPerSecond: o.minBodyBytesPerSecond } : {}),
     ...(o.trafficLog !== false ? { trafficLog: new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) } : {}),
     ...(o.local ? { endpointListeners: { host: o.host } } : {}),
   });
@@ -73,8 +100,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   await api.listen({ port: o.port, host: o.host });
   const apiPort = (api.server.address() as { port: number }).port;
   const url = httpUrl(o.host, apiPort);
-  const record: ServerRecord = { pid: process.pid, url, routerUrl, startedAt: new Date().toISOString(), version: VERSION };
-  writeFileSync(join(o.workspace, SERVER_FILE), JSON.stringify(record, null, 2));
+  writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION });
 
   // After a restart every stored endpoint and deployment is provisioned again (nothing is lost).
   const endpoints = store.listEndpoints().length;
@@ -88,12 +114,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     routerUrl,
     close: () =>
       (closing ??= (async () => {
-        controller.stop();
-        await api.close();
-        await router.close();
-        await backend.close();
-        store.close();
-        rmSync(join(o.workspace, SERVER_FILE), { force: true });
+        try {
+          controller.stop();
+          await api.close();
+          await router.close();
+          await backend.close();
+          store.close();
+        } finally {
+          // Only our own record (the lock guarantees no other server wrote one meanwhile; the check
+          // keeps that true whatever happens), and the lock last of all.
+          removeServerRecord(o.workspace);
+          lock.release();
+        }
       })()),
   };
 }

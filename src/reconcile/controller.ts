@@ -129,7 +129,10 @@ export class Controller {
     for (const d of deployments) {
       const k = deploymentKey(d.spec.endpointName, d.spec.name);
       const deleting = d.status.provisioningState === 'Deleting' || endpointState.get(d.spec.endpointName) === 'Deleting';
-      if (deleting && !running.has(k)) store.deleteDeployment(d.spec.endpointName, d.spec.name);
+      if (deleting && !running.has(k)) {
+        store.deleteDeployment(d.spec.endpointName, d.spec.name);
+        void backend.forget?.(d.spec.endpointName, d.spec.name);
+      }
     }
     for (const e of endpoints) {
       const state = e.status.provisioningState;

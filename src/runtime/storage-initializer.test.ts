@@ -107,4 +107,27 @@ describe('storage initializer', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /Cannot read the request/);
   });
+
+  it('refuses a symbolic-link loop, a FIFO or a device inside the model folder, naming it, at once (fs.cp recursed or hung)', () => {
+    const model = join(tmp, 'hostile-model');
+    mkdirSync(join(model, 'inner'), { recursive: true });
+    writeFileSync(join(model, 'weights.bin'), 'w');
+    symlinkSync('..', join(model, 'inner', 'up'));
+    const request = { instanceDir: join(tmp, 'hostile-0'), model: { name: 'm', version: '1', path: model } };
+    const t0 = performance.now();
+    let r = runInitializer(request);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /Storage initialization failed: \(PathNotReadable\) '.*inner\/up' \(inside model .*hostile-model\) is a symbolic-link loop/);
+    rmSync(join(model, 'inner', 'up'));
+    spawnSync('mkfifo', [join(model, 'inner', 'pipe')]);
+    r = runInitializer(request);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /\(PathNotReadable\) '.*inner\/pipe' \(inside model .*\) is a FIFO \(named pipe\)/);
+    rmSync(join(model, 'inner', 'pipe'));
+    symlinkSync('/dev/zero', join(model, 'zero'));
+    r = runInitializer(request);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /\(PathNotReadable\) '.*hostile-model\/zero' \(inside model .*\) is a character device/);
+    assert.ok(performance.now() - t0 < 15_000);
+  });
 });

@@ -13,10 +13,11 @@
 // default for an unset AZUREML_MODEL_DIR is "". Exit 0, or 1 with the reason on stderr.
 // Running it again for the same instance directory (an instance restart) replaces the earlier copy.
 
-import { cp, lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { copyTree } from '../util/files.js';
 import { STORAGE_RESULT_PREFIX, type StorageRequest, type StorageResult } from './contract.js';
 import { formatLogLine } from './log.js';
 
@@ -50,20 +51,6 @@ function parseRequest(raw: unknown): StorageRequest {
   return req;
 }
 
-/** Files and bytes below a path (the copy, so the counts are what the instance got). */
-async function measure(path: string): Promise<{ files: number; bytes: number }> {
-  const st = await lstat(path);
-  if (!st.isDirectory()) return { files: 1, bytes: st.size };
-  let files = 0;
-  let bytes = 0;
-  for (const entry of await readdir(path, { withFileTypes: true })) {
-    const sub = await measure(join(path, entry.name));
-    files += sub.files;
-    bytes += sub.bytes;
-  }
-  return { files, bytes };
-}
-
 /** Copies `from` (file or folder) to `to`, replacing what was there; returns a one-line report. */
 async function copyStep(what: string, from: string, to: string, log: (line: string) => void): Promise<void> {
   try {
@@ -74,9 +61,18 @@ async function copyStep(what: string, from: string, to: string, log: (line: stri
   const t0 = performance.now();
   await rm(to, { recursive: true, force: true });
   await mkdir(dirname(to), { recursive: true });
-  // dereference: the instance gets real files, not links back into the user's working tree.
-  await cp(from, to, { recursive: true, dereference: true, preserveTimestamps: true });
-  const { files, bytes } = await measure(to);
+  // Real files for links (the instance never reads back into the user's working tree); a FIFO, device,
+  // socket, link to nothing or link loop inside refuses the copy with its path, where fs.cp would hang
+  // on a FIFO, copy /dev/zero forever or recurse until ELOOP (util/files.ts).
+  let counts: { files: number; bytes: number };
+  try {
+    counts = await copyTree(from, to, { what: what.split(' ')[0], preserveTimestamps: true });
+  } catch (err) {
+    // util/files.ts refuses with coded errors (PathNotReadable); runtime/ does not import errors/ itself.
+    if (err instanceof Error && err.name === 'InfergateError') throw new StorageError(`(${(err as Error & { code: string }).code}) ${err.message}`);
+    throw err;
+  }
+  const { files, bytes } = counts;
   const ms = (performance.now() - t0).toFixed(1);
   log(`Copied ${what} from ${from} to ${to}: ${files} file${files === 1 ? '' : 's'}, ${bytes} bytes, ${ms} ms`);
 }

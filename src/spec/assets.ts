@@ -2,6 +2,7 @@
 // (`azureml:name:version`, `azureml:name@label`, `azureml://registries/...`, an ARM id) or an inline
 // mapping. `code_configuration` lives here too: it is the third asset a deployment points at.
 
+import { CONDA_FILE_LIMIT } from '../util/files.js';
 import { localPath, checkScript, scriptPath } from './paths.js';
 import {
   anyMap,
@@ -108,7 +109,11 @@ export const build = to(struct({ path: req(localPath('folder')), dockerfile_path
 }));
 
 /** `conda_file`: a path (relative to the YAML file) or the conda file's content given inline. */
-export const condaFile = byShape('a conda file path or an inline conda mapping', { scalar: localPath('file'), map: anyMap });
+export const condaFile = byShape('a conda file path or an inline conda mapping', {
+  // Checked from stat here, so the CLI says so before sending anything; the server reads at most this much.
+  scalar: localPath('file', { maxBytes: CONDA_FILE_LIMIT }),
+  map: anyMap,
+});
 
 export const IN_CONDA_FILE = "belongs in the conda file (conda_file), not directly under 'environment'";
 

@@ -186,6 +186,37 @@ const dataCollector = keepAsWritten(
 
 const isRegistryRef = (ref: { kind: string; uri?: string } | undefined): boolean => ref?.kind === 'uri' && !!ref.uri?.startsWith('azureml://registries/');
 
+// ---- environment_variables ------------------------------------------------------------------------------
+
+/**
+ * Largest value of one variable, in UTF-8 bytes. Linux refuses any single `NAME=value` string over
+ * MAX_ARG_STRLEN (128 KiB) and all of argv + environment over ARG_MAX with E2BIG, at spawn: a variable
+ * that passes here must start, so the limits sit well under both, and are checked when the deployment is
+ * created or updated instead of when an instance starts.
+ */
+export const MAX_ENV_VALUE_BYTES = 32 * 1024;
+/** All of a deployment's variables together (`NAME=value` and its NUL, each). */
+export const MAX_ENV_TOTAL_BYTES = 256 * 1024;
+
+const envName = (k: string): string | undefined => {
+  if (k === '') return 'an environment variable needs a name';
+  // execve() splits each entry at its first '=' and ends it at NUL: such a name cannot be passed on.
+  if (/[=\0]/.test(k)) return `environment variable name ${JSON.stringify(k)} contains ${k.includes('=') ? "'='" : 'a NUL character'}, which no process environment can hold`;
+  return undefined;
+};
+
+const envValue: Type<string> = refine(scalarString, (v) => {
+  if (v.includes('\0')) return 'the value contains a NUL character, which no process environment can hold';
+  const bytes = Buffer.byteLength(v);
+  return bytes > MAX_ENV_VALUE_BYTES ? `the value is ${bytes} bytes; at most ${MAX_ENV_VALUE_BYTES} bytes (32 KiB) per environment variable` : undefined;
+});
+
+const environmentVariables: Type<Record<string, string>> = refine(dict(envValue, envName), (vars) => {
+  let total = 0;
+  for (const [k, v] of Object.entries(vars)) total += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+  return total > MAX_ENV_TOTAL_BYTES ? `the variables take ${total} bytes in all; at most ${MAX_ENV_TOTAL_BYTES} bytes (256 KiB) per deployment` : undefined;
+});
+
 const deploymentDocument = struct(
   {
     $schema: opt(text),
@@ -199,7 +230,7 @@ const deploymentDocument = struct(
     model_mount_path: opt(str),
     code_configuration: opt(codeConfiguration),
     environment: opt(environment),
-    environment_variables: opt(stringMap),
+    environment_variables: opt(environmentVariables),
     // Optional on Kubernetes: the cluster's default instance type (§1.10).
     instance_type: { type: str, required: 'managed' },
     // Required for managed here; for Kubernetes only with default scale settings (rule below).

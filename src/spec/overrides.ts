@@ -2,8 +2,9 @@
 // `params_override`). Values are read as YAML scalars, so `instance_count=2` is the number 2 and
 // `auth_mode=aml_token` a string; dotted paths create the maps they need; `a[0]` addresses list items.
 
-import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq } from 'yaml';
 import type { Problem } from '../errors/index.js';
+import { MAX_NESTING, parseYamlDocument } from '../util/yaml.js';
 import { fromValue, toValue, type SMap, type SNode } from './tree.js';
 
 type KeyPath = (string | number)[];
@@ -24,15 +25,26 @@ function parseKeyPath(key: string): KeyPath | undefined {
 /** The value of an override as a node: a YAML scalar, a flow collection (`{}`, `[a, b]`), else the raw text. */
 function parseValue(raw: string, from: string): SNode {
   const t = raw.trim();
-  const doc = parseDocument(t, { prettyErrors: false });
+  // Nesting-limited (util/yaml.ts): `--set a=[[[[...` must not take the CLI's stack.
+  const doc = parseYamlDocument(t);
   const c = doc.contents;
   // Only when the whole text is that one value: `a #b` is the string "a #b", not "a" and a comment.
   const whole = c?.range?.[1] === t.length;
   if (doc.errors.length === 0) {
     if (c === null) return fromValue(null, from);
     if (isScalar(c) && whole) return fromValue(c.value, from, t);
-    if ((isMap(c) || isSeq(c)) && c.flow && whole) return fromValue(c.toJS(doc), from);
+    if ((isMap(c) || isSeq(c)) && c.flow && whole) {
+      let value: unknown;
+      try {
+        value = c.toJS(doc, { maxAliasCount: 100 });
+      } catch (e) {
+        throw new OverrideError(`the value cannot be used: ${(e as Error).message}`);
+      }
+      return fromValue(value, from);
+    }
   }
+  const deep = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+  if (deep) throw new OverrideError(`the value is ${deep.message}`);
   return fromValue(raw, from);
 }
 
@@ -64,6 +76,11 @@ export function applyOverridesToTree(root: SNode, overrides: readonly string[], 
     const path = eq > 0 ? parseKeyPath(text.slice(0, eq).trim()) : undefined;
     if (!path) {
       problems.push({ path: '--set', message: `'${text}' is not an override: expected key=value, e.g. instance_count=2 or request_settings.request_timeout_ms=9000` });
+      continue;
+    }
+    // setIn recurses once per part: `a.a.a...` with 60,000 parts fits in one argument and would overflow.
+    if (path.length > MAX_NESTING) {
+      problems.push({ path: '--set', message: `'${text.slice(0, 80)}${text.length > 80 ? '...' : ''}': the key has more than ${MAX_NESTING} parts` });
       continue;
     }
     try {

@@ -1,9 +1,12 @@
 // Local paths in specs (contract §1.1): relative ones resolve against the YAML file's directory, and must
 // exist at validation time so a typo is reported with its line instead of failing later in an instance.
 
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { isAbsolute, normalize, relative, resolve, sep } from 'node:path';
-import { refine, report, str, to, type Type } from './schema.js';
+import { InfergateError, formatProblem } from '../errors/index.js';
+import { notRegular, pathError } from '../util/files.js';
+import { refine, report, str, to, type Cx, type Type } from './schema.js';
+import type { Origin } from './tree.js';
 
 /** `azureml:...`, `azureml://...`, `https://...` and other URIs name remote assets, not local paths. */
 export function isReference(s: string): boolean {
@@ -19,8 +22,38 @@ function statKind(p: string): 'file' | 'folder' | undefined {
   }
 }
 
+/**
+ * stat() of a path a document names; undefined when it does not exist. Anything that is neither a regular
+ * file nor a directory (a FIFO, a device, a socket), a symbolic-link loop or an unreadable path is thrown
+ * as PathNotReadable at once, with the key's file:line:column: it is not a mistake to list with the
+ * others but a path that nothing may open (opening a FIFO blocks the reader; /dev/zero never ends).
+ */
+function statPath(abs: string, at: () => string): Stats | undefined {
+  let st: Stats;
+  try {
+    st = statSync(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    const err = pathError('', abs, e);
+    throw new InfergateError(err.code, `${at()}${err.message.trimStart()}`);
+  }
+  if (!st.isFile() && !st.isDirectory()) throw new InfergateError('PathNotReadable', `${at()}${notRegular('', abs, st, true).message.trimStart()}`);
+  return st;
+}
+
+/** `file:line:column: key.path: ` for an error thrown while validating (problems carry it themselves). */
+function where(cx: Cx, path: string, node: Origin): string {
+  return formatProblem({ file: cx.file, ...(node.pos ? { line: node.pos.line, column: node.pos.column } : {}), path, message: '' });
+}
+
+export interface LocalPathRule {
+  /** A file larger than this is FileTooLarge, thrown with the key's location (conda files). */
+  maxBytes?: number;
+}
+
 /** A local file or folder (or a reference, kept as written). Decodes to an absolute, normalised path. */
-export function localPath(expect?: 'file' | 'folder'): Type<string> {
+export function localPath(expect?: 'file' | 'folder', rule: LocalPathRule = {}): Type<string> {
   return {
     label: 'a path',
     decode(node, path, cx) {
@@ -32,10 +65,14 @@ export function localPath(expect?: 'file' | 'folder'): Type<string> {
       else return report(cx, path, node, `relative path '${s}' cannot be resolved here (no base directory); give an absolute path`);
       // Keep no trailing separator: `model/` and `model` are the same folder.
       if (abs.length > 1 && abs.endsWith(sep)) abs = abs.slice(0, -1);
-      const kind = statKind(abs);
       const shown = s === abs ? `'${abs}'` : `'${s}' (${abs})`;
-      if (!kind) return report(cx, path, node, `path ${shown} does not exist`);
+      const st = statPath(abs, () => where(cx, path, node));
+      if (!st) return report(cx, path, node, `path ${shown} does not exist`);
+      const kind = st.isDirectory() ? 'folder' : 'file';
       if (expect && kind !== expect) return report(cx, path, node, `path ${shown} is a ${kind}, expected a ${expect}`);
+      if (rule.maxBytes !== undefined && kind === 'file' && st.size > rule.maxBytes) {
+        throw new InfergateError('FileTooLarge', `${where(cx, path, node)}'${abs}' is ${st.size} bytes; the limit for ${path.split('.').pop()} is ${rule.maxBytes} bytes`);
+      }
       return abs;
     },
   };

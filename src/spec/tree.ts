@@ -2,8 +2,9 @@
 // into it, so there is exactly one set of rules (schema.ts) whatever the input; nodes from YAML know
 // where they came from (1-based line:column), nodes from JSON do not, nodes made by `--set` say so.
 
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import type { Problem } from '../errors/index.js';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml';
+import { InfergateError, type Problem } from '../errors/index.js';
+import { MAX_NESTING, parseYamlDocument } from '../util/yaml.js';
 
 export interface Pos {
   line: number;
@@ -52,7 +53,9 @@ const BENIGN_YAML_ERRORS = new Set(['DUPLICATE_KEY']);
 /** Parses YAML text into a tree; syntax errors become problems. `trusted` is false when the tree is a guess. */
 export function parseYamlTree(text: string, file: string): { root: SNode; problems: Problem[]; trusted: boolean } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  // Nesting-limited, and without the yaml package's quadratic duplicate-key check: YamlConverter finds
+  // duplicates with a hash map (util/yaml.ts says why).
+  const doc = parseYamlDocument(text, { lineCounter: lines });
   const at = (offset: number): Pos => {
     const { line, col } = lines.linePos(offset);
     return { line, column: col };
@@ -67,11 +70,21 @@ const nullNode = (pos?: Pos): SScalar => ({ kind: 'scalar', value: null, ...(pos
 
 /** Alias expansions allowed per document (the yaml package's own default): stops "billion laughs" files. */
 const MAX_ALIASES = 100;
+/**
+ * Nodes that alias expansions may create in all. A hundred aliases of one large anchored list would still
+ * multiply a 4 MiB file a hundred times; Azure's documents alias a few settings at most.
+ */
+const MAX_ALIAS_NODES = 100_000;
 
 class YamlConverter {
   /** Collections being converted, to catch an alias that refers to its own ancestor. */
   private readonly open = new Set<unknown>();
   private aliases = 0;
+  /** Nodes created inside alias expansions (expanding > 0), against MAX_ALIAS_NODES. */
+  private expanding = 0;
+  private expanded = 0;
+  /** Problems of a kind reported once per file (alias limits, nesting): the rest are the same problem. */
+  private readonly said = new Set<string>();
 
   constructor(
     private readonly doc: Document,
@@ -84,19 +97,33 @@ class YamlConverter {
     return n?.range ? this.at(n.range[0]) : undefined;
   }
 
-  node(n: YamlNode | null | undefined, fallback?: Pos): SNode {
+  private once(kind: string, pos: Pos | undefined, message: string): SScalar {
+    if (!this.said.has(kind)) {
+      this.said.add(kind);
+      this.problems.push({ file: this.file, ...pos, path: '', message: `invalid YAML: ${message}` });
+    }
+    return nullNode(pos);
+  }
+
+  /** `depth`: mappings and lists above this node, aliases expanded (the CST check cannot see through them). */
+  node(n: YamlNode | null | undefined, fallback?: Pos, depth = 0): SNode {
     const pos = this.posOf(n) ?? fallback;
     if (n == null) return nullNode(pos);
+    if (this.expanding > 0 && ++this.expanded > MAX_ALIAS_NODES) return this.once('alias-nodes', pos, `aliases expand to more than ${MAX_ALIAS_NODES} nodes`);
     if (isAlias(n)) {
       const target = n.resolve(this.doc);
-      const why = !target || this.open.has(target) ? 'cannot be resolved' : ++this.aliases > MAX_ALIASES ? `is one too many (at most ${MAX_ALIASES} per file)` : '';
-      if (why) {
-        // Past the limit, say so once: the rest of the aliases are the same problem.
-        if (this.aliases <= MAX_ALIASES + 1) this.problems.push({ file: this.file, ...pos, path: '', message: `invalid YAML: alias *${n.source} ${why}` });
+      if (!target || this.open.has(target)) {
+        this.problems.push({ file: this.file, ...pos, path: '', message: `invalid YAML: alias *${n.source} cannot be resolved` });
         return nullNode(pos);
       }
-      // Point at the alias, not at the anchor: that is where the value is used.
-      return { ...this.node(target), ...(pos ? { pos } : {}) };
+      if (++this.aliases > MAX_ALIASES) return this.once('aliases', pos, `alias *${n.source} is one too many (at most ${MAX_ALIASES} per file)`);
+      this.expanding++;
+      try {
+        // Point at the alias, not at the anchor: that is where the value is used.
+        return { ...this.node(target, undefined, depth), ...(pos ? { pos } : {}) };
+      } finally {
+        this.expanding--;
+      }
     }
     if (isScalar(n)) {
       const v = n.value;
@@ -104,19 +131,23 @@ class YamlConverter {
       const text = n.type === 'PLAIN' && typeof n.source === 'string' && n.source !== '' ? n.source : undefined;
       return { kind: 'scalar', value, ...(text !== undefined && typeof value !== 'string' ? { text } : {}), ...(pos ? { pos } : {}) };
     }
+    if (depth >= MAX_NESTING) return this.once('nesting', pos, `nested more than ${MAX_NESTING} levels deep (mappings and lists, aliases expanded)`);
     this.open.add(n);
     try {
-      if (isSeq(n)) return { kind: 'seq', items: n.items.map((item) => this.node(item as YamlNode, pos)), ...(pos ? { pos } : {}) };
-      if (isMap(n)) return { kind: 'map', entries: this.entries(n.items), ...(pos ? { pos } : {}) };
+      if (isSeq(n)) return { kind: 'seq', items: n.items.map((item) => this.node(item as YamlNode, pos, depth + 1)), ...(pos ? { pos } : {}) };
+      if (isMap(n)) return { kind: 'map', entries: this.entries(n.items, depth + 1), ...(pos ? { pos } : {}) };
     } finally {
       this.open.delete(n);
     }
     return nullNode(pos);
   }
 
-  private entries(pairs: unknown[]): SEntry[] {
+  private entries(pairs: unknown[], depth: number): SEntry[] {
     const own: SEntry[] = [];
     const merged: SEntry[] = [];
+    // Keys seen, by value as the yaml package compares them (`1` and `"1"` differ): one lookup per key,
+    // where the package's own check compared each key with every earlier one.
+    const seen = new Set<unknown>();
     for (const pair of pairs) {
       if (!isPair(pair)) continue;
       const keyNode = pair.key as YamlNode | null;
@@ -126,11 +157,14 @@ class YamlConverter {
         continue;
       }
       const raw = keyNode?.value;
+      // The later duplicate still wins (it is kept after the first; lookups take the last), as in PyYAML.
+      if (seen.has(raw ?? null)) this.problems.push({ file: this.file, ...keyPos, path: '', message: 'invalid YAML: Map keys must be unique' });
+      else seen.add(raw ?? null);
       const key = raw == null ? '' : typeof raw === 'string' ? raw : (keyNode?.source ?? String(raw));
       // `<<: *anchor` merge keys: PyYAML (what the Azure CLI uses) honours them, so we do too.
       // Explicit keys win over merged ones, earlier merge sources over later ones (YAML merge spec).
       if (key === '<<' && keyNode?.type === 'PLAIN') {
-        const value = this.node(pair.value as YamlNode, keyPos);
+        const value = this.node(pair.value as YamlNode, keyPos, depth);
         const sources = value.kind === 'seq' ? value.items : [value];
         for (const src of sources) {
           if (src.kind === 'map') merged.push(...src.entries);
@@ -138,7 +172,7 @@ class YamlConverter {
         }
         continue;
       }
-      own.push({ key, ...(keyPos ? { keyPos } : {}), value: this.node(pair.value as YamlNode, keyPos) });
+      own.push({ key, ...(keyPos ? { keyPos } : {}), value: this.node(pair.value as YamlNode, keyPos, depth) });
     }
     const have = new Set(own.map((e) => e.key));
     for (const e of merged) {
@@ -150,14 +184,21 @@ class YamlConverter {
   }
 }
 
-/** A plain JSON-like value as a tree without positions. `from` marks nodes made by a `--set` override. */
-export function fromValue(v: unknown, from?: string, text?: string): SNode {
+/**
+ * A plain JSON-like value as a tree without positions. `from` marks nodes made by a `--set` override.
+ * Deeper than MAX_NESTING is BodyTooDeep: the API refuses such bodies when it parses them, this guards
+ * every other caller (the recursion would otherwise end in a RangeError, a 500).
+ */
+export function fromValue(v: unknown, from?: string, text?: string, depth = 0): SNode {
   const o = from ? { from } : {};
-  if (Array.isArray(v)) return { kind: 'seq', items: v.map((x) => fromValue(x, from)), ...o };
+  if (v !== null && typeof v === 'object' && depth >= MAX_NESTING) {
+    throw new InfergateError('BodyTooDeep', `The document nests arrays or objects more than ${MAX_NESTING} levels deep.`);
+  }
+  if (Array.isArray(v)) return { kind: 'seq', items: v.map((x) => fromValue(x, from, undefined, depth + 1)), ...o };
   if (v !== null && typeof v === 'object') {
     const entries = Object.entries(v)
       .filter(([, x]) => x !== undefined)
-      .map(([key, x]) => ({ key, value: fromValue(x, from) }));
+      .map(([key, x]) => ({ key, value: fromValue(x, from, undefined, depth + 1) }));
     return { kind: 'map', entries, ...o };
   }
   if (v === undefined || v === null) return { kind: 'scalar', value: null, ...o };

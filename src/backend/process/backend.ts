@@ -4,34 +4,60 @@
 // that crash after becoming ready are started again with exponential back-off; an init() failure is
 // final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
 
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, rmdirSync, type WriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { InstancePlan } from '../../ir/types.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
+import { ConsoleLog, consoleLogFiles, CONSOLE_LOG_DEFAULTS, tailLines, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** Under tsx (tests from src/) the runtime is .ts and needs the tsx loader; compiled, it is plain .js. */
+/**
+ * Under tsx (tests from src/) the runtime is .ts and needs the tsx loader; compiled, it is plain .js. The
+ * loader is named by its resolved URL: an instance host runs in its app root, from where a bare `tsx`
+ * does not resolve.
+ */
 const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', 'tsx'] : [];
+const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', import.meta.resolve('tsx')] : [];
 /** INFERGATE_HOST_NODE_ARGS: extra Node options for instance hosts, e.g. `--cpu-prof` (bench/profile.mjs). */
 const HOST_EXEC_ARGV = [...RUNTIME_EXEC_ARGV, ...(process.env.INFERGATE_HOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 const HOST_SCRIPT = join(HERE, '..', '..', 'runtime', `host${EXT}`);
 const STORAGE_SCRIPT = join(HERE, '..', '..', 'runtime', `storage-initializer${EXT}`);
 const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
 
+/**
+ * An instance host must not outlive its server. It shuts down when its IPC channel to the backend closes
+ * (runtime/host.ts), but that needs its event loop: a scoring module stuck in a synchronous loop would
+ * keep it, and its CPU, for ever after a kill -9 of the server. So where util-linux's setpriv can set
+ * it, the host starts with PR_SET_PDEATHSIG = SIGKILL (prctl(2)): the kernel kills it the moment the
+ * server dies, as the Python workers do for their host (infergate_worker.py). setpriv execs Node in
+ * place (same pid, same IPC descriptor). Checked once; without it, the IPC channel is the only guard.
+ */
+let setpriv: string | null | undefined;
+function pdeathsigWrapper(): string | null {
+  setpriv ??= ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p) && spawnSync(p, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0) ?? null;
+  return setpriv;
+}
+
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** A ready instance that has run this long has its back-off reset. */
 const STABLE_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
+/**
+ * Logs of instances stopped while their deployment lives on (scale-in, a rolling update's old revision,
+ * a retried failure) are kept for get-logs, which shows the most recent stopped one when none runs; of
+ * those, this many per deployment stay, the oldest go. A deleted deployment's logs go with it (forget()),
+ * as on Azure, where a deployment's logs are gone once it is deleted.
+ */
+const KEEP_STOPPED_LOGS = 3;
 
 interface Instance {
   observed: ObservedInstance;
@@ -40,7 +66,7 @@ interface Instance {
   logDir: string;
   socketPath: string;
   child: ChildProcess | null;
-  log: WriteStream | null;
+  log: ConsoleLog | null;
   restartTimer: NodeJS.Timeout | null;
   readyAt: number;
   stopping: boolean;
@@ -51,6 +77,11 @@ export interface ProcessBackendOptions {
   workspace: string;
   /** Log progress lines of the backend itself (not instance output). */
   log?: (line: string) => void;
+  /**
+   * Rotation of each instance's console logs (inference-server.log, storage-initializer.log). Default
+   * 10 MiB per file and 2 rotated files kept: at most 30 MiB per container per instance.
+   */
+  consoleLog?: ConsoleLogOptions;
 }
 
 export class ProcessBackend implements Backend {
@@ -58,12 +89,38 @@ export class ProcessBackend implements Backend {
   private readonly instances = new Map<string, Instance>();
   private readonly listeners: (() => void)[] = [];
   private readonly socketDir: string;
+  private readonly consoleLog: Required<ConsoleLogOptions>;
+  /** Per deployment: the file tidying (tidy(), forget()) in progress, so it runs one at a time and launches wait for it. */
+  private readonly tidying = new Map<string, Promise<void>>();
+  /**
+   * Socket names differ from one server's life to the next: a host of an earlier server that is still
+   * shutting down unlinks its socket path as it closes, and must never unlink a new host's.
+   */
+  private readonly life = randomBytes(8).toString('hex');
   private closed = false;
 
+  /**
+   * The backend owns the workspace's instances/ and logs/ trees and its socket folder: the server
+   * constructs it only while holding the workspace lock (util/workspace-lock.ts), so whatever is found
+   * there that no instance of this backend uses is a leftover of an earlier server (crashed, or killed
+   * with -9) and is removed, never the files of a server that is running.
+   */
   constructor(private readonly options: ProcessBackendOptions) {
+    this.consoleLog = { ...CONSOLE_LOG_DEFAULTS, ...options.consoleLog };
     // Unix socket paths are limited to ~107 bytes, so sockets live under a short tmp path keyed by workspace.
     this.socketDir = join(tmpdir(), `infergate-${createHash('sha256').update(options.workspace).digest('hex').slice(0, 10)}`);
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
+    // Sockets of an earlier server's instances (the hosts exit when their backend goes; a kill -9 of the
+    // server leaves their socket files behind). A host unlinks a stale file of its own name before it
+    // listens anyway; this removes the ones no instance will take again.
+    for (const name of readdirSync(this.socketDir)) {
+      if (!name.endsWith('.sock')) continue;
+      try {
+        unlinkSync(join(this.socketDir, name));
+      } catch {
+        // gone already
+      }
+    }
   }
 
   observe(): ObservedInstance[] {
@@ -82,7 +139,7 @@ export class ProcessBackend implements Backend {
       plan,
       dir,
       logDir: join(this.options.workspace, 'logs', plan.endpoint, plan.deployment, id),
-      socketPath: join(this.socketDir, `${createHash('sha256').update(id).digest('hex').slice(0, 16)}.sock`),
+      socketPath: join(this.socketDir, `${createHash('sha256').update(`${this.life}/${id}`).digest('hex').slice(0, 16)}.sock`),
       child: null,
       log: null,
       restartTimer: null,
@@ -92,6 +149,7 @@ export class ProcessBackend implements Backend {
     };
     this.instances.set(id, inst);
     this.changed();
+    void this.tidy(plan.endpoint, plan.deployment);
     void this.launch(inst);
   }
 
@@ -108,6 +166,16 @@ export class ProcessBackend implements Backend {
     }
     const child = inst.child;
     if (child && child.exitCode === null && child.signalCode === null) {
+      // Its last lines ("Instance host stopped") may still be in the pipes when it exits: wait for them
+      // ('close'), but not for ever (a leftover grandchild could hold the pipe open).
+      const drained = new Promise<void>((resolve) => {
+        let timer: NodeJS.Timeout | undefined;
+        child.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.once('exit', () => (timer = setTimeout(resolve, 1000)));
+      });
       await new Promise<void>((resolve) => {
         const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
         child.once('exit', () => {
@@ -116,12 +184,89 @@ export class ProcessBackend implements Backend {
         });
         child.kill('SIGTERM');
       });
+      await drained;
     }
-    inst.log?.end();
-    this.instances.delete(id);
+    await inst.log?.end();
+    // Files first, then the map: a start() of the same id (a retry) only begins once nothing of this
+    // instance is being removed.
     await rm(inst.dir, { recursive: true, force: true });
     await rm(inst.socketPath, { force: true });
+    this.instances.delete(id);
+    await this.tidy(inst.observed.endpoint, inst.observed.deployment);
     this.changed();
+  }
+
+  /**
+   * A deleted deployment: removes its logs and whatever is left of its instance directories (the
+   * reconciler calls this once none of its instances runs). Azure drops a deployment's logs with it.
+   */
+  async forget(endpoint: string, deployment: string): Promise<void> {
+    await this.serially(endpoint, deployment, async () => {
+      if ([...this.instances.values()].some((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment)) return;
+      for (const tree of ['instances', 'logs']) {
+        await rm(join(this.options.workspace, tree, endpoint, deployment), { recursive: true, force: true });
+        await removeIfEmpty(join(this.options.workspace, tree, endpoint));
+      }
+    });
+  }
+
+  /**
+   * At start-up: forgets every deployment found on disk that `exists` does not know (deleted just before
+   * an earlier server died, between the store's delete and forget()).
+   */
+  async forgetUnknown(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
+    const seen = new Set<string>();
+    for (const tree of ['instances', 'logs']) {
+      const root = join(this.options.workspace, tree);
+      for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+        if (!e.isDirectory()) continue;
+        for (const d of await readdir(join(root, e.name), { withFileTypes: true }).catch(() => [])) {
+          if (d.isDirectory() && !exists(e.name, d.name)) seen.add(JSON.stringify([e.name, d.name]));
+        }
+      }
+    }
+    for (const k of seen) {
+      const [endpoint, deployment] = JSON.parse(k) as [string, string];
+      this.options.log?.(`removing the files of deleted deployment ${endpoint}/${deployment}`);
+      await this.forget(endpoint, deployment);
+    }
+  }
+
+  /**
+   * Removes a deployment's leftovers: instance directories no instance of this backend uses (an earlier
+   * server's old revisions; a directory of an id that starts again is kept, its storage is reused), and
+   * logs of stopped instances beyond KEEP_STOPPED_LOGS. Empty directories go too: nothing stays behind
+   * under instances/<endpoint>/<deployment>/ once its last instance stopped.
+   */
+  private tidy(endpoint: string, deployment: string): Promise<void> {
+    return this.serially(endpoint, deployment, async () => {
+      const inUse = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
+      const instancesDir = join(this.options.workspace, 'instances', endpoint, deployment);
+      for (const id of await readdir(instancesDir).catch(() => [] as string[])) {
+        if (!inUse.has(id)) await rm(join(instancesDir, id), { recursive: true, force: true });
+      }
+      await removeIfEmpty(instancesDir);
+      await removeIfEmpty(dirname(instancesDir));
+      // While the server stops, every instance stops: their logs stay whole for the next start.
+      if (this.closed) return;
+      const logsDir = join(this.options.workspace, 'logs', endpoint, deployment);
+      const stopped = await Promise.all(
+        (await readdir(logsDir).catch(() => [] as string[])).filter((id) => !inUse.has(id)).map(async (id) => ({ id, mtime: (await stat(join(logsDir, id)).catch(() => null))?.mtimeMs ?? 0 })),
+      );
+      stopped.sort((a, b) => b.mtime - a.mtime);
+      for (const { id } of stopped.slice(KEEP_STOPPED_LOGS)) await rm(join(logsDir, id), { recursive: true, force: true });
+    });
+  }
+
+  /** Runs file work on one deployment's directories one at a time (tidy, forget, and launches wait for it). */
+  private serially(endpoint: string, deployment: string, work: () => Promise<void>): Promise<void> {
+    const k = `${endpoint}/${deployment}`;
+    const next = (this.tidying.get(k) ?? Promise.resolve()).then(work).catch((e: unknown) => this.options.log?.(`tidying ${k}: ${(e as Error).message}`));
+    this.tidying.set(k, next);
+    void next.then(() => {
+      if (this.tidying.get(k) === next) this.tidying.delete(k);
+    });
+    return next;
   }
 
   async logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
@@ -142,8 +287,8 @@ export class ProcessBackend implements Backend {
     if (chosen.length === 0 && withTimes.length > 0) chosen.push(withTimes[0]);
     const parts: string[] = [];
     for (const { id } of chosen) {
-      const text = await readFile(join(base, id, `${container}.log`), 'utf8').catch(() => '');
-      const tail = lastLines(text, lines);
+      // The current file and its rotated predecessors: --lines N reads across a rotation.
+      const tail = await tailLines(consoleLogFiles(join(base, id, `${container}.log`), this.consoleLog.keepFiles), lines);
       parts.push(chosen.length > 1 ? `=== instance ${id} ===\n${tail}` : tail);
     }
     return parts.join('\n');
@@ -174,13 +319,18 @@ export class ProcessBackend implements Backend {
 
   private async launch(inst: Instance): Promise<void> {
     const { plan } = inst;
-    await mkdir(inst.logDir, { recursive: true });
-    inst.log ??= createWriteStream(join(inst.logDir, 'inference-server.log'), { flags: 'a' });
+    // A deployment deleted and created again under the same name: its old files go first.
+    await this.tidying.get(`${plan.endpoint}/${plan.deployment}`);
+    if (inst.stopping) return;
     try {
+      await mkdir(inst.logDir, { recursive: true });
+      inst.log ??= new ConsoleLog(join(inst.logDir, 'inference-server.log'), this.consoleLog);
       // Storage initializer: a separate short-lived process, as Azure's storage-initializer container.
       let modelDir = '';
       let appRoot = '';
       if (!existsSync(join(inst.dir, '.initialized'))) {
+        // A directory without the marker was being filled when an earlier server died: start it afresh.
+        await rm(inst.dir, { recursive: true, force: true });
         const result = await this.initializeStorage(inst);
         if (inst.stopping) return;
         if (result === undefined) return; // failed; state set
@@ -237,7 +387,7 @@ export class ProcessBackend implements Backend {
     await mkdir(inst.dir, { recursive: true });
     const requestFile = join(inst.dir, 'storage-request.json');
     await writeFile(requestFile, JSON.stringify({ instanceDir: inst.dir, ...(plan.model ? { model: plan.model } : {}), ...(plan.code ? { code: { path: plan.code.path } } : {}) }));
-    const log = createWriteStream(join(inst.logDir, 'storage-initializer.log'), { flags: 'a' });
+    const log = new ConsoleLog(join(inst.logDir, 'storage-initializer.log'), this.consoleLog);
     const child = spawn(process.execPath, [...RUNTIME_EXEC_ARGV, STORAGE_SCRIPT, requestFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     inst.child = child;
     let out = '';
@@ -252,7 +402,7 @@ export class ProcessBackend implements Backend {
     });
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     inst.child = null;
-    await new Promise<void>((r) => log.end(r));
+    await log.end();
     if (code !== 0) {
       if (!inst.stopping) this.setFailed(inst, 'StorageInitializerFailed', `storage initializer failed: ${err.trim() || `exit code ${code}`}`);
       return undefined;
@@ -266,10 +416,16 @@ export class ProcessBackend implements Backend {
   }
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
-    const child = fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: HOST_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const wrapper = pdeathsigWrapper();
+    const child = wrapper
+      ? spawn(wrapper, ['--pdeathsig', 'KILL', '--', process.execPath, ...HOST_EXEC_ARGV, HOST_SCRIPT], { env, cwd: env.AML_APP_ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+      : fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: HOST_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     inst.child = child;
-    child.stdout!.pipe(inst.log!, { end: false });
-    child.stderr!.pipe(inst.log!, { end: false });
+    // Read as fast as the host writes, never paused: its stdout is a pipe it writes synchronously, so a
+    // full pipe would stall its serving (ConsoleLog drops what the disk cannot take instead).
+    const log = inst.log!;
+    child.stdout!.on('data', (c: Buffer) => log.write(c));
+    child.stderr!.on('data', (c: Buffer) => log.write(c));
     let finalFailure = false;
     child.on('message', (m: { type?: string; code?: string; message?: string }) => {
       if (m.type === 'ready') {
@@ -344,9 +500,7 @@ export function logTime(d = new Date()): string {
   return d.toISOString().replace('T', ' ').replace('.', ',').slice(0, 23);
 }
 
-function lastLines(text: string, n: number): string {
-  if (n <= 0) return '';
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines.slice(-n).join('\n') + (lines.length ? '\n' : '');
+/** rmdir: removes a directory only if it is empty (another instance's files are never touched). */
+async function removeIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => {});
 }

@@ -18,12 +18,13 @@
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, realpathSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { parse } from 'yaml';
 import type { InstancePlan } from '../../ir/types.js';
 import { condaDependencies, isLocalPipEntry, localPipPath } from '../../util/conda.js';
+import { CONDA_FILE_LIMIT, describeStats, readUserFile, streamUserFile } from '../../util/files.js';
+import { parseYamlData } from '../../util/yaml.js';
 import { PROVIDED } from './python-env.js';
 
 export interface BuiltEnvironment {
@@ -179,7 +180,8 @@ export async function readRequirements(condaFile: string | Record<string, unknow
   if (typeof condaFile === 'string') {
     baseDir = dirname(condaFile);
     try {
-      content = parse(await readFile(condaFile, 'utf8'));
+      // Regular file, 1 MiB, non-blocking open: this runs in the server process (util/files.ts).
+      content = parseYamlData((await readUserFile(condaFile, { what: 'conda_file', limit: CONDA_FILE_LIMIT })).toString('utf8'));
     } catch (e) {
       out.problems.push(`could not read conda file ${condaFile}: ${(e as Error).message}`);
       return out;
@@ -218,7 +220,11 @@ export async function readRequirements(condaFile: string | Record<string, unknow
       const abs = localPipPath(p, baseDir);
       if (abs === undefined) out.problems.push(`pip entry '${p}' is a relative path in an inline conda mapping`);
       else if (!existsSync(abs)) out.problems.push(`pip entry '${p}' names ${abs}, which does not exist`);
-      else add(abs, true);
+      else {
+        const st = statSync(abs);
+        if (st.isFile() || st.isDirectory()) add(abs, true);
+        else out.problems.push(`pip entry '${p}' names ${abs}, which is ${describeStats(st)}, not a file or folder`);
+      }
       continue;
     }
     const name = packageName(p);
@@ -231,14 +237,13 @@ export async function readRequirements(condaFile: string | Record<string, unknow
   return out;
 }
 
-function fileDigest(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    const s = createReadStream(path);
-    s.on('data', (c) => h.update(c));
-    s.on('error', reject);
-    s.on('end', () => resolve(h.digest('hex')));
+async function fileDigest(path: string): Promise<string> {
+  const h = createHash('sha256');
+  // Refuses (and so hashes as a folder) anything but a regular file, without blocking on a FIFO.
+  await streamUserFile(path, 'pip entry', (c) => {
+    h.update(c);
   });
+  return h.digest('hex');
 }
 
 /** The cache key: the base interpreter, and the requirements with local files by name and content. */

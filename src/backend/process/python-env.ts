@@ -3,8 +3,8 @@
 // file lists, and say so in the log (issue #2: try $INFERGATE_PYTHON, /usr/bin/python3, python3).
 
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
+import { CONDA_FILE_LIMIT, readUserFile } from '../../util/files.js';
+import { parseYamlData } from '../../util/yaml.js';
 
 export interface PythonChoice {
   python: string;
@@ -90,7 +90,7 @@ async function resolveChoice(condaFile: string | Record<string, unknown> | undef
   let conda: Record<string, unknown> = {};
   if (typeof condaFile === 'string') {
     try {
-      conda = (parse(await readFile(condaFile, 'utf8')) ?? {}) as Record<string, unknown>;
+      conda = (parseYamlData((await readUserFile(condaFile, { what: 'conda_file', limit: CONDA_FILE_LIMIT })).toString('utf8')) ?? {}) as Record<string, unknown>;
     } catch (e) {
       notes.push(`could not read conda file ${condaFile}: ${(e as Error).message}`);
     }

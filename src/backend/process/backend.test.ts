@@ -1,0 +1,237 @@
+// The process backend's files, through real instance processes: what stays behind after stop and delete,
+// console-log rotation as get-logs sees it, and a start over an earlier server's leftovers.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { InstancePlan } from '../../ir/types.js';
+import type { ObservedInstance } from '../types.js';
+import { ProcessBackend } from './backend.js';
+
+const root = mkdtempSync(join(tmpdir(), 'infergate-backend-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const PROBE = { initialDelay: 0, period: 10, timeout: 2, successThreshold: 1, failureThreshold: 30 };
+
+/** A JavaScript scoring module whose init() prints `lines` numbered lines. */
+function code(name: string, lines: number): string {
+  const dir = join(root, 'code', name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'score.mjs'),
+    `export function init() {\n  for (let i = 0; i < ${lines}; i++) console.log('init line ' + String(i).padStart(6, '0') + ' ' + 'x'.repeat(40));\n  console.log('init done');\n}\nexport function run(raw) { return raw; }\n`,
+  );
+  return dir;
+}
+
+function plan(endpoint: string, deployment: string, codeDir: string, revision = 'r1'): InstancePlan {
+  return {
+    endpoint,
+    deployment,
+    revision,
+    instanceCount: 1,
+    runtime: 'javascript',
+    code: { path: codeDir, scoringScript: 'score.mjs' },
+    environment: {},
+    environmentVariables: {},
+    workerCount: 1,
+    requestTimeoutMs: 5000,
+    livenessProbe: PROBE,
+    readinessProbe: PROBE,
+  };
+}
+
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const ready = (b: ProcessBackend, id: string) =>
+  until(`${id} to be ready`, () => {
+    const o: ObservedInstance | undefined = b.observe().find((i) => i.id === id);
+    if (o?.state === 'failed') throw new Error(`${id} failed: ${o.error?.message}`);
+    return o?.state === 'ready' ? o : undefined;
+  });
+
+const socketDirOf = (workspace: string) => join(tmpdir(), `infergate-${createHash('sha256').update(workspace).digest('hex').slice(0, 10)}`);
+
+test('a stopped instance leaves no directory or socket behind; its logs stay while the deployment lives, and go with forget()', async () => {
+  const ws = join(root, 'ws-stop');
+  const backend = new ProcessBackend({ workspace: ws });
+  const id = 'ep1.blue.r1.0';
+  try {
+    await backend.start(id, plan('ep1', 'blue', code('stop', 3)), 0);
+    const inst = await ready(backend, id);
+    assert.ok(existsSync(join(ws, 'instances', 'ep1', 'blue', id, '.initialized')));
+    assert.ok(inst.address?.socketPath && existsSync(inst.address.socketPath));
+    assert.match(await backend.logs('ep1', 'blue', 'inference-server', 50), /init done/);
+
+    await backend.stop(id);
+    assert.deepEqual(backend.observe(), []);
+    assert.equal(existsSync(join(ws, 'instances')) && readdirSync(join(ws, 'instances')).length, 0, 'instances/ is empty: no <endpoint>/<deployment> folders left');
+    assert.equal(existsSync(inst.address.socketPath), false);
+    // get-logs of a live deployment whose instance stopped (scaled in, failed, replaced) still shows it.
+    assert.match(await backend.logs('ep1', 'blue', 'inference-server', 50), /init done/);
+    assert.match(await backend.logs('ep1', 'blue', 'storage-initializer', 5), /Copied code/);
+
+    // The deployment is deleted: its logs go too, as on Azure.
+    await backend.forget('ep1', 'blue');
+    assert.equal(existsSync(join(ws, 'logs', 'ep1')), false);
+    assert.equal(await backend.logs('ep1', 'blue', 'inference-server', 5), '');
+  } finally {
+    await backend.close();
+  }
+  assert.equal(existsSync(socketDirOf(ws)), false, 'the socket folder is gone');
+});
+
+test('forget() leaves a deployment that runs alone; stopped-instance logs are bounded per deployment', async () => {
+  const ws = join(root, 'ws-bounded');
+  const backend = new ProcessBackend({ workspace: ws });
+  const dir = code('bounded', 1);
+  try {
+    // Five revisions one after the other (rolling updates): only the newest three stopped logs are kept.
+    for (let r = 1; r <= 5; r++) {
+      const id = `ep2.blue.r${r}.0`;
+      await backend.start(id, plan('ep2', 'blue', dir, `r${r}`), 0);
+      await ready(backend, id);
+      await backend.stop(id);
+    }
+    assert.deepEqual(readdirSync(join(ws, 'logs', 'ep2', 'blue')).sort(), ['ep2.blue.r3.0', 'ep2.blue.r4.0', 'ep2.blue.r5.0']);
+    const live = 'ep2.blue.r6.0';
+    await backend.start(live, plan('ep2', 'blue', dir, 'r6'), 0);
+    await ready(backend, live);
+    await backend.forget('ep2', 'blue');
+    assert.ok(existsSync(join(ws, 'instances', 'ep2', 'blue', live)), 'a running instance keeps its files');
+    assert.match(await backend.logs('ep2', 'blue', 'inference-server', 50), /init done/);
+  } finally {
+    await backend.close();
+  }
+  assert.equal(existsSync(join(ws, 'instances', 'ep2')), false);
+});
+
+test('inference-server.log rotates at the configured size and get-logs --lines reads across the rotation', async () => {
+  const ws = join(root, 'ws-rotate');
+  const maxFileBytes = 32 * 1024;
+  const backend = new ProcessBackend({ workspace: ws, consoleLog: { maxFileBytes, keepFiles: 2 } });
+  const id = 'ep3.blue.r1.0';
+  const total = 3000; // ~60 bytes each: ~180 kB through 32 kB files
+  try {
+    await backend.start(id, plan('ep3', 'blue', code('rotate', total)), 0);
+    await ready(backend, id);
+    const logDir = join(ws, 'logs', 'ep3', 'blue', id);
+    const files = readdirSync(logDir).filter((f) => f.startsWith('inference-server.log')).sort();
+    assert.deepEqual(files, ['inference-server.log', 'inference-server.log.1', 'inference-server.log.2']);
+    // A pipe read is at most 64 kB, and a chunk is never split: a file passes the limit by less than that.
+    for (const f of files) assert.ok(statSync(join(logDir, f)).size <= maxFileBytes + 64 * 1024, `${f}: ${statSync(join(logDir, f)).size} bytes`);
+
+    const want = 800; // more than one 32 kB file holds (~540 lines)
+    const tail = (await backend.logs('ep3', 'blue', 'inference-server', want)).trimEnd().split('\n');
+    assert.equal(tail.length, want);
+    const numbered = tail.map((l) => /init line (\d{6})/.exec(l)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+    assert.ok(numbered.length > 500, `${numbered.length} numbered lines in the tail`);
+    assert.equal(numbered[numbered.length - 1], total - 1);
+    numbered.forEach((n, i) => assert.equal(n, numbered[0] + i, 'consecutive across the rotation'));
+    assert.ok(tail.some((l) => l.includes('init done')));
+  } finally {
+    await backend.close();
+  }
+});
+
+test('a new backend clears an earlier server’s leftovers: stale sockets, old instance directories, a half-initialized one', async () => {
+  const ws = join(root, 'ws-leftovers');
+  const dir = code('leftovers', 1);
+  const id = 'ep4.blue.r2.0';
+  // What a server killed with -9 leaves: a socket file, the directory of an instance of an older revision,
+  // the initialized directory of the instance that will start again, and files of a deleted deployment.
+  const sockets = socketDirOf(ws);
+  mkdirSync(sockets, { recursive: true });
+  writeFileSync(join(sockets, 'deadbeefdeadbeef.sock'), '');
+  mkdirSync(join(ws, 'instances', 'ep4', 'blue', 'ep4.blue.r1.0', 'code'), { recursive: true });
+  mkdirSync(join(ws, 'instances', 'gone', 'green', 'gone.green.r1.0'), { recursive: true });
+  mkdirSync(join(ws, 'logs', 'gone', 'green', 'gone.green.r1.0'), { recursive: true });
+
+  const first = new ProcessBackend({ workspace: ws });
+  await first.start(id, plan('ep4', 'blue', dir, 'r2'), 0);
+  await ready(first, id);
+  await first.close();
+  // The instance's directory as a crash during its storage initialization leaves it: files, no marker.
+  mkdirSync(join(ws, 'instances', 'ep4', 'blue', id), { recursive: true });
+  writeFileSync(join(ws, 'instances', 'ep4', 'blue', id, 'half-copied.bin'), 'x');
+
+  const backend = new ProcessBackend({ workspace: ws });
+  try {
+    assert.deepEqual(readdirSync(sockets), [], 'stale socket files are removed');
+    await backend.forgetUnknown((e, d) => e === 'ep4' && d === 'blue');
+    assert.equal(existsSync(join(ws, 'instances', 'gone')), false);
+    assert.equal(existsSync(join(ws, 'logs', 'gone')), false);
+    await backend.start(id, plan('ep4', 'blue', dir, 'r2'), 0);
+    await ready(backend, id);
+    assert.deepEqual(readdirSync(join(ws, 'instances', 'ep4', 'blue')), [id], 'the older revision’s directory is gone');
+    assert.equal(existsSync(join(ws, 'instances', 'ep4', 'blue', id, 'half-copied.bin')), false, 'a directory without its marker is initialized afresh');
+    assert.ok(existsSync(join(ws, 'instances', 'ep4', 'blue', id, '.initialized')));
+  } finally {
+    await backend.close();
+  }
+});
+
+test('kill -9 of the server process: its instance host dies with it, even one whose event loop is stuck', async () => {
+  const ws = join(root, 'ws-orphan');
+  const dir = join(root, 'code', 'stuck');
+  mkdirSync(dir, { recursive: true });
+  // Ready, then its event loop never turns again: it cannot see its IPC channel close.
+  writeFileSync(join(dir, 'score.mjs'), `export function init() { setTimeout(() => { for (;;) {} }, 300); }\nexport function run(raw) { return raw; }\n`);
+  const script = join(root, 'server-like.mts');
+  writeFileSync(
+    script,
+    [
+      `import { ProcessBackend } from ${JSON.stringify(join(import.meta.dirname, 'backend.ts'))};`,
+      `const backend = new ProcessBackend({ workspace: ${JSON.stringify(ws)} });`,
+      `await backend.start('ep5.blue.r1.0', ${JSON.stringify(plan('ep5', 'blue', dir))}, 0);`,
+      `const t = setInterval(() => { if (backend.observe()[0]?.state === 'ready') { clearInterval(t); process.stdout.write('READY\\n'); } }, 20);`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('READY')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}`)));
+    });
+    const hosts = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    assert.equal(hosts.length, 1, 'one instance host');
+    await new Promise((r) => setTimeout(r, 500)); // its loop is stuck by now
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await until('the stuck host to die with its server', () => !isAlive(hosts[0]), 5000);
+    console.log(`# instance host gone ${Date.now() - killedAt} ms after kill -9 of its server`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (dead, not yet reaped by init) counts as gone.
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
