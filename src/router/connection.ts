@@ -4,7 +4,7 @@
 
 import { connect, type Socket } from 'node:net';
 import type { InstanceAddress } from '../ir/types.js';
-import { encodeCancel, encodeRequestHeadFlat, FRAME_RESPONSE, FrameReader, MAX_ID } from '../util/frame.js';
+import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, MAX_ID } from '../util/frame.js';
 
 /** What the router hands over with each request; called exactly once with the outcome. */
 export interface Exchange {
@@ -12,7 +12,8 @@ export interface Exchange {
   deadline: number;
   /**
    * The instance's RESPONSE frame (util/frame.ts: responseStatus, readResponseHeadersFlat), a view that
-   * stays valid: frames are never overwritten, so the exchange decodes only what it needs.
+   * stays valid: frames are never overwritten, so the exchange decodes only what it needs. Its type
+   * (frame[8]) is FRAME_INSTANCE_ERROR when the instance host answered because the instance failed.
    */
   onResponse(frame: Buffer): void;
   /**
@@ -23,6 +24,11 @@ export interface Exchange {
 }
 
 const SWEEP_MS = 20;
+/**
+ * A streamed body's writes wait for the socket above this many bytes queued: the client's socket stops
+ * being read until they drain (backpressure end to end; nothing piles up in the router).
+ */
+const STREAM_HIGH_WATER = 1024 * 1024;
 
 export class InstanceConnection {
   /** Requests written and not yet answered: the "outstanding" in least-outstanding balancing. */
@@ -38,13 +44,17 @@ export class InstanceConnection {
   /** The connection failed on its own; the router avoids it until the routing table changes. */
   broken = false;
   private flushScheduled = false;
+  /** Bytes of streamed body parts queued since the last flush. */
+  private queuedBodyBytes = 0;
+  /** Called once the writes drained below STREAM_HIGH_WATER (or the connection failed). */
+  private drainWaiters: (() => void)[] = [];
   private nextId = 1;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly reader: FrameReader;
 
   constructor(readonly address: InstanceAddress, private readonly onIdleAfterClose: (c: InstanceConnection) => void = () => {}) {
     this.reader = new FrameReader((frame, type, id) => {
-      if (type !== FRAME_RESPONSE) return;
+      if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR) return;
       const ex = this.pending.get(id);
       if (ex === undefined) return; // answered after its deadline: already failed
       this.pending.delete(id);
@@ -78,6 +88,73 @@ export class InstanceConnection {
     if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
   }
 
+  /**
+   * Starts a request whose body follows in parts (sendBody), for bodies too large to hold whole. Returns
+   * its id, or 0 if the connection is closing (the exchange has been failed 'unavailable').
+   */
+  sendStream(method: string, url: string, headers: readonly string[], requestId: string, ex: Exchange): number {
+    if (this.closing) {
+      ex.onFailure('unavailable');
+      return 0;
+    }
+    if (this.socket === null) this.open();
+    const id = this.nextId;
+    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    this.pending.set(id, ex);
+    this.outstanding++;
+    this.queue.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, 0, FRAME_REQUEST_STREAM));
+    this.queuedIds.push(id);
+    this.scheduleFlush();
+    return id;
+  }
+
+  /** The next part of a streamed body; dropped if the request is no longer pending (answered, failed, timed out). */
+  sendBody(id: number, part: Buffer, last: boolean): void {
+    if (!this.pending.has(id) || this.socket === null) return;
+    this.queue.push(encodeBodyHead(id, part.length, last));
+    if (part.length > 0) this.queue.push(part);
+    this.queuedBodyBytes += part.length;
+    this.scheduleFlush();
+  }
+
+  /** Abandons a request (its client went away): the instance gets a CANCEL; the exchange is not called. */
+  cancel(id: number): void {
+    if (!this.pending.delete(id)) return;
+    this.outstanding--;
+    if (this.socket !== null) {
+      this.queue.push(encodeCancel(id));
+      this.scheduleFlush();
+    }
+    if (this.closing && this.pending.size === 0) this.destroy();
+  }
+
+  /** Streamed writes are over the high-water mark (or not connected yet): the sender should wait. */
+  get congested(): boolean {
+    const s = this.socket;
+    return s !== null && (!this.connected || this.queuedBodyBytes + s.writableLength > STREAM_HIGH_WATER);
+  }
+
+  /** Calls `fn` once the connection is no longer congested, or is gone. */
+  whenDrained(fn: () => void): void {
+    if (!this.congested) fn();
+    else this.drainWaiters.push(fn);
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || this.congested) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const fn of w) fn();
+  }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
+  }
+
   /** Stops taking requests; closes once the in-flight ones are answered or expire. */
   close(): void {
     if (this.closing) return;
@@ -92,6 +169,7 @@ export class InstanceConnection {
       this.connected = true;
       if (this.queue.length > 0 && !this.flushScheduled) this.flush();
     });
+    socket.on('drain', () => this.wakeDrainWaiters());
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', () => {}); // 'close' follows and does the work
     socket.on('close', () => {
@@ -101,10 +179,14 @@ export class InstanceConnection {
       const unwritten = new Set(this.queuedIds);
       this.queue = [];
       this.queuedIds = [];
+      this.queuedBodyBytes = 0;
       const failed = [...this.pending];
       this.pending.clear();
       this.outstanding = 0;
       for (const [id, ex] of failed) ex.onFailure(unwritten.has(id) ? 'unavailable' : 'dropped');
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const fn of waiters) fn(); // their streams' requests have just failed: let them finish
       if (this.closing) this.destroy();
     });
     this.socket = socket;
@@ -117,9 +199,11 @@ export class InstanceConnection {
     const q = this.queue;
     this.queue = [];
     this.queuedIds = [];
+    this.queuedBodyBytes = 0;
     socket.cork();
     for (let i = 0; i < q.length; i++) socket.write(q[i]);
     socket.uncork();
+    if (this.drainWaiters.length > 0) this.wakeDrainWaiters();
   };
 
   /** Pending entries are in send order; with one deadline per deployment that is deadline order too. */

@@ -3,9 +3,11 @@
 // response headers) must still hold.
 
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectionMeters } from '../telemetry/metrics.js';
 import { Http1Server, type Http1Request } from './http1.js';
 
 let server: Http1Server;
@@ -193,4 +195,269 @@ test('a client that goes away before its answer: the answer is dropped, the serv
   d.socket.write('GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   await d.ended;
   assert.match(d.text(), /"url":"\/after"/);
+});
+
+// ---- file descriptors: every connection we answer with an error, time out or that goes away must be
+// closed and forgotten. Before the lingering close, a 400/431/408 stopped reading and ended the socket:
+// EOF was never read, 'close' never fired, and each such request kept its fd for ever (issue 8: 18,000
+// `GARBAGE` requests exhausted 20,000 fds and took the router and the control plane down).
+
+const fdCount = (): number => readdirSync('/proc/self/fd').length;
+
+/** A second server with short timeouts and a short linger, so that thousands of connections end quickly. */
+async function leakServer(): Promise<{ s: Http1Server; port: number }> {
+  const s = new Http1Server({ maxBodyBytes: 1024, maxHeaderSize: 2048, headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 800, lingerMs: 300 }, echo);
+  return { s, port: (await s.listen(0, '127.0.0.1')).port };
+}
+
+type BadKind = 'garbage' | 'headers431' | 'slowloris' | 'truncated' | 'neverCloses' | 'idle';
+
+/**
+ * One hostile client; resolves with what it read once its socket is closed. It never closes first
+ * except where the attack says so ('truncated' sends FIN mid-body): the server must end the others.
+ */
+function hostile(port: number, kind: BadKind, limitMs = 8000): Promise<string> {
+  return new Promise((resolve) => {
+    const c = connect({ port, host: '127.0.0.1' });
+    let got = '';
+    const t = setTimeout(() => c.destroy(), limitMs);
+    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    c.on('error', () => {});
+    c.on('close', () => {
+      clearTimeout(t);
+      resolve(got);
+    });
+    c.on('connect', () => {
+      if (kind === 'garbage') c.write('GARBAGE\r\n\r\n');
+      else if (kind === 'headers431') c.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(3000)}\r\n\r\n`);
+      else if (kind === 'slowloris') c.write('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: '); // and nothing more
+      else if (kind === 'truncated') c.end('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
+      else if (kind === 'neverCloses') {
+        // Our 400 comes back; the client keeps sending and never closes: the linger must end it.
+        c.write('NOT HTTP AT ALL\r\n\r\n');
+        const more = setInterval(() => (c.destroyed ? clearInterval(more) : c.write('x'.repeat(100))), 50);
+      } else c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'); // 'idle': a good request, then silence
+    });
+  });
+}
+
+async function inBatches<T>(items: T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await run(items[next++]);
+    }),
+  );
+}
+
+async function settle(s: Http1Server, baseline: number, ms = 5000): Promise<number> {
+  const t0 = Date.now();
+  while ((s.connections.size > 0 || fdCount() > baseline + 5) && Date.now() - t0 < ms) await sleep(50);
+  return fdCount();
+}
+
+test('3000 hostile connections (garbage, 431, slowloris, truncated, never-closing, idle) all close: fds return to baseline', { timeout: 60_000 }, async () => {
+  const { s, port } = await leakServer();
+  try {
+    const baseline = fdCount();
+    const kinds: BadKind[] = [];
+    const mix: [BadKind, number][] = [['garbage', 1200], ['headers431', 500], ['truncated', 500], ['slowloris', 300], ['neverCloses', 300], ['idle', 200]];
+    for (const [k, n] of mix) for (let i = 0; i < n; i++) kinds.push(k);
+    const answers = new Map<BadKind, string[]>();
+    const t0 = Date.now();
+    await inBatches(kinds, 300, async (k) => {
+      const got = await hostile(port, k);
+      const list = answers.get(k) ?? [];
+      list.push(got);
+      answers.set(k, list);
+    });
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed < 40_000, `took ${elapsed} ms`);
+    // Every client was closed by the server (none hit its own 8 s limit), with the right answer.
+    assert.ok(answers.get('garbage')!.every((a) => /^HTTP\/1\.1 400 .*Malformed HTTP request/s.test(a)));
+    assert.ok(answers.get('headers431')!.every((a) => a.startsWith('HTTP/1.1 431 ')));
+    assert.ok(answers.get('slowloris')!.every((a) => a.startsWith('HTTP/1.1 408 ')));
+    assert.ok(answers.get('neverCloses')!.every((a) => a.startsWith('HTTP/1.1 400 ')), 'the answer arrives before the linger ends');
+    assert.ok(answers.get('idle')!.every((a) => a.startsWith('HTTP/1.1 200 ')));
+    const after = await settle(s, baseline);
+    assert.equal(s.connections.size, 0, 'no connection left in the server');
+    assert.ok(after <= baseline + 5, `fds: ${baseline} before, ${after} after`);
+  } finally {
+    await s.close(100);
+  }
+});
+
+/** mulberry32: a small seeded PRNG, so a failing fuzz run can be replayed. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('fuzz: 3000 malformed, truncated and pipelined requests from a seeded PRNG; then a normal request is served', { timeout: 60_000 }, async () => {
+  const { s, port } = await leakServer();
+  try {
+    const seed = 8;
+    const rnd = prng(seed);
+    const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)];
+    const valid = [
+      'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      'POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
+      'POST /score HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      'HEAD / HTTP/1.0\r\n\r\n',
+      'POST /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}',
+    ];
+    const mutate = (req: string): string => {
+      const b = Buffer.from(req, 'latin1');
+      const r = rnd();
+      if (r < 0.3) return b.subarray(0, Math.floor(rnd() * b.length)).toString('latin1'); // truncated
+      if (r < 0.6) {
+        for (let i = 0, n = 1 + Math.floor(rnd() * 4); i < n; i++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
+        return b.toString('latin1');
+      }
+      if (r < 0.7) return req.replace('Content-Length: 5', `Content-Length: ${pick(['-1', '99999999999999999999', '5, 6', '0x5', ''])}`);
+      if (r < 0.8) return req.replace('\r\n\r\n', `\r\nX-Big: ${'y'.repeat(Math.floor(rnd() * 4000))}\r\n\r\n`);
+      return req;
+    };
+    const plans: { data: string; end: 'fin' | 'wait' | 'destroy' }[] = [];
+    for (let i = 0; i < 3000; i++) {
+      let data = '';
+      for (let j = 0, n = 1 + Math.floor(rnd() * 3); j < n; j++) data += mutate(pick(valid)); // pipelined
+      plans.push({ data, end: pick(['fin', 'wait', 'wait', 'destroy'] as const) });
+    }
+    const baseline = fdCount();
+    const t0 = Date.now();
+    await inBatches(plans, 200, (p) =>
+      new Promise<void>((resolve) => {
+        const c = connect({ port, host: '127.0.0.1' });
+        const limit = setTimeout(() => c.destroy(), 5000);
+        c.on('error', () => {});
+        c.on('data', () => {});
+        c.on('close', () => {
+          clearTimeout(limit);
+          resolve();
+        });
+        c.on('connect', () => {
+          // Written in random pieces, as a network would split it.
+          const bytes = Buffer.from(p.data, 'latin1');
+          let pos = 0;
+          const cut = (): void => {
+            while (pos < bytes.length) {
+              const n = 1 + Math.floor(rnd() * bytes.length);
+              c.write(bytes.subarray(pos, pos + n));
+              pos += n;
+            }
+            if (p.end === 'fin') c.end();
+            else if (p.end === 'destroy') setTimeout(() => c.destroy(), Math.floor(rnd() * 20));
+            // 'wait': the server's timeouts, keep-alive or linger must close it.
+          };
+          cut();
+        });
+      }),
+    );
+    assert.ok(Date.now() - t0 < 40_000);
+    const after = await settle(s, baseline);
+    assert.equal(s.connections.size, 0);
+    assert.ok(after <= baseline + 5, `fds: ${baseline} before, ${after} after (seed ${seed})`);
+    // ... and the server still serves.
+    const ok = await new Promise<string>((resolve) => {
+      const c = connect(port, '127.0.0.1', () => c.write('POST /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok'));
+      let got = '';
+      c.on('data', (d: Buffer) => (got += d.toString()));
+      c.on('close', () => resolve(got));
+    });
+    assert.match(ok, /^HTTP\/1\.1 200 OK\r\n[\s\S]*"url":"\/after","body":"ok"/);
+  } finally {
+    await s.close(100);
+  }
+});
+
+test('connection limits: one client over its limit gets 429 + Retry-After, everyone over the global limit 503; both counted and released', { timeout: 20_000 }, async () => {
+  const meters = new ConnectionMeters();
+  const s = new Http1Server({ maxBodyBytes: 1024, headersTimeoutMs: 2000, requestTimeoutMs: 2000, keepAliveTimeoutMs: 5000, maxConnections: 30, maxConnectionsPerClient: 20, meters }, echo);
+  const { port: p } = await s.listen(0, '127.0.0.1');
+  const open: Socket[] = [];
+  /** Connects from `from` and does one keep-alive request; resolves with the answer's first line. */
+  const request = (from: string): Promise<string> =>
+    new Promise((resolve) => {
+      const c = connect({ port: p, host: '127.0.0.1', localAddress: from });
+      open.push(c);
+      let got = '';
+      c.on('error', () => {});
+      c.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n\r\n')) resolve(got);
+      });
+      c.on('close', () => resolve(got));
+      c.on('connect', () => c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    });
+  try {
+    for (let i = 0; i < 20; i++) assert.match(await request('127.0.0.1'), /^HTTP\/1\.1 200 /);
+    const perClient = await request('127.0.0.1');
+    assert.match(perClient, /^HTTP\/1\.1 429 Too Many Requests\r\n/);
+    assert.match(perClient, /\r\nretry-after: 1\r\n/);
+    assert.match(perClient, /Too many open connections from this client address/);
+    for (let i = 0; i < 10; i++) assert.match(await request('127.0.0.2'), /^HTTP\/1\.1 200 /, 'another address has its own allowance');
+    const global = await request('127.0.0.3');
+    assert.match(global, /^HTTP\/1\.1 503 Service Unavailable\r\n[\s\S]*retry-after: 1\r\n[\s\S]*Too many open connections to the router/);
+    assert.equal(meters.rejected.max_connections_per_client, 1);
+    assert.equal(meters.rejected.max_connections, 1);
+    assert.equal(meters.open, 30);
+    for (const c of open) c.destroy();
+    const t0 = Date.now();
+    while (meters.open > 0 && Date.now() - t0 < 3000) await sleep(10);
+    assert.equal(meters.open, 0);
+    assert.equal(s.connections.size, 0);
+    assert.match(await request('127.0.0.1'), /^HTTP\/1\.1 200 /, 'places are given back when connections close');
+  } finally {
+    for (const c of open) c.destroy();
+    await s.close(100);
+  }
+});
+
+test('minimum body rate (Kestrel MinRequestBodyDataRate): a trickling body is cut with 408 after the grace period; a steady one passes', { timeout: 20_000 }, async () => {
+  const meters = new ConnectionMeters();
+  // 1000 B/s after 400 ms; the whole-request timeout is far away, so only the rate can cut.
+  const s = new Http1Server({ maxBodyBytes: 1 << 20, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5000, minBodyBytesPerSecond: 1000, minBodyGraceMs: 400, lingerMs: 300, meters }, (req) =>
+    req.respond(200, [], String(req.body.length)),
+  );
+  const { port: p } = await s.listen(0, '127.0.0.1');
+  const client = (): Promise<{ c: Socket; got: () => string; closed: Promise<void> }> =>
+    new Promise((resolve) => {
+      const c = connect(p, '127.0.0.1');
+      let got = '';
+      c.on('data', (d: Buffer) => (got += d.toString()));
+      c.on('error', () => {});
+      const closed = new Promise<void>((r) => c.once('close', () => r()));
+      c.on('connect', () => resolve({ c, got: () => got, closed }));
+    });
+  try {
+    // 10 bytes every 100 ms: 100 B/s, ten times too slow.
+    const slow = await client();
+    slow.c.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
+    const t0 = Date.now();
+    const trickle = setInterval(() => (slow.c.destroyed ? clearInterval(trickle) : slow.c.write('x'.repeat(10))), 100);
+    await slow.closed;
+    clearInterval(trickle);
+    const took = Date.now() - t0;
+    assert.match(slow.got(), /^HTTP\/1\.1 408 [\s\S]*slower than 1000 bytes per second/);
+    assert.ok(took >= 400 && took < 4000, `cut after ${took} ms`);
+    assert.equal(meters.slowBodyCut, 1);
+
+    // 4000 B/s for ~1.5 s: above the minimum, served.
+    const steady = await client();
+    steady.c.write('POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 6000\r\n\r\n');
+    for (let i = 0; i < 15; i++) {
+      steady.c.write('y'.repeat(400));
+      await sleep(100);
+    }
+    await steady.closed;
+    assert.match(steady.got(), /^HTTP\/1\.1 200 [\s\S]*\r\n\r\n6000$/);
+    assert.equal(meters.slowBodyCut, 1);
+  } finally {
+    await s.close(100);
+  }
 });

@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
+import { ConnectionMeters, type ConnectionRejectReason } from '../telemetry/metrics.js';
 
 interface NodeHttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -70,10 +71,81 @@ export interface Http1Options {
   requestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this time. */
   keepAliveTimeoutMs: number;
+  /**
+   * Lingering close: after our last answer on a connection (an error of ours, Connection: close), how
+   * long the rest of what the client sends is read and discarded before the socket is destroyed. Default
+   * 2000 ms (nginx lingering_close / lingering_time does the same, 30 s there).
+   */
+  lingerMs?: number;
+  /**
+   * ... and at most this many bytes (default 64 MiB): whichever comes first ends the linger. Discarded
+   * bytes cost CPU, not memory; a small cap made a fast uploader's next write fail (EPIPE) before it had
+   * read our early 413/429, which is the answer the linger exists to deliver.
+   */
+  lingerBytes?: number;
+  /**
+   * Open client connections allowed (default unlimited). One more gets a short 503 and is closed at once
+   * (nginx worker_connections, Kestrel MaxConcurrentConnections), so an fd flood cannot starve the
+   * process (the control plane shares it).
+   */
+  maxConnections?: number;
+  /** Open connections allowed per client address (default unlimited); one more gets 429 + Retry-After. */
+  maxConnectionsPerClient?: number;
+  /** Where the connection counters go; shared by every server of one router (telemetry/metrics.ts). */
+  meters?: ConnectionMeters;
+  /**
+   * Request-body bytes buffered at once, all connections (and all servers sharing `meters`) together;
+   * default unlimited. A declared body that would pass it is answered 503 + Retry-After before it is
+   * read; a chunked one that grows past it likewise, as soon as it does.
+   */
+  maxBufferedBodyBytes?: number;
+  /**
+   * Slowest body upload accepted, bytes per second averaged since the body started, enforced once
+   * `minBodyGraceMs` (default 5000) have passed: Kestrel's MinRequestBodyDataRate (240 B/s, 5 s grace).
+   * Slower gets 408 and the connection closes. 0 or absent: no minimum (only requestTimeoutMs).
+   */
+  minBodyBytesPerSecond?: number;
+  minBodyGraceMs?: number;
+  /** A chunked body buffered past this many bytes is offered to the head hook again (late = true). */
+  streamThresholdBytes?: number;
 }
+
+/**
+ * Where a request's body goes instead of a buffer (a head hook chose to stream it). Called in order; at
+ * most one of end() and abort().
+ */
+export interface BodySink {
+  data(part: Buffer): void;
+  /** The whole body has been passed on. */
+  end(): void;
+  /**
+   * The body will never be complete. `status`: what the request is recorded as — 499 the client went
+   * away (nginx's "client closed request"), else the error the server answers (408, 413, 503, 400).
+   */
+  abort(status: number): void;
+}
+
+/**
+ * Runs when the headers of a request with a large body (declared above EARLY_HEAD_BYTES, or chunked) are
+ * complete, before its body is read (late = false). It may answer at once (respond(): the body is then not
+ * read and the connection closes after the answer), return a BodySink to take the body as it arrives, or
+ * return undefined: the body is buffered and the handler gets the complete request as usual. A chunked
+ * body (its size unknown at first) that grows past streamThresholdBytes is offered once more (late =
+ * true): a sink returned then gets the part buffered so far, then the rest.
+ */
+export type HeadHook = (req: Http1Request, late: boolean) => BodySink | undefined;
+
+/**
+ * Requests whose declared body is at most this big go straight to buffering: their body is most likely
+ * in the same read as their headers, so an early answer would save nothing, and the head hook would cost
+ * every ordinary request a second routing pass.
+ */
+export const EARLY_HEAD_BYTES = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 const SWEEP_MS = 1000;
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
 /** Pipelined requests waiting for their answers before the connection stops reading. */
 const MAX_PIPELINED = 32;
 
@@ -93,6 +165,17 @@ export class Http1Request {
   responded = false;
   /** The serialised answer, while an earlier pipelined request has not been answered. */
   out: Buffer | null = null;
+  /** The whole body has arrived (in `body`, or through a BodySink). */
+  complete = false;
+  /** Bytes of this request's body counted in the server's buffered total (released when answered). */
+  reserved = 0;
+  /** The head hook already rewrote `url` (the handler's own mark: it runs again at completion). */
+  rewritten = false;
+  /**
+   * Set by the head hook for a body it lets be buffered: called once if the body will never be complete
+   * (the client went away, timed out, sent too much), so what the hook reserved for it can be given back.
+   */
+  onAbort: (() => void) | null = null;
 
   constructor(
     readonly conn: Http1Connection,
@@ -123,6 +206,13 @@ export class Http1Request {
     if (this.responded) return;
     this.responded = true;
     const conn = this.conn;
+    if (this.reserved !== 0) conn.server.unreserve(this);
+    if (!this.complete) {
+      // Answered before its body arrived (an early rejection, an error of ours, a stream that failed): the
+      // rest of the body is not read, and the connection cannot be reused.
+      close = true;
+      conn.abandonBody(this);
+    }
     if (conn.closed) return;
     const payload = typeof body === 'string' ? Buffer.from(body) : body;
     const keepAlive = this.keepAlive && !close && !conn.closing;
@@ -148,6 +238,10 @@ export class Http1Connection {
   closed = false;
   /** No more requests are read; the connection ends after the answers it owes. */
   closing = false;
+  /** When our side ended (performance.now()); 0 while open. The sweep destroys it past the linger time. */
+  closedAt = 0;
+  /** socket.bytesRead when the linger began: what is read after that is discarded, up to lingerBytes. */
+  private lingerFrom = 0;
   /** Requests in arrival order, until their answers are written. */
   readonly pending: Http1Request[] = [];
   /** 'idle' between requests, 'head' while headers arrive, 'body' until the request is complete. */
@@ -161,6 +255,15 @@ export class Http1Connection {
   private size = 0;
   /** The current request's body is being skipped (already answered 413). */
   private skipping = false;
+  /** The current request's body goes there instead of `chunks` (a streamed upload). */
+  private sink: BodySink | null = null;
+  /** Reading stopped by a BodySink's backpressure (holdReading). */
+  private held = false;
+  /** When the current body's rate measure started, and the body bytes by then (minBodyBytesPerSecond). */
+  private bodyFrom = 0;
+  private bodyBase = 0;
+  /** The current body is chunked and still buffered: offer it to the head hook past streamThresholdBytes. */
+  private offerLate = false;
   /** The request whose answer is the last one: the connection ends after it. */
   private lastAnswer: Http1Request | null = null;
   private readonly parser: NodeHttpParser;
@@ -171,6 +274,8 @@ export class Http1Connection {
   constructor(
     readonly socket: Socket,
     readonly server: Http1Server,
+    /** The client address, when the server counts connections per client ('' otherwise). */
+    readonly client = '',
   ) {
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
@@ -215,16 +320,21 @@ export class Http1Connection {
     }
     socket.on('end', () => {
       // The client closed its side: as node:http does by default (httpAllowHalfOpen false), it has gone
-      // away; its pending requests are abandoned and the connection ends.
+      // away; its pending requests are abandoned and the connection ends ('close' follows once our FIN is
+      // out; the sweep destroys it if our writes never drain).
       this.closing = true;
-      this.closed = true;
-      socket.end();
+      this.endSocket();
     });
     socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => this.onClose());
   }
 
   private afterExecute(r: number | Error): void {
+    if (this.closedAt !== 0) {
+      // Lingering: whatever arrives is discarded (the parser ignores it, or is stuck in its error state).
+      if (this.socket.bytesRead - this.lingerFrom > (this.server.options.lingerBytes ?? LINGER_BYTES)) this.socket.destroy();
+      return;
+    }
     if (r instanceof Error) {
       const code = (r as NodeJS.ErrnoException).code;
       this.fail(code === 'HPE_HEADER_OVERFLOW' ? 431 : 400, code === 'HPE_HEADER_OVERFLOW' ? 'Request header fields too large' : `Malformed HTTP request (${code ?? r.message})`);
@@ -244,22 +354,77 @@ export class Http1Connection {
       req.respond(upgrade ? 400 : 501, JSON_HEADERS, upgrade ? '{"message":"Protocol upgrades are not supported on scoring URIs"}' : '{"message":"Method not implemented"}', true);
       return;
     }
-    const declared = req.header('content-length');
-    if (declared !== undefined && Number(declared) > this.server.options.maxBodyBytes) return this.tooLarge(req);
-    const expect = req.header('expect');
+    // One pass over the headers for the three that decide how the body is read.
+    let length: string | undefined;
+    let transferEncoding: string | undefined;
+    let expect: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const k = headers[i];
+      if (k === 'content-length') length ??= headers[i + 1];
+      else if (k === 'transfer-encoding') transferEncoding ??= headers[i + 1];
+      else if (k === 'expect') expect ??= headers[i + 1];
+    }
+    const o = this.server.options;
+    const declared = length === undefined ? -1 : Number(length);
+    if (declared > o.maxBodyBytes) return this.tooLarge(req);
+    this.bodyFrom = performance.now();
+    this.bodyBase = 0;
+    const chunked = length === undefined && transferEncoding !== undefined;
+    const hook = this.server.onHead;
+    this.offerLate = false;
+    if (hook !== undefined && (chunked || declared > EARLY_HEAD_BYTES)) {
+      const sink = hook(req, false);
+      if (req.responded) return; // answered early: respond() abandoned the body; the connection closes
+      if (sink !== undefined) this.sink = sink;
+      else this.offerLate = chunked;
+    }
+    if (this.sink === null && declared > 0) {
+      const meters = this.server.meters;
+      if (meters.bufferedBodyBytes + declared > this.server.maxBuffered) return this.overCap(req);
+      req.reserved = declared;
+      meters.bufferedBodyBytes += declared;
+    }
     if (expect !== undefined && expect.toLowerCase() === '100-continue') this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     if (this.pending.length >= MAX_PIPELINED) this.pauseReading();
   }
 
   private onBody(chunk: Buffer): void {
-    if (this.skipping || this.current === null) return;
+    const req = this.current;
+    if (this.skipping || req === null) return;
     this.size += chunk.length;
     if (this.size > this.server.options.maxBodyBytes) {
       this.chunks = [];
-      this.tooLarge(this.current);
+      this.tooLarge(req);
       return;
     }
+    if (this.sink !== null) {
+      this.sink.data(chunk);
+      return;
+    }
+    if (req.reserved < this.size) {
+      // A chunked body (no declared length): counted as it grows.
+      const meters = this.server.meters;
+      const more = this.size - req.reserved;
+      if (meters.bufferedBodyBytes + more > this.server.maxBuffered) {
+        this.chunks = [];
+        this.overCap(req);
+        return;
+      }
+      meters.bufferedBodyBytes += more;
+      req.reserved = this.size;
+    }
     this.chunks.push(chunk);
+    if (this.offerLate && this.size > (this.server.options.streamThresholdBytes ?? Infinity)) {
+      this.offerLate = false;
+      const sink = this.server.onHead!(req, true);
+      if (sink === undefined || req.responded) return;
+      // Streamed from now on: what was buffered goes first, and no longer counts as buffered.
+      this.sink = sink;
+      const buffered = this.chunks;
+      this.chunks = [];
+      this.server.unreserve(req);
+      for (const c of buffered) sink.data(c);
+    }
   }
 
   private onComplete(): void {
@@ -268,6 +433,13 @@ export class Http1Connection {
     this.phase = 'idle';
     this.since = performance.now();
     if (req === null || this.skipping) return;
+    req.complete = true;
+    const sink = this.sink;
+    if (sink !== null) {
+      this.sink = null;
+      sink.end();
+      return;
+    }
     const c = this.chunks;
     req.body = c.length === 0 ? EMPTY : c.length === 1 ? c[0] : Buffer.concat(c, this.size);
     this.chunks = [];
@@ -276,7 +448,56 @@ export class Http1Connection {
 
   private tooLarge(req: Http1Request): void {
     this.skipping = true;
+    this.abortSink(413);
     req.respond(413, JSON_HEADERS, `{"message":"Request body larger than ${this.server.options.maxBodyBytes} bytes"}`, true);
+  }
+
+  /** The router holds as many request bodies as it may: 503, try again shortly (before the body is read). */
+  private overCap(req: Http1Request): void {
+    this.skipping = true;
+    this.abortSink(503);
+    this.server.meters.bufferedBodyRejected++;
+    req.respond(503, OVER_CAP_HEADERS, `{"message":"The router is holding ${this.server.maxBuffered} bytes of request bodies, its limit; retry later"}`, true);
+  }
+
+  /** The current request's body will never be complete: its sink, or its head hook's reservation, hears so. */
+  private abortSink(status: number): void {
+    const req = this.current;
+    if (req !== null && req.onAbort !== null) {
+      const f = req.onAbort;
+      req.onAbort = null;
+      f();
+    }
+    const sink = this.sink;
+    if (sink === null) return;
+    this.sink = null;
+    sink.abort(status);
+  }
+
+  /** `req` was answered before its body was complete: the rest of it is skipped (and not passed on). */
+  abandonBody(req: Http1Request): void {
+    if (this.current !== req) return;
+    this.skipping = true;
+    this.sink = null;
+    this.chunks = [];
+    if (req.onAbort !== null) {
+      const f = req.onAbort;
+      req.onAbort = null;
+      f();
+    }
+  }
+
+  /** A BodySink cannot take more now: stop reading the client until releaseReading(). */
+  holdReading(): void {
+    if (this.held) return;
+    this.held = true;
+    if (!this.paused) this.pauseReading();
+  }
+
+  releaseReading(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.paused && !this.closing && this.pending.length < MAX_PIPELINED) this.resumeReading();
   }
 
   /** Answers the server's own error and closes: what follows on this connection cannot be trusted. */
@@ -287,6 +508,7 @@ export class Http1Connection {
       req = new Http1Request(this, 'GET', '', [], false);
       this.pending.push(req);
     }
+    this.abortSink(status);
     this.current = null;
     this.skipping = true;
     this.closing = true;
@@ -312,8 +534,7 @@ export class Http1Connection {
       if (req === this.lastAnswer) {
         // Connection: close, HTTP/1.0 or an error of ours: nothing after this answer.
         q.length = 0;
-        this.socket.end();
-        this.closed = true;
+        this.endSocket();
         return;
       }
     }
@@ -322,13 +543,30 @@ export class Http1Connection {
       if (q.length === 0) {
         this.since = performance.now(); // keep-alive idle time starts with the last answer
         if (this.closing) {
-          this.socket.end();
-          this.closed = true;
+          this.endSocket();
           return;
         }
       }
-      if (this.paused && q.length < MAX_PIPELINED) this.resumeReading();
+      if (this.paused && q.length < MAX_PIPELINED && !this.held) this.resumeReading();
     }
+  }
+
+  /**
+   * Our side is done: FIN after the answers written so far, then a lingering close. Reading goes on (and
+   * what arrives is discarded) so that the client's unread request bytes do not make our kernel answer
+   * with RST, which could destroy our answer before the client reads it (the "lingering close" of
+   * RFC 9112 §9.6 and nginx). The socket closes when the client's FIN arrives, or the sweep destroys it
+   * after lingerMs; without that, a connection whose reads were stopped never saw EOF, never emitted
+   * 'close', and kept its file descriptor for ever.
+   */
+  private endSocket(): void {
+    this.closed = true;
+    this.closing = true;
+    if (this.closedAt !== 0) return;
+    this.closedAt = performance.now();
+    this.lingerFrom = this.socket.bytesRead;
+    this.socket.end();
+    if (this.paused) this.resumeReading();
   }
 
   private pauseReading(): void {
@@ -341,8 +579,11 @@ export class Http1Connection {
 
   private resumeReading(): void {
     this.paused = false;
+    // The body rate is measured while we read: time spent not reading is not the client's.
+    this.bodyFrom = performance.now();
+    this.bodyBase = this.size;
+    if (this.socket.destroyed) return;
     if (this.handle !== null) {
-      if (this.closed) return;
       this.handle.reading = true;
       this.handle.readStart();
     } else this.socket.resume();
@@ -351,8 +592,21 @@ export class Http1Connection {
   /** Slow clients and idle connections (called about once a second). */
   sweep(now: number): void {
     const o = this.server.options;
+    if (this.closedAt !== 0) {
+      // Lingering (or our writes to a client that does not read never drained): enough.
+      if (now - this.closedAt >= (o.lingerMs ?? LINGER_MS)) this.socket.destroy();
+      return;
+    }
     if (this.phase === 'head' && now - this.since > o.headersTimeoutMs) this.fail(408, 'Request headers not received in time');
-    else if (this.phase === 'body' && now - this.since > o.requestTimeoutMs) this.fail(408, 'Request not received in time');
+    else if (this.phase === 'body') {
+      if (now - this.since > o.requestTimeoutMs) this.fail(408, 'Request not received in time');
+      else if (this.minRate > 0 && !this.paused && !this.skipping && now - this.bodyFrom > (o.minBodyGraceMs ?? MIN_BODY_GRACE_MS)) {
+        if (this.size - this.bodyBase < (this.minRate * (now - this.bodyFrom)) / 1000) {
+          this.server.meters.slowBodyCut++;
+          this.fail(408, `Request body arrived slower than ${this.minRate} bytes per second`);
+        }
+      }
+    }
     else if (this.phase === 'idle' && this.pending.length === 0 && now - this.since > o.keepAliveTimeoutMs) this.socket.destroy();
   }
 
@@ -360,9 +614,15 @@ export class Http1Connection {
     return this.phase === 'idle' && this.pending.length === 0;
   }
 
+  private get minRate(): number {
+    return this.server.options.minBodyBytesPerSecond ?? 0;
+  }
+
   private onClose(): void {
     this.closed = true;
-    this.server.connections.delete(this);
+    this.abortSink(499);
+    for (const r of this.pending) if (r.reserved !== 0) this.server.unreserve(r);
+    this.server.released(this);
     const parser = this.parser;
     const consumed = this.handle !== null;
     // After the current call stack: the parser may be the one that called us.
@@ -374,9 +634,33 @@ export class Http1Connection {
 }
 
 const JSON_HEADERS: readonly string[] = ['content-type', 'application/json'];
+const OVER_CAP_HEADERS: readonly string[] = ['content-type', 'application/json', 'retry-after', '1'];
+const MIN_BODY_GRACE_MS = 5000;
+
+/** Refusals at accept: a whole answer in one write, then the socket is closed. */
+function refusal(status: number, message: string): Buffer {
+  const body = JSON.stringify({ message });
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+}
+const REJECT_MAX_CONNECTIONS = refusal(503, 'Too many open connections to the router; retry later');
+const REJECT_PER_CLIENT = refusal(429, 'Too many open connections from this client address; retry later');
+/**
+ * A refused socket lingers (reading and discarding) at most this long so the client can read the refusal,
+ * and only while fewer than MAX_REJECT_LINGERING do: past that, refusals are destroyed at once (an
+ * attacker opening connections as fast as it can must not get a second, unbounded set of fds).
+ */
+const REJECT_LINGER_MS = 500;
+const MAX_REJECT_LINGERING = 256;
 
 export class Http1Server {
   readonly connections = new Set<Http1Connection>();
+  readonly meters: ConnectionMeters;
+  /** Open connections per client address (only kept when maxConnectionsPerClient is set). */
+  private readonly perClient = new Map<string, number>();
+  private rejectLingering = 0;
+  readonly maxBuffered: number;
   /** The end of every kept-alive answer's head. */
   readonly keepAliveHeader: string;
   private readonly server: Server;
@@ -385,12 +669,61 @@ export class Http1Server {
   constructor(
     readonly options: Http1Options,
     readonly handler: (req: Http1Request) => void,
+    readonly onHead?: HeadHook,
   ) {
+    this.maxBuffered = options.maxBufferedBodyBytes ?? Infinity;
     keepDate();
     this.keepAliveHeader = `\r\nconnection: keep-alive\r\nkeep-alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n\r\n`;
+    this.meters = options.meters ?? new ConnectionMeters();
+    const maxConnections = options.maxConnections ?? Infinity;
+    const perClientLimit = options.maxConnectionsPerClient ?? Infinity;
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
-      this.connections.add(new Http1Connection(socket, this));
+      if (this.connections.size >= maxConnections) return this.reject(socket, 'max_connections');
+      let client = '';
+      if (perClientLimit !== Infinity) {
+        client = socket.remoteAddress ?? '';
+        const n = this.perClient.get(client) ?? 0;
+        if (n >= perClientLimit) return this.reject(socket, 'max_connections_per_client');
+        this.perClient.set(client, n + 1);
+      }
+      this.meters.open++;
+      this.connections.add(new Http1Connection(socket, this, client));
     });
+  }
+
+  /** A request's body no longer counts in the buffered total. */
+  unreserve(req: Http1Request): void {
+    this.meters.bufferedBodyBytes -= req.reserved;
+    req.reserved = 0;
+  }
+
+  /** A connection closed: forget it and its place in the limits. */
+  released(c: Http1Connection): void {
+    if (!this.connections.delete(c)) return;
+    this.meters.open--;
+    if (c.client !== '') {
+      const n = this.perClient.get(c.client) ?? 1;
+      if (n <= 1) this.perClient.delete(c.client);
+      else this.perClient.set(c.client, n - 1);
+    }
+  }
+
+  private reject(socket: Socket, reason: ConnectionRejectReason): void {
+    this.meters.rejected[reason]++;
+    socket.on('error', () => {});
+    const answer = reason === 'max_connections' ? REJECT_MAX_CONNECTIONS : REJECT_PER_CLIENT;
+    if (this.rejectLingering >= MAX_REJECT_LINGERING) {
+      // No room to linger: the refusal is tried (a fresh socket's write usually goes out at once), then
+      // the fd is released.
+      socket.write(answer);
+      socket.destroy();
+      return;
+    }
+    this.rejectLingering++;
+    socket.on('close', () => this.rejectLingering--);
+    socket.on('data', () => {}); // read and discard what the client sends, so that closing is not a RST
+    socket.end(answer);
+    setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
   }
 
   listen(port: number, host: string): Promise<AddressInfo> {

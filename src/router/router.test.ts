@@ -222,6 +222,35 @@ test('401 without an Authorization header, with a wrong key, or not Bearer', asy
   assert.equal(blue.requests.length, 0, 'nothing reaches the instance');
 });
 
+test('the Bearer scheme is case-insensitive (RFC 9110 §11.1, RFC 6750), and may be followed by several spaces', async () => {
+  for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+    const r = await call('/endpoints/my-endpoint/score', { key: null, headers: { authorization: `${scheme} ${KEY1}` } });
+    assert.equal(r.status, 200, scheme);
+  }
+  assert.equal((await call('/endpoints/my-endpoint/score', { key: null, headers: { authorization: `Bearer   ${KEY2}` } })).status, 200);
+  for (const bad of [`Bearerx ${KEY1}`, `Bearer`, `Bearer    `, `Beare ${KEY1}`]) {
+    assert.equal((await call('/endpoints/my-endpoint/score', { key: null, headers: { authorization: bad } })).status, 401, bad);
+  }
+});
+
+test('two Authorization headers are refused with 400, whichever of them is valid', async () => {
+  for (const pair of [[`Bearer ${KEY1}`, 'Bearer wrong'], ['Bearer wrong', `Bearer ${KEY1}`], [`Bearer ${KEY1}`, `Bearer ${KEY1}`]]) {
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      // node:http joins repeated headers it knows; a raw header list sends them as two lines.
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/endpoints/my-endpoint/score', method: 'POST', headers: ['content-type', 'application/json', 'authorization', pair[0], 'authorization', pair[1]], agent: new Agent({ keepAlive: false }) }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.equal(r.status, 400, pair.join(' + '));
+    assert.match(r.body, /more than one Authorization header/);
+  }
+  assert.equal(blue.requests.length, 0);
+});
+
 test('both keys are accepted', async () => {
   for (const key of [KEY1, KEY2]) {
     const r = await call('/endpoints/my-endpoint/score', { key });

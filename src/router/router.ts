@@ -13,12 +13,12 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
-import { deploymentMeters, type DeploymentMeters } from '../telemetry/metrics.js';
+import { connectionMeters, deploymentMeters, type ConnectionMeters, type DeploymentMeters } from '../telemetry/metrics.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { verifyToken } from '../util/token.js';
-import { readResponseHeadersFlat, responseStatus } from '../util/frame.js';
+import { FRAME_INSTANCE_ERROR, readResponseHeadersFlat, responseStatus } from '../util/frame.js';
 import { InstanceConnection, type Exchange } from './connection.js';
-import { Http1Server, type Http1Connection, type Http1Request } from './http1.js';
+import { Http1Server, type BodySink, type Http1Connection, type Http1Request } from './http1.js';
 
 export const SCORE_PREFIX = '/endpoints/';
 
@@ -31,6 +31,23 @@ export interface RouterOptions {
   headersTimeoutMs?: number;
   /** Time a client may take to send the whole request. */
   requestTimeoutMs?: number;
+  /** Open client connections (default 8192; one more gets 503) and per client address (default 1024; 429). */
+  maxConnections?: number;
+  maxConnectionsPerClient?: number;
+  /**
+   * Request-body bytes held at once across all connections (default 256 MiB). A request whose declared
+   * body would pass it gets 503 + Retry-After before its body is read; a chunked one when it passes it.
+   */
+  maxBufferedBodyBytes?: number;
+  /**
+   * Bodies declared larger than this (default 1 MiB), and chunked ones, are streamed to the instance in
+   * BODY frames when an instance slot is free at once, instead of being buffered whole (util/frame.ts).
+   */
+  streamBodyThresholdBytes?: number;
+  /** Slowest request-body upload, bytes/s after a 5 s grace (default 240, Kestrel's); slower gets 408. 0: none. */
+  minBodyBytesPerSecond?: number;
+  /** Where connection and body counters go (default: the process's, telemetry/metrics.ts). */
+  connectionMeters?: ConnectionMeters;
   trafficLog?: TrafficSink;
   /**
    * Local mode: each endpoint also gets a listener of its own on this host, where its scoring URI is
@@ -89,6 +106,8 @@ interface EndpointState {
 
 const JSON_TYPE = 'application/json';
 const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any valid deployment with positive weight" });
+const TWO_AUTHORIZATIONS = JSON.stringify({ message: 'Bad request: more than one Authorization header' });
+const EMPTY = Buffer.alloc(0);
 const UNAUTHORIZED = JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' });
 const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect', 'x-request-id']);
 const SWEEP_MS = 10;
@@ -107,6 +126,8 @@ class Flight implements Exchange {
   retried = false;
   conn: InstanceConnection | null = null;
   modelStatus = 0;
+  /** Body bytes sent (a streamed body's grow as its parts go). */
+  bodyBytes: number;
 
   constructor(
     readonly router: Router,
@@ -120,11 +141,12 @@ class Flight implements Exchange {
     readonly requestId: string,
     readonly clientRequestId: string,
     readonly startedAt: number,
-    readonly bodyDoneAt: number,
+    public bodyDoneAt: number,
     readonly userAgent: string,
     readonly authType: EndpointState['authType'],
   ) {
     this.deadline = startedAt + d.route.requestTimeoutMs;
+    this.bodyBytes = body.length;
   }
 
   /** A request for the OpenAPI document (Azure's openapi_uri) rather than a scoring request. */
@@ -150,6 +172,13 @@ class Flight implements Exchange {
     out.push('x-request-id', this.requestId, 'azureml-model-deployment', d.name);
     if (this.clientRequestId !== '') out.push('x-ms-client-request-id', this.clientRequestId);
     let code = status;
+    if (frame[8] === FRAME_INSTANCE_ERROR) {
+      // The instance host answered because the instance failed (a worker died, it is shutting down): an
+      // infrastructure error, passed on as one (502/503), not as the model's answer (424).
+      this.router.finish(this, status, 0);
+      this.instanceFailed(status, responseBody);
+      return;
+    }
     // Only scoring answers are wrapped; the OpenAPI document's status is passed on as it is.
     if (status !== 200 && !this.isSwagger) {
       // The managed front end turns any non-200 from the model into 424 and passes the model's code and
@@ -178,15 +207,38 @@ class Flight implements Exchange {
     else this.fail(502, `The instance of deployment '${this.d.name}' closed the connection before answering`);
   }
 
+  /** Not admitted: no ready instance (503), or the deployment's pending bound is full (429). */
+  refuse(): void {
+    const d = this.d;
+    if (d.connections.length === 0) return this.fail(503, `Deployment '${d.name}' has no ready instance`);
+    // Azure: more than 2 × max_concurrent_requests_per_instance × instance_count pending → 429, fast.
+    this.fail(429, `Too many pending requests for deployment '${d.name}': at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × instances)`, '1');
+  }
+
   /** Answers with an error of the router's own (not the model's). */
   fail(status: number, message: string, retryAfter?: string): void {
-    const req = this.req;
-    if (!req.destroyed && !req.responded) {
-      const headers = ['content-type', JSON_TYPE, 'x-request-id', this.requestId, 'azureml-model-deployment', this.d.name];
-      if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
-      req.respond(status, headers, `{"message":${JSON.stringify(message)}}`);
-    }
+    this.answerError(status, message, retryAfter);
     this.router.finish(this, status, 0);
+  }
+
+  private answerError(status: number, message: string, retryAfter?: string): void {
+    const req = this.req;
+    if (req.destroyed || req.responded) return;
+    const headers = ['content-type', JSON_TYPE, 'x-request-id', this.requestId, 'azureml-model-deployment', this.d.name];
+    if (retryAfter !== undefined) headers.push('retry-after', retryAfter);
+    req.respond(status, headers, `{"message":${JSON.stringify(message)}}`);
+  }
+
+  private instanceFailed(status: number, body: Buffer): void {
+    let detail = '';
+    try {
+      const m = (JSON.parse(body.toString('utf8')) as { message?: unknown }).message;
+      if (typeof m === 'string') detail = ` ${m}`;
+    } catch {
+      // not JSON: the status says enough
+    }
+    const code = status === 503 ? 503 : 502;
+    this.answerError(code, `The instance of deployment '${this.d.name}' failed while serving the request (an infrastructure error, not the model's answer).${detail}`, code === 503 ? '1' : undefined);
   }
 }
 
@@ -202,19 +254,36 @@ export class Router {
   private readonly listeners = new Map<string, { server: Http1Server; port: Promise<number> }>();
   private readonly httpOptions: ConstructorParameters<typeof Http1Server>[0];
   private readonly endpointHost: string | undefined;
+  private readonly streamThreshold: number;
+  /** What select() found besides the deployment: fields rather than an object per request. */
+  private selEndpoint: EndpointState | null = null;
+  private selRest = '';
+  private selMirror: DeploymentState | null = null;
   version = 0;
 
   constructor(options: RouterOptions = {}) {
     this.maxUrlLength = options.maxUrlLength ?? 8192;
     this.trafficLog = options.trafficLog ?? NO_TRAFFIC_LOG;
     this.endpointHost = options.endpointListeners?.host;
+    this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
     this.httpOptions = {
       maxBodyBytes: options.maxBodyBytes ?? 100 * 1024 * 1024,
       keepAliveTimeoutMs: 65_000,
       headersTimeoutMs: options.headersTimeoutMs ?? 15_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 300_000,
+      maxConnections: options.maxConnections ?? 8192,
+      maxConnectionsPerClient: options.maxConnectionsPerClient ?? 1024,
+      maxBufferedBodyBytes: options.maxBufferedBodyBytes ?? 256 * 1024 * 1024,
+      minBodyBytesPerSecond: options.minBodyBytesPerSecond ?? 240,
+      streamThresholdBytes: this.streamThreshold,
+      meters: options.connectionMeters ?? connectionMeters,
     };
-    this.server = new Http1Server(this.httpOptions, (req) => this.handle(req));
+    this.server = new Http1Server(this.httpOptions, (req) => this.handle(req), this.head);
+  }
+
+  /** The client connections' and buffered bodies' counters (tests, /metrics). */
+  get connectionMeters(): ConnectionMeters {
+    return this.server.meters;
   }
 
   /** Local mode: the port of the endpoint's own listener (started on first use). */
@@ -223,11 +292,19 @@ export class Router {
     if (l === undefined) {
       const prefix = SCORE_PREFIX + name;
       // The endpoint's own port serves its paths at the root: /score, /swagger.json, / (health).
-      const server = new Http1Server(this.httpOptions, (req) => {
-        if (req.url === '/' || req.url === '') return reply(req, 200, '{"status":"Healthy"}');
-        req.url = prefix + req.url;
-        this.handle(req);
-      });
+      const server = new Http1Server(
+        this.httpOptions,
+        (req) => {
+          if (req.url === '/' || req.url === '') return reply(req, 200, '{"status":"Healthy"}');
+          if (!req.rewritten) req.url = prefix + req.url;
+          this.handle(req);
+        },
+        (req, late) => {
+          if (!req.rewritten) req.url = prefix + req.url;
+          req.rewritten = true;
+          return this.head(req, late);
+        },
+      );
       l = { server, port: server.listen(0, this.endpointHost ?? '127.0.0.1').then((a) => a.port) };
       this.listeners.set(name, l);
     }
@@ -356,25 +433,34 @@ export class Router {
     return d;
   }
 
-  private handle(req: Http1Request): void {
+  /**
+   * Auth and selection: the deployment that serves `req` (endpoint, path and mirror in the sel* fields),
+   * or undefined once `req` has been answered (414, 404, 400, 401).
+   */
+  private select(req: Http1Request): DeploymentState | undefined {
     const url = req.url;
-    if (url.length > this.maxUrlLength) return reply(req, 414, JSON.stringify({ message: `URL longer than ${this.maxUrlLength} characters` }));
+    if (url.length > this.maxUrlLength) return void reply(req, 414, JSON.stringify({ message: `URL longer than ${this.maxUrlLength} characters` }));
     if (!url.startsWith(SCORE_PREFIX)) {
-      if (url === '/healthz' || url === '/') return reply(req, 200, '{"status":"Healthy"}');
-      return reply(req, 404, JSON.stringify({ message: 'Not found. Scoring URIs look like /endpoints/<endpoint-name>/score' }));
+      if (url === '/healthz' || url === '/') return void reply(req, 200, '{"status":"Healthy"}');
+      return void reply(req, 404, JSON.stringify({ message: 'Not found. Scoring URIs look like /endpoints/<endpoint-name>/score' }));
     }
     const slash = url.indexOf('/', SCORE_PREFIX.length);
     const name = slash < 0 ? url.slice(SCORE_PREFIX.length) : url.slice(SCORE_PREFIX.length, slash);
     const rest = slash < 0 ? '' : url.slice(slash);
     const endpoint = this.endpoints.get(name);
-    if (endpoint === undefined) return reply(req, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
+    if (endpoint === undefined) return void reply(req, 404, JSON.stringify({ message: `Endpoint '${name}' not found` }));
     const isScore = rest === '/score' || rest.startsWith('/score?');
     const isSwagger = !isScore && (req.method === 'GET' || req.method === 'HEAD') && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
     if (!isScore && !isSwagger) {
-      return reply(req, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
+      return void reply(req, 404, JSON.stringify({ message: `Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score` }));
     }
     // Azure serves the OpenAPI document without auth; scoring always needs it.
-    if (isScore && !this.authorized(endpoint, req.header('authorization'), req.conn)) return reply(req, 401, UNAUTHORIZED);
+    if (isScore && endpoint.route.authMode !== 'none') {
+      const auth = onlyValue(req.headers, 'authorization');
+      // Two credentials: which one counts is ambiguous (a proxy may check one, we another), so neither does.
+      if (auth === null) return void reply(req, 400, TWO_AUTHORIZATIONS);
+      if (!this.authorized(endpoint, auth, req.conn)) return void reply(req, 401, UNAUTHORIZED);
+    }
 
     // Select: a pinned deployment (any, whatever its weight; never mirrored), else the weighted split.
     let d: DeploymentState | undefined;
@@ -382,16 +468,71 @@ export class Router {
     const pinned = req.header('azureml-model-deployment');
     if (pinned !== undefined && pinned !== '') {
       d = endpoint.byName.get(pinned.toLowerCase());
-      if (d === undefined) return reply(req, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
+      if (d === undefined) return void reply(req, 404, JSON.stringify({ message: `Deployment '${pinned}' not found in endpoint '${name}'` }));
     } else {
       d = pickWeighted(endpoint);
-      if (d === undefined) return reply(req, 404, NO_DEPLOYMENT);
+      if (d === undefined) return void reply(req, 404, NO_DEPLOYMENT);
       if (isScore && endpoint.mirror !== null && Math.random() * 100 < endpoint.mirrorPercent) mirror = endpoint.mirror;
     }
-    this.admit(req, endpoint, d, rest, mirror);
+    this.selEndpoint = endpoint;
+    this.selRest = rest;
+    this.selMirror = mirror;
+    return d;
   }
 
-  private admit(req: Http1Request, endpoint: EndpointState, d: DeploymentState, path: string, mirror: DeploymentState | null): void {
+  private handle(req: Http1Request): void {
+    if (req.onAbort !== null) {
+      // The place the head hook held for this body is given back; admission runs again, now.
+      const release = req.onAbort;
+      req.onAbort = null;
+      release();
+    }
+    const d = this.select(req);
+    if (d !== undefined) this.admit(req, this.selEndpoint!, d, this.selRest, this.selMirror);
+  }
+
+  /**
+   * Early rejection (http1.ts HeadHook): at headers-complete of a request with a large or chunked body,
+   * before the body is read, the same auth, selection and admission checks as at completion answer what
+   * they can (401, 404, 413 before this, 503 no ready instance, 429 pending bound full) so that a body
+   * that will be refused is never received. A body over streamBodyThresholdBytes (or chunked) is streamed
+   * to an instance when one has a free slot now; otherwise it is buffered (within maxBufferedBodyBytes) and
+   * the full handling runs when it is complete, as the state may have changed by then.
+   */
+  private readonly head = (req: Http1Request, late: boolean): BodySink | undefined => {
+    const d = this.select(req);
+    if (d === undefined) return undefined;
+    if (d.connections.length === 0 || d.admitted >= d.admitLimit) {
+      this.flight(req, this.selEndpoint!, d, this.selRest, EMPTY).refuse();
+      return undefined;
+    }
+    if (late && req.onAbort !== null) {
+      // Offered again (a chunked body grew past the threshold): its place is the one held at its head.
+      const release = req.onAbort;
+      req.onAbort = null;
+      release();
+    }
+    const length = req.header('content-length');
+    const conn = pickFree(d, null);
+    // A chunked body's size is unknown at its head: it is buffered until it passes the threshold (late).
+    const stream = conn !== null && (length === undefined ? late : Number(length) > this.streamThreshold) && (this.selRest === '/score' || this.selRest.startsWith('/score?'));
+    if (!stream) {
+      // Buffered: it holds a place among the deployment's pending requests from now on, so that bodies
+      // beyond the pending bound are refused (429) before they are received, not after.
+      d.admitted++;
+      req.onAbort = () => d.admitted--;
+      return undefined;
+    }
+    d.admitted++;
+    const f = this.flight(req, this.selEndpoint!, d, this.selRest, EMPTY);
+    // Its body is not kept: it cannot be sent again elsewhere, nor copied to a mirror deployment.
+    f.retried = true;
+    if (this.selMirror !== null) this.selMirror.m.mirror.dropped++;
+    return new StreamedBody(this, f, conn);
+  };
+
+  /** One Flight for `req` (forwarded headers, request ids). */
+  private flight(req: Http1Request, endpoint: EndpointState, d: DeploymentState, path: string, body: Buffer): Flight {
     // AML overrides x-request-id so it is always a GUID of its own (contract §4.3).
     const requestId = randomUUID();
     const headers: string[] = [];
@@ -409,19 +550,26 @@ export class Router {
       if (k === 'user-agent') userAgent = h[i + 1];
       headers.push(k, h[i + 1]);
     }
-    const body = req.body;
-    const f = new Flight(this, req, d, req.method, path, headers, body, requestId, clientRequestId, req.startedAt, performance.now(), userAgent, endpoint.authType);
+    return new Flight(this, req, d, req.method, path, headers, body, requestId, clientRequestId, req.startedAt, performance.now(), userAgent, endpoint.authType);
+  }
 
-    if (d.connections.length === 0) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
-    if (d.admitted >= d.admitLimit) {
-      // Azure: more than 2 × max_concurrent_requests_per_instance × instance_count pending → 429, fast.
-      return f.fail(429, `Too many pending requests for deployment '${d.name}': at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × instances)`, '1');
-    }
+  /** A streamed request's flight goes out: its REQUEST_STREAM frame now, its body as it arrives. */
+  sendStream(f: Flight, conn: InstanceConnection): number {
+    f.conn = conn;
+    f.sentAt = performance.now();
+    f.d.m.inFlight++;
+    return conn.sendStream(f.method, f.path, f.headers, f.requestId, f);
+  }
+
+  private admit(req: Http1Request, endpoint: EndpointState, d: DeploymentState, path: string, mirror: DeploymentState | null): void {
+    const body = req.body;
+    const f = this.flight(req, endpoint, d, path, body);
+    if (d.connections.length === 0 || d.admitted >= d.admitLimit) return f.refuse();
     d.admitted++;
     const conn = pickFree(d, null);
     if (conn !== null) this.send(f, conn);
     else this.enqueue(f);
-    if (mirror !== null) sendMirror(mirror, f.method, path, headers, requestId, body);
+    if (mirror !== null) sendMirror(mirror, f.method, path, f.headers, f.requestId, body);
   }
 
   private send(f: Flight, conn: InstanceConnection): void {
@@ -474,7 +622,7 @@ export class Router {
       deployment: d.name,
       responseCode: status,
       modelStatusCode: f.modelStatus,
-      requestPayloadSize: f.body.length,
+      requestPayloadSize: f.bodyBytes,
       responsePayloadSize: responseBytes,
       userAgent: f.userAgent,
       xRequestId: f.requestId,
@@ -536,7 +684,9 @@ export class Router {
 
   private authorized(endpoint: EndpointState, header: string | undefined, conn: Http1Connection): boolean {
     if (endpoint.route.authMode === 'none') return true;
-    if (header === undefined || header.length < 8 || !header.startsWith('Bearer ')) return false;
+    if (header === undefined) return false;
+    const start = credentialStart(header);
+    if (start < 0) return false;
     // Keys: a keep-alive connection that presented this very header to this endpoint state (same keys)
     // was verified then. Comparing with what the same client sent before reveals nothing it does not
     // know, so a plain comparison is safe; anything else goes through the constant-time check. (Tokens
@@ -546,7 +696,7 @@ export class Router {
       const known = conn.handlerState as Verified | undefined;
       if (known !== undefined && known.endpoint === endpoint && known.header === header) return true;
     }
-    const ok = this.verify(endpoint, header.slice(7));
+    const ok = this.verify(endpoint, header.slice(start));
     if (ok && isKey) conn.handlerState = { endpoint, header } satisfies Verified;
     return ok;
   }
@@ -560,6 +710,75 @@ export class Router {
       return ok;
     }
     return endpoint.route.tokenSecret !== undefined && verifyToken(credential, endpoint.route.name, endpoint.route.tokenSecret);
+  }
+}
+
+/**
+ * Where the credential starts in an Authorization value of the Bearer scheme, or -1. The scheme is
+ * case-insensitive (RFC 9110 §11.1, RFC 6750 §2.1: "bearer", "BEARER" are the same) and is followed by
+ * one or more spaces.
+ */
+function credentialStart(header: string): number {
+  if (header.length < 8) return -1;
+  for (let i = 0; i < 6; i++) if ((header.charCodeAt(i) | 0x20) !== BEARER[i]) return -1;
+  let i = 6;
+  while (i < header.length && header.charCodeAt(i) === 0x20) i++;
+  return i === 6 || i === header.length ? -1 : i;
+}
+const BEARER = [...'bearer'].map((c) => c.charCodeAt(0));
+
+/** The value of a header that must appear at most once: undefined if absent, null if repeated. */
+function onlyValue(headers: readonly string[], name: string): string | undefined | null {
+  let value: string | undefined;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== name) continue;
+    if (value !== undefined) return null;
+    value = headers[i + 1];
+  }
+  return value;
+}
+
+/**
+ * A request body streamed to its instance as it arrives (http1.ts BodySink): the REQUEST_STREAM frame is
+ * out already; each part becomes a BODY frame, the last one flagged. When the instance connection's
+ * writes back up, the client's socket stops being read until they drain, so the router holds at most
+ * about one read per streamed request. A stream that fails after its first frame is not retried.
+ */
+class StreamedBody implements BodySink {
+  private readonly id: number;
+  private readonly resume = (): void => this.f.req.conn.releaseReading();
+
+  constructor(
+    private readonly router: Router,
+    private readonly f: Flight,
+    private readonly conn: InstanceConnection,
+  ) {
+    this.id = router.sendStream(f, conn);
+  }
+
+  data(part: Buffer): void {
+    const f = this.f;
+    if (f.conn === null) return; // already answered or failed: the rest goes nowhere
+    f.bodyBytes += part.length;
+    this.conn.sendBody(this.id, part, false);
+    if (this.conn.congested) {
+      f.req.conn.holdReading();
+      this.conn.whenDrained(this.resume);
+    }
+  }
+
+  end(): void {
+    this.f.bodyDoneAt = performance.now();
+    if (this.f.conn !== null) this.conn.sendBody(this.id, EMPTY, true);
+  }
+
+  abort(status: number): void {
+    const f = this.f;
+    if (f.conn === null) return;
+    // The client went away or was cut mid-body: the instance drops what it reassembled (CANCEL).
+    this.conn.cancel(this.id);
+    this.router.release(f);
+    this.router.finish(f, status, 0);
   }
 }
 

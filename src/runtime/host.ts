@@ -7,7 +7,11 @@
 // DESIGN.md "The instance protocol" is why there is no HTTP here: the router keeps one persistent,
 // multiplexed, length-prefixed connection (src/util/frame.ts) to each instance. The host accepts any
 // number of such connections (ids are chosen by the connecting side and only need to be unique per
-// connection), answers every REQUEST with a RESPONSE of the same id, and ignores CANCEL for now.
+// connection), answers every REQUEST with a RESPONSE of the same id, and ignores CANCEL for requests
+// it is running. A body streamed in parts (REQUEST_STREAM, then BODY frames) is reassembled here into the
+// REQUEST frame it would have been, so the scorers (and the Python workers' protocol) never see parts;
+// a CANCEL before the last part drops what was reassembled. Answers the host makes itself because the
+// instance failed (worker died, shutting down) go out as INSTANCE_ERROR frames.
 //
 // Lifecycle (contract.ts):
 //   1. log the settings; import the script and run init() (Python: every worker's init());
@@ -22,7 +26,20 @@
 import { existsSync, statSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { extname, resolve } from 'node:path';
-import { encodeResponseHead, FRAME_REQUEST, FrameReader, type HeaderList } from '../util/frame.js';
+import {
+  BODY_HEADER_BYTES,
+  BODY_LAST,
+  encodeResponseHead,
+  FRAME_BODY,
+  FRAME_CANCEL,
+  FRAME_INSTANCE_ERROR,
+  FRAME_REQUEST,
+  FRAME_REQUEST_STREAM,
+  FRAME_RESPONSE,
+  FrameReader,
+  HEADER_BYTES,
+  type HeaderList,
+} from '../util/frame.js';
 import type { HostMessage } from './contract.js';
 import { formatError, JS_EXTENSIONS, JsScorer, loadScoringModule } from './js-scorer.js';
 import { log } from './log.js';
@@ -86,12 +103,20 @@ function readConfig(env: NodeJS.ProcessEnv): HostConfig {
   };
 }
 
+/** A request whose body is arriving in parts: the REQUEST_STREAM frame, then each BODY frame's part. */
+interface Reassembly {
+  parts: Buffer[];
+  bytes: number;
+}
+
 /** One framed connection from a router. */
 class Connection implements Peer {
   closed = false;
   /** Our writes to this socket are over its high-water mark: stop reading its requests. */
   writeBlocked = false;
   private readonly out: Outbox;
+  /** Streamed requests by id, until their last part. */
+  private readonly streams = new Map<number, Reassembly>();
 
   constructor(
     readonly socket: net.Socket,
@@ -103,7 +128,10 @@ class Connection implements Peer {
     });
     const reader = new FrameReader((frame, type, id) => {
       if (type === FRAME_REQUEST) host.onRequest(this, frame, id);
-      // CANCEL (deadline passed) is ignored for now: run() cannot be interrupted mid-call anyway, and the
+      else if (type === FRAME_REQUEST_STREAM) this.streams.set(id, { parts: [frame], bytes: frame.length });
+      else if (type === FRAME_BODY) this.onBodyPart(host, frame, id);
+      else if (type === FRAME_CANCEL) this.streams.delete(id);
+      // CANCEL of a request being run is ignored: run() cannot be interrupted mid-call anyway, and the
       // router has already answered its client. RESPONSE frames have no meaning in this direction.
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
@@ -114,9 +142,28 @@ class Connection implements Peer {
     });
   }
 
-  respond(id: number, status: number, headers: HeaderList, body: Buffer): void {
+  /** The next part of a streamed body; on the last, the whole REQUEST frame is rebuilt and handled. */
+  private onBodyPart(host: Host, frame: Buffer, id: number): void {
+    const r = this.streams.get(id);
+    if (r === undefined) return; // cancelled, or never started: nothing to add to
+    const part = frame.subarray(BODY_HEADER_BYTES);
+    if (part.length > 0) {
+      r.parts.push(part);
+      r.bytes += part.length;
+    }
+    if ((frame[BODY_HEADER_BYTES - 1] & BODY_LAST) === 0) return;
+    this.streams.delete(id);
+    // One copy, once: the REQUEST_STREAM frame (head and any first part) then the parts, with the
+    // length and type of the REQUEST frame it stands for.
+    const whole = r.parts.length === 1 ? Buffer.from(r.parts[0]) : Buffer.concat(r.parts, r.bytes);
+    whole.writeUInt32BE(whole.length - 4, 0);
+    whole[HEADER_BYTES - 1] = FRAME_REQUEST;
+    host.onRequest(this, whole, id);
+  }
+
+  respond(id: number, status: number, headers: HeaderList, body: Buffer, instanceError = false): void {
     if (this.closed) return;
-    this.out.push2(encodeResponseHead(id, status, headers, body.length), body);
+    this.out.push2(encodeResponseHead(id, status, headers, body.length, instanceError ? FRAME_INSTANCE_ERROR : FRAME_RESPONSE), body);
   }
 
   sendFrame(frame: Buffer): void {
@@ -228,7 +275,7 @@ class Host {
 
   onRequest(conn: Connection, frame: Buffer, id: number): void {
     if (this.shuttingDown) {
-      conn.respond(id, 503, JSON_HEADERS, SHUTTING_DOWN_BODY);
+      conn.respond(id, 503, JSON_HEADERS, SHUTTING_DOWN_BODY, true);
       return;
     }
     this.scorer!.handle(conn, frame, id);

@@ -9,7 +9,8 @@
 //
 // Start-up: each worker's first frame is its init report (RESPONSE, id 0, JSON {"ok": ...}; documented
 // in infergate_worker.py); the pool is ready only when every worker reported success.
-// A worker that exits later is fatal for the instance: its in-flight requests get 502 and the host shuts
+// A worker that exits later is fatal for the instance: its in-flight requests get 502 (as INSTANCE_ERROR
+// frames: the router reports them as the instance's failure, not the model's answer) and the host shuts
 // down non-zero so the backend restarts the instance (a fresh init() is the only safe recovery).
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -193,7 +194,7 @@ export class PythonPool implements Scorer {
       }
     }
     if (best === undefined) {
-      peer.respond(id, 503, JSON_HEADERS, messageBody('No Python worker is running.'));
+      peer.respond(id, 503, JSON_HEADERS, messageBody('No Python worker is running.'), true);
       return;
     }
     const hostId = best.allocId();
@@ -230,7 +231,7 @@ export class PythonPool implements Scorer {
     const failed = w.pending.size;
     if (failed > 0) {
       const body = messageBody(`The scoring worker (pid ${w.proc.pid}) exited unexpectedly (${how}) while handling the request. Check the logs for more info.`);
-      for (const p of w.pending.values()) p.peer.respond(p.id, 502, JSON_HEADERS, body);
+      for (const p of w.pending.values()) p.peer.respond(p.id, 502, JSON_HEADERS, body, true);
       w.pending.clear();
     }
     log('E', 'azmlinfsrv', `Python worker pid ${w.proc.pid} exited unexpectedly (${how}); ${failed} in-flight request(s) answered with 502.`);

@@ -9,8 +9,13 @@ import { pythonJsonDumps } from './py-json.js';
 export interface Peer {
   /** True once the connection is gone; answers for it are dropped. */
   readonly closed: boolean;
-  /** Queues a RESPONSE frame built from parts (coalesced with the rest of this event-loop turn). */
-  respond(id: number, status: number, headers: HeaderList, body: Buffer): void;
+  /**
+   * Queues a RESPONSE frame built from parts (coalesced with the rest of this event-loop turn).
+   * `instanceError`: the answer is the host's own because the instance failed (a worker died, shutdown),
+   * not the scoring script's: sent as INSTANCE_ERROR so the router reports an infrastructure error (502/
+   * 503) instead of a model error (424). Peers that are not a router connection may ignore it.
+   */
+  respond(id: number, status: number, headers: HeaderList, body: Buffer, instanceError?: boolean): void;
   /** Queues a RESPONSE frame that is already encoded, id included (the Python relay). */
   sendFrame(frame: Buffer): void;
 }

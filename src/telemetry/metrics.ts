@@ -146,6 +146,36 @@ collected('infergate_mirror_requests_total', 'Mirror-traffic copies, by outcome:
   return out;
 });
 
+// ---- the router's client connections (router/http1.ts counts into this one object) ------------------
+
+export const CONNECTION_REJECT_REASONS = ['max_connections', 'max_connections_per_client'] as const;
+export type ConnectionRejectReason = (typeof CONNECTION_REJECT_REASONS)[number];
+
+/** Plain fields bumped by the router's HTTP servers (all of them: the router port and local endpoints' ports). */
+export class ConnectionMeters {
+  /** Client connections open now. */
+  open = 0;
+  readonly rejected: Record<ConnectionRejectReason, number> = { max_connections: 0, max_connections_per_client: 0 };
+  /** Request-body bytes the router holds now (declared bodies count from their headers on). */
+  bufferedBodyBytes = 0;
+  /** Requests answered 503 before their body was read because the buffered bytes would pass the cap. */
+  bufferedBodyRejected = 0;
+  /** Requests cut with 408 because their body arrived slower than the minimum rate. */
+  slowBodyCut = 0;
+}
+
+export const connectionMeters = new ConnectionMeters();
+
+collected('infergate_connections_open', 'Client connections open at the router.', 'gauge', () => [{ labels: {}, value: connectionMeters.open }]);
+collected('infergate_connections_rejected_total', 'Client connections refused at accept: max_connections (503, the router-wide limit) or max_connections_per_client (429, one client address over its limit).', 'counter', () =>
+  CONNECTION_REJECT_REASONS.map((r) => ({ labels: { reason: r }, value: connectionMeters.rejected[r] })),
+);
+collected('infergate_request_body_buffered_bytes', 'Request-body bytes the router holds in memory now (bounded by --max-buffered-body-mb).', 'gauge', () => [{ labels: {}, value: connectionMeters.bufferedBodyBytes }]);
+collected('infergate_requests_rejected_total', 'Requests refused by the router before reaching a deployment: buffered_body_cap (503: the buffered request bodies would pass the cap), slow_body (408: body slower than the minimum rate).', 'counter', () => [
+  { labels: { reason: 'buffered_body_cap' }, value: connectionMeters.bufferedBodyRejected },
+  { labels: { reason: 'slow_body' }, value: connectionMeters.slowBodyCut },
+]);
+
 export const trafficLogDropped = new Counter({
   name: 'infergate_traffic_log_dropped_total',
   help: 'Traffic log records dropped because the write buffer was full (serving never waits for the log).',

@@ -6,18 +6,40 @@
 // Every frame, both directions, all integers big-endian:
 //   u32 length        bytes that follow this field
 //   u32 id            request id chosen by the sender of the REQUEST; the RESPONSE echoes it
-//   u8  type          1 REQUEST, 2 RESPONSE, 3 CANCEL (deadline passed; no payload)
+//   u8  type          1 REQUEST, 2 RESPONSE, 3 CANCEL (deadline passed, or the client went away; no
+//                     payload), 4 REQUEST_STREAM, 5 BODY, 6 INSTANCE_ERROR
 //   payload
 // REQUEST payload:  u8 methodLen, method (ASCII) | u16 urlLen, url (UTF-8, path + query) |
 //                   u16 headerCount, then per header: u8 nameLen, name (lower-case) | u16 valueLen, value |
 //                   body (the rest)
 // RESPONSE payload: u16 status | u16 headerCount, headers as above | body (the rest)
-// The Python side of this codec is src/runtime/python/infergate_worker.py; keep the two in step.
+//
+// A large body may travel in several frames (router → instance host only), so that one slow upload does
+// not hold up the other requests multiplexed on the same connection and the router never holds it whole:
+//   REQUEST_STREAM   a REQUEST whose body continues: same payload as REQUEST (its body part may be empty);
+//   BODY             u8 flags (1 = last) | the next part of the body of request `id`.
+// The receiver appends the parts in order and, on the BODY flagged last, handles the whole as the
+// REQUEST it would have received in one frame (the instance host rebuilds exactly that frame, so the
+// Python workers only ever see REQUEST). A CANCEL before the last part abandons the request.
+//
+// INSTANCE_ERROR has RESPONSE's payload: an answer made by the instance host itself because the instance
+// failed (a Python worker died, the host is shutting down) rather than by the scoring script. The router
+// passes its status on as an infrastructure error (502/503) instead of wrapping it into 424 as it does
+// for the model's own non-200 answers (contract §4.2).
+// The Python side of this codec is src/runtime/python/infergate_worker.py (REQUEST, RESPONSE and CANCEL
+// only); keep the two in step. docs/protocol.md has the same, with examples.
 
 export const FRAME_REQUEST = 1;
 export const FRAME_RESPONSE = 2;
 export const FRAME_CANCEL = 3;
+export const FRAME_REQUEST_STREAM = 4;
+export const FRAME_BODY = 5;
+export const FRAME_INSTANCE_ERROR = 6;
+/** BODY flag: this part is the last one. */
+export const BODY_LAST = 1;
 export const HEADER_BYTES = 9; // length + id + type
+/** A BODY frame's bytes before its part: length, id, type, flags. */
+export const BODY_HEADER_BYTES = 10;
 export const MAX_ID = 0xffffffff;
 
 export type HeaderList = ReadonlyArray<readonly [string, string]>;
@@ -76,8 +98,8 @@ function writeFrameStart(buf: Buffer, id: number, type: number, length: number):
 const requestLineSize = (method: string, urlLen: number): number => 1 + method.length + 2 + urlLen;
 
 /** Writes a REQUEST frame's start, method and URL; returns where its headers go. */
-function writeRequestStart(buf: Buffer, id: number, method: string, url: string, urlLen: number, bodyLength: number): number {
-  writeFrameStart(buf, id, FRAME_REQUEST, buf.length - 4 + bodyLength);
+function writeRequestStart(buf: Buffer, id: number, method: string, url: string, urlLen: number, bodyLength: number, type = FRAME_REQUEST): number {
+  writeFrameStart(buf, id, type, buf.length - 4 + bodyLength);
   buf[9] = method.length;
   const pos = 10 + buf.write(method, 10, 'latin1');
   buf.writeUInt16BE(urlLen, pos);
@@ -112,12 +134,21 @@ export function encodeRequestHead(id: number, method: string, url: string, heade
  * encodeRequestHead for headers as flat name, value pairs (the router's shape: no array per header), with
  * one more pair appended.
  */
-export function encodeRequestHeadFlat(id: number, method: string, url: string, flat: readonly string[], extraName: string, extraValue: string, bodyLength: number): Buffer {
+export function encodeRequestHeadFlat(
+  id: number,
+  method: string,
+  url: string,
+  flat: readonly string[],
+  extraName: string,
+  extraValue: string,
+  bodyLength: number,
+  type: typeof FRAME_REQUEST | typeof FRAME_REQUEST_STREAM = FRAME_REQUEST,
+): Buffer {
   const urlLen = Buffer.byteLength(url, 'utf8');
   let headerBytes = 2 + entrySize(extraName, extraValue);
   for (let i = 0; i < flat.length; i += 2) headerBytes += entrySize(flat[i], flat[i + 1]);
   const buf = Buffer.allocUnsafe(HEADER_BYTES + requestLineSize(method, urlLen) + headerBytes);
-  let pos = writeRequestStart(buf, id, method, url, urlLen, bodyLength);
+  let pos = writeRequestStart(buf, id, method, url, urlLen, bodyLength, type);
   buf.writeUInt16BE(flat.length / 2 + 1, pos);
   pos += 2;
   for (let i = 0; i < flat.length; i += 2) pos = writeEntry(buf, pos, flat[i], flat[i + 1]);
@@ -125,10 +156,19 @@ export function encodeRequestHeadFlat(id: number, method: string, url: string, f
   return buf;
 }
 
-export function encodeResponseHead(id: number, status: number, headers: HeaderList, bodyLength: number): Buffer {
+/** The head of a BODY frame; the part is written after it as a separate buffer (no copy). */
+export function encodeBodyHead(id: number, partLength: number, last: boolean): Buffer {
+  const buf = Buffer.allocUnsafe(BODY_HEADER_BYTES);
+  writeFrameStart(buf, id, FRAME_BODY, BODY_HEADER_BYTES - 4 + partLength);
+  buf[9] = last ? BODY_LAST : 0;
+  return buf;
+}
+
+/** `type`: FRAME_RESPONSE, or FRAME_INSTANCE_ERROR for an answer the instance host makes because the instance failed. */
+export function encodeResponseHead(id: number, status: number, headers: HeaderList, bodyLength: number, type: typeof FRAME_RESPONSE | typeof FRAME_INSTANCE_ERROR = FRAME_RESPONSE): Buffer {
   const size = HEADER_BYTES + 2 + headersSize(headers);
   const buf = Buffer.allocUnsafe(size);
-  writeFrameStart(buf, id, FRAME_RESPONSE, size - 4 + bodyLength);
+  writeFrameStart(buf, id, type, size - 4 + bodyLength);
   buf.writeUInt16BE(status, 9);
   writeHeaders(buf, 11, headers);
   return buf;
@@ -219,29 +259,61 @@ export function readResponseHeadersFlat(frame: Buffer, skip: ReadonlySet<string>
 /**
  * Splits a byte stream into whole frames. Feed it chunks as they arrive; it calls `onFrame` with each
  * complete frame (a view, valid until the callback returns unless copied) in order.
+ *
+ * Linear in the bytes received: the chunks of an incomplete frame are kept as they came and concatenated
+ * once, when the frame is complete (concatenating everything pending on every chunk made a 64 MiB frame
+ * arriving in 64 KiB reads cost ~32 GiB of copying).
  */
 export class FrameReader {
-  private pending: Buffer | null = null;
+  /** Chunks of the incomplete frame at the head of the stream (the first may start mid-chunk: copied). */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** Bytes the incomplete frame needs in all (length field included), once its length is known; else 0. */
+  private need = 0;
 
   constructor(private readonly onFrame: (frame: Buffer, type: number, id: number) => void) {}
 
   push(chunk: Buffer): void {
-    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.partBytes === 0) {
+      this.split(chunk);
+      return;
+    }
+    this.parts.push(chunk);
+    this.partBytes += chunk.length;
+    if (this.need === 0) {
+      if (this.partBytes < HEADER_BYTES) return;
+      const first = this.parts[0].length >= 4 ? this.parts[0] : Buffer.concat(this.parts, this.partBytes);
+      this.need = Math.max(4 + first.readUInt32BE(0), HEADER_BYTES);
+    }
+    if (this.partBytes < this.need) return;
+    const buf = Buffer.concat(this.parts, this.partBytes);
+    this.parts = [];
+    this.partBytes = 0;
+    this.need = 0;
+    this.split(buf);
+  }
+
+  /** Delivers the whole frames at the start of `buf`; keeps the incomplete rest (a copy: never pins `buf`). */
+  private split(buf: Buffer): void {
     let pos = 0;
     while (buf.length - pos >= HEADER_BYTES) {
       const len = buf.readUInt32BE(pos);
-      const end = pos + 4 + len;
-      if (end > buf.length) break;
+      const end = pos + Math.max(4 + len, HEADER_BYTES);
+      if (end > buf.length) {
+        this.need = end - pos;
+        break;
+      }
       this.onFrame(buf.subarray(pos, end), buf[pos + 8], buf.readUInt32BE(pos + 4));
       pos = end;
     }
-    this.pending = pos === buf.length ? null : buf.subarray(pos);
-    if (this.pending !== null && pos > 0) this.pending = Buffer.from(this.pending); // do not pin the big chunk
-    buf = null as unknown as Buffer;
+    if (pos < buf.length) {
+      this.parts = [pos === 0 ? buf : Buffer.from(buf.subarray(pos))];
+      this.partBytes = buf.length - pos;
+    }
   }
 
   /** Bytes of an incomplete frame still waiting for the rest. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.partBytes;
   }
 }
