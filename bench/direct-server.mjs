@@ -3,9 +3,12 @@
 // The minimal equivalent of a debug server's HTTP face: no auth, no routing, no framing, no second
 // process. It is the "Direct" of DESIGN.md "Budgets" and also the upstream nginx proxies to.
 //
-// usage: node bench/direct-server.mjs [--port 0] [--score bench/fixtures/score.mjs]
+// usage: node bench/direct-server.mjs [--port 0] [--score bench/fixtures/score.mjs] [--tls-cert PEM --tls-key PEM]
+// With --tls-cert/--tls-key it serves HTTPS (node:https, HTTP/1.1): DIRECT of the TLS bench (bench/tls.mjs).
 // Prints "listening <port>" on stdout once it accepts connections; SIGTERM stops it.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -16,6 +19,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
     score: { type: 'string', default: resolve(import.meta.dirname, 'fixtures', 'score.mjs') },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
   },
 });
 
@@ -26,7 +31,8 @@ const run = mod.run;
 
 const HEALTHY = Buffer.from('Healthy');
 
-const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+const tls = values['tls-cert'] ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']) } : undefined;
+const handler = (req, res) => {
   if (req.method !== 'POST') {
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': HEALTHY.length });
     res.end(HEALTHY);
@@ -47,7 +53,8 @@ const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': out.length });
     res.end(out);
   });
-});
+};
+const server = tls ? createHttpsServer({ ...tls, keepAliveTimeout: 65_000 }, handler) : createServer({ keepAliveTimeout: 65_000 }, handler);
 
 server.listen(Number(values.port), values.host, () => {
   process.stdout.write(`listening ${server.address().port}\n`);

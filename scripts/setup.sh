@@ -25,6 +25,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# Instance isolation (docs/security.md "Instance isolation"): a server running as root runs every instance
+# under a uid of its own from infergate-instance's subordinate range, with that user's group. The server
+# creates both at start when missing; setup does it here so they exist before the first start.
+if [ "$(id -u)" -eq 0 ] && command -v useradd >/dev/null 2>&1; then
+  if ! getent passwd infergate-instance >/dev/null; then
+    echo "setup: creating the system user infergate-instance (instances of a root server run under it)"
+    useradd --system --no-create-home --shell /usr/sbin/nologin --user-group infergate-instance
+  fi
+  # 65536 uids from 0x70000000, a range systemd's allocation plan leaves unused; recorded in /etc/subuid so
+  # that other range allocators (podman, newuidmap) leave it alone.
+  if ! grep -q '^infergate-instance:' /etc/subuid 2>/dev/null; then
+    usermod --add-subuids 1879048192-1879113727 infergate-instance 2>/dev/null || echo "setup: could not record the uid range in /etc/subuid (the server uses it anyway)"
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci (builds better-sqlite3 from source: about 80 s)"
   npm ci --no-audit --no-fund

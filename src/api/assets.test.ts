@@ -15,6 +15,8 @@ import type { InstancePlan } from '../ir/types.js';
 import { Controller } from '../reconcile/controller.js';
 import { MemoryStateStore } from '../store/memory.js';
 import { ANONYMOUS_ENVIRONMENT, ANONYMOUS_MODEL } from './assets.js';
+import { createToken } from './auth.js';
+import { injectSink, uploadedDeployment, uploadedEnvironment, uploadedModel } from '../cli/uploads-testing.js';
 import { buildApi } from './server.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,6 +53,8 @@ let store: MemoryStateStore;
 let backend: RecordingBackend;
 let controller: Controller;
 let app: FastifyInstance;
+/** Every call below is the owner's; access control itself is tested in access.test.ts. */
+let ownerToken: string;
 
 async function makeApi(withAssets = true): Promise<FastifyInstance> {
   return buildApi({
@@ -69,6 +73,7 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'infergate-assets-api-'));
   assetsDir = join(dir, 'assets');
   store = new MemoryStateStore();
+  ownerToken = createToken(store, { role: 'owner' }).token;
   backend = new RecordingBackend();
   controller = new Controller({ store, backend, publish: () => {}, deregistrationDelayMs: 0 });
   app = await makeApi();
@@ -80,8 +85,19 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** As the CLI does: the paths of model, environment and deployment documents are uploaded before they are sent. */
+async function asCli(url: string, payload: unknown): Promise<unknown> {
+  if (payload === undefined || typeof payload !== 'object') return payload;
+  const sink = injectSink(app, ownerToken);
+  if (/^\/api\/models\/?$/.test(url)) return uploadedModel(sink, payload as Record<string, unknown>);
+  if (/^\/api\/environments\/?$/.test(url)) return uploadedEnvironment(sink, payload as Record<string, unknown>);
+  if (/\/deployments(\/[^/?]+)?(\?.*)?$/.test(url)) return uploadedDeployment(sink, payload as Record<string, unknown>);
+  return payload;
+}
+
 async function call(method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) {
-  const res = await app.inject({ method, url, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  payload = await asCli(url, payload);
+  const res = await app.inject({ method, url, headers: { authorization: `Bearer ${ownerToken}` }, ...(payload !== undefined ? { payload: payload as object } : {}) });
   return { status: res.statusCode, json: res.json() as any, text: res.body };
 }
 
@@ -139,9 +155,11 @@ test('register models: explicit and auto-incremented versions, files copied, exi
   assert.equal(readFileSync(join(assetsDir, 'models', 'm', '1', 'model', 'model.json'), 'utf8'), '{"w": 1}', 'the existing version is untouched');
   assert.deepEqual(readdirSync(join(assetsDir, '.tmp')), [], 'no staging folder is left behind');
 
+  // Sent as it is (it does not validate here either): the server reads no path, relative or absolute.
   const bad = await registerModel({ name: 'm', path: 'relative/model' });
   assert.equal(bad.status, 400);
-  assert.equal(bad.json.error.code, 'ValidationFailed');
+  assert.equal(bad.json.error.code, 'BadArgument');
+  assert.match(bad.json.error.message, /path: 'relative\/model' is a file system path; the server reads no path a client names/);
 });
 
 test('show by version and by label; archive hides a version from @latest and lists; restore brings it back', async () => {
@@ -271,12 +289,11 @@ test('inline model and environment are registered anonymously, once per content,
   assert.equal(plan.model!.path, join(assetsDir, 'models', ANONYMOUS_MODEL, blue.resolvedAssets!.model!.version, 'model'));
   assert.equal(plan.model!.name, 'my-endpoint-blue-model', 'the mount name is the one inline models always had');
   assert.deepEqual(plan.environment, { condaFile: join(assetsDir, 'environments', ANONYMOUS_ENVIRONMENT, blue.resolvedAssets!.environment!.version, 'conda.yaml'), image: 'python:3.11-slim' });
-  assert.equal((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.model.path, src, 'show prints the inline model as written');
+  assert.match((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.model.path, /^upload:sha256:[0-9a-f]{64}$/, 'show prints the upload the model came from');
 
-  // Changed content: a new anonymous version on update.
+  // Changed content: a new anonymous version on update (`update -f` uploads the files again).
   writeFileSync(join(src, 'model.json'), '{"v": 2}');
-  const doc = (await call('GET', '/api/endpoints/my-endpoint/deployments/blue/document')).json;
-  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', doc)).status, 200);
+  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', deploymentDoc('blue', inline))).status, 200);
   assert.notEqual(store.getDeployment('my-endpoint', 'blue')!.spec.resolvedAssets!.model!.version, blue.resolvedAssets!.model!.version);
   assert.equal(store.listAssets('model').length, 2);
   assert.deepEqual((await call('GET', '/api/models')).json, [], 'anonymous models are not listed');
@@ -305,27 +322,24 @@ test('environments: the conda file and the local files its pip list names are st
   assert.equal(readFileSync(join(assetsDir, 'environments', 'e', '2', 'files', 'b-1.0-py3-none-any.whl'), 'utf8'), 'b');
 
   writeFileSync(join(envDir, 'conda3.yaml'), 'dependencies:\n  - pip:\n    - ./missing.whl\n');
-  const missing = await call('POST', '/api/environments', { name: 'e', image: 'python:3.11', conda_file: join(envDir, 'conda3.yaml') });
-  assert.equal(missing.status, 400);
-  assert.match(missing.json.error.message, /pip entry '\.\/missing\.whl' names .*missing\.whl, which does not exist/);
-  const noImage = await call('POST', '/api/environments', { name: 'e', conda_file: join(envDir, 'conda.yaml') });
+  // Found missing by the CLI, before anything is sent.
+  await assert.rejects(call('POST', '/api/environments', { name: 'e', image: 'python:3.11', conda_file: join(envDir, 'conda3.yaml') }), /pip entry '\.\/missing\.whl' names .*missing\.whl, which does not exist/);
+  const noImage = await call('POST', '/api/environments', { name: 'e', conda_file: { name: 'e' } });
   assert.equal(noImage.json.error.code, 'ValidationFailed');
   assert.equal((await call('GET', '/api/environments/e/labels/latest')).json.version, '2');
 });
 
-test('without an asset store: registration is refused, inline assets run from their sources as before', async () => {
+test('without an asset store: uploads, registration and inline files are refused (nothing is read from a path)', async () => {
   await app.close();
   app = await makeApi(false);
-  const r = await registerModel({ name: 'm', path: modelFolder('m', '{}') });
-  assert.equal(r.status, 400);
-  assert.match(r.json.error.message, /no asset store/);
+  await assert.rejects(registerModel({ name: 'm', path: modelFolder('m', '{}') }), /no blob store/);
   await endpoint();
   const src = join(dir, 'copy');
   cpSync(jsModel, src, { recursive: true });
-  assert.equal((await call('POST', '/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', { model: { path: join(src, 'model') } }))).status, 201);
-  assert.equal(store.getDeployment('my-endpoint', 'blue')!.spec.resolvedAssets, undefined);
-  await settle();
-  assert.equal(backend.planOf('blue')!.model!.path, join(src, 'model'));
+  const r = await app.inject({ method: 'POST', url: '/api/endpoints/my-endpoint/deployments', headers: { authorization: `Bearer ${ownerToken}` }, payload: deploymentDoc('blue', { model: { path: 'upload:sha256:' + 'a'.repeat(64) }, code_configuration: { code: 'upload:sha256:' + 'b'.repeat(64), scoring_script: 'score.mjs' } }) });
+  assert.equal(r.statusCode, 400);
+  assert.match(r.json().error.message, /no asset store/);
+  assert.equal(store.getDeployment('my-endpoint', 'blue'), undefined);
 });
 
 test('the code folder is snapshotted at create and update: edits reach instances only through an update, which rolls out', async () => {
@@ -342,12 +356,12 @@ test('the code folder is snapshotted at create and update: edits reach instances
   assert.match(snapshot.version, /^[0-9a-f]{32}$/);
   assert.equal(first.code!.path, join(assetsDir, 'code', snapshot.version, 'onlinescoring'), 'the folder name is kept (AML_APP_ROOT)');
   assert.deepEqual(readdirSync(first.code!.path).sort(), readdirSync(jsModel).sort(), '__pycache__ is not copied');
-  assert.equal((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.code_configuration.code, code, 'show prints the folder as written');
+  assert.match((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.code_configuration.code, /^upload:sha256:/, 'show prints the upload');
 
   // Python's cache changing is not a new version; an update with the same code keeps the revision.
   writeFileSync(join(code, '__pycache__', 'x.pyc'), 'other cache');
   const same = (await call('GET', '/api/endpoints/my-endpoint/deployments/blue/document')).json;
-  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', same)).status, 200);
+  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', doc)).status, 200);
   await settle();
   assert.equal(backend.planOf('blue')!.revision, first.revision);
 
@@ -357,7 +371,7 @@ test('the code folder is snapshotted at create and update: edits reach instances
   assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue?keep_assets=true', { ...same, instance_count: 2 })).status, 200);
   await settle();
   assert.equal(backend.planOf('blue')!.revision, first.revision, 'a scale does not read the code again');
-  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', same)).status, 200);
+  assert.equal((await call('PUT', '/api/endpoints/my-endpoint/deployments/blue', doc)).status, 200);
   await settle();
   const second = backend.planOf('blue')!;
   assert.notEqual(second.revision, first.revision);

@@ -8,6 +8,11 @@
 // no asset. Assets are immutable: a name:version is registered once; `archive` hides a version from
 // `@latest` and from lists, an explicit version still resolves.
 //
+// Files arrive as uploads (api/uploads.ts, docs/assets.md "Uploads"): a document names a tree by
+// `upload:sha256:<manifest>`, never by a path on this machine (spec/paths.ts refuses those for API
+// documents). The tree is materialised from the blob store into a staging folder of ours, and everything
+// below reads only that folder, so a caller can make the server copy nothing it did not send.
+//
 // Inline definitions in a deployment are registered anonymously, as Azure does: models as
 // `azureml_anonymous:<content hash>`, environments as `CliV2AnonymousEnvironment:<content hash>` (Azure's
 // own name for them). The same content gives the same version, so nothing is copied twice. Anonymous
@@ -27,7 +32,10 @@ import { assetAlreadyExists, assetLookup, findAsset, LABELS, latestOf, nextVersi
 import type { AssetKind, AssetRecords, EnvironmentAsset, ModelAsset, StateStore, StoredAsset } from '../store/types.js';
 import { isLocalPipEntry, localPipPath } from '../util/conda.js';
 import { CONDA_FILE_LIMIT, copyTree, readUserFile, streamUserFile, walkTree } from '../util/files.js';
+import { isUploadRef } from '../util/upload-manifest.js';
 import { parseYamlData } from '../util/yaml.js';
+import { checkScript, isReference } from '../spec/paths.js';
+import { BlobStore, registerUploadRoutes } from './uploads.js';
 
 /** Names of the assets registered for inline definitions (Azure: anonymous assets). */
 export const ANONYMOUS_MODEL = 'azureml_anonymous';
@@ -36,8 +44,12 @@ export const ANONYMOUS_ENVIRONMENT = 'CliV2AnonymousEnvironment';
 const HASH_LENGTH = 32;
 
 export interface AssetApiOptions {
-  /** `<workspace>/assets`. Without it nothing can be registered, and inline assets run from their sources. */
+  /** `<workspace>/assets`. Without it nothing can be registered or uploaded. */
   assetsDir?: string;
+  /** The blob store of uploads (default `<workspace>/blobs`, beside assetsDir). */
+  blobsDir?: string;
+  /** Largest uploaded file, in bytes (default api/uploads.ts DEFAULT_MAX_BLOB_BYTES). */
+  maxUploadBytes?: number;
 }
 
 const KIND_DIR: Record<AssetKind, string> = { model: 'models', environment: 'environments' };
@@ -46,20 +58,56 @@ const Kind = (kind: AssetKind): string => (kind === 'model' ? 'Model' : 'Environ
 export class AssetRegistry {
   /** Resolves references against the store (for compileInstancePlan). */
   readonly lookup: AssetLookup;
+  /** Where uploads are kept (undefined without an asset store). */
+  readonly blobs: BlobStore | undefined;
 
   constructor(
     private readonly store: StateStore,
     private readonly assetsDir: string | undefined,
+    o: Omit<AssetApiOptions, 'assetsDir'> = {},
   ) {
     this.lookup = assetLookup(store);
+    const blobsDir = o.blobsDir ?? (assetsDir !== undefined ? join(dirname(assetsDir), 'blobs') : undefined);
+    this.blobs = blobsDir !== undefined ? new BlobStore(blobsDir, o.maxUploadBytes) : undefined;
   }
 
-  /** Registers a model version: copies the file or folder into the asset store. */
+  /**
+   * Runs `use` with a materialiser of uploads: each `upload:sha256:` reference it is given is written from
+   * the blob store into a staging folder of ours and its root path returned; every folder is removed when
+   * `use` is done. `expect`: the root must be a file or a folder (code folders, conda files).
+   */
+  private async staged<T>(use: (materialise: Materialise) => Promise<T>): Promise<T> {
+    const folders: string[] = [];
+    const materialise: Materialise = async (ref, what, expect) => {
+      if (!isUploadRef(ref)) {
+        // The API's parse refuses paths (spec/paths.ts); this is the same rule for any other caller.
+        throw new InfergateError('BadArgument', `${what} '${ref}' is not an upload reference; the server reads no path a client names (docs/assets.md, "Uploads").`);
+      }
+      if (!this.assetsDir || !this.blobs) throw new InfergateError('BadArgument', 'This server has no asset store (it was started without a workspace); uploads cannot be used.');
+      const tmp = join(this.assetsDir, '.tmp', randomUUID());
+      folders.push(tmp);
+      const { path, manifest } = await this.blobs.materialise(ref, tmp);
+      const rootIsDir = manifest.entries.find((e) => e.path === manifest.root)!.type === 'dir';
+      if (expect && rootIsDir !== (expect === 'folder')) throw new InfergateError('BadArgument', `${what} ${ref} is a ${rootIsDir ? 'folder' : 'file'}, expected a ${expect}.`);
+      return path;
+    };
+    try {
+      return await use(materialise);
+    } finally {
+      for (const f of folders) await rm(f, { recursive: true, force: true });
+    }
+  }
+
+  /** Registers a model version: the uploaded file or folder, copied into the asset store. */
   async registerModel(spec: ModelAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'model'>> {
-    const name = basename(spec.path);
+    return this.staged(async (materialise) => this.registerModelFrom(spec, await materialise(spec.path, 'model path'), options));
+  }
+
+  private async registerModelFrom(spec: ModelAssetSpec, local: string, options: { anonymous?: boolean }): Promise<StoredAsset<'model'>> {
+    const name = basename(local);
     return this.commit('model', spec.name, spec.version, options.anonymous === true, async (tmp) => {
-      // Real files for links; a FIFO, device, socket or link loop inside is PathNotReadable (util/files.ts).
-      await copyTree(spec.path, join(tmp, name), { what: 'model path' });
+      // A tree we materialised: regular files and folders only (api/uploads.ts).
+      await copyTree(local, join(tmp, name), { what: 'model path' });
     }, (version, dir): ModelAsset => compactRecord({
       name: spec.name,
       version,
@@ -74,7 +122,10 @@ export class AssetRegistry {
 
   /** Registers an environment version: stores its conda file and the local files its pip list names. */
   async registerEnvironment(spec: EnvironmentAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'environment'>> {
-    const conda = await storedConda(spec.condaFile);
+    return this.staged(async (materialise) => this.registerEnvironmentWith(spec, await storedConda(spec.condaFile, materialise), options));
+  }
+
+  private async registerEnvironmentWith(spec: EnvironmentAssetSpec, conda: StoredConda | undefined, options: { anonymous?: boolean }): Promise<StoredAsset<'environment'>> {
     return this.commit('environment', spec.name, spec.version, options.anonymous === true, async (tmp) => {
       if (!conda) return;
       await writeFile(join(tmp, 'conda.yaml'), conda.text);
@@ -116,13 +167,18 @@ export class AssetRegistry {
     } else if (m?.kind === 'registered') {
       const found = findAsset(this.store, 'model', m);
       if (found) resolved.model = { name: found.asset.name, version: found.asset.version };
-    } else if (m?.kind === 'inline' && this.assetsDir && isLocal(m.path)) {
-      const version = await anonymousModelVersion(m.path, m.type);
-      const a = await this.registerModel(
-        compactRecord({ name: ANONYMOUS_MODEL, version, path: m.path, type: m.type, description: m.description, tags: m.tags ?? {}, properties: m.properties ?? {}, flavors: m.flavors }),
-        { anonymous: true },
-      );
-      resolved.model = { name: a.asset.name, version: a.asset.version };
+    } else if (m?.kind === 'inline' && isUploadRef(m.path)) {
+      // (A remote path, azureml://... or https://..., is left to compileInstancePlan, as before.)
+      resolved.model = await this.staged(async (materialise) => {
+        const local = await materialise(m.path, 'model.path');
+        const version = await anonymousModelVersion(local, m.type);
+        const a = await this.registerModelFrom(
+          compactRecord({ name: ANONYMOUS_MODEL, version, path: m.path, type: m.type, description: m.description, tags: m.tags ?? {}, properties: m.properties ?? {}, flavors: m.flavors }),
+          local,
+          { anonymous: true },
+        );
+        return { name: a.asset.name, version: a.asset.version };
+      });
     }
     const e = spec.environment;
     if (resolved.environment) {
@@ -133,13 +189,23 @@ export class AssetRegistry {
     } else if (e?.kind === 'inline' && this.assetsDir) {
       // Azure ignores an inline environment's name and version for the anonymous registration.
       const env: EnvironmentAssetSpec = compactRecord({ name: ANONYMOUS_ENVIRONMENT, tags: e.tags ?? {}, description: e.description, image: e.image, condaFile: e.condaFile, build: e.build, osType: e.osType, inferenceConfig: e.inferenceConfig });
-      const conda = await storedConda(env.condaFile);
-      const version = await anonymousEnvironmentVersion(env, conda);
-      const a = await this.registerEnvironment({ ...env, version }, { anonymous: true });
-      resolved.environment = { name: a.asset.name, version: a.asset.version };
+      resolved.environment = await this.staged(async (materialise) => {
+        const conda = await storedConda(env.condaFile, materialise);
+        const version = await anonymousEnvironmentVersion(env, conda);
+        const a = await this.registerEnvironmentWith({ ...env, version }, conda, { anonymous: true });
+        return { name: a.asset.name, version: a.asset.version };
+      });
     }
-    const code = spec.codeConfiguration?.code;
-    if (!resolved.code && code !== undefined && this.assetsDir && isLocal(code) && existsSync(code)) resolved.code = await this.snapshotCode(code);
+    const cc = spec.codeConfiguration;
+    if (!resolved.code && cc !== undefined && !isReference(cc.code)) {
+      resolved.code = await this.staged(async (materialise) => {
+        const local = await materialise(cc.code, 'code_configuration.code', 'folder');
+        // The CLI checked the script in the user's folder; the server checks it in what arrived.
+        const problem = checkScript(local, cc.scoringScript);
+        if (problem) throw new InfergateError('BadArgument', `code_configuration.scoring_script: ${problem.replace(local, cc.code)}`);
+        return this.snapshotCode(local);
+      });
+    }
     return Object.keys(resolved).length ? { ...rest, resolvedAssets: resolved } : rest;
   }
 
@@ -224,7 +290,9 @@ export class AssetRegistry {
   }
 }
 
-const isLocal = (p: string): boolean => isAbsolute(p) && !p.startsWith('azureml:');
+
+/** Writes an upload into a staging folder and returns its root (AssetRegistry.staged). */
+type Materialise = (ref: string, what: string, expect?: 'file' | 'folder') => Promise<string>;
 
 /** Drops undefined fields, so records compare equal however they were built. */
 function compactRecord<T extends object>(o: T): T {
@@ -244,18 +312,22 @@ interface StoredConda {
 
 /**
  * What to store for a conda file. Local pip entries (wheels, sdists, project folders) are stored with the
- * asset: an entry inside the conda file's folder keeps its relative place (`./wheels/x.whl`), any other
- * (absolute, or outside) is stored as `files/<name>` and the entry rewritten to `./files/<name>`.
+ * asset: an entry inside the conda file's folder keeps its relative place (`./wheels/x.whl`; the CLI
+ * uploads it in the conda file's tree), an entry that is itself an upload (`upload:sha256:...`: the CLI's
+ * form for a file outside that folder, absolute, `file:`, or named by an inline conda mapping) is stored
+ * as `files/<name>` and the entry rewritten to `./files/<name>`, as such entries always were, so the
+ * environment's content hash is what it was when the server read them from the user's disk. Any other
+ * local entry is refused: it would name a path on the server.
  */
-async function storedConda(condaFile: string | Record<string, unknown> | undefined): Promise<StoredConda | undefined> {
+async function storedConda(condaFile: string | Record<string, unknown> | undefined, materialise: Materialise): Promise<StoredConda | undefined> {
   if (condaFile === undefined) return undefined;
   let content: Record<string, unknown>;
   let text: string | undefined;
   let baseDir: string | undefined;
   if (typeof condaFile === 'string') {
-    // A regular file of at most 1 MiB, opened without blocking: a FIFO named here once blocked one of
-    // libuv's four file threads until someone wrote to it, and with it get-logs and instance restarts.
-    text = (await readUserFile(condaFile, { what: 'conda_file', limit: CONDA_FILE_LIMIT })).toString('utf8');
+    const local = await materialise(condaFile, 'conda_file', 'file');
+    // Our own copy, but still read with the limit for conda files: the upload could be any size.
+    text = (await readUserFile(local, { what: 'conda_file', limit: CONDA_FILE_LIMIT })).toString('utf8');
     let parsed: unknown;
     try {
       parsed = parseYamlData(text);
@@ -264,29 +336,38 @@ async function storedConda(condaFile: string | Record<string, unknown> | undefin
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InfergateError('BadArgument', `conda_file ${condaFile} is not a mapping (expected name, channels, dependencies)`);
     content = parsed as Record<string, unknown>;
-    baseDir = dirname(condaFile);
+    baseDir = dirname(local);
   } else {
     content = structuredClone(condaFile);
+  }
+  const pipLists = (): unknown[][] =>
+    Array.isArray(content.dependencies)
+      ? content.dependencies.filter((d): d is { pip: unknown[] } => !!d && typeof d === 'object' && Array.isArray((d as { pip?: unknown }).pip)).map((d) => d.pip)
+      : [];
+  const uploaded = new Map<string, string>();
+  for (const list of pipLists()) {
+    for (const p of list) if (typeof p === 'string' && isUploadRef(p.trim()) && !uploaded.has(p.trim())) uploaded.set(p.trim(), await materialise(p.trim(), 'conda_file pip entry'));
   }
   const files: { from: string; to: string }[] = [];
   const taken = new Set<string>();
   let rewritten = false;
   const place = (entry: string): string => {
-    const from = localPipPath(entry, baseDir);
-    if (from === undefined) {
-      throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' is a relative path, but the conda file was given inline; give an absolute path`);
-    }
-    if (!existsSync(from)) throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' names ${from}, which does not exist`);
-    const rel = baseDir ? relative(baseDir, from) : '';
-    if (baseDir && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) && !/^file:/i.test(entry.trim())) {
+    const upload = uploaded.get(entry.trim());
+    if (upload === undefined) {
+      const from = localPipPath(entry, baseDir);
+      const rel = baseDir && from !== undefined ? relative(baseDir, from) : '';
+      if (!baseDir || from === undefined || rel === '' || rel.startsWith('..') || isAbsolute(rel) || /^file:/i.test(entry.trim())) {
+        throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' names a local path that was not uploaded with the conda file; the server reads no path a client names (the infergate CLI uploads such files, docs/assets.md "Uploads").`);
+      }
+      if (!existsSync(from)) throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' names ${rel}, which was not uploaded with the conda file`);
       files.push({ from, to: rel });
       taken.add(rel);
       return entry;
     }
-    let to = join('files', basename(from));
-    for (let i = 2; taken.has(to); i++) to = join('files', String(i), basename(from));
+    let to = join('files', basename(upload));
+    for (let i = 2; taken.has(to); i++) to = join('files', String(i), basename(upload));
     taken.add(to);
-    files.push({ from, to });
+    files.push({ from: upload, to });
     rewritten = true;
     return './' + to.split(sep).join('/');
   };
@@ -294,7 +375,7 @@ async function storedConda(condaFile: string | Record<string, unknown> | undefin
   if (Array.isArray(deps)) {
     content.dependencies = deps.map((d) => {
       if (!d || typeof d !== 'object' || !Array.isArray((d as { pip?: unknown }).pip)) return d;
-      return { ...(d as object), pip: (d as { pip: unknown[] }).pip.map((p) => (typeof p === 'string' && isLocalPipEntry(p) ? place(p) : p)) };
+      return { ...(d as object), pip: (d as { pip: unknown[] }).pip.map((p) => (typeof p === 'string' && (isUploadRef(p.trim()) || isLocalPipEntry(p)) ? place(p) : p)) };
     });
   }
   return { content, text: text !== undefined && !rewritten ? text : toYaml(content), files };
@@ -459,9 +540,10 @@ function notFound(kind: AssetKind, name: string, version: string | undefined, la
   return new InfergateError('AssetNotFound', `${Kind(kind)} ${name} has no version with label '${label ?? 'latest'}': it is not registered, or every version is archived. ${see}`);
 }
 
-/** Registers `/api/models` and `/api/environments`. */
+/** Registers `/api/models`, `/api/environments` and the uploads they and deployments refer to (`/api/blobs`). */
 export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & { store: StateStore }, registry: AssetRegistry): void {
   const { store } = o;
+  registerUploadRoutes(app, registry.blobs);
   for (const kind of ['model', 'environment'] as const) {
     const base = `/api/${KIND_DIR[kind]}`;
     const show = (a: StoredAsset) => (kind === 'model' ? showModel(o, a as StoredAsset<'model'>) : showEnvironment(o, a as StoredAsset<'environment'>));
@@ -471,7 +553,7 @@ export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & 
       return found;
     };
 
-    app.get(base, { schema: { summary: `List ${kind}s (or one ${kind}'s versions)`, querystring: listQuery } }, async (req) => {
+    app.get(base, { config: { role: 'reader' }, schema: { summary: `List ${kind}s (or one ${kind}'s versions)`, querystring: listQuery } }, async (req) => {
       const q = req.query as { name?: string; include_archived?: boolean; archived_only?: boolean; include_anonymous?: boolean };
       return listAssets(o, store, kind, {
         ...(q.name !== undefined ? { name: q.name } : {}),
@@ -481,26 +563,26 @@ export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & 
       });
     });
 
-    app.post(base, { schema: { summary: `Register a ${kind} version (the ${kind} YAML as JSON, paths absolute)`, body: anyObject } }, async (req, reply) => {
+    app.post(base, { config: { role: 'contributor' }, schema: { summary: `Register a ${kind} version (the ${kind} YAML as JSON; files as upload:sha256:<manifest> references, see POST /api/blobs/missing)`, body: anyObject } }, async (req, reply) => {
       let stored: StoredAsset;
       if (kind === 'model') {
-        const { spec, problems } = parseModelObject(req.body, { source: 'request body' });
+        const { spec, problems } = parseModelObject(req.body, { source: 'request body', paths: 'uploads' });
         if (!spec || problems.length) throw validationError(problems, 'The model');
         stored = await registry.registerModel(spec);
       } else {
-        const { spec, problems } = parseEnvironmentObject(req.body, { source: 'request body' });
+        const { spec, problems } = parseEnvironmentObject(req.body, { source: 'request body', paths: 'uploads' });
         if (!spec || problems.length) throw validationError(problems, 'The environment');
         stored = await registry.registerEnvironment(spec);
       }
       return reply.status(201).send(show(stored));
     });
 
-    app.get(`${base}/:name/versions/:version`, { schema: { summary: `Show a ${kind} version`, params: assetParams } }, async (req) => {
+    app.get(`${base}/:name/versions/:version`, { config: { role: 'reader' }, schema: { summary: `Show a ${kind} version`, params: assetParams } }, async (req) => {
       const { name, version } = req.params as { name: string; version: string };
       return show(versionOr404(name, version));
     });
 
-    app.get(`${base}/:name/labels/:label`, { schema: { summary: `Show the ${kind} version a label names (latest)`, params: labelParams } }, async (req) => {
+    app.get(`${base}/:name/labels/:label`, { config: { role: 'reader' }, schema: { summary: `Show the ${kind} version a label names (latest)`, params: labelParams } }, async (req) => {
       const { name, label } = req.params as { name: string; label: string };
       const found = findAsset(store, kind, { name, label });
       if (!found) throw notFound(kind, name, undefined, label);
@@ -508,7 +590,7 @@ export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & 
     });
 
     for (const [verb, archived] of [['archive', true], ['restore', false]] as const) {
-      app.post(`${base}/:name/versions/:version/${verb}`, { schema: { summary: `${verb === 'archive' ? 'Archive' : 'Restore'} a ${kind} version`, params: assetParams } }, async (req) => {
+      app.post(`${base}/:name/versions/:version/${verb}`, { config: { role: 'contributor' }, schema: { summary: `${verb === 'archive' ? 'Archive' : 'Restore'} a ${kind} version`, params: assetParams } }, async (req) => {
         const { name, version } = req.params as { name: string; version: string };
         versionOr404(name, version);
         store.setAssetArchived(kind, name, version, archived);

@@ -15,13 +15,18 @@ import type { FastifyInstance } from 'fastify';
 import type { Backend } from '../backend/types.js';
 import { Controller } from '../reconcile/controller.js';
 import { MemoryStateStore } from '../store/memory.js';
+import { createToken } from './auth.js';
 import { buildApi } from './server.js';
+import { Client } from '../client/client.js';
+import { uploadedDeployment, uploadedModel } from '../cli/uploads-testing.js';
 
 const jsModel = join(dirname(fileURLToPath(import.meta.url)), '../../test/fixtures/js-model');
 let dir: string;
 let app: FastifyInstance;
 let controller: Controller;
 let base: string;
+/** The owner's Authorization header; access control itself is tested in access.test.ts. */
+let auth: string;
 let port: number;
 const fifos: string[] = [];
 
@@ -43,6 +48,7 @@ before(async () => {
   const logFile = join(dir, 'inference-server.log');
   writeFileSync(logFile, 'the log\n');
   const store = new MemoryStateStore();
+  auth = `Bearer ${createToken(store, { role: 'owner' }).token}`;
   const backend = backendWithLogFile(logFile);
   controller = new Controller({ store, backend, publish: () => {}, deregistrationDelayMs: 0 });
   app = await buildApi({
@@ -77,7 +83,8 @@ after(async () => {
 });
 
 async function send(method: string, path: string, body?: string, contentType = 'application/json') {
-  const res = await fetch(base + path, { method, ...(body !== undefined ? { body, headers: { 'content-type': contentType } } : {}), signal: AbortSignal.timeout(10_000) });
+  const headers = { authorization: auth, ...(body !== undefined ? { 'content-type': contentType } : {}) };
+  const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   let json: { error?: { code?: string; message?: string } } | undefined;
   try {
@@ -134,18 +141,21 @@ test('malformed bodies get coded 4xx, never a 500', async () => {
   assert.ok(badUrl.code === 'BadArgument' || badUrl.code === 'EndpointNotFound', String(badUrl.code));
 });
 
-test('FIFOs named as conda files are PathNotReadable at once, and the server keeps reading files (get-logs)', async () => {
+/** The CLI's uploader over real HTTP, with the owner's token. */
+const cliClient = () => new Client(base, auth.slice('Bearer '.length));
+
+test('FIFOs named as conda files are refused at once without being opened, and the server keeps reading files (get-logs)', async () => {
   // The endpoint and deployment get-logs needs.
   const ep = await send('POST', '/api/endpoints', JSON.stringify({ name: 'fifo-endpoint' }));
   assert.equal(ep.status, 201, ep.message);
-  const dep = await send('POST', '/api/endpoints/fifo-endpoint/deployments', JSON.stringify({
+  const dep = await send('POST', '/api/endpoints/fifo-endpoint/deployments', JSON.stringify(await uploadedDeployment(cliClient(), {
     name: 'blue',
     endpoint_name: 'fifo-endpoint',
     model: { path: join(jsModel, 'model') },
     code_configuration: { code: jsModel, scoring_script: 'score.mjs' },
     instance_type: 'Standard_DS3_v2',
     instance_count: 1,
-  }));
+  })));
   assert.equal(dep.status, 201, dep.message);
   const t0 = performance.now();
   // More FIFOs than libuv has file threads (4): before, each blocked one thread until written to.
@@ -156,10 +166,11 @@ test('FIFOs named as conda files are PathNotReadable at once, and the server kee
     fifos.push(fifo);
     attempts.push(send('POST', '/api/environments', JSON.stringify({ name: `env-${i}`, image: 'python:3.12', conda_file: fifo })));
   }
+  // The server no longer opens a path a client names at all (issue 9): refused before any file operation.
   for (const r of await Promise.all(attempts)) {
     assert.equal(r.status, 400, r.message);
-    assert.equal(r.code, 'PathNotReadable');
-    assert.match(r.message, /conda_file: '.*conda-\d\.yaml' is a FIFO \(named pipe\)/);
+    assert.equal(r.code, 'BadArgument');
+    assert.match(r.message, /conda_file: '.*conda-\d\.yaml' is a file system path; the server reads no path a client names/);
   }
   assert.ok(performance.now() - t0 < 5_000);
   // The file threads are free: get-logs (which reads the log file through them) answers at once.
@@ -168,15 +179,16 @@ test('FIFOs named as conda files are PathNotReadable at once, and the server kee
   assert.equal(logs.message, 'the log\n');
 });
 
-test('a model folder with a link loop, or a code folder with a FIFO, is PathNotReadable (was a 500, or a hang)', async () => {
+test('a model folder with a link loop, or a code folder with a FIFO, is PathNotReadable when the CLI uploads it (was a 500, or a hang)', async () => {
   const model = join(dir, 'loop-model');
   mkdirSync(join(model, 'inner'), { recursive: true });
   writeFileSync(join(model, 'weights.bin'), 'w');
   symlinkSync('..', join(model, 'inner', 'up'));
-  const m = await send('POST', '/api/models', JSON.stringify({ name: 'loopy', path: model }));
-  assert.equal(m.status, 400, m.message);
-  assert.equal(m.code, 'PathNotReadable');
-  assert.match(m.message, /'.*loop-model\/inner\/up' \(inside model path .*loop-model\) is a symbolic-link loop/);
+  await assert.rejects(uploadedModel(cliClient(), { name: 'loopy', path: model }), (e: { code?: string; message: string }) => {
+    assert.equal(e.code, 'PathNotReadable');
+    assert.match(e.message, /'.*loop-model\/inner\/up' \(inside model path .*loop-model\) is a symbolic-link loop/);
+    return true;
+  });
 
   const code = join(dir, 'fifo-code');
   mkdirSync(code);
@@ -184,17 +196,20 @@ test('a model folder with a link loop, or a code folder with a FIFO, is PathNotR
   execFileSync('mkfifo', [join(code, 'pipe')]);
   fifos.push(join(code, 'pipe'));
   await send('POST', '/api/endpoints', JSON.stringify({ name: 'code-endpoint' }));
-  const d = await send('POST', '/api/endpoints/code-endpoint/deployments', JSON.stringify({
+  const t0 = performance.now();
+  await assert.rejects(uploadedDeployment(cliClient(), {
     name: 'blue',
     endpoint_name: 'code-endpoint',
     model: { path: join(jsModel, 'model') },
     code_configuration: { code, scoring_script: 'score.mjs' },
     instance_type: 'Standard_DS3_v2',
     instance_count: 1,
-  }));
-  assert.equal(d.status, 400, d.message);
-  assert.equal(d.code, 'PathNotReadable');
-  assert.match(d.message, /'.*fifo-code\/pipe' \(inside code .*\) is a FIFO \(named pipe\)/);
+  }), (e: { code?: string; message: string }) => {
+    assert.equal(e.code, 'PathNotReadable');
+    assert.match(e.message, /'.*fifo-code\/pipe' \(inside code .*\) is a FIFO \(named pipe\)/);
+    return true;
+  });
+  assert.ok(performance.now() - t0 < 5_000, 'refused at once, not after waiting on the FIFO');
 });
 
 /** Opens `n` connections, `batch` at a time; each writes `payload` and waits for the server to close it. */

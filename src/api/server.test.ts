@@ -3,6 +3,8 @@
 
 import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +18,8 @@ import { verifyToken } from '../util/token.js';
 import type { InfergateError } from '../errors/index.js';
 import type { EndpointSpec } from '../spec/types.js';
 import type { ProvisioningState, StoredDeployment } from '../store/types.js';
+import { createToken } from './auth.js';
+import { injectSink, uploadedDeployment, uploadedEnvironment, uploadedModel } from '../cli/uploads-testing.js';
 import { buildApi, checkTraffic } from './server.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -89,8 +93,15 @@ let tables: RoutingTable[];
 
 const ROUTER = 'http://127.0.0.1:9999';
 
+/** Every call below is the owner's; access control itself is tested in access.test.ts. */
+let ownerToken: string;
+/** The workspace's asset store and blob store (uploads) live under it. */
+let workspaceDir: string;
+
 beforeEach(async () => {
+  workspaceDir = mkdtempSync(join(tmpdir(), 'infergate-api-'));
   store = new MemoryStateStore();
+  ownerToken = createToken(store, { role: 'owner' }).token;
   backend = new FakeBackend();
   tables = [];
   controller = new Controller({ store, backend, publish: (t) => tables.push(t), deregistrationDelayMs: 0 });
@@ -102,16 +113,29 @@ beforeEach(async () => {
     workspace: 'test-ws',
     location: 'local',
     version: '0.0.0-test',
+    assetsDir: join(workspaceDir, 'assets'),
   });
 });
 
 afterEach(async () => {
   controller.stop();
   await app.close();
+  rmSync(workspaceDir, { recursive: true, force: true });
 });
 
+/** As the CLI does: the paths of model, environment and deployment documents are uploaded before they are sent. */
+async function asCli(url: string, payload: unknown): Promise<unknown> {
+  if (payload === undefined || typeof payload !== 'object') return payload;
+  const sink = injectSink(app, ownerToken);
+  if (/^\/api\/models\/?$/.test(url)) return uploadedModel(sink, payload as Record<string, unknown>);
+  if (/^\/api\/environments\/?$/.test(url)) return uploadedEnvironment(sink, payload as Record<string, unknown>);
+  if (/\/deployments(\/[^/?]+)?(\?.*)?$/.test(url)) return uploadedDeployment(sink, payload as Record<string, unknown>);
+  return payload;
+}
+
 async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) {
-  const res = await app.inject({ method, url, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  payload = await asCli(url, payload);
+  const res = await app.inject({ method, url, headers: { authorization: `Bearer ${ownerToken}` }, ...(payload !== undefined ? { payload: payload as object } : {}) });
   let json: any;
   try {
     json = res.json();
@@ -289,12 +313,14 @@ test('an instance that fails init() makes the deployment Failed with its error',
 
 test('deployment documents: validation, unsupported scripts, duplicates and name mismatches', async () => {
   await createEndpoint();
-  const missing = await call('POST', '/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: '/does/not/exist' } }));
+  // An upload that never happened (a well-formed reference, nothing behind it).
+  const missing = await call('POST', '/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: `upload:sha256:${'0'.repeat(64)}` } }));
   assert.equal(missing.status, 400);
-  assert.equal(missing.json.error.code, 'ValidationFailed');
-  assert.deepEqual(missing.json.error.details.map((d: any) => d.path), ['model.path']);
-  const relative = await call('POST', '/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: 'model' } }));
-  assert.equal(relative.json.error.code, 'ValidationFailed');
+  assert.equal(missing.json.error.code, 'BadArgument');
+  assert.match(missing.json.error.message, /is not on this server: upload its files and manifest first/);
+  const malformed = await call('POST', '/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: 'upload:sha256:xyz' }, code_configuration: { code: `upload:sha256:${'1'.repeat(64)}`, scoring_script: 'score.mjs' } }));
+  assert.equal(malformed.json.error.code, 'ValidationFailed');
+  assert.deepEqual(malformed.json.error.details.map((d: any) => d.path), ['model.path']);
   // Valid YAML for Azure, but not something infergate runs: refused before anything is stored.
   const noCode = await call('POST', '/api/endpoints/my-endpoint/deployments', { ...deploymentDoc(), code_configuration: undefined });
   assert.equal(noCode.status, 400);
@@ -568,4 +594,36 @@ test('/openapi.json lists the API routes', async () => {
 test('/api/info', async () => {
   const r = await call('GET', '/api/info');
   assert.deepEqual(r.json, { version: '0.0.0-test', router_url: ROUTER, workspace: 'test-ws' });
+});
+
+test('the server reads no path a client names: absolute and relative paths in API documents are refused (issue 9)', async () => {
+  await createEndpoint();
+  const raw = async (method: 'POST' | 'PUT', url: string, payload: object) => {
+    const res = await app.inject({ method, url, headers: { authorization: `Bearer ${ownerToken}` }, payload });
+    return { status: res.statusCode, json: res.json() as any };
+  };
+  const shadow = '/etc/shadow';
+  const attempts: [string, object][] = [
+    ['/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: shadow } })],
+    ['/api/endpoints/my-endpoint/deployments', deploymentDoc('blue', 'my-endpoint', { model: { path: '../../etc' } })],
+    ['/api/endpoints/my-endpoint/deployments', { ...deploymentDoc(), code_configuration: { code: '/etc', scoring_script: 'passwd' } }],
+    ['/api/endpoints/my-endpoint/deployments', { ...deploymentDoc(), model: undefined, code_configuration: { code: `upload:sha256:${'1'.repeat(64)}`, scoring_script: 'score.py' }, environment: { image: 'python:3.11', conda_file: shadow } }],
+    ['/api/models', { name: 'stolen', path: shadow }],
+    ['/api/environments', { name: 'stolen', image: 'python:3.11', conda_file: shadow }],
+  ];
+  for (const [url, doc] of attempts) {
+    const r = await raw('POST', url, doc);
+    assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.equal(r.json.error.code, 'BadArgument', JSON.stringify(r.json));
+    assert.match(r.json.error.message, /is a file system path; the server reads no path a client names/);
+  }
+  // An inline conda mapping naming a local wheel by path: refused too (the CLI uploads such entries).
+  const wheel = await raw('POST', '/api/environments', { name: 'stolen', image: 'python:3.11', conda_file: { dependencies: [{ pip: ['/etc/shadow.whl'] }] } });
+  assert.equal(wheel.status, 400);
+  assert.match(wheel.json.error.message, /names a local path that was not uploaded/);
+  assert.equal(store.listDeployments().length, 0);
+  assert.equal(store.listAssets('model').length + store.listAssets('environment').length, 0);
+  const assets = join(workspaceDir, 'assets');
+  assert.ok(!existsSync(join(assets, 'models')) && !existsSync(join(assets, 'environments')), 'nothing copied into the asset store');
+  assert.deepEqual(existsSync(join(assets, '.tmp')) ? readdirSync(join(assets, '.tmp')) : [], []);
 });

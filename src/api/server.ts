@@ -2,7 +2,7 @@
 // (snake_case, the shape users already know; file paths absolute); responses are what `az ml ... show`
 // prints. Errors are `{ "error": { "code", "message", "details" } }` with codes from the one catalogue.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { compileInstancePlan } from '../compile/index.js';
@@ -10,12 +10,14 @@ import { InfergateError, validationError } from '../errors/index.js';
 import type { Controller } from '../reconcile/index.js';
 import { dumpDeployment, dumpEndpoint, parseDeploymentObject, parseEndpointObject } from '../spec/index.js';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
-import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
+import type { EndpointKeys, Role, StateStore, StoredDeployment, StoredEndpoint, StoredToken } from '../store/types.js';
 import { registry } from '../telemetry/metrics.js';
 import { issueToken } from '../util/token.js';
 import { MAX_NESTING } from '../util/yaml.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 import { AssetRegistry, registerAssetRoutes, type AssetApiOptions } from './assets.js';
+import type { AuditLog } from './audit.js';
+import { allowedHostNames, createToken, FailedAuthLimiter, installAccessControl, parseDuration, ROLES } from './auth.js';
 
 export interface ApiOptions extends ShowContext, AssetApiOptions {
   store: StateStore;
@@ -26,8 +28,22 @@ export interface ApiOptions extends ShowContext, AssetApiOptions {
   scoringUriOf?: ScoringUriOf;
   /** Azure's limit is 20 deployments per endpoint (contract §1.8). */
   maxDeploymentsPerEndpoint?: number;
+  /** Serve HTTPS with this certificate and key (PEM); `app.server.setSecureContext()` swaps them (SIGHUP). */
+  https?: import('node:tls').SecureContextOptions;
   /** Connection limits and timeouts of the API's HTTP server (defaults: API_HTTP_LIMITS). */
   http?: Partial<ApiHttpLimits>;
+  /** The address the API listens on (its own name in the Host check); default 127.0.0.1. */
+  apiHost?: string;
+  /** More names the Host header may carry (`--api-allowed-host`: a DNS name or proxy name of this machine). */
+  allowedHosts?: readonly string[];
+  /** Where every change and credential read is recorded (`<workspace>/logs/audit.jsonl`). */
+  audit?: AuditLog;
+  /** The server log: details of 500s (the client gets only a request id), refused routes. */
+  log?: (line: string) => void;
+  /** Failed authentications allowed per client address in a window before 429 (default 20 a minute). */
+  failedAuth?: { maxFailures?: number; windowMs?: number };
+  /** Clock for token expiry (tests). */
+  now?: () => number;
 }
 
 /**
@@ -97,23 +113,58 @@ export function newKeys(): EndpointKeys {
 const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
 const depParams = { type: 'object', properties: { name: { type: 'string' }, deployment: { type: 'string' } }, required: ['name', 'deployment'] } as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
+const tokenParams = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
+
+/** What `token list` shows of a token: never its hash, and the secret is not stored at all. */
+function showToken(t: StoredToken): Record<string, unknown> {
+  return {
+    id: t.id,
+    role: t.role,
+    description: t.description ?? null,
+    created_at: t.createdAt,
+    expires_at: t.expiresAt ?? null,
+    last_used_at: t.lastUsedAt ?? null,
+  };
+}
+
+// Route access (config.role), after Azure's built-in roles: reader reads (never keys or tokens),
+// contributor changes endpoints, deployments and assets and reads keys, owner also manages tokens.
+const READ = { role: 'reader' } as const;
+const CHANGE = { role: 'contributor' } as const;
+const CREDENTIAL = { role: 'contributor', credential: true } as const;
+const OWNER = { role: 'owner' } as const;
 
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const limits = { ...API_HTTP_LIMITS, ...o.http };
+  const log = o.log ?? (() => {});
   const app = Fastify({
     logger: false,
+    // Unguessable, so a request id in an answer says nothing about the server's other traffic.
+    genReqId: () => randomUUID(),
     bodyLimit: limits.bodyLimitBytes,
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     maxRequestsPerSocket: limits.maxRequestsPerSocket,
     http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
+    // HTTPS (util/tls.ts): Fastify then builds https.createServer(options.https) and ignores `http`, so the
+    // same limits go along. The http.Server type is kept: an https.Server is one.
+    ...(o.https ? ({ https: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs, ...o.https } } as object) : {}),
     // A URL Fastify cannot decode, answered in our error shape rather than Fastify's.
     frameworkErrors: (error, _req, reply) => {
       void (reply as FastifyReply).status(400).send({ error: { code: 'BadArgument', message: error.message } });
     },
   });
   app.server.maxConnections = limits.maxConnections;
+  // Before any route: from here on a route without config.role cannot be registered (auth.ts).
+  installAccessControl(app, {
+    store: o.store,
+    hosts: allowedHostNames(o.apiHost ?? '127.0.0.1', o.allowedHosts),
+    limiter: new FailedAuthLimiter(o.failedAuth?.maxFailures, o.failedAuth?.windowMs, undefined, o.now),
+    audit: o.audit,
+    log,
+    ...(o.now ? { now: o.now } : {}),
+  });
   // JSON bodies: nesting checked before parsing (jsonNestingExceeds), then Fastify's own parser (which
   // refuses __proto__ keys and answers malformed JSON with a 400).
   const parseJson = app.getDefaultJsonParser('error', 'ignore');
@@ -131,7 +182,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     },
   });
 
-  app.setErrorHandler((error, _req, reply) => {
+  app.setErrorHandler((error, req, reply) => {
     if (error instanceof InfergateError) return reply.status(error.status).send(error.toBody());
     const e = error as { validation?: unknown; statusCode?: number; message: string; code?: string };
     if (e.validation || (e.statusCode && e.statusCode < 500)) {
@@ -144,12 +195,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     if (error instanceof RangeError && /call stack/.test(error.message)) {
       return reply.status(400).send({ error: { code: 'BodyTooDeep', message: 'The request is nested too deeply to process.' } });
     }
-    return reply.status(500).send({ error: { code: 'InternalError', message: e.message } });
+    // Anything else is ours: the client gets a coded message and the request id, never the error's own
+    // message or stack (they can name paths, SQL or internals); the server log gets the details.
+    log(`request ${req.id} ${req.method} ${req.routeOptions.url ?? req.url}: internal error: ${(error as Error).stack ?? e.message}`);
+    return reply.status(500).send({
+      error: { code: 'InternalError', message: `An unexpected error occurred in the control plane (request id ${req.id}); the details are in the server log.`, details: [{ request_id: req.id }] },
+    });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'RouteNotFound', message: `No route ${req.method} ${req.url}` } }));
 
   const { store, controller } = o;
-  const assets = new AssetRegistry(store, o.assetsDir);
+  const assets = new AssetRegistry(store, o.assetsDir, o); // o: blobsDir, maxUploadBytes (api/uploads.ts)
   const endpointOr404 = (name: string): StoredEndpoint => {
     const e = store.getEndpoint(name);
     if (!e) throw new InfergateError('EndpointNotFound', `Endpoint '${name}' not found.`);
@@ -170,23 +226,28 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return spec;
   };
   const parseDeployment = async (body: unknown, previous?: DeploymentSpec): Promise<DeploymentSpec> => {
-    const { spec, problems } = parseDeploymentObject(body, { source: 'request body' });
+    // No server paths (spec/paths.ts), except, for `update --set` without -f, those the server stored
+    // itself for this deployment before uploads existed: unchanged, they are kept and never opened.
+    const storedPaths = previous ? stringsOf(previous) : undefined;
+    const { spec, problems } = parseDeploymentObject(body, { source: 'request body', paths: 'uploads', ...(storedPaths ? { storedPaths } : {}) });
     if (!spec || problems.length) throw validationError(problems, 'The deployment');
     const resolved = await assets.resolveDeployment(spec, previous); // model/environment/code versions recorded now (api/assets.ts)
     compileInstancePlan(resolved, assets.lookup); // refuses what validates but cannot run here, before anything is stored
     return resolved;
   };
 
-  app.get('/api/info', { schema: { summary: 'Server version and where the router listens' } }, async () => ({
+  app.get('/healthz', { config: { role: 'public' }, schema: { summary: 'Liveness of the control plane (no token needed)' } }, async () => ({ status: 'Healthy' }));
+
+  app.get('/api/info', { config: READ, schema: { summary: 'Server version and where the router listens' } }, async () => ({
     version: o.version,
     router_url: o.routerUrl,
     workspace: o.workspace,
   }));
 
   // ---- endpoints
-  app.get('/api/endpoints', { schema: { summary: 'List endpoints' } }, async () => Promise.all(store.listEndpoints().map(showE)));
+  app.get('/api/endpoints', { config: READ, schema: { summary: 'List endpoints' } }, async () => Promise.all(store.listEndpoints().map(showE)));
 
-  app.post('/api/endpoints', { schema: { summary: 'Create an endpoint', body: anyObject } }, async (req, reply) => {
+  app.post('/api/endpoints', { config: CHANGE, schema: { summary: 'Create an endpoint', body: anyObject } }, async (req, reply) => {
     const spec = parseEndpoint(req.body);
     if (store.getEndpoint(spec.name)) {
       throw new InfergateError('EndpointAlreadyExists', `Endpoint '${spec.name}' already exists. If you want to update it, use 'infergate ml online-endpoint update'.`);
@@ -200,12 +261,12 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.status(201).send(await showE(endpointOr404(spec.name)));
   });
 
-  app.get('/api/endpoints/:name', { schema: { summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(endpointOr404((req.params as { name: string }).name)));
+  app.get('/api/endpoints/:name', { config: READ, schema: { summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(endpointOr404((req.params as { name: string }).name)));
 
-  app.get('/api/endpoints/:name/document', { schema: { summary: 'The endpoint as a YAML-shaped document (for update)', params: nameParams } }, async (req) =>
+  app.get('/api/endpoints/:name/document', { config: READ, schema: { summary: 'The endpoint as a YAML-shaped document (for update)', params: nameParams } }, async (req) =>
     dumpEndpoint(endpointOr404((req.params as { name: string }).name).spec));
 
-  app.put('/api/endpoints/:name', { schema: { summary: 'Update an endpoint (whole document)', params: nameParams, body: anyObject } }, async (req) => {
+  app.put('/api/endpoints/:name', { config: CHANGE, schema: { summary: 'Update an endpoint (whole document)', params: nameParams, body: anyObject } }, async (req) => {
     const { name } = req.params as { name: string };
     const current = endpointOr404(name);
     if (current.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Endpoint '${name}' is being deleted.`);
@@ -220,7 +281,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return showE(endpointOr404(name));
   });
 
-  app.delete('/api/endpoints/:name', { schema: { summary: 'Delete an endpoint and all its deployments', params: nameParams } }, async (req, reply) => {
+  app.delete('/api/endpoints/:name', { config: CHANGE, schema: { summary: 'Delete an endpoint and all its deployments', params: nameParams } }, async (req, reply) => {
     const { name } = req.params as { name: string };
     const e = endpointOr404(name);
     store.transaction(() => {
@@ -232,19 +293,23 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.status(left ? 202 : 200).send(left ? await showE(left) : { name, provisioning_state: 'Deleted' });
   });
 
-  app.post('/api/endpoints/:name/credentials', { schema: { summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) => {
+  app.post('/api/endpoints/:name/credentials', { config: CREDENTIAL, schema: { summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) => {
     const e = endpointOr404((req.params as { name: string }).name);
     if (e.spec.authMode === 'key') return { primaryKey: e.keys.primaryKey, secondaryKey: e.keys.secondaryKey };
     return issueToken(e.spec.name, e.keys.tokenSecret);
   });
 
-  app.post('/api/endpoints/:name/regenerate-keys', { schema: { summary: 'Regenerate the primary or secondary key', params: nameParams, body: anyObject } }, async (req) => {
+  app.post('/api/endpoints/:name/regenerate-keys', { config: CREDENTIAL, schema: { summary: 'Regenerate the primary or secondary key', params: nameParams, body: anyObject } }, async (req) => {
     const e = endpointOr404((req.params as { name: string }).name);
     const keyType = String((req.body as { key_type?: unknown } | undefined)?.key_type ?? 'primary').toLowerCase();
-    if (keyType !== 'primary' && keyType !== 'secondary') throw new InfergateError('KeyTypeInvalid', "Key type must be 'primary' or 'secondary'.");
-    if (e.spec.authMode !== 'key') throw new InfergateError('NotKeyAuth', `Endpoint '${e.spec.name}' does not use keys for authentication.`);
+    // `token` is infergate's addition (Azure has no verb for it): it rotates an aml_token endpoint's signing
+    // key, so every token issued before stops working at once (util/token.ts).
+    if (keyType === 'token') {
+      if (e.spec.authMode === 'key') throw new InfergateError('BadArgument', `Endpoint '${e.spec.name}' uses keys: --key-type token rotates the token signing key of aml_token endpoints.`);
+    } else if (keyType !== 'primary' && keyType !== 'secondary') throw new InfergateError('KeyTypeInvalid', "Key type must be 'primary' or 'secondary'.");
+    else if (e.spec.authMode !== 'key') throw new InfergateError('NotKeyAuth', `Endpoint '${e.spec.name}' does not use keys for authentication. Its token signing key is rotated with --key-type token.`);
     const fresh = newKeys();
-    const keys: EndpointKeys = { ...e.keys, ...(keyType === 'primary' ? { primaryKey: fresh.primaryKey } : { secondaryKey: fresh.secondaryKey }) };
+    const keys: EndpointKeys = { ...e.keys, ...(keyType === 'primary' ? { primaryKey: fresh.primaryKey } : keyType === 'secondary' ? { secondaryKey: fresh.secondaryKey } : { tokenSecret: fresh.tokenSecret }) };
     store.transaction(() => {
       store.putEndpoint(e.spec, keys);
     });
@@ -253,13 +318,13 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   // ---- deployments
-  app.get('/api/endpoints/:name/deployments', { schema: { summary: 'List deployments', params: nameParams } }, async (req) => {
+  app.get('/api/endpoints/:name/deployments', { config: READ, schema: { summary: 'List deployments', params: nameParams } }, async (req) => {
     const { name } = req.params as { name: string };
     endpointOr404(name);
     return store.listDeployments(name).map((d) => showDeployment(o, d));
   });
 
-  app.post('/api/endpoints/:name/deployments', { schema: { summary: 'Create a deployment', params: nameParams, body: anyObject } }, async (req, reply) => {
+  app.post('/api/endpoints/:name/deployments', { config: CHANGE, schema: { summary: 'Create a deployment', params: nameParams, body: anyObject } }, async (req, reply) => {
     const { name } = req.params as { name: string };
     const e = endpointOr404(name);
     if (e.status.provisioningState === 'Deleting') throw new InfergateError('OperationInProgress', `Endpoint '${name}' is being deleted.`);
@@ -276,18 +341,19 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.status(201).send(showDeployment(o, deploymentOr404(name, spec.name)));
   });
 
-  app.get('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Show a deployment', params: depParams } }, async (req) => {
+  app.get('/api/endpoints/:name/deployments/:deployment', { config: READ, schema: { summary: 'Show a deployment', params: depParams } }, async (req) => {
     const { name, deployment } = req.params as { name: string; deployment: string };
     endpointOr404(name);
     return showDeployment(o, deploymentOr404(name, deployment));
   });
 
-  app.get('/api/endpoints/:name/deployments/:deployment/document', { schema: { summary: 'The deployment as a YAML-shaped document (for update)', params: depParams } }, async (req) => {
+  app.get('/api/endpoints/:name/deployments/:deployment/document', { config: READ, schema: { summary: 'The deployment as a YAML-shaped document (for update)', params: depParams } }, async (req) => {
     const { name, deployment } = req.params as { name: string; deployment: string };
     return dumpDeployment(deploymentOr404(name, deployment).spec);
   });
 
   app.put('/api/endpoints/:name/deployments/:deployment', {
+    config: CHANGE,
     schema: {
       summary: 'Update a deployment (whole document)',
       params: depParams,
@@ -317,7 +383,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return showDeployment(o, deploymentOr404(name, stored.spec.name));
   });
 
-  app.delete('/api/endpoints/:name/deployments/:deployment', { schema: { summary: 'Delete a deployment', params: depParams } }, async (req, reply) => {
+  app.delete('/api/endpoints/:name/deployments/:deployment', { config: CHANGE, schema: { summary: 'Delete a deployment', params: depParams } }, async (req, reply) => {
     const { name, deployment } = req.params as { name: string; deployment: string };
     const e = endpointOr404(name);
     const d = deploymentOr404(name, deployment);
@@ -332,6 +398,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.get('/api/endpoints/:name/deployments/:deployment/logs', {
+    config: READ,
     schema: {
       summary: "A deployment's console or storage-initializer log",
       params: depParams,
@@ -350,9 +417,46 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.type('text/plain; charset=utf-8').send(text);
   });
 
+  // ---- control-plane tokens (owner only; `whoami` for any valid token)
+  app.get('/api/whoami', { config: READ, schema: { summary: 'The token this request authenticated with (id, role, expiry)' } }, async (req) => {
+    const t = store.getToken(req.principal!.id);
+    return { token_id: req.principal!.id, role: req.principal!.role, expires_at: t?.expiresAt ?? null };
+  });
+
+  app.get('/api/tokens', { config: OWNER, schema: { summary: 'List control-plane tokens (never their secrets)' } }, async () => store.listTokens().map(showToken));
+
+  app.post('/api/tokens', {
+    config: OWNER,
+    schema: {
+      summary: 'Create a control-plane token; the answer is the only time its secret is shown',
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['role'],
+        properties: { role: { type: 'string', enum: [...ROLES] }, expires_in: { type: 'string', maxLength: 32 }, description: { type: 'string', maxLength: 256 } },
+      },
+    },
+  }, async (req, reply) => {
+    const body = req.body as { role: Role; expires_in?: string; description?: string };
+    const expiresInSeconds = body.expires_in !== undefined ? parseDuration(body.expires_in) : undefined;
+    const { token, record } = createToken(store, {
+      role: body.role,
+      ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}),
+      ...(body.description !== undefined ? { description: body.description } : {}),
+    }, o.now?.());
+    req.auditTarget = { target_token: record.id, target_role: record.role };
+    return reply.status(201).send({ ...showToken(record), token });
+  });
+
+  app.delete('/api/tokens/:id', { config: OWNER, schema: { summary: 'Revoke a control-plane token (at once)', params: tokenParams } }, async (req) => {
+    const { id } = req.params as { id: string };
+    if (!store.deleteToken(id)) throw new InfergateError('BadArgument', `No token with id '${id}' (see 'infergate token list').`);
+    return { id, revoked: true };
+  });
+
   registerAssetRoutes(app, o, assets);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
+  app.get('/openapi.json', { config: READ, schema: { hide: true } }, async () => app.swagger());
+  app.get('/metrics', { config: READ, schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()));
   return app;
 }
@@ -367,4 +471,12 @@ export function checkTraffic(spec: EndpointSpec, deployments: StoredDeployment[]
     if ((spec.traffic[n] ?? 0) > 0) problems.push(`deployment '${n}' cannot get both live traffic and mirror traffic`);
   }
   if (problems.length) throw new InfergateError('InvalidTraffic', problems.join('; '));
+}
+
+/** Every string value in a stored spec (its recorded paths among them). */
+function stringsOf(value: unknown, out = new Set<string>()): Set<string> {
+  if (typeof value === 'string') out.add(value);
+  else if (Array.isArray(value)) for (const v of value) stringsOf(v, out);
+  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) stringsOf(v, out);
+  return out;
 }

@@ -1,8 +1,8 @@
 // `infergate [ml] model ...` and `infergate [ml] environment ...`: `az ml model` / `az ml environment`
 // verbs and flags (create, show, list, archive, restore), so scripts that register assets before
 // deploying them run with `az` replaced by `infergate`. The YAML is read and validated here (problems
-// with file:line:column), paths made absolute, and the document sent to the server, which copies the
-// files into the workspace's asset store (src/api/assets.ts).
+// with file:line:column), the files it names uploaded (cli/uploads.ts) and the document sent with
+// upload references in their place; the server stores them in the workspace's asset store (api/assets.ts).
 
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -19,6 +19,7 @@ import {
   type LoadResult,
 } from '../spec/index.js';
 import { collect, common, emit, fail, readYaml, serverClient, type CommonOptions } from './common.js';
+import { uploadEnvironmentAsset, uploadModelAsset, withUploads } from './uploads.js';
 
 const enc = encodeURIComponent;
 
@@ -121,7 +122,8 @@ function modelCommands(program: Command): void {
         ['description', o.description],
       ]);
       const spec = loadDocument('model', o.file, overrides, loadModelYaml, parseModelObject);
-      emit(await serverClient(o).request<Json>('POST', '/api/models', dumpModelAsset(spec)), o);
+      const c = serverClient(o);
+      emit(await c.request<Json>('POST', '/api/models', dumpModelAsset(await withUploads(c, (up) => uploadModelAsset(spec, up)))), o);
     });
   sharedCommands(group, 'model');
 }
@@ -145,7 +147,8 @@ function environmentCommands(program: Command): void {
         ['description', o.description],
       ]);
       const spec = loadDocument('environment', o.file, overrides, loadEnvironmentYaml, parseEnvironmentObject);
-      emit(await serverClient(o).request<Json>('POST', '/api/environments', dumpEnvironmentAsset(spec)), o);
+      const c = serverClient(o);
+      emit(await c.request<Json>('POST', '/api/environments', dumpEnvironmentAsset(await withUploads(c, (up) => uploadEnvironmentAsset(spec, up)))), o);
     });
   sharedCommands(group, 'environment');
 }

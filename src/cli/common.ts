@@ -3,9 +3,10 @@
 
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { Client, resolveServerUrl } from '../client/index.js';
+import { Client, resolveServer } from '../client/index.js';
 import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
 import { readUserFileSync, YAML_FILE_LIMIT } from '../util/files.js';
+import { trustCaFile } from '../util/tls.js';
 import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 
 export interface CommonOptions {
@@ -13,6 +14,7 @@ export interface CommonOptions {
   query?: string;
   server?: string;
   workspace?: string;
+  cacert?: string;
 }
 
 export const print = (text: string): void => {
@@ -21,9 +23,12 @@ export const print = (text: string): void => {
 
 export const emit = (value: unknown, o: CommonOptions): void => print(formatOutput(value, { output: o.output, ...(o.query ? { query: o.query } : {}) }));
 
-/** The client of --server, $INFERGATE_URL, or the server running for the workspace. */
-export const serverClient = (o: CommonOptions): Client =>
-  new Client(resolveServerUrl({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) }));
+/** The client of --server, $INFERGATE_URL, the login, or the server running for the workspace, with its token. */
+export const serverClient = (o: CommonOptions): Client => {
+  if (o.cacert) trustCaFile(resolve(o.cacert));
+  const t = resolveServer({ ...(o.server ? { server: o.server } : {}), ...(o.workspace ? { workspace: o.workspace } : {}) });
+  return new Client(t.url, t.token);
+};
 
 /** Flags every az command accepts; -g/-w/--subscription are taken and ignored (one workspace per server). */
 export function common(cmd: Command): Command {
@@ -31,6 +36,7 @@ export function common(cmd: Command): Command {
     .addOption(new Option('-o, --output <format>', 'output format').choices([...OUTPUT_FORMATS]).default('json'))
     .option('--query <jmespath>', 'JMESPath query applied to the output')
     .option('--server <url>', 'control-plane URL (default: $INFERGATE_URL, or the server running for the workspace)')
+    .option('--cacert <file>', 'also trust this PEM CA certificate for https:// servers and scoring URIs (default: $INFERGATE_CA_CERT; the local server\'s --tls-dev CA is trusted already)')
     .option('--workspace <dir>', 'workspace directory used to find the server (default: $INFERGATE_HOME or ~/.infergate)')
     .addOption(new Option('-g, --resource-group <name>', 'accepted for az compatibility; ignored').hideHelp())
     .addOption(new Option('-w, --workspace-name <name>', 'accepted for az compatibility; ignored').hideHelp())

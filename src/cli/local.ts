@@ -8,10 +8,12 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InfergateError } from '../errors/index.js';
-import { defaultWorkspace, readHolderRecord, readServerRecord } from '../util/workspace.js';
+import { defaultWorkspace, readHolderRecord, readOwnerToken, readServerRecord } from '../util/workspace.js';
 
 const BIN = fileURLToPath(new URL('../../bin/infergate.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
+/** How long a refused server's command waits for the winner to name itself before it gives up. */
+const HOLDER_GRACE_MS = 2_000;
 
 export function localWorkspace(home = defaultWorkspace()): string {
   return join(home, 'local');
@@ -30,19 +32,35 @@ export async function localServerUrl(home?: string): Promise<string> {
   mkdirSync(workspace, { recursive: true });
   const logFile = join(workspace, 'server.log');
   let child: ChildProcess | undefined;
+  /** Since when ours has exited and nobody was seen holding the workspace. */
+  let orphanedSince = 0;
   const end = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < end) {
     const rec = readServerRecord(workspace);
     if (rec) return rec.url;
-    // No live server, starting or serving: start one (once). If ours exited while nobody holds the
-    // workspace, it failed for a reason of its own, which is in the log.
+    // No live server, starting or serving: start one (once). If ours exited and nobody holds the
+    // workspace for a while, it failed for a reason of its own, which is in the log. Not at once: the
+    // server that beat ours to the lock writes its record a moment after winning it.
     if (readHolderRecord(workspace) === undefined) {
       if (child === undefined) child = spawnLocalServer(workspace, logFile);
-      else if (child.exitCode !== null) break;
-    }
+      else if (child.exitCode !== null) {
+        orphanedSince ||= Date.now();
+        if (Date.now() - orphanedSince > HOLDER_GRACE_MS) break;
+      }
+    } else orphanedSince = 0;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new InfergateError('ServerNotFound', `The local infergate server did not start; see ${logFile}`);
+}
+
+/**
+ * The local server and its owner token (`<home>/local/owner.token`): its control plane is authenticated
+ * like any other; only its endpoints' scoring URIs take no key (Azure's local endpoints).
+ */
+export async function localServer(home?: string): Promise<{ url: string; token?: string }> {
+  const url = await localServerUrl(home);
+  const token = readOwnerToken(localWorkspace(home));
+  return token !== undefined ? { url, token } : { url };
 }
 
 function spawnLocalServer(workspace: string, logFile: string): ChildProcess {

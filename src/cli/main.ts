@@ -10,19 +10,26 @@ import { Client, type Json } from '../client/index.js';
 import { InfergateError, isErrorCode } from '../errors/index.js';
 import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
 import { readUserFileSync, REQUEST_FILE_LIMIT } from '../util/files.js';
+import { trustedFetch } from '../util/tls.js';
 import { defaultWorkspace } from '../util/workspace.js';
-import { localServerUrl } from './local.js';
+import { localServer } from './local.js';
 import { collect, common, emit, fail, print, readYaml, serverClient, type CommonOptions } from './common.js';
 import { Progress } from './progress.js';
 import { serveCommand } from './serve.js';
 import { assetCommands } from './assets.js';
+import { accessCommands } from './tokens.js';
+import { uploadDeployment, withUploads } from './uploads.js';
 
 interface Common extends CommonOptions {
   local?: boolean;
 }
 
 /** The control plane to talk to: the local one for --local (started on demand), else the workspace's server. */
-const client = async (o: Common): Promise<Client> => (o.local && !o.server ? new Client(await localServerUrl(o.workspace)) : serverClient(o));
+const client = async (o: Common): Promise<Client> => {
+  if (!o.local || o.server) return serverClient(o);
+  const local = await localServer(o.workspace);
+  return new Client(local.url, local.token); // the local server's own owner token, whatever INFERGATE_TOKEN says
+};
 
 /** `"blue=90 green=10"` → `{ blue: 90, green: 10 }` (az's --traffic / --mirror-traffic syntax). */
 export function parseTrafficFlag(value: string, flag: string): Record<string, number> {
@@ -194,7 +201,7 @@ function endpointCommands(program: Command): void {
       };
       let res: Response;
       try {
-        res = await fetch(String(endpoint.scoring_uri), { method: 'POST', headers, body });
+        res = await trustedFetch(String(endpoint.scoring_uri), { method: 'POST', headers, body });
       } catch (e) {
         throw new InfergateError('ServerUnreachable', `Could not reach ${endpoint.scoring_uri}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
       }
@@ -224,7 +231,7 @@ function endpointCommands(program: Command): void {
 
   common(ep.command('regenerate-keys').description('Regenerate the primary or secondary key'))
     .requiredOption('-n, --name <name>', 'endpoint name')
-    .option('--key-type <type>', 'primary or secondary', 'primary')
+    .option('--key-type <type>', "primary or secondary; token: rotate an aml_token endpoint's signing key (old tokens stop working)", 'primary')
     .option('--no-wait', 'do not wait for the operation to finish')
     .action(async (o: Common & { name: string; keyType: string }) => {
       await (await client(o)).regenerateKeys(o.name, o.keyType);
@@ -259,7 +266,8 @@ function deploymentCommands(program: Command): void {
         if (!(o.local && e instanceof InfergateError && e.code === 'EndpointNotFound')) throw e;
         await c.createEndpoint({ name: spec.endpointName });
       }
-      const created = await c.createDeployment(spec.endpointName, dumpDeployment(spec));
+      // As az uploads local files to the workspace's storage: the server reads no path the CLI names.
+      const created = await c.createDeployment(spec.endpointName, dumpDeployment(await withUploads(c, (up) => uploadDeployment(spec, up))));
       if (!o.wait) return emit(created, o);
       const final = (await waitFor(`Creating deployment ${spec.name}`, () => c.getDeployment(spec.endpointName, spec.name), 'terminal'))!;
       if (final.provisioning_state === 'Failed') throw failedError(final, `Deployment ${spec.name}`);
@@ -299,7 +307,8 @@ function deploymentCommands(program: Command): void {
       }
       const parsed = parseDeploymentObject(doc, { source });
       if (!parsed.spec || parsed.problems.length) fail(parsed.problems, 'The deployment');
-      const spec = parsed.spec;
+      // Local paths (from -f, or --set code_configuration.code=...) are uploaded; references are kept.
+      const spec = await withUploads(c, (up) => uploadDeployment(parsed.spec!, up));
       // Without -f, as az does, the deployment read back is sent: its code and assets are not re-resolved.
       const updated = await c.updateDeployment(spec.endpointName, spec.name, dumpDeployment(spec), !o.file);
       if (!o.wait) return emit(updated, o);
@@ -365,6 +374,8 @@ function serverCommand(program: Command): void {
     .description('Run infergate: control-plane API and router in one process, instances as child processes')
     .option('--workspace <dir>', 'workspace directory (default: $INFERGATE_HOME or ~/.infergate)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--api-host <host>', 'address the control plane listens on (default: --host)')
+    .option('--api-allowed-host <name...>', "another name the control plane answers to in the Host header (a DNS name of this machine or of a proxy in front); repeatable", collect)
     .option('--port <port>', 'control-plane API port (0: any free port)', (v) => Number.parseInt(v, 10), 8470)
     .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
     .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
@@ -373,16 +384,34 @@ function serverCommand(program: Command): void {
     .option('--max-connections-per-client <n>', 'open router connections per client address; one more gets 429', count('--max-connections-per-client', 1), 1024)
     .option('--max-buffered-body-mb <n>', 'request-body MiB the router buffers at once, all connections together; a request over it gets 503', count('--max-buffered-body-mb', 1), 256)
     .option('--min-body-rate <bytes-per-second>', 'slowest request-body upload accepted after a 5 s grace (408 below); 0 disables', count('--min-body-rate', 0), 240)
+    .option('--failed-auth-limit <n>', 'failed scoring authentications per client address in 10 s before it gets 429 for 10 s; 0 disables (a router behind a proxy sees one address)', count('--failed-auth-limit', 0), 50)
     .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
     .option('--local-mode', "serve local endpoints: no auth, each endpoint on its own http://localhost:<port>/score (what --local commands start)")
-    .action(async (o: { workspace?: string; host: string; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; trafficLog: boolean; localMode?: boolean }) => {
+    .option('--tls-cert <file>', 'serve HTTPS (router and control plane) with this PEM certificate (chain); reloaded on SIGHUP')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--tls-dev', 'serve HTTPS with a development certificate from a local CA made once in <workspace>/tls (prints how to trust it)')
+    .option('--insecure', 'allow plain HTTP on a non-loopback --host/--api-host (refused otherwise)')
+    .action(async (o: { workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new InfergateError('BadArgument', '--tls-cert and --tls-key go together: give both (PEM files), or --tls-dev for a development certificate.');
+      if (o.tlsDev && o.tlsCert !== undefined) throw new InfergateError('BadArgument', '--tls-dev makes its own certificate: give either --tls-dev or --tls-cert/--tls-key, not both.');
+      const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
       const workspace = resolve(o.workspace ?? defaultWorkspace());
       // The workspace lock before the server's modules load: a second server is refused at once.
       const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
       const { startServer, VERSION } = await import('../main/server.js');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, trafficLog: o.trafficLog, local: o.localMode === true, log, lock });
-      print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n`);
+      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n${server.tlsNotice ?? ''}`);
+      if (tls) {
+        // SIGHUP: the certificate and key are read again (a renewed certificate) and serve new connections;
+        // open connections keep theirs (nginx -s reload). A file that fails to load keeps the old one.
+        process.on('SIGHUP', () => {
+          server.reloadTls().then(
+            () => log('SIGHUP: TLS certificate reloaded'),
+            (e) => log(`SIGHUP: TLS certificate NOT reloaded, still serving the previous one: ${e instanceof InfergateError ? `(${e.code}) ${e.message}` : e}`),
+          );
+        });
+      }
       await new Promise<void>((resolveStop) => {
         const stop = (signal: string) => {
           log(`${signal}: stopping (instances too)`);
@@ -406,6 +435,7 @@ export function buildProgram(): Command {
   serverCommand(program);
   serveCommand(program);
   assetCommands(program);
+  accessCommands(program);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const c of allCommands(program)) c.exitOverride();

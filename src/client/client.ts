@@ -1,7 +1,10 @@
 // A typed client of the control-plane REST API (used by the CLI; usable by anyone).
 
+import type { Readable } from 'node:stream';
 import { InfergateError, isErrorCode, type ErrorBody } from '../errors/index.js';
-import { defaultWorkspace, readServerRecord } from '../util/workspace.js';
+import { defaultWorkspace, readOwnerToken, readServerRecord } from '../util/workspace.js';
+import { readConfig } from './config.js';
+import { trustedFetch, trustWorkspaceCa } from '../util/tls.js';
 
 export type Json = Record<string, unknown>;
 export type LogContainer = 'inference-server' | 'storage-initializer';
@@ -15,29 +18,75 @@ export interface Credentials {
   tokenType?: string;
 }
 
-/** Finds the server: --server, then $INFERGATE_URL, then the record the server wrote in the workspace. */
-export function resolveServerUrl(opts: { server?: string; workspace?: string }, env: NodeJS.ProcessEnv = process.env): string {
-  if (opts.server) return opts.server.replace(/\/+$/, '');
-  if (env.INFERGATE_URL) return env.INFERGATE_URL.replace(/\/+$/, '');
+/** A control plane and the bearer token to send it. */
+export interface ServerTarget {
+  url: string;
+  token?: string;
+}
+
+const trimUrl = (u: string): string => u.replace(/\/+$/, '');
+
+/**
+ * Finds the server and its token (docs/security.md, "Using the CLI").
+ * URL: --server, then $INFERGATE_URL, then the workspace's server.json when the workspace was named
+ * (--workspace or $INFERGATE_HOME), then the server `infergate login` saved, then ~/.infergate's server.json.
+ * Token: $INFERGATE_TOKEN, else the login's token for that URL, else the workspace's owner.token when
+ * its server.json names that URL (the local CLI needs no step of its own).
+ */
+export function resolveServer(opts: { server?: string; workspace?: string }, env: NodeJS.ProcessEnv = process.env): ServerTarget {
+  const envToken = env.INFERGATE_TOKEN && env.INFERGATE_TOKEN !== '' ? env.INFERGATE_TOKEN.trim() : undefined;
   const workspace = opts.workspace ?? defaultWorkspace(env);
+  trustWorkspaceCa(workspace); // a --tls-dev server's CA, named in its server.json (util/tls.ts)
+  const namedWorkspace = opts.workspace !== undefined || (env.INFERGATE_HOME !== undefined && env.INFERGATE_HOME !== '');
+  const config = readConfig(env);
+  const localToken = (url: string): string | undefined => {
+    const rec = readServerRecord(workspace);
+    return rec && trimUrl(rec.url) === url ? readOwnerToken(workspace) : undefined;
+  };
+  const target = (url: string, token: string | undefined): ServerTarget => (token !== undefined ? { url, token } : { url });
+  const given = opts.server ?? (env.INFERGATE_URL && env.INFERGATE_URL !== '' ? env.INFERGATE_URL : undefined);
+  if (given !== undefined) {
+    const url = trimUrl(given);
+    return target(url, envToken ?? (config && trimUrl(config.server) === url ? config.token : undefined) ?? localToken(url));
+  }
+  if (!namedWorkspace && config) return target(trimUrl(config.server), envToken ?? config.token);
   const rec = readServerRecord(workspace);
   if (!rec) {
-    throw new InfergateError('ServerNotFound', `No infergate server is running for workspace ${workspace}. Start one with 'infergate server' (or set INFERGATE_HOME, INFERGATE_URL or --server).`);
+    throw new InfergateError('ServerNotFound', `No infergate server is running for workspace ${workspace}. Start one with 'infergate server' (or set INFERGATE_HOME, INFERGATE_URL or --server, or run 'infergate login').`);
   }
-  return rec.url;
+  return target(trimUrl(rec.url), envToken ?? readOwnerToken(workspace));
+}
+
+/** The server's URL alone (resolveServer without the token). */
+export function resolveServerUrl(opts: { server?: string; workspace?: string }, env: NodeJS.ProcessEnv = process.env): string {
+  return resolveServer(opts, env).url;
 }
 
 export class Client {
-  constructor(readonly baseUrl: string) {}
+  private readonly auth: Record<string, string>;
+
+  constructor(
+    readonly baseUrl: string,
+    token?: string,
+  ) {
+    this.auth = token !== undefined ? { authorization: `Bearer ${token}` } : {};
+  }
 
   async request<T>(method: string, path: string, body?: unknown, accept: 'json' | 'text' = 'json'): Promise<T> {
+    return this.send<T>(method, path, body === undefined ? this.auth : { ...this.auth, 'content-type': 'application/json' }, body === undefined ? null : JSON.stringify(body), accept);
+  }
+
+  /** Which of these SHA-256 hashes the server lacks (ask before uploading: only those are sent). */
+  blobsMissing = async (sha256: string[]) => (await this.request<{ missing: string[] }>('POST', '/api/blobs/missing', { sha256 })).missing;
+
+  /** Streams one file to the server's blob store, under its SHA-256 (api/uploads.ts). */
+  putBlob = (sha256: string, size: number, body: Readable) =>
+    this.send<Json>('PUT', `/api/blobs/${enc(sha256)}`, { ...this.auth, 'content-type': 'application/octet-stream', 'content-length': String(size) }, body, 'json');
+
+  private async send<T>(method: string, path: string, headers: Record<string, string>, body: string | Readable | null, accept: 'json' | 'text'): Promise<T> {
     let res: Response;
     try {
-      res = await fetch(this.baseUrl + path, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? null : JSON.stringify(body),
-      });
+      res = await trustedFetch(this.baseUrl + path, { method, headers, body });
     } catch (e) {
       throw new InfergateError('ServerUnreachable', `Could not reach the infergate server at ${this.baseUrl}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
     }
@@ -56,6 +105,11 @@ export class Client {
   }
 
   info = () => this.request<{ version: string; router_url: string; workspace: string }>('GET', '/api/info');
+  whoami = () => this.request<{ token_id: string; role: string; expires_at: string | null }>('GET', '/api/whoami');
+
+  listTokens = () => this.request<Json[]>('GET', '/api/tokens');
+  createToken = (o: { role: string; expires_in?: string; description?: string }) => this.request<Json & { token: string; id: string }>('POST', '/api/tokens', o);
+  revokeToken = (id: string) => this.request<Json>('DELETE', `/api/tokens/${enc(id)}`);
 
   listEndpoints = () => this.request<Json[]>('GET', '/api/endpoints');
   getEndpoint = (name: string) => this.request<Json>('GET', `/api/endpoints/${enc(name)}`);

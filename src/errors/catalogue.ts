@@ -25,6 +25,11 @@ export const catalogue = {
   WorkspaceLocked: { status: 409, summary: 'Another infergate server holds the workspace lock; the message names it (pid, URL, start time).' },
   TooManyDeployments: { status: 409, summary: 'The endpoint has the most deployments allowed.' },
   RouteNotFound: { status: 404, summary: 'No such API route.' },
+  // Control-plane access (docs/security.md)
+  Unauthorized: { status: 401, summary: 'The control plane needs a valid bearer token (missing, malformed, unknown, revoked or expired).' },
+  Forbidden: { status: 403, summary: "The token's role does not allow this operation (owner > contributor > reader)." },
+  HostNotAllowed: { status: 421, summary: "The request's Host header is not one of the control plane's own names (DNS rebinding protection); see --api-allowed-host." },
+  TooManyFailedAuth: { status: 429, summary: 'Too many failed authentications from this client address; retry after the Retry-After seconds.' },
   AssetNotFound: { status: 404, summary: 'No model or environment with that name and version (or label) is registered.' },
   AssetAlreadyExists: { status: 409, summary: 'That name and version is registered already; assets are immutable, register a new version.' },
   // Deployment-time failures (Azure's operation error codes)

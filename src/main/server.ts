@@ -5,17 +5,26 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { buildApi } from '../api/index.js';
+import { AuditLog } from '../api/audit.js';
+import { ensureOwnerToken } from '../api/auth.js';
 import { ProcessBackend } from '../backend/index.js';
 import { Controller } from '../reconcile/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
 import { FileTrafficLog } from '../telemetry/index.js';
 import { httpUrl, removeServerRecord, writeServerRecord } from '../util/workspace.js';
+import { devNames, isLoopbackHost, loadTls, trustHint, type TlsMaterial, type TlsSource } from '../util/tls.js';
+import type { Server as TlsServer } from 'node:tls';
+import { InfergateError } from '../errors/index.js';
 import { lockWorkspace, type WorkspaceLock } from '../util/workspace-lock.js';
 
 export interface ServerOptions {
   workspace: string;
   host: string;
+  /** Address of the control plane (`--api-host`); default: `host`. */
+  apiHost?: string;
+  /** More names the control plane answers to in the Host header (`--api-allowed-host`). */
+  apiAllowedHosts?: string[];
   port: number;
   routerPort: number;
   /**
@@ -32,11 +41,21 @@ export interface ServerOptions {
   maxBufferedBodyBytes?: number;
   /** Router: minimum request-body rate after a 5 s grace (408 below it); 0 disables. */
   minBodyBytesPerSecond?: number;
+  /** Router: failed authentications per client address in 10 s before 429 (default 50); 0 disables. */
+  failedAuthLimit?: number;
   /** Write the per-request traffic log (<workspace>/logs/traffic.jsonl). */
   trafficLog?: boolean;
   /** Deployments allowed per endpoint (Azure: 20). */
   maxDeploymentsPerEndpoint?: number;
   log?: (line: string) => void;
+  /**
+   * HTTPS on the router and the control plane (docs/security.md "TLS"): a PEM certificate and key
+   * (`--tls-cert/--tls-key`), or a development CA and certificate kept in <workspace>/tls (`--tls-dev`).
+   * reloadTls() (SIGHUP) reads them again.
+   */
+  tls?: TlsSource;
+  /** Serve plain HTTP on a non-loopback address anyway (`--insecure`); refused without it. */
+  insecure?: boolean;
   /**
    * The workspace lock, if the caller took it already (the CLI does, before it loads the server's
    * modules, so a refused server exits in about the time Node takes to start). Released on close.
@@ -47,7 +66,31 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   routerUrl: string;
+  /** With TLS: what to tell the user about trusting the certificate (the dev CA's file and how). */
+  tlsNotice?: string;
+  /** Reads the TLS certificate and key again and serves new connections with them; open ones stay up. */
+  reloadTls(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Plain HTTP only on loopback: anything else would expose the control plane's tokens and the endpoints'
+ * keys to the network in clear (Kestrel and Docker warn likewise; Azure serves only HTTPS). `--insecure`
+ * overrides, with a warning.
+ */
+export function checkBinding(o: Pick<ServerOptions, 'host' | 'apiHost' | 'tls' | 'insecure'>, log: (line: string) => void): void {
+  if (o.tls !== undefined) return;
+  const exposed = [o.host, o.apiHost ?? o.host].filter((h) => !isLoopbackHost(h));
+  if (exposed.length === 0) return;
+  const where = [...new Set(exposed)].join(', ');
+  if (!o.insecure) {
+    throw new InfergateError(
+      'BadArgument',
+      `Refusing to serve plain HTTP on ${where}, a non-loopback address: tokens, endpoint keys and scoring requests would cross the network unencrypted. ` +
+        `Serve HTTPS with --tls-cert FILE --tls-key FILE (PEM), or --tls-dev for a development certificate, or pass --insecure to serve plain HTTP anyway.`,
+    );
+  }
+  log(`WARNING: --insecure: serving plain HTTP on ${where}; tokens, endpoint keys and scoring requests cross the network unencrypted`);
 }
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -58,6 +101,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const lock = o.lock ?? (await lockWorkspace(o.workspace, VERSION));
   if (lock.workspace !== o.workspace) throw new Error(`the lock given is for ${lock.workspace}, not ${o.workspace}`);
   try {
+    checkBinding(o, o.log ?? (() => {}));
     return await serve(o, lock, lock.startedAt);
   } catch (e) {
     removeServerRecord(o.workspace);
@@ -68,6 +112,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
 async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): Promise<RunningServer> {
   const log = o.log ?? (() => {});
+  const apiHost = o.apiHost ?? o.host;
+  // TLS material first: a bad certificate or key is refused before anything starts.
+  const tlsNames = devNames([o.host, apiHost]);
+  let tls: TlsMaterial | undefined = o.tls !== undefined ? await loadTls(o.tls, o.workspace, tlsNames) : undefined;
+  const secure = tls !== undefined;
+  // A wildcard bind names no host a certificate can be checked against: URLs name the machine instead.
+  const urlHost = (h: string): string => (secure && (h === '0.0.0.0' || h === '::') ? hostname() : h);
   const store = openStateStore(o.workspace);
   const backend = new ProcessBackend({ workspace: o.workspace, log });
   // Files of deployments deleted just before an earlier server died (store deleted, files not yet).
@@ -79,13 +130,22 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),
     ...(o.maxBufferedBodyBytes !== undefined ? { maxBufferedBodyBytes: o.maxBufferedBodyBytes } : {}),
     ...(o.minBodyBytesPerSecond !== undefined ? { minBodyBytesPerSecond: o.minBodyBytesPerSecond } : {}),
+    ...(o.failedAuthLimit !== undefined ? { failedAuth: o.failedAuthLimit === 0 ? (false as const) : { failures: o.failedAuthLimit } } : {}),
     ...(o.trafficLog !== false ? { trafficLog: new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) } : {}),
     ...(o.local ? { endpointListeners: { host: o.host } } : {}),
+    ...(tls !== undefined ? { tls: tls.context } : {}),
   });
   const routerAddress = await router.listen(o.routerPort, o.host);
-  const routerUrl = httpUrl(o.host, routerAddress.port);
+  const routerUrl = httpUrl(urlHost(o.host), routerAddress.port, secure);
   const controller = new Controller({ store, backend, publish: (t) => router.setTable(t), log, ...(o.local ? { local: true } : {}) });
+  // The local owner token (owner.token beside server.json, 0600): the CLI on this machine uses it.
+  ensureOwnerToken(store, o.workspace);
+  const audit = new AuditLog(join(o.workspace, 'logs', 'audit.jsonl'), log);
   const api = await buildApi({
+    apiHost,
+    ...(o.apiAllowedHosts ? { allowedHosts: o.apiAllowedHosts } : {}),
+    audit,
+    log,
     store,
     controller,
     logs: (e, d, c, n) => backend.logs(e, d, c, n),
@@ -93,14 +153,15 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     workspace: basename(o.workspace),
     assetsDir: join(o.workspace, 'assets'),
     location: o.local ? 'local' : hostname(),
-    ...(o.local ? { scoringUriOf: async (name: string) => `http://localhost:${await router.endpointPort(name)}/score` } : {}),
+    ...(o.local ? { scoringUriOf: async (name: string) => `${secure ? 'https' : 'http'}://localhost:${await router.endpointPort(name)}/score` } : {}),
+    ...(tls !== undefined ? { https: tls.context } : {}),
     version: VERSION,
     ...(o.maxDeploymentsPerEndpoint !== undefined ? { maxDeploymentsPerEndpoint: o.maxDeploymentsPerEndpoint } : {}),
   });
-  await api.listen({ port: o.port, host: o.host });
+  await api.listen({ port: o.port, host: apiHost });
   const apiPort = (api.server.address() as { port: number }).port;
-  const url = httpUrl(o.host, apiPort);
-  writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION });
+  const url = httpUrl(urlHost(apiHost), apiPort, secure);
+  writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION, ...(tls?.caFile !== undefined ? { caFile: tls.caFile } : {}) });
 
   // After a restart every stored endpoint and deployment is provisioned again (nothing is lost).
   const endpoints = store.listEndpoints().length;
@@ -109,14 +170,28 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   await controller.kick();
 
   let closing: Promise<void> | undefined;
+  let reloading: Promise<void> | undefined;
+  const reloadTls = async (): Promise<void> => {
+    if (o.tls === undefined) return;
+    const next = await loadTls(o.tls, o.workspace, tlsNames);
+    // Both listeners or neither: a certificate that fails to load keeps the old one serving (nginx's
+    // reload does the same), and the error goes to the caller (the SIGHUP handler logs it).
+    router.setSecureContext(next.context);
+    (api.server as unknown as TlsServer).setSecureContext(next.context);
+    tls = next;
+    log(`TLS: serving the certificate in ${next.certFile} to new connections`);
+  };
   return {
     url,
     routerUrl,
+    ...(tls !== undefined && 'dev' in o.tls! && tls.caFile !== undefined ? { tlsNotice: trustHint(tls.caFile) } : {}),
+    reloadTls: () => (reloading ??= reloadTls().finally(() => (reloading = undefined))),
     close: () =>
       (closing ??= (async () => {
         try {
           controller.stop();
           await api.close();
+          await audit.close();
           await router.close();
           await backend.close();
           store.close();

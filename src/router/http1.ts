@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
+import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { ConnectionMeters, type ConnectionRejectReason } from '../telemetry/metrics.js';
 
 interface NodeHttpParser {
@@ -108,6 +109,13 @@ export interface Http1Options {
   minBodyGraceMs?: number;
   /** A chunked body buffered past this many bytes is offered to the head hook again (late = true). */
   streamThresholdBytes?: number;
+  /**
+   * Serve HTTP/1.1 over TLS with this certificate and key (PEM). Connections are counted and refused as
+   * without TLS, once their handshake is done; a handshake must finish within headersTimeoutMs
+   * (Kestrel's and nginx's handshake timeouts do the same job: a client that opens a socket and never
+   * completes the handshake holds an fd). setSecureContext() swaps the certificate for new connections.
+   */
+  tls?: SecureContextOptions;
 }
 
 /**
@@ -315,6 +323,12 @@ export class Http1Connection {
       this.handle = handle;
       parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.afterExecute(ret);
       parser.consume(handle);
+      // TLS: what the TLS layer decrypted before the handshake was reported (a TLS 1.3 client sends its
+      // request in the same flight as its Finished) went to the socket's readable buffer, not the parser.
+      // node:http catches it with a 'data' listener beside consume(); here it is read out once.
+      if (socket.readableLength > 0) {
+        for (let d = socket.read() as Buffer | null; d !== null; d = socket.read() as Buffer | null) this.afterExecute(this.closing ? 0 : parser.execute(d));
+      }
     } else {
       socket.on('data', (d: Buffer) => this.afterExecute(this.closing ? 0 : this.parser.execute(d)));
     }
@@ -663,7 +677,9 @@ export class Http1Server {
   readonly maxBuffered: number;
   /** The end of every kept-alive answer's head. */
   readonly keepAliveHeader: string;
-  private readonly server: Server;
+  private readonly server: Server | TlsServer;
+  /** Serves HTTPS (Http1Options.tls). */
+  readonly secure: boolean;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -677,7 +693,7 @@ export class Http1Server {
     this.meters = options.meters ?? new ConnectionMeters();
     const maxConnections = options.maxConnections ?? Infinity;
     const perClientLimit = options.maxConnectionsPerClient ?? Infinity;
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const accept = (socket: Socket): void => {
       if (this.connections.size >= maxConnections) return this.reject(socket, 'max_connections');
       let client = '';
       if (perClientLimit !== Infinity) {
@@ -688,7 +704,28 @@ export class Http1Server {
       }
       this.meters.open++;
       this.connections.add(new Http1Connection(socket, this, client));
-    });
+    };
+    this.secure = options.tls !== undefined;
+    if (options.tls === undefined) this.server = createServer({ allowHalfOpen: true, noDelay: true }, accept);
+    else {
+      this.server = createTlsServer(
+        { ...options.tls, allowHalfOpen: true, noDelay: true, handshakeTimeout: options.headersTimeoutMs, ALPNProtocols: ['http/1.1'] },
+        (socket: TLSSocket) => accept(socket),
+      );
+      // A failed handshake (wrong CA, plain HTTP sent to the TLS port, the handshake deadline): the socket
+      // never became a connection, so there is nothing to release but the socket itself. Node only reports
+      // these (a handshake timeout leaves the socket open), so it is destroyed here.
+      this.server.on('tlsClientError', (_e: Error, socket: TLSSocket) => socket.destroy());
+    }
+  }
+
+  /**
+   * New certificate and key for connections accepted from now on (a SIGHUP reload); open connections
+   * keep the context they were handshaken with and are not dropped (tls.Server.setSecureContext).
+   */
+  setSecureContext(tls: SecureContextOptions): void {
+    if (!this.secure) throw new Error('setSecureContext on a server without TLS');
+    (this.server as TlsServer).setSecureContext(tls);
   }
 
   /** A request's body no longer counts in the buffered total. */

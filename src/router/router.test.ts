@@ -261,13 +261,13 @@ test('both keys are accepted', async () => {
 });
 
 test('token auth: a valid token passes; expired, other endpoint, other secret and keys do not', async () => {
-  const valid = issueToken('token-endpoint', SECRET).accessToken;
+  const valid = (await issueToken('token-endpoint', SECRET)).accessToken;
   assert.equal((await call('/endpoints/token-endpoint/score', { key: valid })).status, 200);
-  const expired = issueToken('token-endpoint', SECRET, Date.now() - TOKEN_LIFETIME_MS - 1000).accessToken;
+  const expired = (await issueToken('token-endpoint', SECRET, Date.now() - TOKEN_LIFETIME_MS - 1000)).accessToken;
   assert.equal((await call('/endpoints/token-endpoint/score', { key: expired })).status, 401);
-  const otherEndpoint = issueToken('my-endpoint', SECRET).accessToken;
+  const otherEndpoint = (await issueToken('my-endpoint', SECRET)).accessToken;
   assert.equal((await call('/endpoints/token-endpoint/score', { key: otherEndpoint })).status, 401);
-  const otherSecret = issueToken('token-endpoint', Buffer.from('another secret').toString('base64url')).accessToken;
+  const otherSecret = (await issueToken('token-endpoint', Buffer.from('another secret').toString('base64url'))).accessToken;
   assert.equal((await call('/endpoints/token-endpoint/score', { key: otherSecret })).status, 401);
   assert.equal((await call('/endpoints/token-endpoint/score', { key: KEY1 })).status, 401);
   // And a token is not a key.

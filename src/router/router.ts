@@ -12,11 +12,13 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { connectionMeters, deploymentMeters, type ConnectionMeters, type DeploymentMeters } from '../telemetry/metrics.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
-import { verifyToken } from '../util/token.js';
+import { TokenVerifier } from '../util/token.js';
 import { FRAME_INSTANCE_ERROR, readResponseHeadersFlat, responseStatus } from '../util/frame.js';
+import { FailedAuthLimiter, type FailedAuthOptions } from './auth-limit.js';
 import { InstanceConnection, type Exchange } from './connection.js';
 import { Http1Server, type BodySink, type Http1Connection, type Http1Request } from './http1.js';
 
@@ -50,10 +52,20 @@ export interface RouterOptions {
   connectionMeters?: ConnectionMeters;
   trafficLog?: TrafficSink;
   /**
+   * Failed-auth limit per client address (./auth-limit.ts; default 50 failures in 10 s → 429 for 10 s).
+   * false: none (a router behind a proxy sees one address for every client).
+   */
+  failedAuth?: FailedAuthOptions | false;
+  /**
    * Local mode: each endpoint also gets a listener of its own on this host, where its scoring URI is
    * `http://localhost:<port>/score`, as Azure's local endpoints (contract §2.4).
    */
   endpointListeners?: { host: string };
+  /**
+   * Serve scoring URIs over TLS (HTTP/1.1), this certificate and key (PEM); endpoint listeners too.
+   * setSecureContext() replaces them for new connections without dropping open ones.
+   */
+  tls?: SecureContextOptions;
 }
 
 /** Counters per deployment that outlive routing-table swaps. */
@@ -94,6 +106,8 @@ interface DeploymentState {
 interface EndpointState {
   route: EndpointRoute;
   keyHashes: Buffer[];
+  /** aml_token endpoints: the key and audience, prepared once per snapshot. */
+  tokens: TokenVerifier | null;
   /** Deployments by lower-cased name, for the azureml-model-deployment header. */
   byName: Map<string, DeploymentState>;
   /** Live traffic: cumulative weights and the deployment each range selects. */
@@ -109,6 +123,10 @@ const NO_DEPLOYMENT = JSON.stringify({ message: "The endpoint doesn't have any v
 const TWO_AUTHORIZATIONS = JSON.stringify({ message: 'Bad request: more than one Authorization header' });
 const EMPTY = Buffer.alloc(0);
 const UNAUTHORIZED = JSON.stringify({ message: 'Unauthorized: a valid key or token is required in the Authorization header (Bearer <key>)' });
+/** router.authorized() verdicts. */
+const AUTH_OK = 0;
+const AUTH_FAILED = 1;
+const AUTH_THROTTLED = 2;
 const HOP_BY_HOP = new Set(['authorization', 'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect', 'x-request-id']);
 const SWEEP_MS = 10;
 /** Response headers the router sets itself; an instance's own values are not passed on. */
@@ -259,6 +277,10 @@ export class Router {
   private selEndpoint: EndpointState | null = null;
   private selRest = '';
   private selMirror: DeploymentState | null = null;
+  /** Failed-auth limit per client address; null when disabled. */
+  readonly authLimiter: FailedAuthLimiter | null;
+  /** Set with AUTH_THROTTLED: how long the client is still refused (ms). */
+  private throttledFor = 0;
   version = 0;
 
   constructor(options: RouterOptions = {}) {
@@ -266,6 +288,7 @@ export class Router {
     this.trafficLog = options.trafficLog ?? NO_TRAFFIC_LOG;
     this.endpointHost = options.endpointListeners?.host;
     this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
+    this.authLimiter = options.failedAuth === false ? null : new FailedAuthLimiter(options.failedAuth ?? {});
     this.httpOptions = {
       maxBodyBytes: options.maxBodyBytes ?? 100 * 1024 * 1024,
       keepAliveTimeoutMs: 65_000,
@@ -277,6 +300,7 @@ export class Router {
       minBodyBytesPerSecond: options.minBodyBytesPerSecond ?? 240,
       streamThresholdBytes: this.streamThreshold,
       meters: options.connectionMeters ?? connectionMeters,
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
     };
     this.server = new Http1Server(this.httpOptions, (req) => this.handle(req), this.head);
   }
@@ -313,6 +337,18 @@ export class Router {
 
   listen(port: number, host: string): Promise<AddressInfo> {
     return this.server.listen(port, host);
+  }
+
+  /** Scoring URIs are https:// (RouterOptions.tls). */
+  get secure(): boolean {
+    return this.server.secure;
+  }
+
+  /** A new certificate and key (SIGHUP) for new connections, here and on every endpoint listener. */
+  setSecureContext(tls: SecureContextOptions): void {
+    this.server.setSecureContext(tls);
+    this.httpOptions.tls = tls; // endpoint listeners started from now on
+    for (const l of this.listeners.values()) l.server.setSecureContext(tls);
   }
 
   async close(): Promise<void> {
@@ -358,6 +394,7 @@ export class Router {
       endpoints.set(route.name, {
         route,
         keyHashes: route.keyHashes.map((h) => Buffer.from(h, 'hex')),
+        tokens: route.authMode !== 'key' && route.authMode !== 'none' && route.tokenSecret !== undefined ? new TokenVerifier(route.name, route.tokenSecret) : null,
         byName,
         cumulative,
         targets,
@@ -459,7 +496,12 @@ export class Router {
       const auth = onlyValue(req.headers, 'authorization');
       // Two credentials: which one counts is ambiguous (a proxy may check one, we another), so neither does.
       if (auth === null) return void reply(req, 400, TWO_AUTHORIZATIONS);
-      if (!this.authorized(endpoint, auth, req.conn)) return void reply(req, 401, UNAUTHORIZED);
+      const verdict = this.authorized(endpoint, auth, req.conn);
+      if (verdict === AUTH_FAILED) return void reply(req, 401, UNAUTHORIZED);
+      if (verdict === AUTH_THROTTLED) {
+        this.server.meters.failedAuthRefused++;
+        return void throttled(req, this.throttledFor);
+      }
     }
 
     // Select: a pinned deployment (any, whatever its weight; never mirrored), else the weighted split.
@@ -682,35 +724,66 @@ export class Router {
     }
   }
 
-  private authorized(endpoint: EndpointState, header: string | undefined, conn: Http1Connection): boolean {
-    if (endpoint.route.authMode === 'none') return true;
-    if (header === undefined) return false;
-    const start = credentialStart(header);
-    if (start < 0) return false;
-    // Keys: a keep-alive connection that presented this very header to this endpoint state (same keys)
-    // was verified then. Comparing with what the same client sent before reveals nothing it does not
-    // know, so a plain comparison is safe; anything else goes through the constant-time check. (Tokens
-    // expire: they are checked every time.)
-    const isKey = endpoint.route.authMode === 'key';
-    if (isKey) {
-      const known = conn.handlerState as Verified | undefined;
-      if (known !== undefined && known.endpoint === endpoint && known.header === header) return true;
+  /**
+   * AUTH_OK, AUTH_FAILED (401) or AUTH_THROTTLED (429: the client address failed too often, ./auth-limit.ts).
+   * A keep-alive connection that presented this very header to this endpoint state (same keys, same token
+   * key) was verified then, and stays verified until the credential expires (keys: never; tokens: their
+   * exp). Comparing with what the same client sent before reveals nothing it does not know, so a plain
+   * comparison is safe; anything else goes through the constant-time checks. A new table (rotated keys)
+   * is a new endpoint state: what was verified against the old one is checked again.
+   */
+  private authorized(endpoint: EndpointState, header: string | undefined, conn: Http1Connection): number {
+    if (endpoint.route.authMode === 'none') return AUTH_OK;
+    const known = conn.handlerState as Verified | undefined;
+    const same = header !== undefined && known !== undefined && known.endpoint === endpoint && known.header === header;
+    if (same && (known.until === Infinity || known.until > Date.now())) return AUTH_OK;
+    const limiter = this.authLimiter;
+    if (limiter !== null) {
+      // Nothing is looked up (and nothing allocated) unless some address is blocked now.
+      const left = limiter.blockedFor(clientAddress(conn), performance.now());
+      if (left > 0) {
+        this.throttledFor = left;
+        return AUTH_THROTTLED;
+      }
     }
-    const ok = this.verify(endpoint, header.slice(start));
-    if (ok && isKey) conn.handlerState = { endpoint, header } satisfies Verified;
-    return ok;
+    const start = header === undefined ? -1 : credentialStart(header);
+    const until = start < 0 ? 0 : this.verify(endpoint, header!.slice(start));
+    if (until === 0) {
+      limiter?.failed(clientAddress(conn), performance.now());
+      return AUTH_FAILED;
+    }
+    if (same) known.until = until;
+    else conn.handlerState = { endpoint, header: header!, until } satisfies Verified;
+    return AUTH_OK;
   }
 
-  private verify(endpoint: EndpointState, credential: string): boolean {
+  /** Until when (ms since the epoch) the credential is valid: Infinity for a key, 0 when it is not valid. */
+  private verify(endpoint: EndpointState, credential: string): number {
     if (endpoint.route.authMode === 'key') {
       const digest = createHash('sha256').update(credential).digest();
       let ok = false;
       // Compare against every key, always, so timing tells nothing about which matched.
       for (const h of endpoint.keyHashes) ok = timingSafeEqual(digest, h) || ok;
-      return ok;
+      return ok ? Infinity : 0;
     }
-    return endpoint.route.tokenSecret !== undefined && verifyToken(credential, endpoint.route.name, endpoint.route.tokenSecret);
+    return endpoint.tokens === null ? 0 : endpoint.tokens.verify(credential);
   }
+}
+
+/** The address a failed-auth limit applies to. */
+function clientAddress(conn: Http1Connection): string {
+  return conn.client !== '' ? conn.client : (conn.socket.remoteAddress ?? '');
+}
+
+/** 429 to a client address over its failed-auth limit; the connection closes, so what it pipelined is not read. */
+function throttled(req: Http1Request, ms: number): void {
+  const seconds = String(Math.max(1, Math.ceil(ms / 1000)));
+  req.respond(
+    429,
+    ['content-type', JSON_TYPE, 'x-request-id', randomUUID(), 'retry-after', seconds],
+    `{"message":"Too many failed authentication attempts from this address: retry after ${seconds} s"}`,
+    true,
+  );
 }
 
 /**
@@ -786,6 +859,8 @@ class StreamedBody implements BodySink {
 interface Verified {
   endpoint: EndpointState;
   header: string;
+  /** Valid until (ms since the epoch): Infinity for a key, the token's exp for a token. */
+  until: number;
 }
 
 /**

@@ -120,8 +120,8 @@ interface AssetDocument<T> {
 const MODEL: AssetDocument<ModelAssetSpec> = { what: 'model', type: modelDocument };
 const ENVIRONMENT: AssetDocument<EnvironmentAssetSpec> = { what: 'environment', type: environmentDocument };
 
-function validate<T>(doc: AssetDocument<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[]): LoadResult<T> {
-  const cx: Cx = { file, ...(baseDir ? { baseDir } : {}), kind: 'managed', what: doc.what, problems };
+function validate<T>(doc: AssetDocument<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[], paths?: 'local' | 'uploads'): LoadResult<T> {
+  const cx: Cx = { file, ...(baseDir ? { baseDir } : {}), ...(paths ? { paths } : {}), kind: 'managed', what: doc.what, problems };
   const spec = doc.type.decode(root, '', cx);
   problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   return problems.length === 0 && spec !== undefined ? { spec, problems } : { problems };
@@ -146,12 +146,12 @@ export function loadEnvironmentYaml(text: string, file: string, overrides: reado
 
 /** Validates a model given as a plain snake_case object (REST body, or flags turned into a document). */
 export function parseModelObject(obj: unknown, ctx: ObjectContext): LoadResult<ModelAssetSpec> {
-  return validate(MODEL, fromValue(obj), ctx.source, ctx.baseDir, []);
+  return validate(MODEL, fromValue(obj), ctx.source, ctx.baseDir, [], ctx.paths);
 }
 
 /** Validates an environment given as a plain snake_case object. */
 export function parseEnvironmentObject(obj: unknown, ctx: ObjectContext): LoadResult<EnvironmentAssetSpec> {
-  return validate(ENVIRONMENT, fromValue(obj), ctx.source, ctx.baseDir, []);
+  return validate(ENVIRONMENT, fromValue(obj), ctx.source, ctx.baseDir, [], ctx.paths);
 }
 
 

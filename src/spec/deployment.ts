@@ -33,6 +33,7 @@ import {
   type RequestSettings,
   type ScaleSettings,
 } from './types.js';
+import { refuseUnsafeEnvironment } from './unsafe-env.js';
 
 /** Name used when a Kubernetes deployment gives no instance_type: the cluster's default instance type (§1.10). */
 export const DEFAULT_K8S_INSTANCE_TYPE = 'defaultinstancetype';
@@ -265,7 +266,7 @@ const deploymentDocument = struct(
   },
 );
 
-export const deployment: Type<DeploymentSpec> = to(deploymentDocument, (d, cx): DeploymentSpec => {
+export const deployment: Type<DeploymentSpec> = to(refuseUnsafeEnvironment(deploymentDocument), (d, cx): DeploymentSpec => {
   const scale = d.scale_settings ?? { type: 'default' };
   return compact({
     name: d.name,

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatProblem } from '../errors/index.js';
-import { loadDeploymentYaml, loadEndpointYaml } from './index.js';
+import { loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject } from './index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const testdata = join(here, 'testdata');
@@ -205,4 +205,16 @@ test('aliases: a self-reference and an alias bomb are problems, not hangs', () =
   for (let i = 1; i < 9; i++) levels.push(`l${i}: &l${i} [${Array(10).fill(i === 1 ? '*a' : `*l${i - 1}`).join(', ')}]`);
   const bomb = loadEndpointYaml(levels.join('\n') + '\nname: my-endpoint\n', 'e.yml');
   assert.equal(bomb.problems.filter((p) => /is one too many/.test(p.message)).length, 1);
+});
+
+test('documents from API clients: a path is refused unless the server stored that very path for the deployment before', () => {
+  const doc = (path: string) => ({ name: 'blue', endpoint_name: 'my-endpoint', model: { path }, code_configuration: { code: `upload:sha256:${'1'.repeat(64)}`, scoring_script: 'score.py' }, instance_type: 'Standard_DS3_v2', instance_count: 2 });
+  const old = '/srv/projects/model-1/model';
+  // A deployment created before uploads existed recorded the absolute path; `update --set` sends it back unchanged.
+  const kept = parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads', storedPaths: new Set([old]) });
+  assert.deepEqual(kept.problems, []);
+  assert.equal(kept.spec?.model && typeof kept.spec.model === 'object' && 'path' in kept.spec.model ? kept.spec.model.path : undefined, old);
+  // Any other path, or the same one without the stored deployment, is still refused before anything is opened.
+  assert.throws(() => parseDeploymentObject(doc('/etc/shadow'), { source: 'request body', paths: 'uploads', storedPaths: new Set([old]) }), /the server reads no path a client names/);
+  assert.throws(() => parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads' }), /the server reads no path a client names/);
 });

@@ -21,6 +21,10 @@ export interface ObjectContext {
   source: string;
   /** Directory for relative paths; without it a relative path is a problem. */
   baseDir?: string;
+  /** 'uploads' for documents from API clients: paths refused, upload references only (Cx.paths). */
+  paths?: 'local' | 'uploads';
+  /** With 'uploads': paths already stored for this document, accepted unchanged (Cx.storedPaths). */
+  storedPaths?: ReadonlySet<string>;
 }
 
 interface Document<T> {
@@ -56,8 +60,8 @@ function byPosition(a: Problem, b: Problem): number {
   return (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
 }
 
-function validate<T>(doc: Document<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[]): LoadResult<T> {
-  const cx: Cx = { file, ...(baseDir ? { baseDir } : {}), kind: doc.kindOf(root), what: doc.what, problems };
+function validate<T>(doc: Document<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[], paths?: 'local' | 'uploads', storedPaths?: ReadonlySet<string>): LoadResult<T> {
+  const cx: Cx = { file, ...(baseDir ? { baseDir } : {}), ...(paths ? { paths } : {}), ...(storedPaths ? { storedPaths } : {}), kind: doc.kindOf(root), what: doc.what, problems };
   const spec = doc.type.decode(root, '', cx);
   return result(spec, problems);
 }
@@ -86,10 +90,10 @@ export function loadDeploymentYaml(text: string, file: string, overrides: readon
 
 /** Validates an endpoint given as a plain snake_case object (REST body, or a dump with overrides). */
 export function parseEndpointObject(obj: unknown, ctx: ObjectContext): LoadResult<EndpointSpec> {
-  return validate(ENDPOINT, fromValue(obj), ctx.source, ctx.baseDir, []);
+  return validate(ENDPOINT, fromValue(obj), ctx.source, ctx.baseDir, [], ctx.paths);
 }
 
 /** Validates a deployment given as a plain snake_case object (REST body, or a dump with overrides). */
 export function parseDeploymentObject(obj: unknown, ctx: ObjectContext): LoadResult<DeploymentSpec> {
-  return validate(DEPLOYMENT, fromValue(obj), ctx.source, ctx.baseDir, []);
+  return validate(DEPLOYMENT, fromValue(obj), ctx.source, ctx.baseDir, [], ctx.paths, ctx.storedPaths);
 }

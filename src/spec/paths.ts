@@ -5,6 +5,7 @@ import { statSync, type Stats } from 'node:fs';
 import { isAbsolute, normalize, relative, resolve, sep } from 'node:path';
 import { InfergateError, formatProblem } from '../errors/index.js';
 import { notRegular, pathError } from '../util/files.js';
+import { isUploadRef } from '../util/upload-manifest.js';
 import { refine, report, str, to, type Cx, type Type } from './schema.js';
 import type { Origin } from './tree.js';
 
@@ -58,7 +59,17 @@ export function localPath(expect?: 'file' | 'folder', rule: LocalPathRule = {}):
     label: 'a path',
     decode(node, path, cx) {
       const s = str.decode(node, path, cx);
-      if (s === undefined || isReference(s)) return s;
+      if (s === undefined || isReference(s) || isUploadRef(s)) return s;
+      if (/^upload:/i.test(s)) return report(cx, path, node, `'${s}' is not an upload reference: expected upload:sha256:<64 lower-case hex digits>`);
+      if (cx.paths === 'uploads' && cx.storedPaths?.has(s)) return s;
+      if (cx.paths === 'uploads') {
+        // The control plane opens no path a client names: running as root it would copy /etc/shadow for
+        // anyone who asks, and on another machine the path means nothing. The CLI uploads the files first.
+        throw new InfergateError(
+          'BadArgument',
+          `${where(cx, path, node)}'${s}' is a file system path; the server reads no path a client names. Upload the files (PUT /api/blobs/<sha256>, then their manifest) and give upload:sha256:<manifest sha256>; the infergate CLI does this for the paths in your YAML (docs/assets.md, "Uploads").`,
+        );
+      }
       let abs: string;
       if (isAbsolute(s)) abs = normalize(s);
       else if (cx.baseDir) abs = resolve(cx.baseDir, s);
@@ -92,7 +103,7 @@ const escapes = (rel: string): boolean => rel === '..' || rel.startsWith('../') 
 
 /** Checks that the scoring script exists inside a local code folder; a message when it does not. */
 export function checkScript(code: string, script: string): string | undefined {
-  if (isReference(code)) return undefined;
+  if (isReference(code) || isUploadRef(code)) return undefined; // an upload's script is checked by the server once it has the tree
   const abs = resolve(code, script);
   if (escapes(relative(code, abs))) return `scoring_script must be a path inside the code folder, got '${script}'`;
   const kind = statKind(abs);

@@ -18,6 +18,17 @@ export interface Cx {
   readonly file: string;
   /** Directory that relative paths resolve against (contract §1.1). */
   readonly baseDir?: string;
+  /**
+   * 'uploads' (the control plane): a file path is refused, only `upload:sha256:` references to uploaded
+   * trees are accepted (issue 9: the server never reads a path a client names). Default 'local' (the CLI).
+   */
+  readonly paths?: 'local' | 'uploads';
+  /**
+   * With 'uploads': paths the server itself stored earlier for this very document (a deployment created
+   * before uploads existed, updated with `update --set` and no `-f`). Kept as written and never opened:
+   * such an update keeps the snapshot and versions they resolved to (api/assets.ts resolveDeployment).
+   */
+  readonly storedPaths?: ReadonlySet<string>;
   /** Decided before validation from `compute` / `type` (contract §1.1). */
   readonly kind: Kind;
   readonly what: 'endpoint' | 'deployment' | 'model' | 'environment';

@@ -427,7 +427,59 @@ function contractSuite(name: string, create: (options: StoreOptions) => Harness,
       assert.deepEqual(store.getAsset('model', 'm', '1')!.asset, modelAsset('m', '1'));
     });
 
+    test('putToken stores a token with its creation time; getToken finds it by id; listTokens is oldest first', () => {
+      const a = store.putToken({ id: 'b1', role: 'owner', hash: 'h1', description: 'local owner' });
+      const b = store.putToken({ id: 'a2', role: 'reader', hash: 'h2', expiresAt: at(100) });
+      assert.deepEqual(a, { id: 'b1', role: 'owner', hash: 'h1', description: 'local owner', createdAt: at(1) });
+      assert.deepEqual(b, { id: 'a2', role: 'reader', hash: 'h2', createdAt: at(2), expiresAt: at(100) });
+      assert.deepEqual(store.getToken('a2'), b);
+      assert.equal(store.getToken('nope'), undefined);
+      assert.deepEqual(store.listTokens().map((t) => t.id), ['b1', 'a2']);
+    });
+
+    test('putToken refuses an id that exists and changes nothing', () => {
+      store.putToken({ id: 't', role: 'reader', hash: 'h1' });
+      assert.throws(() => store.putToken({ id: 't', role: 'owner', hash: 'h2' }));
+      assert.deepEqual(store.listTokens().map((t) => [t.id, t.role, t.hash]), [['t', 'reader', 'h1']]);
+    });
+
+    test('deleteToken revokes one token and says whether it existed; touchToken records the last use', () => {
+      store.putToken({ id: 't1', role: 'contributor', hash: 'h1' });
+      store.putToken({ id: 't2', role: 'reader', hash: 'h2' });
+      store.touchToken('t2');
+      store.touchToken('missing'); // ignored, creates nothing
+      assert.equal(store.getToken('t2')!.lastUsedAt, at(3));
+      assert.equal(store.getToken('t1')!.lastUsedAt, undefined);
+      assert.equal(store.deleteToken('t1'), true);
+      assert.equal(store.deleteToken('t1'), false);
+      assert.deepEqual(store.listTokens().map((t) => t.id), ['t2']);
+    });
+
+    test('token writes roll back with the transaction, and records are copies', () => {
+      assert.throws(() =>
+        store.transaction(() => {
+          store.putToken({ id: 't', role: 'reader', hash: 'h' });
+          throw new Error('boom');
+        }),
+      );
+      assert.equal(store.getToken('t'), undefined);
+      const put = store.putToken({ id: 't', role: 'reader', hash: 'h' });
+      put.role = 'owner';
+      store.listTokens()[0].role = 'owner';
+      assert.equal(store.getToken('t')!.role, 'reader');
+    });
+
     if (persistent) {
+      test('tokens persist across close and reopen', () => {
+        store.putToken({ id: 't1', role: 'owner', hash: 'h1', description: 'd' });
+        store.putToken({ id: 't2', role: 'reader', hash: 'h2', expiresAt: at(50) });
+        store.touchToken('t1');
+        const tokens = store.listTokens();
+        const reopened = h.reopen!();
+        store = reopened;
+        assert.deepEqual(reopened.listTokens(), tokens);
+      });
+
       test('assets persist across close and reopen, archived flag and order included', () => {
         store.putAsset('model', modelAsset('m', '2'));
         store.putAsset('model', modelAsset('m', '1'));
@@ -492,7 +544,7 @@ describe('SqliteStateStore specifics', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('opens in WAL mode at the current schema version, with its five tables', () => {
+  test('opens in WAL mode at the current schema version, with its six tables', () => {
     const file = join(dir, 'state.db');
     SqliteStateStore.open(file).close();
     const db = new Database(file, { readonly: true });
@@ -500,7 +552,7 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-      assert.deepEqual(tables, ['assets', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints']);
+      assert.deepEqual(tables, ['assets', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints', 'tokens']);
     } finally {
       db.close();
     }
@@ -530,7 +582,7 @@ describe('SqliteStateStore specifics', () => {
     old.putEndpoint(endpointSpec('ep1'), KEYS);
     old.close();
     const db = new Database(file);
-    db.exec('DROP TABLE assets');
+    db.exec('DROP TABLE assets; DROP TABLE tokens');
     db.pragma('user_version = 1');
     db.close();
     const store = SqliteStateStore.open(file);
@@ -538,6 +590,8 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(store.getEndpoint('ep1')!.spec.name, 'ep1');
       store.putAsset('model', modelAsset('m', '1'));
       assert.equal(store.listAssets('model').length, 1);
+      store.putToken({ id: 't', role: 'owner', hash: 'h' });
+      assert.equal(store.getToken('t')!.role, 'owner');
     } finally {
       store.close();
     }

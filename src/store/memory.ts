@@ -4,7 +4,7 @@
 
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, StateStore, StoredAsset, StoredDeployment, StoredEndpoint } from './types.js';
+import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, StateStore, StoredAsset, StoredDeployment, StoredEndpoint, StoredToken } from './types.js';
 
 interface State {
   endpoints: Map<string, StoredEndpoint>;
@@ -12,6 +12,8 @@ interface State {
   deployments: Map<string, StoredDeployment>;
   /** Keyed by assetKey(kind, name, version); a Map keeps insertion (registration) order. */
   assets: Map<string, StoredAsset>;
+  /** Keyed by id; a Map keeps creation order. */
+  tokens: Map<string, StoredToken>;
 }
 
 const assetKey = (kind: AssetKind, name: string, version: string): string => `${kind}\0${name}\0${version}`;
@@ -26,7 +28,7 @@ const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export class MemoryStateStore implements StateStore {
-  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map() };
+  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map(), tokens: new Map() };
   private readonly clock: Clock;
 
   constructor(options: StoreOptions = {}) {
@@ -136,6 +138,39 @@ export class MemoryStateStore implements StateStore {
     record.archived = archived;
     record.updatedAt = timestamp(this.clock);
     return true;
+  }
+
+  putToken(token: Omit<StoredToken, 'createdAt' | 'lastUsedAt'>): StoredToken {
+    // As the SQLite PRIMARY KEY refuses it: an id is never reused.
+    if (this.state.tokens.has(token.id)) throw new Error(`UNIQUE constraint failed: tokens.id`);
+    const record: StoredToken = {
+      id: token.id,
+      role: token.role,
+      hash: token.hash,
+      ...(token.description !== undefined ? { description: token.description } : {}),
+      createdAt: timestamp(this.clock),
+      ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
+    };
+    this.state.tokens.set(token.id, record);
+    return copy(record);
+  }
+
+  getToken(id: string): StoredToken | undefined {
+    const found = this.state.tokens.get(id);
+    return found && copy(found);
+  }
+
+  listTokens(): StoredToken[] {
+    return [...this.state.tokens.values()].map((t) => copy(t));
+  }
+
+  deleteToken(id: string): boolean {
+    return this.state.tokens.delete(id);
+  }
+
+  touchToken(id: string): void {
+    const record = this.state.tokens.get(id);
+    if (record) record.lastUsedAt = timestamp(this.clock);
   }
 
   transaction<T>(fn: () => T): T {

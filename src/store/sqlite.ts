@@ -5,14 +5,14 @@
 // the latter, so neither can overwrite the other. Status rows hang off their record by foreign key with
 // ON DELETE CASCADE, so deleting an endpoint removes its deployments and every status in one statement.
 //
-// The `keys` column holds secrets. Nothing here logs, and every value is a bound parameter, so SQLite
+// The `keys` column holds secrets (the tokens table only hashes of them). Nothing here logs, and every value is a bound parameter, so SQLite
 // errors never carry them either.
 
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, ProvisioningState, StateStore, StoredAsset, StoredDeployment, StoredEndpoint } from './types.js';
+import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, ProvisioningState, Role, StateStore, StoredAsset, StoredDeployment, StoredEndpoint, StoredToken } from './types.js';
 
 /**
  * Schema migrations, in order: MIGRATIONS[i] takes a database from version i to i + 1 (PRAGMA user_version).
@@ -73,6 +73,18 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (kind, name, version)
   ) STRICT;
   `,
+  // 3: control-plane tokens. `hash` is the SHA-256 of the secret; the secret itself is never stored.
+  `
+  CREATE TABLE tokens (
+    id            TEXT PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ('owner', 'contributor', 'reader')),
+    hash          TEXT NOT NULL,
+    description   TEXT,
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT,
+    last_used_at  TEXT
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -120,6 +132,16 @@ interface AssetRow {
   archived: number;
   created_at: string;
   updated_at: string;
+}
+
+interface TokenRow {
+  id: string;
+  role: string;
+  hash: string;
+  description: string | null;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
 }
 
 interface StatusParams {
@@ -190,6 +212,13 @@ function prepareStatements(db: Database.Database) {
       ON CONFLICT (kind, name, version) DO NOTHING`),
     archiveAsset: db.prepare<[{ kind: string; name: string; version: string; archived: number; now: string }]>(`
       UPDATE assets SET archived = @archived, updated_at = @now WHERE kind = @kind AND name = @name AND version = @version`),
+
+    getToken: db.prepare<[string], TokenRow>(`SELECT * FROM tokens WHERE id = ?`),
+    listTokens: db.prepare<[], TokenRow>(`SELECT * FROM tokens ORDER BY rowid`),
+    insertToken: db.prepare<[{ id: string; role: string; hash: string; description: string | null; now: string; expiresAt: string | null }]>(`
+      INSERT INTO tokens (id, role, hash, description, created_at, expires_at) VALUES (@id, @role, @hash, @description, @now, @expiresAt)`),
+    deleteToken: db.prepare<[string]>(`DELETE FROM tokens WHERE id = ?`),
+    touchToken: db.prepare<[string, string]>(`UPDATE tokens SET last_used_at = ? WHERE id = ?`),
   };
 }
 
@@ -313,6 +342,30 @@ export class SqliteStateStore implements StateStore {
     return this.stmt.archiveAsset.run({ kind, name, version, archived: archived ? 1 : 0, now: timestamp(this.clock) }).changes > 0;
   }
 
+  putToken(token: Omit<StoredToken, 'createdAt' | 'lastUsedAt'>): StoredToken {
+    return this.transaction(() => {
+      this.stmt.insertToken.run({ id: token.id, role: token.role, hash: token.hash, description: token.description ?? null, now: timestamp(this.clock), expiresAt: token.expiresAt ?? null });
+      return this.getToken(token.id)!;
+    });
+  }
+
+  getToken(id: string): StoredToken | undefined {
+    const row = this.stmt.getToken.get(id);
+    return row && toToken(row);
+  }
+
+  listTokens(): StoredToken[] {
+    return this.stmt.listTokens.all().map(toToken);
+  }
+
+  deleteToken(id: string): boolean {
+    return this.stmt.deleteToken.run(id).changes > 0;
+  }
+
+  touchToken(id: string): void {
+    this.stmt.touchToken.run(timestamp(this.clock), id);
+  }
+
   transaction<T>(fn: () => T): T {
     return this.tx(fn) as T;
   }
@@ -358,6 +411,18 @@ function toDeployment(row: DeploymentRow): StoredDeployment {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     status: toStatus(row),
+  };
+}
+
+function toToken(row: TokenRow): StoredToken {
+  return {
+    id: row.id,
+    role: row.role as Role,
+    hash: row.hash,
+    ...(row.description !== null ? { description: row.description } : {}),
+    createdAt: row.created_at,
+    ...(row.expires_at !== null ? { expiresAt: row.expires_at } : {}),
+    ...(row.last_used_at !== null ? { lastUsedAt: row.last_used_at } : {}),
   };
 }
 

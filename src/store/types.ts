@@ -103,6 +103,28 @@ export interface AssetQuery {
   label?: string;
 }
 
+/**
+ * Control-plane roles, after Azure's built-in Owner / Contributor / Reader: each includes the ones after
+ * it (docs/security.md has the table of who may do what).
+ */
+export type Role = 'owner' | 'contributor' | 'reader';
+
+/**
+ * A control-plane bearer token (`igt_<id>_<secret>`). Only the SHA-256 of the secret is stored: the
+ * secret is shown once, when the token is created, and cannot be read back from the workspace.
+ */
+export interface StoredToken {
+  id: string;
+  role: Role;
+  /** SHA-256 of the secret, lowercase hex. */
+  hash: string;
+  description?: string;
+  createdAt: string;
+  /** Absent: the token does not expire. */
+  expiresAt?: string;
+  lastUsedAt?: string;
+}
+
 export interface StateStore {
   getEndpoint(name: string): StoredEndpoint | undefined;
   listEndpoints(): StoredEndpoint[];
@@ -132,6 +154,17 @@ export interface StateStore {
   putAsset<K extends AssetKind>(kind: K, asset: AssetRecords[K], options?: { anonymous?: boolean }): StoredAsset<K>;
   /** Archives (true) or restores (false) a version; false when there is no such version. */
   setAssetArchived(kind: AssetKind, name: string, version: string, archived: boolean): boolean;
+
+  /** Adds a control-plane token; an existing id throws (ids are random, so that is a bug) and writes nothing. */
+  putToken(token: Omit<StoredToken, 'createdAt' | 'lastUsedAt'>): StoredToken;
+  /** One lookup by primary key: the id is in the token's text, so authentication never scans. */
+  getToken(id: string): StoredToken | undefined;
+  /** Every token, oldest first. */
+  listTokens(): StoredToken[];
+  /** Revokes (deletes) a token; says whether it existed. The next request with it is refused. */
+  deleteToken(id: string): boolean;
+  /** Records that the token was just used (`token list` shows it). */
+  touchToken(id: string): void;
 
   /** Runs fn atomically: every write inside commits together or not at all. */
   transaction<T>(fn: () => T): T;

@@ -162,6 +162,8 @@ export class ConnectionMeters {
   bufferedBodyRejected = 0;
   /** Requests cut with 408 because their body arrived slower than the minimum rate. */
   slowBodyCut = 0;
+  /** Scoring requests answered 429 because their client address failed authentication too often. */
+  failedAuthRefused = 0;
 }
 
 export const connectionMeters = new ConnectionMeters();
@@ -171,9 +173,10 @@ collected('infergate_connections_rejected_total', 'Client connections refused at
   CONNECTION_REJECT_REASONS.map((r) => ({ labels: { reason: r }, value: connectionMeters.rejected[r] })),
 );
 collected('infergate_request_body_buffered_bytes', 'Request-body bytes the router holds in memory now (bounded by --max-buffered-body-mb).', 'gauge', () => [{ labels: {}, value: connectionMeters.bufferedBodyBytes }]);
-collected('infergate_requests_rejected_total', 'Requests refused by the router before reaching a deployment: buffered_body_cap (503: the buffered request bodies would pass the cap), slow_body (408: body slower than the minimum rate).', 'counter', () => [
+collected('infergate_requests_rejected_total', 'Requests refused by the router before reaching a deployment: buffered_body_cap (503: the buffered request bodies would pass the cap), slow_body (408: body slower than the minimum rate), failed_auth (429: the client address failed authentication too often, --failed-auth-limit).', 'counter', () => [
   { labels: { reason: 'buffered_body_cap' }, value: connectionMeters.bufferedBodyRejected },
   { labels: { reason: 'slow_body' }, value: connectionMeters.slowBodyCut },
+  { labels: { reason: 'failed_auth' }, value: connectionMeters.failedAuthRefused },
 ]);
 
 export const trafficLogDropped = new Counter({

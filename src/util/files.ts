@@ -16,8 +16,9 @@
 //   a copy that silently drops or hangs on an entry would not be the folder the user named.
 
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { chmod, mkdir, open, readdir, stat, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, lstat, mkdir, open, readdir, realpath, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { dirname, join, sep } from 'node:path';
 import { InfergateError, type ErrorCode } from '../errors/index.js';
 
 const MiB = 1024 * 1024;
@@ -179,6 +180,11 @@ export interface WalkOptions {
   what: string;
   /** Entry names left out at every level below the root (`__pycache__`, `.git`). */
   skip?: ReadonlySet<string>;
+  /**
+   * Follow a symbolic link below the root only when it leads inside the root (uploads: a link in a model
+   * folder to `/etc/shadow` or `~/.ssh` must not send that file to a server; the root itself may be a link).
+   */
+  confine?: boolean;
 }
 
 /**
@@ -189,9 +195,20 @@ export interface WalkOptions {
 export async function* walkTree(root: string, o: WalkOptions): AsyncGenerator<TreeEntry> {
   // Each pending entry carries the identities (dev:ino) of the folders above it, to recognise a loop.
   const pending: { abs: string; rel: string; above: ReadonlySet<string> }[] = [{ abs: root, rel: '', above: new Set() }];
+  let realRoot: string | undefined;
   while (pending.length) {
     const { abs, rel, above } = pending.pop()!;
     const inside = rel === '' ? '' : ` (inside ${o.what} ${root})`;
+    if (o.confine && rel !== '') {
+      if (realRoot === undefined) {
+        try {
+          realRoot = await realpath(root);
+        } catch (e) {
+          throw pathError(o.what, root, e);
+        }
+      }
+      await checkConfined(abs, rel, realRoot, inside);
+    }
     let st: Stats;
     try {
       st = await stat(abs);
@@ -223,6 +240,36 @@ export async function* walkTree(root: string, o: WalkOptions): AsyncGenerator<Tr
       pending.push({ abs: join(abs, names[i]), rel: rel ? `${rel}/${names[i]}` : names[i], above: below });
     }
   }
+}
+
+/** A symbolic link below an uploaded root must resolve inside it (WalkOptions.confine). */
+async function checkConfined(abs: string, rel: string, realRoot: string, inside: string): Promise<void> {
+  let l: Stats;
+  try {
+    l = await lstat(abs);
+  } catch {
+    return; // gone since readdir: the stat that follows reports it
+  }
+  if (!l.isSymbolicLink()) return;
+  let target: string;
+  try {
+    target = await realpath(abs);
+  } catch {
+    return; // a dangling link or a loop: the stat that follows reports it with its own message
+  }
+  if (target === realRoot || target.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) return;
+  throw new InfergateError('PathNotReadable', `'${rel}'${inside} is a symbolic link to ${target}, outside the folder being uploaded; only links that stay inside it are followed (copy the file in, or upload the folder it is in)`);
+}
+
+/** A read stream of a regular file opened without blocking (O_NONBLOCK, fstat-checked), and its size. */
+export async function openUserFileStream(path: string, what: string): Promise<{ stream: Readable; size: number }> {
+  const { handle, st } = await openRegular(path, { what, limit: Number.MAX_SAFE_INTEGER });
+  // Up to the size at open, as streamUserFile: a growing file cannot make the stream endless.
+  if (st.size === 0) {
+    await handle.close();
+    return { stream: Readable.from([]), size: 0 };
+  }
+  return { stream: handle.createReadStream({ start: 0, end: st.size - 1 }), size: st.size };
 }
 
 /**

@@ -6,11 +6,13 @@
 // reader never sees half a record): right after the lock is won with the pid and no URLs yet
 // ("starting"), then with the URLs once both ports listen.
 
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 export const SERVER_FILE = 'server.json';
+/** The workspace's local owner token (docs/security.md): 0600, in a 0700 workspace. */
+export const OWNER_TOKEN_FILE = 'owner.token';
 
 export interface ServerRecord {
   pid: number;
@@ -20,6 +22,11 @@ export interface ServerRecord {
   routerUrl: string;
   startedAt: string;
   version: string;
+  /**
+   * With TLS: a CA file the CLI on this machine trusts for `url` and `routerUrl` (the --tls-dev CA, or a
+   * self-signed --tls-cert), so it needs no --cacert (util/tls.ts).
+   */
+  caFile?: string;
 }
 
 export function defaultWorkspace(env: NodeJS.ProcessEnv = process.env): string {
@@ -46,7 +53,8 @@ export function readHolderRecord(workspace: string): ServerRecord | undefined {
 export function writeServerRecord(workspace: string, rec: ServerRecord): void {
   const file = join(workspace, SERVER_FILE);
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(rec, null, 2));
+  // 0600: the server's alone (instances pass through the workspace by name: backend/process/isolation.ts).
+  writeFileSync(tmp, JSON.stringify(rec, null, 2), { mode: 0o600 });
   renameSync(tmp, file);
 }
 
@@ -75,7 +83,40 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** `http://host:port`, with IPv6 hosts bracketed. */
-export function httpUrl(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+/** `http://host:port` (`https://` when `secure`), with IPv6 hosts bracketed. */
+export function httpUrl(host: string, port: number, secure = false): string {
+  return `${secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Makes the workspace directory owner-only, creating it 0700 if needed: it holds state.db (endpoint
+ * keys), owner.token and the audit log. An existing directory made by an older version is tightened:
+ * group read/write and every "other" bit go. Group search (x) is kept: instance isolation grants it to
+ * the instances' group so that they can reach their own instance directory (traverse, not list), also
+ * through a workspace that contains another one (`<home>/local`).
+ */
+export function secureWorkspaceDir(workspace: string): void {
+  mkdirSync(workspace, { recursive: true, mode: 0o700 });
+  const mode = statSync(workspace).mode & 0o777;
+  const tight = (mode & 0o010) | 0o700;
+  if (mode !== tight) chmodSync(workspace, tight);
+}
+
+/** The owner token beside server.json, or undefined when there is none or it cannot be read by this user. */
+export function readOwnerToken(workspace: string): string | undefined {
+  try {
+    const text = readFileSync(join(workspace, OWNER_TOKEN_FILE), 'utf8').trim();
+    return text === '' ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes owner.token whole (write + rename) and owner-only (0600) from its first byte. */
+export function writeOwnerToken(workspace: string, token: string): void {
+  const file = join(workspace, OWNER_TOKEN_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true }); // a tmp file left by a crash would keep its old mode
+  writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file);
 }

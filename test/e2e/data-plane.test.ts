@@ -155,7 +155,7 @@ test('/metrics counts the requests made, per deployment and status', async () =>
   await endpointWith('dpm', 'blue', 1, '{max_concurrent_requests_per_instance: 2}');
   for (let i = 0; i < 7; i++) assert.equal((await score('dpm', {})).status, 200);
   assert.equal((await score('dpm', { status: 500 })).status, 424);
-  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  const text = await (await fetch(`${apiUrl}/metrics`, { headers: ws.ownerAuth })).text();
   assert.match(text, /infergate_requests_total\{endpoint="dpm",deployment="blue",status_code="200",status_code_class="2xx"\} 7\n/);
   assert.match(text, /infergate_requests_total\{endpoint="dpm",deployment="blue",status_code="424",status_code_class="4xx"\} 1\n/);
   assert.match(text, /infergate_request_duration_seconds_count\{endpoint="dpm",deployment="blue"\} 8\n/);

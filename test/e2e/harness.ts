@@ -29,9 +29,22 @@ export class Workspace {
   }
 
   get env(): NodeJS.ProcessEnv {
-    const env = { ...process.env, INFERGATE_HOME: this.dir };
+    // A config of its own (infergate login writes there), so a login on the machine running the tests
+    // cannot redirect the CLI; and no token or URL from the caller's environment.
+    const env = { ...process.env, INFERGATE_HOME: this.dir, INFERGATE_CONFIG: join(this.dir, 'cli-config.json') };
     delete env.INFERGATE_URL;
+    delete env.INFERGATE_TOKEN;
     return env;
+  }
+
+  /** The local owner token the server created (<workspace>/owner.token), for requests made without the CLI. */
+  get ownerToken(): string {
+    return readFileSync(join(this.dir, 'owner.token'), 'utf8').trim();
+  }
+
+  /** `Authorization: Bearer <owner token>`, for control-plane requests made without the CLI. */
+  get ownerAuth(): { authorization: string } {
+    return { authorization: `Bearer ${this.ownerToken}` };
   }
 
   /** Copies a folder of files (YAML, scripts, models) into the workspace's scratch area and returns the copy. */

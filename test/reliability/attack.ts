@@ -162,7 +162,7 @@ export async function assertServes(uri: string, key: string, localAddress?: stri
 
 /** The control plane answers: its info route, and the CLI listing endpoints. */
 export async function assertControlPlane(ws: Workspace, apiUrl: string, endpoint: string): Promise<void> {
-  const info = await httpRequest(`${apiUrl}/api/info`);
+  const info = await httpRequest(`${apiUrl}/api/info`, { headers: ws.ownerAuth });
   assert.equal(info.status, 200, `control plane after the attack: ${info.status} ${info.body}`);
   const shown = await ws.cli(['online-endpoint', 'show', '-n', endpoint, '-o', 'tsv', '--query', 'provisioning_state']);
   assert.equal(shown.stdout, 'Succeeded\n', shown.stderr);

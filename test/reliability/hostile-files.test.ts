@@ -138,11 +138,11 @@ test('YAML loading is linear: 100k tags take about 10× the time of 10k, not 100
 test('a deeply nested JSON body to the API is a coded 400 (BodyTooDeep), and the API goes on', async () => {
   const depth = 100_000;
   const body = `{"name": "rel-deep", "tags": {"t": ${'['.repeat(depth)}${']'.repeat(depth)}}}`;
-  const r = await httpRequest(`${apiUrl}/api/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const r = await httpRequest(`${apiUrl}/api/endpoints`, { method: 'POST', headers: { ...ws.ownerAuth, 'content-type': 'application/json' }, body });
   assert.equal(r.status, 400, r.body.slice(0, 300));
   assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'BodyTooDeep');
   const objects = `{"name": "rel-deep", "tags": ${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
-  const r2 = await httpRequest(`${apiUrl}/api/endpoints`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: objects });
+  const r2 = await httpRequest(`${apiUrl}/api/endpoints`, { method: 'POST', headers: { ...ws.ownerAuth, 'content-type': 'application/json' }, body: objects });
   assert.equal(r2.status, 400, r2.body.slice(0, 300));
   assert.equal((JSON.parse(r2.body) as { error: { code: string } }).error.code, 'BodyTooDeep');
   assert.notEqual((await ws.cli(['online-endpoint', 'show', '-n', 'rel-deep'])).code, 0, 'nothing was created');

@@ -6,8 +6,8 @@
 
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { ConsoleLog, consoleLogFiles, CONSOLE_LOG_DEFAULTS, tailLines, type Cons
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
+import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /**
@@ -40,6 +41,11 @@ const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
  * server dies, as the Python workers do for their host (infergate_worker.py). setpriv execs Node in
  * place (same pid, same IPC descriptor). Checked once; without it, the IPC channel is the only guard.
  */
+/** Read by ld.so or glibc when any program starts (ld.so(8), GLIBC_TUNABLES, iconv's GCONV_PATH). */
+function isLoaderVariable(name: string): boolean {
+  return name.startsWith('LD_') || name === 'GCONV_PATH' || name === 'GLIBC_TUNABLES';
+}
+
 let setpriv: string | null | undefined;
 function pdeathsigWrapper(): string | null {
   setpriv ??= ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p) && spawnSync(p, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0) ?? null;
@@ -71,6 +77,10 @@ interface Instance {
   readyAt: number;
   stopping: boolean;
   stopProbes: (() => void) | null;
+  /** The instance's own uid while isolation is on (isolation.ts), for the instance's whole life. */
+  uid: number | null;
+  /** Where the storage initializer put model and code, once it ran in this server's life. */
+  storage: { modelDir: string; appRoot: string } | null;
 }
 
 export interface ProcessBackendOptions {
@@ -82,6 +92,8 @@ export interface ProcessBackendOptions {
    * 10 MiB per file and 2 rotated files kept: at most 30 MiB per container per instance.
    */
   consoleLog?: ConsoleLogOptions;
+  /** Whether and how instances run as uids of their own; detected (isolation.ts) when not given. */
+  isolation?: Isolation;
 }
 
 export class ProcessBackend implements Backend {
@@ -98,6 +110,11 @@ export class ProcessBackend implements Backend {
    */
   private readonly life = randomBytes(8).toString('hex');
   private closed = false;
+  readonly isolation: Isolation;
+  private readonly uids: UidPool | null;
+  /** Real paths of instances/ and envs/ (isolated: outside the workspace, which links to them). */
+  private readonly instancesDir: string;
+  private readonly envsDir: string;
 
   /**
    * The backend owns the workspace's instances/ and logs/ trees and its socket folder: the server
@@ -111,15 +128,25 @@ export class ProcessBackend implements Backend {
     this.socketDir = join(tmpdir(), `infergate-${createHash('sha256').update(options.workspace).digest('hex').slice(0, 10)}`);
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     // Sockets of an earlier server's instances (the hosts exit when their backend goes; a kill -9 of the
-    // server leaves their socket files behind). A host unlinks a stale file of its own name before it
+    // server leaves their socket folders behind). A host unlinks a stale file of its own name before it
     // listens anyway; this removes the ones no instance will take again.
     for (const name of readdirSync(this.socketDir)) {
-      if (!name.endsWith('.sock')) continue;
-      try {
-        unlinkSync(join(this.socketDir, name));
-      } catch {
-        // gone already
-      }
+      if (!/^[0-9a-f]{16}(\.sock)?$/.test(name)) continue;
+      rmSync(join(this.socketDir, name), { recursive: true, force: true });
+    }
+    this.isolation = options.isolation ?? detectIsolation();
+    if (this.isolation.on) {
+      this.uids = new UidPool(this.isolation.base, this.isolation.count);
+      ({ instancesDir: this.instancesDir, envsDir: this.envsDir } = placeReachable(options.workspace, instanceRoot()));
+      // Instances pass through to their own socket folder (0700, theirs) and list nothing.
+      chmodSync(this.socketDir, 0o711);
+      const { base, count, user } = this.isolation;
+      options.log?.(`instance isolation: on (each instance runs as a uid of its own from ${base}-${base + count - 1}, group ${user}; it can read its own instance directory, not the workspace)`);
+    } else {
+      this.uids = null;
+      this.instancesDir = join(options.workspace, 'instances');
+      this.envsDir = join(options.workspace, 'envs');
+      options.log?.(`WARNING: instance isolation is off: ${this.isolation.reason}. Scoring scripts run as the server's own user and can read the whole workspace (state.db with every key, tokens) and every other deployment's files.`);
     }
   }
 
@@ -133,19 +160,22 @@ export class ProcessBackend implements Backend {
 
   async start(id: string, plan: InstancePlan, index: number): Promise<void> {
     if (this.closed || this.instances.has(id)) return;
-    const dir = join(this.options.workspace, 'instances', plan.endpoint, plan.deployment, id);
+    const dir = join(this.instancesDir, plan.endpoint, plan.deployment, id);
     const inst: Instance = {
       observed: { id, endpoint: plan.endpoint, deployment: plan.deployment, revision: plan.revision, index, state: 'starting', restarts: 0 },
       plan,
       dir,
       logDir: join(this.options.workspace, 'logs', plan.endpoint, plan.deployment, id),
-      socketPath: join(this.socketDir, `${createHash('sha256').update(`${this.life}/${id}`).digest('hex').slice(0, 16)}.sock`),
+      // A folder per instance: isolated, it is the instance's own (0700) and the socket folder is not listable.
+      socketPath: join(this.socketDir, createHash('sha256').update(`${this.life}/${id}`).digest('hex').slice(0, 16), 'host.sock'),
       child: null,
       log: null,
       restartTimer: null,
       readyAt: 0,
       stopping: false,
       stopProbes: null,
+      uid: this.uids?.allocate() ?? null,
+      storage: null,
     };
     this.instances.set(id, inst);
     this.changed();
@@ -187,10 +217,13 @@ export class ProcessBackend implements Backend {
       await drained;
     }
     await inst.log?.end();
+    // Whatever the instance's code left running goes before its files and its uid.
+    if (this.isolation.on && inst.uid !== null) await killAllOf(this.isolation, inst.uid);
     // Files first, then the map: a start() of the same id (a retry) only begins once nothing of this
     // instance is being removed.
     await rm(inst.dir, { recursive: true, force: true });
-    await rm(inst.socketPath, { force: true });
+    await rm(dirname(inst.socketPath), { recursive: true, force: true });
+    if (inst.uid !== null) this.uids?.release(inst.uid);
     this.instances.delete(id);
     await this.tidy(inst.observed.endpoint, inst.observed.deployment);
     this.changed();
@@ -241,7 +274,7 @@ export class ProcessBackend implements Backend {
   private tidy(endpoint: string, deployment: string): Promise<void> {
     return this.serially(endpoint, deployment, async () => {
       const inUse = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
-      const instancesDir = join(this.options.workspace, 'instances', endpoint, deployment);
+      const instancesDir = join(this.instancesDir, endpoint, deployment);
       for (const id of await readdir(instancesDir).catch(() => [] as string[])) {
         if (!inUse.has(id)) await rm(join(instancesDir, id), { recursive: true, force: true });
       }
@@ -326,19 +359,42 @@ export class ProcessBackend implements Backend {
       await mkdir(inst.logDir, { recursive: true });
       inst.log ??= new ConsoleLog(join(inst.logDir, 'inference-server.log'), this.consoleLog);
       // Storage initializer: a separate short-lived process, as Azure's storage-initializer container.
-      let modelDir = '';
-      let appRoot = '';
-      if (!existsSync(join(inst.dir, '.initialized'))) {
+      const iso = this.isolation;
+      if (iso.on) {
+        this.writeLog(inst, `Instance isolation: running as uid ${inst.uid}, group ${iso.user} (gid ${iso.gid}); readable: this instance's directory and the Python environment, not the workspace`);
+      } else {
+        this.writeLog(inst, `WARNING: instance isolation is off (${iso.reason}): the scoring script runs as the server's user and can read the workspace`);
+      }
+      // Storage is reused by a restart in this server's life. Isolated, a directory found on disk is never
+      // trusted (its owner, an earlier uid, may have changed anything in it, the marker too): filled afresh.
+      if (inst.storage === null && !iso.on && existsSync(join(inst.dir, '.initialized'))) {
+        inst.storage = JSON.parse(await readFile(join(inst.dir, '.initialized'), 'utf8')) as { modelDir: string; appRoot: string };
+      }
+      if (inst.storage === null) {
         // A directory without the marker was being filled when an earlier server died: start it afresh.
         await rm(inst.dir, { recursive: true, force: true });
         const result = await this.initializeStorage(inst);
         if (inst.stopping) return;
         if (result === undefined) return; // failed; state set
-        modelDir = result.modelDir;
-        appRoot = result.appRoot;
         await writeFile(join(inst.dir, '.initialized'), JSON.stringify(result));
+        if (iso.on && inst.uid !== null) {
+          // The instance's home and temporary files stay in its own directory, and go with it.
+          await mkdir(join(inst.dir, 'home'));
+          await mkdir(join(inst.dir, 'tmp'));
+          await chownTree(inst.dir, inst.uid, iso.gid);
+          await chmod(inst.dir, 0o700);
+        }
+        inst.storage = result;
+      }
+      const { modelDir, appRoot } = inst.storage;
+      if (iso.on && inst.uid !== null) {
+        const socketFolder = dirname(inst.socketPath);
+        await mkdir(socketFolder, { recursive: true, mode: 0o700 });
+        await chown(socketFolder, inst.uid, iso.gid);
+        // Leftovers of the instance's previous run (a crash, a liveness kill) go before it starts again.
+        await killAllOf(iso, inst.uid);
       } else {
-        ({ modelDir, appRoot } = JSON.parse(await readFile(join(inst.dir, '.initialized'), 'utf8')) as { modelDir: string; appRoot: string });
+        await mkdir(dirname(inst.socketPath), { recursive: true, mode: 0o700 });
       }
 
       const env: NodeJS.ProcessEnv = {
@@ -354,9 +410,13 @@ export class ProcessBackend implements Backend {
         AZUREML_ENTRY_SCRIPT: join(appRoot, plan.code!.scoringScript),
         WORKER_COUNT: String(plan.workerCount),
       };
+      if (iso.on) {
+        // The uid has no passwd entry: getpass.getuser() reads LOGNAME/USER first; HOME and TMPDIR are the instance's own.
+        Object.assign(env, { HOME: join(inst.dir, 'home'), TMPDIR: join(inst.dir, 'tmp'), USER: iso.user, LOGNAME: iso.user });
+      }
       if (plan.runtime === 'python') {
         // The conda file's environment, built (or reused) where a package index or local wheels allow it.
-        const built = await prepareEnvironment(plan.environment, { workspace: this.options.workspace, log: (line) => this.writeLog(inst, line) });
+        const built = await prepareEnvironment(plan.environment, { workspace: this.options.workspace, envsDir: this.envsDir, log: (line) => this.writeLog(inst, line) });
         if (inst.stopping) return;
         if (built) {
           this.writeLog(inst, `Python interpreter: ${built.python} (environment ${built.hash})`);
@@ -384,7 +444,14 @@ export class ProcessBackend implements Backend {
 
   private async initializeStorage(inst: Instance): Promise<{ modelDir: string; appRoot: string } | undefined> {
     const { plan } = inst;
-    await mkdir(inst.dir, { recursive: true });
+    await mkdir(inst.dir, { recursive: true, mode: 0o711 });
+    if (this.isolation.on) {
+      // instances/<endpoint>/<deployment>/: instances pass through to their own directory, list nothing
+      // (explicit chmod: a server umask of 077 would have made them 0700).
+      await chmod(dirname(inst.dir), 0o711);
+      await chmod(dirname(dirname(inst.dir)), 0o711);
+      await chmod(inst.dir, 0o700);
+    }
     const requestFile = join(inst.dir, 'storage-request.json');
     await writeFile(requestFile, JSON.stringify({ instanceDir: inst.dir, ...(plan.model ? { model: plan.model } : {}), ...(plan.code ? { code: { path: plan.code.path } } : {}) }));
     const log = new ConsoleLog(join(inst.logDir, 'storage-initializer.log'), this.consoleLog);
@@ -416,9 +483,20 @@ export class ProcessBackend implements Backend {
   }
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
-    const wrapper = pdeathsigWrapper();
+    const iso = this.isolation;
+    // Isolated: setpriv drops to the instance's uid, then sets the parent-death signal (after the
+    // change of credentials, which would clear it), then execs Node.
+    const wrapper = iso.on ? iso.setpriv : pdeathsigWrapper();
+    const drop = iso.on && inst.uid !== null ? asInstance(iso, inst.uid) : [];
+    // setpriv itself runs as the server's user (root when isolating): variables that steer the dynamic
+    // loader or libc (a deployment may opt in to LD_* with its allow tag, spec/unsafe-env.ts) must not
+    // reach it, or LD_PRELOAD would run the deployment's code as root. They are set again by env(1),
+    // which setpriv execs after dropping to the instance's uid.
+    const loaderVars = wrapper ? Object.keys(env).filter(isLoaderVariable) : [];
+    const wrapperEnv = loaderVars.length === 0 ? env : Object.fromEntries(Object.entries(env).filter(([k]) => !isLoaderVariable(k)));
+    const reapply = loaderVars.length === 0 ? [] : ['/usr/bin/env', ...loaderVars.map((k) => `${k}=${env[k] ?? ''}`)];
     const child = wrapper
-      ? spawn(wrapper, ['--pdeathsig', 'KILL', '--', process.execPath, ...HOST_EXEC_ARGV, HOST_SCRIPT], { env, cwd: env.AML_APP_ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+      ? spawn(wrapper, [...drop, '--pdeathsig', 'KILL', '--', ...reapply, process.execPath, ...HOST_EXEC_ARGV, HOST_SCRIPT], { env: wrapperEnv, cwd: env.AML_APP_ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
       : fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: HOST_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     inst.child = child;
     // Read as fast as the host writes, never paused: its stdout is a pipe it writes synchronously, so a

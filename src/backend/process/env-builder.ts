@@ -19,12 +19,13 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { InstancePlan } from '../../ir/types.js';
 import { condaDependencies, isLocalPipEntry, localPipPath } from '../../util/conda.js';
 import { CONDA_FILE_LIMIT, describeStats, readUserFile, streamUserFile } from '../../util/files.js';
 import { parseYamlData } from '../../util/yaml.js';
+import { shareTree } from './isolation.js';
 import { PROVIDED } from './python-env.js';
 
 export interface BuiltEnvironment {
@@ -35,6 +36,8 @@ export interface BuiltEnvironment {
 
 export interface EnvironmentOptions {
   workspace: string;
+  /** Where environments are built (default <workspace>/envs; isolated instances reach them elsewhere: isolation.ts). */
+  envsDir?: string;
   /** A line for the instance log. */
   log: (line: string) => void;
   /** Interpreter the virtual environments are made from (default /usr/bin/python3, else python3 on PATH). */
@@ -97,7 +100,7 @@ export async function prepareEnvironment(environment: InstancePlan['environment'
     if (reqs.args.length === 0) return undefined; // nothing beyond what the host provides
     const base = o.basePython ?? defaultBasePython();
     const hash = await environmentHash(base, reqs);
-    const dir = join(o.workspace, 'envs', hash);
+    const dir = join(o.envsDir ?? join(o.workspace, 'envs'), hash);
     const python = join(dir, 'bin', 'python');
     const describe = `${reqs.args.length} requirement${reqs.args.length === 1 ? '' : 's'}: ${reqs.args.map((a) => (reqs.local.includes(a) ? basename(a) : a)).join(' ')}`;
 
@@ -296,7 +299,8 @@ async function buildEnvironment(base: string, dir: string, reqs: Requirements, p
   const logFile = `${dir}.log`;
   const transcript: string[] = [];
   const fail = async (reason: string) => {
-    await writeFile(logFile, transcript.join('\n')).catch(() => {});
+    // The transcript may name an index URL with its credentials: the server's alone (instances reach envs/).
+    await writeFile(logFile, transcript.join('\n'), { mode: 0o600 }).catch(() => {});
     await rm(dir, { recursive: true, force: true });
     return { ok: false as const, reason };
   };
@@ -321,7 +325,10 @@ async function buildEnvironment(base: string, dir: string, reqs: Requirements, p
     const why = reasonOf(r.output, `exit ${r.code}`);
     return fail(reqs.allLocal ? `pip could not install the local files: ${why}` : `pip could not install from the package index (not reachable, or no matching version): ${why}`);
   }
-  await writeFile(logFile, transcript.join('\n'));
+  await writeFile(logFile, transcript.join('\n'), { mode: 0o600 });
+  await chmod(logFile, 0o600); // one left by an earlier build keeps its mode otherwise
+  // Every instance that uses it reads it, under a uid of its own (isolation.ts), whatever the server's umask.
+  await shareTree(dir);
   await writeFile(join(dir, READY), JSON.stringify({ base, requirements: reqs.args, builtAt: new Date().toISOString() }, null, 2) + '\n');
   return { ok: true };
 }
