@@ -14,7 +14,9 @@ S=examples/azureml/managed/sample
 $IG server "$@" &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER' INT TERM
-for _ in $(seq 1 100); do [ -f "$INFERGATE_HOME/server.json" ] && break; sleep 0.1; done
+# server.json names the server once both its ports listen (it is written first, without URLs, when the
+# workspace lock is won).
+for _ in $(seq 1 200); do grep -qs '"url": "http' "$INFERGATE_HOME/server.json" && break; sleep 0.1; done
 
 if ! $IG ml online-endpoint show -n "$E" >/dev/null 2>&1; then
   $IG ml online-endpoint create --name "$E" -f $S/endpoint.yml -o none

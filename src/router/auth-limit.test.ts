@@ -146,3 +146,64 @@ test('failedAuth: false turns the limit off (a router behind a proxy)', async ()
     await open.close();
   }
 });
+
+test('2,000 fuzzed Authorization headers on raw sockets: each answered 400/401/429, none echoes a secret, then a valid key still passes', { timeout: 60_000 }, async () => {
+  // Its own router without the limit (the limit is tested above): every case reaches the credential checks.
+  const fuzzRouter = new Router({ failedAuth: false });
+  fuzzRouter.setTable(table);
+  const fuzzPort = (await fuzzRouter.listen(0, '127.0.0.1')).port;
+  let seed = 0x9e3779b9;
+  const rnd = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const token = (await issueToken('token-endpoint', SECRET)).accessToken;
+  const printable = (len: number) => Array.from({ length: len }, () => String.fromCharCode(0x21 + rnd(94))).join('');
+  /** One character replaced by a different printable one. */
+  const mutate = (s: string) => {
+    const i = rnd(s.length);
+    const c = 0x21 + ((s.charCodeAt(i) - 0x21 + 1 + rnd(93)) % 94);
+    return s.slice(0, i) + String.fromCharCode(c) + s.slice(i + 1);
+  };
+  const cases: string[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const scheme = ['Bearer', 'bearer', 'BEARER', 'Basic', 'Bearer\t', 'Bearer  ', '', 'Token'][rnd(8)];
+    const credential = [
+      () => printable(1 + rnd(64)),
+      () => mutate(KEY),
+      () => mutate(token),
+      () => token.split('.').reverse().join('.'),
+      () => `${token.split('.')[0]}.${printable(40)}.${token.split('.')[2]}`,
+      () => 'e'.repeat(1 + rnd(7000)),
+      () => KEY.slice(0, rnd(KEY.length)),
+      () => `${KEY} ${KEY}`,
+    ][rnd(8)]();
+    cases.push(`${scheme} ${credential}`);
+  }
+  const send = (value: string, endpoint: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: fuzzPort, path: `/endpoints/${endpoint}/score`, method: 'POST', headers: { authorization: value, 'content-type': 'application/json' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+  try {
+    for (let i = 0; i < cases.length; i += 50) {
+      const batch = await Promise.all(cases.slice(i, i + 50).map((c, j) => send(c, (i + j) % 2 === 0 ? 'key-endpoint' : 'token-endpoint')));
+      for (const [j, r] of batch.entries()) {
+        assert.ok([400, 401, 431].includes(r.status), `case ${i + j} (${JSON.stringify(cases[i + j])} vs ${token}): ${r.status} ${r.body}`);
+        assert.ok(!r.body.includes(KEY) && !r.body.includes(token) && !r.body.includes(SECRET), `case ${i + j}: the answer echoes a credential`);
+      }
+    }
+    // Still serving: the valid key and the valid token pass auth (503: the endpoints have no instance).
+    assert.equal((await send(`Bearer ${KEY}`, 'key-endpoint')).status, 503);
+    assert.equal((await send(`Bearer ${token}`, 'token-endpoint')).status, 503);
+  } finally {
+    await fuzzRouter.close();
+  }
+});

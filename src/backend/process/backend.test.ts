@@ -128,11 +128,16 @@ test('inference-server.log rotates at the configured size and get-logs --lines r
     await backend.start(id, plan('ep3', 'blue', code('rotate', total)), 0);
     await ready(backend, id);
     const logDir = join(ws, 'logs', 'ep3', 'blue', id);
-    const files = readdirSync(logDir).filter((f) => f.startsWith('inference-server.log')).sort();
+    // 'ready' comes over IPC, the console output over pipes and then asynchronously to disk: the last
+    // rotations may follow the ready message by a moment (more so on a loaded machine).
+    const logFiles = () => readdirSync(logDir).filter((f) => f.startsWith('inference-server.log')).sort();
+    for (const end = Date.now() + 10_000; logFiles().length < 3 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+    const files = logFiles();
     assert.deepEqual(files, ['inference-server.log', 'inference-server.log.1', 'inference-server.log.2']);
     // A pipe read is at most 64 kB, and a chunk is never split: a file passes the limit by less than that.
     for (const f of files) assert.ok(statSync(join(logDir, f)).size <= maxFileBytes + 64 * 1024, `${f}: ${statSync(join(logDir, f)).size} bytes`);
 
+    for (const end = Date.now() + 10_000; !(await backend.logs('ep3', 'blue', 'inference-server', 5)).includes('init done') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
     const want = 800; // more than one 32 kB file holds (~540 lines)
     const tail = (await backend.logs('ep3', 'blue', 'inference-server', want)).trimEnd().split('\n');
     assert.equal(tail.length, want);
