@@ -8,4 +8,5 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('infergate: dist/ is missing; run `npm run build` in the infergate folder first\n');
   process.exit(2);
 }
-await import(entry.href);
+const { main } = await import(entry.href);
+process.exitCode = await main(process.argv.slice(2));

@@ -11,21 +11,27 @@ const SRC = dirname(fileURLToPath(import.meta.url));
 const ALLOWED: Record<string, string[]> = {
   errors: [],
   util: ['errors'],
+  // The instance protocol (frames, the framed client, the batching writer, host ↔ backend messages, log
+  // lines, hop-by-hop headers): a leaf that router, backends, runtime and the CLI share.
+  protocol: ['errors', 'util'],
   telemetry: ['errors', 'util'],
   ir: ['util'],
   spec: ['errors', 'util'],
   store: ['spec', 'errors', 'util'],
   compile: ['spec', 'store', 'ir', 'errors', 'util'],
   // Router and backends see only the IR (the narrow waist).
-  router: ['ir', 'errors', 'telemetry', 'util'],
-  backend: ['ir', 'errors', 'telemetry', 'util'],
-  // Runs inside an instance: a leaf, nothing of the control plane or router.
-  runtime: ['util'],
+  router: ['ir', 'protocol', 'errors', 'telemetry', 'util'],
+  backend: ['ir', 'protocol', 'errors', 'telemetry', 'util'],
+  // Runs inside an instance: nothing of the control plane or router, only the protocol it speaks.
+  runtime: ['protocol', 'util'],
   reconcile: ['backend', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
-  api: ['reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  // The service layer: the rules of endpoints, deployments, traffic and assets, behind any front end.
+  control: ['reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  api: ['control', 'reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
   client: ['errors', 'util'],
-  cli: ['client', 'spec', 'errors', 'util', 'main'],
-  main: ['api', 'backend', 'reconcile', 'router', 'store', 'compile', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  // backend: `infergate serve` runs its instance host with the process backend's supervisor.
+  cli: ['client', 'backend', 'protocol', 'spec', 'errors', 'util', 'main'],
+  main: ['api', 'backend', 'reconcile', 'router', 'protocol', 'store', 'compile', 'spec', 'ir', 'errors', 'telemetry', 'util'],
 };
 
 function files(dir: string): string[] {

@@ -9,7 +9,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hostname, networkInterfaces } from 'node:os';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InfergateError } from '../errors/index.js';
+import { errorOf, type InfergateError } from '../errors/index.js';
 import type { Role, StateStore, StoredToken } from '../store/types.js';
 import { readOwnerToken, secureWorkspaceDir, writeOwnerToken } from '../util/workspace.js';
 import type { AuditLog } from './audit.js';
@@ -65,9 +65,9 @@ export const MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600;
 /** `30d`, `12h`, `15m`, `90s` (or a bare number of seconds) → seconds. */
 export function parseDuration(text: string): number {
   const m = /^\s*(\d{1,10})\s*([smhd]?)\s*$/i.exec(text);
-  if (!m) throw new InfergateError('BadArgument', `expires_in '${text}' is not a duration like 30d, 12h, 15m or 90s.`);
+  if (!m) throw errorOf('DurationInvalid', { text });
   const seconds = Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2].toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
-  if (seconds < 1 || seconds > MAX_TOKEN_LIFETIME_S) throw new InfergateError('BadArgument', `expires_in '${text}' must be between 1s and ${MAX_TOKEN_LIFETIME_S / 86400}d.`);
+  if (seconds < 1 || seconds > MAX_TOKEN_LIFETIME_S) throw errorOf('DurationOutOfRange', { text, maxDays: MAX_TOKEN_LIFETIME_S / 86400 });
   return seconds;
 }
 
@@ -90,20 +90,20 @@ export function createToken(store: StateStore, o: { role: Role; expiresInSeconds
   return { token: `igt_${id}_${secret}`, record };
 }
 
-export type Verdict = { ok: true; token: StoredToken } | { ok: false; reason: string };
+export type Verdict = { ok: true; token: StoredToken } | { ok: false; error: InfergateError };
 
 /** Checks a token's text against the store, as it is now: revocation and expiry take effect at once. */
 export function verifyToken(store: StateStore, text: string, now: number = Date.now()): Verdict {
   const parsed = parseToken(text);
-  if (!parsed) return { ok: false, reason: 'The bearer token is not an infergate token (igt_<id>_<secret>).' };
+  if (!parsed) return { ok: false, error: errorOf('TokenMalformed') };
   const record = store.getToken(parsed.id);
   // Unknown and wrong-secret tokens get the same answer, so the reply does not tell which ids exist.
   const given = Buffer.from(hashSecret(parsed.secret), 'hex');
   const stored = record ? Buffer.from(record.hash, 'hex') : undefined;
   if (!record || !stored || stored.length !== given.length || !timingSafeEqual(given, stored)) {
-    return { ok: false, reason: 'The bearer token is not valid (unknown or revoked).' };
+    return { ok: false, error: errorOf('TokenUnknown') };
   }
-  if (record.expiresAt !== undefined && now >= Date.parse(record.expiresAt)) return { ok: false, reason: `The bearer token expired at ${record.expiresAt}.` };
+  if (record.expiresAt !== undefined && now >= Date.parse(record.expiresAt)) return { ok: false, error: errorOf('TokenExpired', { expiresAt: record.expiresAt }) };
   return { ok: true, token: record };
 }
 
@@ -266,7 +266,7 @@ export function installAccessControl(app: FastifyInstance, o: AccessOptions): vo
     reply.header('x-request-id', req.id);
     const host = req.headers.host;
     if (host === undefined || !o.hosts.has(hostOf(host))) {
-      return refuse(reply, new InfergateError('HostNotAllowed', `The control plane does not answer to host '${host ?? ''}'. If that is its name, start the server with --api-allowed-host ${host ? hostOf(host).replace(/^\[|\]$/g, '') : '<name>'}.`));
+      return refuse(reply, errorOf('HostNotAllowed', { host: host ?? '', name: host ? hostOf(host).replace(/^\[|\]$/g, '') : '<name>' }));
     }
     const config = req.routeOptions.config;
     if (config?.role === 'public') return;
@@ -274,23 +274,23 @@ export function installAccessControl(app: FastifyInstance, o: AccessOptions): vo
     const need: Role | undefined = req.is404 ? 'reader' : config?.role;
     if (need === undefined) {
       o.log(`refusing ${req.method} ${req.url}: the route declares no role`);
-      return refuse(reply, new InfergateError('Forbidden', 'This route declares no access role; it is refused.'));
+      return refuse(reply, errorOf('RouteWithoutRole'));
     }
     const bearer = bearerOf(req);
     const verdict: Verdict =
       bearer === undefined
-        ? { ok: false, reason: "The Authorization header must be exactly one 'Bearer <token>'." }
+        ? { ok: false, error: errorOf('AuthorizationAmbiguous') }
         : bearer === ''
-          ? { ok: false, reason: "The control plane needs 'Authorization: Bearer <token>' (the local CLI reads <workspace>/owner.token; elsewhere set INFERGATE_TOKEN or run 'infergate login')." }
+          ? { ok: false, error: errorOf('TokenMissing') }
           : verifyToken(o.store, bearer, now());
     if (!verdict.ok) {
       const wait = o.limiter.fail(req.ip);
       if (wait > 0) {
-        return refuse(reply, new InfergateError('TooManyFailedAuth', `Too many failed authentications from ${req.ip}; retry in ${wait} s.`), { 'retry-after': String(wait) });
+        return refuse(reply, errorOf('TooManyFailedAuth', { client: req.ip, seconds: wait }), { 'retry-after': String(wait) });
       }
       // RFC 6750 §3: a challenge, with error="invalid_token" when a token was presented.
       const challenge = bearer ? 'Bearer realm="infergate", error="invalid_token"' : 'Bearer realm="infergate"';
-      return refuse(reply, new InfergateError('Unauthorized', verdict.reason), { 'www-authenticate': challenge });
+      return refuse(reply, verdict.error, { 'www-authenticate': challenge });
     }
     const token = verdict.token;
     req.principal = { id: token.id, role: token.role };
@@ -300,7 +300,7 @@ export function installAccessControl(app: FastifyInstance, o: AccessOptions): vo
       o.store.touchToken(token.id);
     }
     if (!roleAllows(token.role, need)) {
-      return refuse(reply, new InfergateError('Forbidden', `Token ${token.id} has role '${token.role}'; ${req.method} ${req.routeOptions.url ?? req.url} needs '${need}' or higher.`));
+      return refuse(reply, errorOf('RoleTooLow', { id: token.id, role: token.role, method: req.method, route: req.routeOptions.url ?? req.url, need }));
     }
   });
 

@@ -1,2 +1,3 @@
-export { buildApi, checkTraffic, newKeys, type ApiOptions } from './server.js';
+export { buildApi, type ApiOptions } from './server.js';
+export { checkTraffic, newKeys } from '../control/index.js';
 export { showDeployment, showEndpoint, type ShowContext } from './show.js';

@@ -20,7 +20,8 @@ import type { EndpointSpec } from '../spec/types.js';
 import type { ProvisioningState, StoredDeployment } from '../store/types.js';
 import { createToken } from './auth.js';
 import { injectSink, uploadedDeployment, uploadedEnvironment, uploadedModel } from '../cli/uploads-testing.js';
-import { buildApi, checkTraffic } from './server.js';
+import { buildApi } from './server.js';
+import { checkTraffic } from '../control/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const jsModel = join(root, 'test/fixtures/js-model');

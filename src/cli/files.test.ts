@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { sourceCliArgs } from './source-cli-testing.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'src/cli/main.ts');
 let dir: string;
 
 before(() => {
@@ -30,7 +30,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function cli(args: string[]): Promise<{ code: number | null; stderr: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--max-old-space-size=512', '--import', 'tsx', MAIN, ...args, '--server', 'http://127.0.0.1:9'], { cwd: ROOT, timeout: 10_000, encoding: 'utf8' }, (err, _stdout, stderr) => {
+    execFile(process.execPath, sourceCliArgs([...args, '--server', 'http://127.0.0.1:9'], ['--max-old-space-size=512']), { cwd: ROOT, timeout: 10_000, encoding: 'utf8' }, (err, _stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr, ms: performance.now() - t0 });
     });
   });

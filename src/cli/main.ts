@@ -42,6 +42,28 @@ export function parseTrafficFlag(value: string, flag: string): Record<string, nu
   return out;
 }
 
+/**
+ * A flag's parser for a whole number >= min: anything else is refused before the command runs
+ * (parseInt would take `--port 80x` as 80 and `--lines 1e3` as 1).
+ */
+export function wholeNumber(flag: string, min: number): (v: string) => number {
+  return (v) => {
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new InfergateError('BadArgument', `${flag} must be a whole number of at least ${min}, not '${v}'`);
+    return n;
+  };
+}
+
+/** A TCP port flag: 0 (any free port) to 65535. */
+export function portNumber(flag: string): (v: string) => number {
+  const parse = wholeNumber(flag, 0);
+  return (v) => {
+    const n = parse(v);
+    if (n > 65535) throw new InfergateError('BadArgument', `${flag} must be a port from 0 to 65535, not '${v}'`);
+    return n;
+  };
+}
+
 async function confirm(question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return;
   if (!process.stdin.isTTY) throw new InfergateError('BadArgument', 'This operation needs confirmation: pass --yes (-y) when not running interactively.');
@@ -349,7 +371,7 @@ function deploymentCommands(program: Command): void {
   common(dep.command('get-logs').description("A deployment's console log (or its storage initializer's)"))
     .requiredOption('-n, --name <name>', 'deployment name')
     .addOption(endpointOption().makeOptionMandatory())
-    .option('-l, --lines <n>', 'how many of the last lines', (v) => Number.parseInt(v, 10), 5000)
+    .option('-l, --lines <n>', 'how many of the last lines', wholeNumber('--lines', 0), 5000)
     .option('-c, --container <name>', 'inference-server or storage-initializer', 'inference-server')
     .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; local?: boolean }) => {
@@ -357,18 +379,11 @@ function deploymentCommands(program: Command): void {
       if (container !== 'inference-server' && container !== 'storage-initializer') {
         throw new InfergateError('BadArgument', `Invalid container type '${o.container}'. Supported container types are inference-server and storage-initializer`);
       }
-      if (!Number.isInteger(o.lines) || o.lines < 0) throw new InfergateError('BadArgument', `--lines must be a whole number, not '${o.lines}'`);
       print(await (await client(o)).logs(o.endpointName, o.name, container, o.lines));
     });
 }
 
 function serverCommand(program: Command): void {
-  /** A whole number >= min for a router limit flag; anything else is refused before the server starts. */
-  const count = (flag: string, min: number) => (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InfergateError('BadArgument', `${flag} must be a whole number of at least ${min}, not '${v}'`);
-    return n;
-  };
   program
     .command('server')
     .description('Run infergate: control-plane API and router in one process, instances as child processes')
@@ -376,15 +391,15 @@ function serverCommand(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--api-host <host>', 'address the control plane listens on (default: --host)')
     .option('--api-allowed-host <name...>', "another name the control plane answers to in the Host header (a DNS name of this machine or of a proxy in front); repeatable", collect)
-    .option('--port <port>', 'control-plane API port (0: any free port)', (v) => Number.parseInt(v, 10), 8470)
-    .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', (v) => Number.parseInt(v, 10), 8471)
-    .option('--max-deployments <n>', 'deployments allowed per endpoint', (v) => Number.parseInt(v, 10), 20)
-    .option('--max-body-bytes <n>', 'largest scoring request body; larger gets 413', (v) => Number.parseInt(v, 10), 100 * 1024 * 1024)
-    .option('--max-connections <n>', 'open client connections the router accepts; one more gets 503', count('--max-connections', 1), 8192)
-    .option('--max-connections-per-client <n>', 'open router connections per client address; one more gets 429', count('--max-connections-per-client', 1), 1024)
-    .option('--max-buffered-body-mb <n>', 'request-body MiB the router buffers at once, all connections together; a request over it gets 503', count('--max-buffered-body-mb', 1), 256)
-    .option('--min-body-rate <bytes-per-second>', 'slowest request-body upload accepted after a 5 s grace (408 below); 0 disables', count('--min-body-rate', 0), 240)
-    .option('--failed-auth-limit <n>', 'failed scoring authentications per client address in 10 s before it gets 429 for 10 s; 0 disables (a router behind a proxy sees one address)', count('--failed-auth-limit', 0), 50)
+    .option('--port <port>', 'control-plane API port (0: any free port)', portNumber('--port'), 8470)
+    .option('--router-port <port>', 'router (scoring URI) port (0: any free port)', portNumber('--router-port'), 8471)
+    .option('--max-deployments <n>', 'deployments allowed per endpoint', wholeNumber('--max-deployments', 1), 20)
+    .option('--max-body-bytes <n>', 'largest scoring request body; larger gets 413', wholeNumber('--max-body-bytes', 1), 100 * 1024 * 1024)
+    .option('--max-connections <n>', 'open client connections the router accepts; one more gets 503', wholeNumber('--max-connections', 1), 8192)
+    .option('--max-connections-per-client <n>', 'open router connections per client address; one more gets 429', wholeNumber('--max-connections-per-client', 1), 1024)
+    .option('--max-buffered-body-mb <n>', 'request-body MiB the router buffers at once, all connections together; a request over it gets 503', wholeNumber('--max-buffered-body-mb', 1), 256)
+    .option('--min-body-rate <bytes-per-second>', 'slowest request-body upload accepted after a 5 s grace (408 below); 0 disables', wholeNumber('--min-body-rate', 0), 240)
+    .option('--failed-auth-limit <n>', 'failed scoring authentications per client address in 10 s before it gets 429 for 10 s; 0 disables (a router behind a proxy sees one address)', wholeNumber('--failed-auth-limit', 0), 50)
     .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
     .option('--local-mode', "serve local endpoints: no auth, each endpoint on its own http://localhost:<port>/score (what --local commands start)")
     .option('--tls-cert <file>', 'serve HTTPS (router and control plane) with this PEM certificate (chain); reloaded on SIGHUP')
@@ -464,8 +479,10 @@ export function expandPrefixes(program: Command, args: string[]): string[] {
     i++;
   }
   const longs = cmd.options.map((o) => o.long).filter((l): l is string => !!l);
+  // After `--` everything is an operand (POSIX utility syntax guideline 10; argparse too): never a flag.
+  const end = args.indexOf('--');
   return args.map((a, j) => {
-    if (j < i || !a.startsWith('--') || a === '--') return a;
+    if (j < i || (end >= 0 && j >= end) || !a.startsWith('--')) return a;
     const [flag, ...rest] = a.split('=');
     if (longs.includes(flag)) return a;
     const matches = longs.filter((l) => l.startsWith(flag));
@@ -474,6 +491,11 @@ export function expandPrefixes(program: Command, args: string[]): string[] {
   });
 }
 
+/**
+ * Runs one command line and returns the exit code: 0, 1 for an error of ours (printed as az prints
+ * one), 2 for a usage error. Importing this module runs nothing (its parsers are unit-tested):
+ * bin/infergate.js calls it.
+ */
 export async function main(argv: string[]): Promise<number> {
   const args = argv[0] === 'ml' ? argv.slice(1) : argv;
   const program = buildProgram();
@@ -494,4 +516,3 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { errorSummary, findErrorLocation } from './serve.js';
+import { sourceCliArgs } from './source-cli-testing.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'src/cli/main.ts');
 const FIXTURES = join(ROOT, 'test/fixtures');
 const EXAMPLES = join(ROOT, 'examples/azureml');
 const CANONICAL = '[11055.977245525679, 4503.079536107787]';
@@ -32,7 +32,7 @@ interface Served {
 }
 
 async function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', ...args], {
+  const child = spawn(process.execPath, sourceCliArgs(['serve', '--port', '0', ...args]), {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, INFERGATE_PYTHON: '/usr/bin/python3' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -275,7 +275,7 @@ describe('infergate serve: reload and error locations', () => {
 });
 
 describe('infergate serve: arguments', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'serve', ...args], { cwd: ROOT, encoding: 'utf8' });
+  const run = (args: string[]) => spawnSync(process.execPath, sourceCliArgs(['serve', ...args]), { cwd: ROOT, encoding: 'utf8' });
 
   it("refuses a bad port or worker count with azmlinfsrv's messages", () => {
     const script = join(FIXTURES, 'py-behaviours/score.py');

@@ -8,8 +8,9 @@
 //   client ──HTTP──▶ this process ──frames over a Unix socket──▶ instance host (src/runtime/host.ts)
 //                                                               └─▶ Python workers / the JS module
 //
-// The instance host is the very program the process backend runs for a deployment, started here as a
-// child process with INFERGATE_SOCKET on a temporary socket — not loaded in-process — because:
+// The instance host is the very program the process backend runs for a deployment, started here by the
+// same supervisor (backend/process/supervisor.ts: spawn, IPC messages, crash back-off) as a child
+// process with INFERGATE_SOCKET on a temporary socket — not loaded in-process — because:
 // - a reload must start from a clean slate: Python needs new processes anyway, and an ES module cannot
 //   be unloaded (re-importing it leaks the old copy and keeps its module-level state and timers);
 // - the host owns its process (process.exit after init-failed, chdir for JS modules, signal handlers);
@@ -21,7 +22,7 @@
 // code is picked out of the traceback (Python) or stack (JavaScript) and printed on its own line, so the
 // place to fix is visible without reading the whole trace. Ctrl-C / SIGTERM stops everything.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -29,14 +30,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
+import { RestartBackOff, spawnHost, stopHost, superviseHost } from '../backend/process/supervisor.js';
 import { InfergateError } from '../errors/index.js';
-import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type ResponseFrame } from '../util/frame.js';
-
-/** What the instance host reports over IPC (src/runtime/contract.ts HostMessage; cli/ may not import runtime/). */
-type HostMessage = { type: 'ready'; pid: number } | { type: 'init-failed'; code: string; message: string };
+import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type ResponseFrame } from '../protocol/frame.js';
 
 export interface ServeOptions {
   entryScript: string;
@@ -169,9 +167,6 @@ type HostState =
 interface RunningHost {
   child: ChildProcess;
   socket: string;
-  exited: Promise<void>;
-  /** It reported ready (so its death is a crash to recover from, not a script that cannot start). */
-  ready: boolean;
   stopping: boolean;
 }
 
@@ -191,7 +186,9 @@ class DebugServer {
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
   private stopped = false;
-  private crashes = 0;
+  /** The process backend's crash back-off; a reload (the user's edit) starts it afresh. */
+  private readonly backOff = new RestartBackOff();
+  private readyAt = 0;
 
   constructor(private readonly o: ServeOptions & { appRoot: string }) {
     this.version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -251,17 +248,9 @@ class DebugServer {
 
   // ---- the instance host -------------------------------------------------------------------------------
 
-  private hostProgram(): { path: string; execArgv: string[] } {
-    const js = fileURLToPath(new URL('../runtime/host.js', import.meta.url));
-    if (existsSync(js)) return { path: js, execArgv: [] };
-    // Running from source (tsx): the host is TypeScript too; tsx resolved from here, not from the cwd.
-    return { path: fileURLToPath(new URL('../runtime/host.ts', import.meta.url)), execArgv: ['--import', import.meta.resolve('tsx')] };
-  }
-
   private startHost(): void {
     const gen = ++this.generation;
     const socket = join(this.tmp, `host-${gen}.sock`);
-    const program = this.hostProgram();
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       INFERGATE_SOCKET: socket,
@@ -274,51 +263,56 @@ class DebugServer {
     };
     if (this.o.modelDir !== undefined) env.AZUREML_MODEL_DIR = this.o.modelDir;
     else delete env.AZUREML_MODEL_DIR;
-    const child = fork(program.path, [], { cwd: this.o.appRoot, env, execArgv: program.execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const running: RunningHost = { child, socket, exited: new Promise((res) => child.once('exit', () => res())), ready: false, stopping: false };
+    const child = spawnHost({ env, cwd: this.o.appRoot });
+    const running: RunningHost = { child, socket, stopping: false };
     this.host = running;
     this.state = { kind: 'starting' };
     child.stdout!.pipe(process.stdout, { end: false });
     this.followStderr(child, gen);
 
-    child.once('message', (msg: HostMessage) => {
-      if (gen !== this.generation) return;
-      if (msg.type === 'ready') {
-        running.ready = true;
-        FramedClient.connect(socket).then(
-          (client) => {
-            if (gen !== this.generation) return client.close();
-            client.onClose = () => {
-              if (this.state.kind === 'ready' && this.state.client === client) this.state = { kind: 'starting' };
-            };
-            this.setState({ kind: 'ready', client });
-            this.log('I', `The scoring script is ready: http://${this.o.host}:${this.port}/score`);
-          },
-          (err: Error) => this.setState({ kind: 'failed', message: `Cannot connect to the instance host: ${err.message}` }),
-        );
-      } else {
-        this.setState({ kind: 'failed', message: msg.message });
-        this.reportFailure('init()', msg.message);
-      }
-    });
-    child.once('exit', (code, signal) => {
-      if (gen !== this.generation || running.stopping || this.stopped) return;
-      if (this.state.kind === 'failed') return; // init-failed: wait for a change
-      const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-      if (!running.ready) {
-        this.setState({ kind: 'failed', message: `The instance host exited (${how}) before the script was ready. See the log above.` });
-        this.log('E', `The instance host exited (${how}) before the script was ready; waiting for a change to reload.`);
-        return;
-      }
-      // It was serving and died (e.g. a Python worker crashed): start it again, backing off if it keeps dying.
-      this.crashes++;
-      const delay = Math.min(10_000, 500 * 2 ** Math.min(this.crashes - 1, 5));
-      this.log('W', `The instance host exited (${how}); restarting it in ${delay} ms.`);
-      this.state = { kind: 'starting' };
-      setTimeout(() => {
-        if (gen === this.generation && !this.stopped) this.startHost();
-      }, delay).unref();
-    });
+    superviseHost(
+      child,
+      {
+        onReady: () => {
+          if (gen !== this.generation) return;
+          this.readyAt = Date.now();
+          FramedClient.connect(socket).then(
+            (client) => {
+              if (gen !== this.generation) return client.close();
+              client.onClose = () => {
+                if (this.state.kind === 'ready' && this.state.client === client) this.state = { kind: 'starting' };
+              };
+              this.setState({ kind: 'ready', client });
+              this.log('I', `The scoring script is ready: http://${this.o.host}:${this.port}/score`);
+            },
+            (err: Error) => this.setState({ kind: 'failed', message: `Cannot connect to the instance host: ${err.message}` }),
+          );
+        },
+        onInitFailed: (_code, message) => {
+          if (gen !== this.generation) return;
+          this.setState({ kind: 'failed', message });
+          this.reportFailure('init()', message);
+        },
+        onExit: (exit) => {
+          if (gen !== this.generation || exit.kind === 'init-failed') return; // init-failed: wait for a change
+          const how = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+          if (exit.kind === 'exited-before-ready') {
+            // Unlike a deployment, nothing is gained by starting it again unchanged: the user's edit reloads it.
+            this.setState({ kind: 'failed', message: `The instance host exited (${how}) before the script was ready. See the log above.` });
+            this.log('E', `The instance host exited (${how}) before the script was ready; waiting for a change to reload.`);
+            return;
+          }
+          // It was serving and died (e.g. a Python worker crashed): start it again, backing off as a deployment does.
+          const delay = this.backOff.next(this.readyAt);
+          this.log('W', `The instance host exited (${how}); restarting it in ${delay} ms.`);
+          this.state = { kind: 'starting' };
+          setTimeout(() => {
+            if (gen === this.generation && !this.stopped) this.startHost();
+          }, delay).unref();
+        },
+      },
+      () => running.stopping || this.stopped,
+    );
   }
 
   /** Copies the host's console log to ours, and reports where run() failed when a traceback goes by. */
@@ -386,10 +380,7 @@ class DebugServer {
     h.stopping = true;
     if (this.state.kind === 'ready') this.state.client.close();
     this.state = { kind: 'starting' };
-    if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGTERM');
-    const killer = setTimeout(() => h.child.kill('SIGKILL'), 8000);
-    await h.exited;
-    clearTimeout(killer);
+    await stopHost(h.child, 8000);
   }
 
   // ---- reload --------------------------------------------------------------------------------------------
@@ -427,7 +418,7 @@ class DebugServer {
     this.log('I', `Detected a change in ${relative(process.cwd(), file) || file}: reloading the scoring script.`);
     this.reloading = (async () => {
       await this.stopHost();
-      this.crashes = 0;
+      this.backOff.reset();
       if (!this.stopped) this.startHost();
     })();
     await this.reloading;

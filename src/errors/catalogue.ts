@@ -50,6 +50,99 @@ export const catalogue = {
 
 export type ErrorCode = keyof typeof catalogue;
 
+/**
+ * The message templates: one wording per situation, each under the code it is reported with. A code with
+ * one situation has a template of its own name (`DeploymentNotFound`); a code reported in several
+ * situations (`BadArgument`, `OperationInProgress` ...) has one named template for each. `{name}` is filled
+ * from the parameters of errorOf(), whose type requires exactly the names the template uses. docs/errors.md
+ * is generated from this table and the catalogue (src/errors/doc.ts); errors.test.ts fails when it is stale.
+ * Like Fastify's errors.js (one FST_ERR_* per situation, docs/Reference/Errors.md beside it), scripts and
+ * users can rely on a wording as long as its template is here.
+ */
+export const messages = {
+  // Input: the HTTP request itself
+  RequestBodyInvalid: { code: 'BadArgument', template: 'The request does not match the route: {problems}.' },
+  JsonMalformed: { code: 'BadArgument', template: 'The request body is not valid JSON.' },
+  JsonBodyEmpty: { code: 'BadArgument', template: "The request body is empty but its Content-Type is 'application/json'." },
+  MediaTypeUnsupported: { code: 'BadArgument', template: "The route does not take a body of Content-Type '{contentType}'." },
+  RequestMalformed: { code: 'BadArgument', template: 'The request is malformed ({reason}).' },
+  UrlMalformed: { code: 'BadArgument', template: "The request URL '{url}' cannot be decoded." },
+  BodyTooLarge: { code: 'BodyTooLarge', template: 'The request body is larger than the limit of {limit} bytes.' },
+  BodyTooDeep: { code: 'BodyTooDeep', template: 'The JSON request body nests arrays or objects more than {limit} levels deep.' },
+  NestedTooDeeply: { code: 'BodyTooDeep', template: 'The request is nested too deeply to process.' },
+  RouteNotFound: { code: 'RouteNotFound', template: 'No route {method} {url}' },
+  InternalError: { code: 'InternalError', template: 'An unexpected error occurred in the control plane (request id {requestId}); the details are in the server log.' },
+  // Documents against the request that carries them
+  DocumentNameMismatch: { code: 'BadArgument', template: "The document names {kind} '{named}' but the request is for '{requested}'." },
+  AadTokenUnsupported: { code: 'BadArgument', template: "auth_mode 'aad_token' needs Microsoft Entra ID, which infergate does not use; use 'key' or 'aml_token'." },
+  ContainerTypeInvalid: { code: 'BadArgument', template: "Invalid container type '{container}'. Supported container types are inference-server and storage-initializer" },
+  // Endpoints and deployments
+  EndpointNotFound: { code: 'EndpointNotFound', template: "Endpoint '{endpoint}' not found." },
+  EndpointAlreadyExists: { code: 'EndpointAlreadyExists', template: "Endpoint '{endpoint}' already exists. If you want to update it, use 'infergate ml online-endpoint update'." },
+  EndpointBeingDeleted: { code: 'OperationInProgress', template: "Endpoint '{endpoint}' is being deleted." },
+  DeploymentNotFound: { code: 'DeploymentNotFound', template: "Deployment '{deployment}' not found in endpoint '{endpoint}'." },
+  DeploymentAlreadyExists: { code: 'DeploymentAlreadyExists', template: "Deployment '{deployment}' already exists in endpoint '{endpoint}'. If you want to update it, use 'infergate ml online-deployment update'." },
+  DeploymentBeingDeleted: { code: 'OperationInProgress', template: "Deployment '{deployment}' is being deleted." },
+  DeploymentHasTraffic: { code: 'DeploymentHasTraffic', template: "Deployment '{deployment}' has traffic ({live}% live, {mirror}% mirror); set it to 0 with 'online-endpoint update --traffic' before deleting it." },
+  TooManyDeployments: { code: 'TooManyDeployments', template: "Endpoint '{endpoint}' has {count} deployments, the most allowed ({max})." },
+  TrafficAtCreate: { code: 'InvalidTraffic', template: "traffic and mirror_traffic can't be set when an endpoint is created; create the deployments first, then use 'online-endpoint update --traffic'." },
+  TrafficRulesBroken: { code: 'InvalidTraffic', template: '{problems}' },
+  // Keys
+  KeyTypeInvalid: { code: 'KeyTypeInvalid', template: "Key type must be 'primary' or 'secondary'." },
+  NotKeyAuth: { code: 'NotKeyAuth', template: "Endpoint '{endpoint}' does not use keys for authentication. Its token signing key is rotated with --key-type token." },
+  TokenKeyOfKeyEndpoint: { code: 'BadArgument', template: "Endpoint '{endpoint}' uses keys: --key-type token rotates the token signing key of aml_token endpoints." },
+  // Control-plane tokens and access (docs/security.md)
+  TokenNotFound: { code: 'BadArgument', template: "No token with id '{id}' (see 'infergate token list')." },
+  DurationInvalid: { code: 'BadArgument', template: "expires_in '{text}' is not a duration like 30d, 12h, 15m or 90s." },
+  DurationOutOfRange: { code: 'BadArgument', template: "expires_in '{text}' must be between 1s and {maxDays}d." },
+  HostNotAllowed: { code: 'HostNotAllowed', template: "The control plane does not answer to host '{host}'. If that is its name, start the server with --api-allowed-host {name}." },
+  RouteWithoutRole: { code: 'Forbidden', template: 'This route declares no access role; it is refused.' },
+  RoleTooLow: { code: 'Forbidden', template: "Token {id} has role '{role}'; {method} {route} needs '{need}' or higher." },
+  TooManyFailedAuth: { code: 'TooManyFailedAuth', template: 'Too many failed authentications from {client}; retry in {seconds} s.' },
+  TokenMissing: { code: 'Unauthorized', template: "The control plane needs 'Authorization: Bearer <token>' (the local CLI reads <workspace>/owner.token; elsewhere set INFERGATE_TOKEN or run 'infergate login')." },
+  AuthorizationAmbiguous: { code: 'Unauthorized', template: "The Authorization header must be exactly one 'Bearer <token>'." },
+  TokenMalformed: { code: 'Unauthorized', template: 'The bearer token is not an infergate token (igt_<id>_<secret>).' },
+  TokenUnknown: { code: 'Unauthorized', template: 'The bearer token is not valid (unknown or revoked).' },
+  TokenExpired: { code: 'Unauthorized', template: 'The bearer token expired at {expiresAt}.' },
+  // Assets (docs/assets.md)
+  AssetVersionNotFound: { code: 'AssetNotFound', template: "{Kind} {name} version {version} not found. See 'infergate ml {kind} list -n {name} --include-archived'." },
+  AssetLabelUnknown: { code: 'AssetNotFound', template: "Label '{label}' not found for {kind} {name}: the only label is 'latest'." },
+  AssetLabelUnresolved: { code: 'AssetNotFound', template: "{Kind} {name} has no version with label '{label}': it is not registered, or every version is archived. See 'infergate ml {kind} list -n {name} --include-archived'." },
+  NoAssetStore: { code: 'BadArgument', template: 'This server has no asset store (it was started without a workspace); {what} cannot be {done}.' },
+  NoBlobStore: { code: 'BadArgument', template: 'This server has no blob store (it was started without a workspace); files cannot be uploaded.' },
+  ScoringScriptInvalid: { code: 'BadArgument', template: 'code_configuration.scoring_script: {problem}' },
+  CondaFileNotYaml: { code: 'BadArgument', template: 'conda_file {ref} is not valid YAML: {problem} at line {line}, column {column}.' },
+  CondaFileNotMapping: { code: 'BadArgument', template: 'conda_file {ref} is not a mapping (expected name, channels, dependencies)' },
+  PipEntryNotUploaded: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names a local path that was not uploaded with the conda file; the server reads no path a client names (the infergate CLI uploads such files, docs/assets.md \"Uploads\")." },
+  PipEntryMissing: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names {path}, which was not uploaded with the conda file" },
+  // Uploads (docs/assets.md "Uploads")
+  NotAnUpload: { code: 'BadArgument', template: "{what} '{ref}' is not an upload reference; the server reads no path a client names (docs/assets.md, \"Uploads\")." },
+  UploadKindMismatch: { code: 'BadArgument', template: '{what} {ref} is a {actual}, expected a {expected}.' },
+  UploadRefInvalid: { code: 'BadArgument', template: "'{ref}' is not an upload reference (upload:sha256:<64 hex digits>)." },
+  Sha256Invalid: { code: 'BadArgument', template: "'{sha256}' is not a SHA-256 (64 lower-case hex digits)." },
+  BlobBodyMissing: { code: 'BadArgument', template: 'PUT /api/blobs/<sha256> takes the file as an application/octet-stream body.' },
+  BlobLengthMismatch: { code: 'BadArgument', template: 'Blob {sha256}: {size} bytes received, Content-Length said {declared}.' },
+  BlobHashMismatch: { code: 'BadArgument', template: "Blob {sha256}: the body's SHA-256 is {actual}; a blob is stored only under its own hash (did the file change while it was uploaded?)." },
+  BlobIncomplete: { code: 'BadArgument', template: 'Blob {sha256}: the upload did not complete ({reason}).' },
+  BlobTooLarge: { code: 'FileTooLarge', template: 'Blob {sha256} is {size} bytes; the largest file the server accepts is {limit} bytes.' },
+  ManifestTooLarge: { code: 'BadArgument', template: 'Upload {ref}: the manifest is over {limit} bytes.' },
+  UploadNotOnServer: { code: 'BadArgument', template: 'Upload {ref} is not on this server: upload its files and manifest first (PUT /api/blobs/<sha256>; the infergate CLI does this).' },
+  UploadIncomplete: { code: 'BadArgument', template: 'Upload {ref} is incomplete: {count} file(s) were not uploaded ({paths}).' },
+  UploadSizeMismatch: { code: 'BadArgument', template: "Upload {ref}: '{path}' is listed with {size} bytes but its blob has another size." },
+} as const satisfies Record<string, { code: ErrorCode; template: string }>;
+
+export type Situation = keyof typeof messages;
+
+/** The `{name}` placeholders of a template, as a union of names. */
+type Placeholders<T extends string> = T extends `${string}{${infer P}}${infer Rest}` ? P | Placeholders<Rest> : never;
+/** What errorOf() needs for a situation: a value for each placeholder of its template, nothing else. */
+export type MessageParams<S extends Situation> = { [P in Placeholders<(typeof messages)[S]['template']>]: string | number };
+
+/** Fills `{name}` placeholders; a name without a value is left as written (the types prevent it). */
+export function formatMessage(template: string, params: Readonly<Record<string, string | number>>): string {
+  return template.replace(/\{([A-Za-z][A-Za-z0-9]*)\}/g, (whole, name: string) => (Object.hasOwn(params, name) ? String(params[name]) : whole));
+}
+
 /** One problem found while validating a spec. `path` is the YAML key path (e.g. `request_settings.request_timeout_ms`). */
 export interface Problem {
   file?: string;
@@ -99,3 +192,13 @@ export function validationError(problems: Problem[], what: string): InfergateErr
     problems,
   );
 }
+
+/**
+ * The error of one situation, with its one wording: `errorOf('DeploymentNotFound', { deployment, endpoint })`.
+ * The code (hence the HTTP status) comes from the template's entry; `details` as InfergateError's.
+ */
+export function errorOf<S extends Situation>(situation: S, ...[params, details]: [Placeholders<(typeof messages)[S]['template']>] extends [never] ? [params?: Record<string, never>, details?: unknown[]] : [params: MessageParams<S>, details?: unknown[]]): InfergateError {
+  const m = messages[situation];
+  return new InfergateError(m.code, formatMessage(m.template, (params ?? {}) as Record<string, string | number>), details);
+}
+

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../compile/routing.js';
 import type { DeploymentRoute, EndpointRoute } from '../ir/types.js';
-import type { HostMessage } from '../runtime/contract.js';
+import type { HostMessage } from '../protocol/messages.js';
 import { ConnectionMeters } from '../telemetry/metrics.js';
 import { Router, type RouterOptions } from './router.js';
 

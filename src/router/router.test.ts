@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../compile/routing.js';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
-import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_REQUEST, FrameReader, type RequestFrame } from '../util/frame.js';
+import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_REQUEST, FrameReader, type RequestFrame } from '../protocol/frame.js';
 import { issueToken, TOKEN_LIFETIME_MS } from '../util/token.js';
 import { Router } from './router.js';
 
@@ -120,13 +120,13 @@ const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
 
 function call(
   path: string,
-  o: { method?: string; headers?: Record<string, string>; body?: string | Buffer; key?: string | null; agent?: Agent; chunked?: boolean } = {},
+  o: { method?: string; headers?: Record<string, string>; body?: string | Buffer; key?: string | null; agent?: Agent; chunked?: boolean; port?: number } = {},
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': 'application/json', ...o.headers };
     const key = o.key === undefined ? KEY1 : o.key;
     if (key !== null) headers.authorization = `Bearer ${key}`;
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'POST', headers, agent: o.agent ?? keepAlive }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port: o.port ?? port, path, method: o.method ?? 'POST', headers, agent: o.agent ?? keepAlive }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -340,6 +340,60 @@ test('a 90/10 split sends 10% ± 3% of 2,000 requests to the second deployment',
   assert.equal(green.requests.length, counts.green);
   const share = counts.green / total;
   assert.ok(share > 0.07 && share < 0.13, `green got ${(share * 100).toFixed(1)}%`);
+});
+
+/**
+ * A router of its own whose random source (RouterOptions.random) hands out `draws` in order, and counts
+ * what was drawn: a draw more than scripted fails the test.
+ */
+async function scriptedRouter(draws: number[], t: RoutingTable): Promise<{ router: Router; port: number; drawn: () => number; close: () => Promise<void> }> {
+  let next = 0;
+  const r = new Router({
+    random: () => {
+      assert.ok(next < draws.length, `draw ${next + 1} of ${draws.length} scripted`);
+      return draws[next++];
+    },
+  });
+  r.setTable(t);
+  const p = (await r.listen(0, '127.0.0.1')).port;
+  return { router: r, port: p, drawn: () => next, close: () => r.close() };
+}
+
+test('the weighted pick draws from the injected random source: 90/10 with draws 0.05, 0.95, 0.89, 0.9 → blue, green, blue, green', async () => {
+  const s = await scriptedRouter([0.05, 0.95, 0.89, 0.9], table(keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { blue: 90, green: 10 })));
+  try {
+    const served: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await call('/endpoints/my-endpoint/score', { port: s.port });
+      assert.equal(r.status, 200);
+      served.push(r.headers['azureml-model-deployment'] as string);
+      // A pinned request takes no draw.
+      const pinned = await call('/endpoints/my-endpoint/score', { port: s.port, headers: { 'azureml-model-deployment': 'green' } });
+      assert.equal(pinned.headers['azureml-model-deployment'], 'green');
+    }
+    assert.deepEqual(served, ['blue', 'green', 'blue', 'green']);
+    assert.equal(s.drawn(), 4);
+  } finally {
+    await s.close();
+  }
+});
+
+test('the mirror roll draws from the injected random source: mirror 10% with draws 0.05, 0.5 → the first is copied, the second not', async () => {
+  // blue=100: the live pick takes no draw, so every draw is a mirror roll.
+  const route = keyEndpoint('my-endpoint', [dep('blue', [blue]), dep('green', [green])], { blue: 100 });
+  const s = await scriptedRouter([0.05, 0.5, 0.0999, 0.1], table({ ...route, mirror: { deployment: 'green', percent: 10 } }));
+  try {
+    for (let i = 0; i < 4; i++) assert.equal((await call('/endpoints/my-endpoint/score', { port: s.port, body: `{"i":${i}}` })).status, 200);
+    await until(() => s.router.statsOf('my-endpoint', 'green').mirrorSent === 2 && s.router.statsOf('my-endpoint', 'green').mirrorInflight === 0, 'two mirror answers');
+    assert.deepEqual(
+      green.requests.map((r) => r.body.toString()),
+      ['{"i":0}', '{"i":2}'],
+    );
+    assert.equal(blue.requests.length, 4);
+    assert.equal(s.drawn(), 4);
+  } finally {
+    await s.close();
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { decodeResponse, encodeCancel, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../util/frame.js';
-import { STORAGE_RESULT_PREFIX, type HostMessage, type StorageResult } from './contract.js';
+import { decodeResponse, encodeCancel, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../protocol/frame.js';
+import { STORAGE_RESULT_PREFIX, type HostMessage, type StorageResult } from '../protocol/messages.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = join(ROOT, 'src/runtime/host.ts');

@@ -1,19 +1,22 @@
 // The instance host: one running copy of a deployment (an "instance"). Started by the process backend as
-// `node dist/runtime/host.js` with child_process.fork; environment and IPC messages are in contract.ts.
+// `node dist/runtime/host.js` with child_process.fork; environment and IPC messages are in protocol/messages.ts.
 //
 //   router ──frames over a Unix socket──▶ host ──▶ JavaScript/TypeScript module, in this process
 //                                              └─▶ WORKER_COUNT Python workers, frames over stdin/stdout
 //
 // DESIGN.md "The instance protocol" is why there is no HTTP here: the router keeps one persistent,
-// multiplexed, length-prefixed connection (src/util/frame.ts) to each instance. The host accepts any
+// multiplexed, length-prefixed connection (src/protocol/frame.ts) to each instance. The host accepts any
 // number of such connections (ids are chosen by the connecting side and only need to be unique per
-// connection), answers every REQUEST with a RESPONSE of the same id, and ignores CANCEL for requests
-// it is running. A body streamed in parts (REQUEST_STREAM, then BODY frames) is reassembled here into the
+// connection) and answers every REQUEST with a RESPONSE of the same id. CANCEL (the router's deadline
+// passed, or its client went away) drops a request whose work has not started: one still waiting for a
+// Python worker is never run (the worker skips it); one already running finishes, and the router has
+// discarded its answer. A JavaScript module's run() starts as its frame is read, so there is nothing to
+// drop there. A body streamed in parts (REQUEST_STREAM, then BODY frames) is reassembled here into the
 // REQUEST frame it would have been, so the scorers (and the Python workers' protocol) never see parts;
 // a CANCEL before the last part drops what was reassembled. Answers the host makes itself because the
 // instance failed (worker died, shutting down) go out as INSTANCE_ERROR frames.
 //
-// Lifecycle (contract.ts):
+// Lifecycle (protocol/messages.ts):
 //   1. log the settings; import the script and run init() (Python: every worker's init());
 //   2. listen on INFERGATE_SOCKET, then IPC {type:'ready', pid}; or on failure IPC {type:'init-failed',
 //      code, message} and exit 3, as azmlinfsrv does (contract §5.4). Without an IPC channel (a manual
@@ -39,11 +42,11 @@ import {
   FrameReader,
   HEADER_BYTES,
   type HeaderList,
-} from '../util/frame.js';
-import type { HostMessage } from './contract.js';
+} from '../protocol/frame.js';
+import type { HostMessage } from '../protocol/messages.js';
 import { formatError, JS_EXTENSIONS, JsScorer, loadScoringModule } from './js-scorer.js';
 import { log } from './log.js';
-import { Outbox } from './outbox.js';
+import { FrameWriter } from '../protocol/writer.js';
 import { PythonPool, WORKER_SCRIPT } from './python-pool.js';
 import { InitFailure, messageBody, type Peer, type Scorer } from './scorer.js';
 
@@ -114,7 +117,7 @@ class Connection implements Peer {
   closed = false;
   /** Our writes to this socket are over its high-water mark: stop reading its requests. */
   writeBlocked = false;
-  private readonly out: Outbox;
+  private readonly out: FrameWriter;
   /** Streamed requests by id, until their last part. */
   private readonly streams = new Map<number, Reassembly>();
 
@@ -122,17 +125,24 @@ class Connection implements Peer {
     readonly socket: net.Socket,
     host: Host,
   ) {
-    this.out = new Outbox(socket, (blocked) => {
-      this.writeBlocked = blocked;
-      host.updateReading(this);
+    this.out = new FrameWriter(socket, {
+      onBlockedChange: (blocked) => {
+        this.writeBlocked = blocked;
+        host.updateReading(this);
+      },
+      name: 'The router connection',
     });
     const reader = new FrameReader((frame, type, id) => {
       if (type === FRAME_REQUEST) host.onRequest(this, frame, id);
       else if (type === FRAME_REQUEST_STREAM) this.streams.set(id, { parts: [frame], bytes: frame.length });
       else if (type === FRAME_BODY) this.onBodyPart(host, frame, id);
-      else if (type === FRAME_CANCEL) this.streams.delete(id);
-      // CANCEL of a request being run is ignored: run() cannot be interrupted mid-call anyway, and the
-      // router has already answered its client. RESPONSE frames have no meaning in this direction.
+      else if (type === FRAME_CANCEL) {
+        // A streamed request still arriving is dropped with its parts; a whole one is the scorer's to
+        // drop if it has not started (run() cannot be interrupted mid-call, and the router has already
+        // answered its client).
+        if (!this.streams.delete(id)) host.scorer?.cancel(this, id);
+      }
+      // RESPONSE frames have no meaning in this direction.
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => {}); // ECONNRESET and friends: 'close' follows and says all we need
@@ -183,7 +193,7 @@ class Connection implements Peer {
 
 class Host {
   readonly connections = new Set<Connection>();
-  private scorer: Scorer | null = null;
+  scorer: Scorer | null = null;
   private server: net.Server | null = null;
   private workersCongested = false;
   private shuttingDown = false;

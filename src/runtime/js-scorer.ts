@@ -34,7 +34,7 @@ import { extname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
-import { decodeRequest, encodeResponseFrame, HeaderBlock, type HeaderList, type RequestFrame } from '../util/frame.js';
+import { decodeRequest, encodeResponseFrame, HeaderBlock, type HeaderList, type RequestFrame } from '../protocol/frame.js';
 import { validateJson, type JsonSchema } from './json-schema.js';
 import { log } from './log.js';
 import { pythonJsonDumps } from './py-json.js';
@@ -112,7 +112,7 @@ export function formatError(err: unknown): string {
 
 /**
  * Imports the module, checks that it exports init() and run() (named exports, or properties of the default
- * export / module.exports) and how run() wants its input, and calls init() once. Failures carry contract.ts's
+ * export / module.exports) and how run() wants its input, and calls init() once. Failures carry protocol/messages.ts's
  * init-failed codes and the script's own error text and stack.
  */
 export async function loadScoringModule(file: string): Promise<ScoringModule> {
@@ -225,6 +225,9 @@ export class JsScorer implements Scorer {
   }
 
   async stop(): Promise<void> {}
+
+  /** run() starts as its frame is read (host.ts): by the time a CANCEL comes, there is nothing to drop. */
+  cancel(): void {}
 
   handle(peer: Peer, frame: Buffer, id: number): void {
     let req: RequestFrame;

@@ -7,6 +7,12 @@
 // worker's RESPONSE frame gets the original id back, again in place, and is queued to the connection it
 // came from. The worker builds every response header itself (it has the request's headers at hand).
 //
+// CANCEL from a router (its deadline passed, or its client went away) is passed on to the worker that
+// has the request, in the worker's id space, and the entry is marked cancelled. The worker skips a
+// request it has not started and echoes the CANCEL back (so the id is known to be free again); one it is
+// running finishes and its answer is dropped here. Either way the entry leaves `pending` only when the
+// worker is done with the id: ids are never reused while a worker may still answer them.
+//
 // Start-up: each worker's first frame is its init report (RESPONSE, id 0, JSON {"ok": ...}; documented
 // in infergate_worker.py); the pool is ready only when every worker reported success.
 // A worker that exits later is fatal for the instance: its in-flight requests get 502 (as INSTANCE_ERROR
@@ -15,9 +21,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FRAME_RESPONSE, FrameReader, MAX_ID, decodeResponse } from '../util/frame.js';
+import { encodeCancel, FRAME_CANCEL, FRAME_RESPONSE, FrameReader, IdAllocator, decodeResponse } from '../protocol/frame.js';
 import { log } from './log.js';
-import { Outbox } from './outbox.js';
+import { FrameWriter } from '../protocol/writer.js';
 import { InitFailure, messageBody, type InitFailedCode, type Peer, type Scorer } from './scorer.js';
 
 /**
@@ -31,7 +37,8 @@ const KILL_AFTER_MS = 2000;
 const JSON_HEADERS = [['content-type', 'application/json']] as const;
 
 interface Pending {
-  peer: Peer;
+  /** null once the peer cancelled it: the answer, if one comes, is dropped. */
+  peer: Peer | null;
   /** The id the peer chose. */
   id: number;
 }
@@ -50,9 +57,10 @@ export interface PythonPoolOptions {
 
 class Worker {
   readonly proc: ChildProcess;
-  readonly out: Outbox;
+  readonly out: FrameWriter;
   readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /** 1..2^32-1 (0 is the init report), never an id still pending (protocol/frame.ts IdAllocator). */
+  readonly ids = new IdAllocator();
   private initialized = false;
   exited = false;
   /** Settles with the init report. */
@@ -68,7 +76,7 @@ class Worker {
     });
     const stdin = this.proc.stdin!;
     const stdout = this.proc.stdout!;
-    this.out = new Outbox(stdin, () => pool.congestion());
+    this.out = new FrameWriter(stdin, { onBlockedChange: () => pool.congestion(), name: `The stdin of Python worker ${this.proc.pid}` });
     // EPIPE after the worker died: the 'close' handler deals with the consequences.
     stdin.on('error', () => {});
 
@@ -85,6 +93,11 @@ class Worker {
     };
 
     const reader = new FrameReader((frame, type, id) => {
+      if (type === FRAME_CANCEL) {
+        // The worker dropped a cancelled request without running it: the id is free again.
+        if (this.initialized) this.pending.delete(id);
+        return;
+      }
       if (type !== FRAME_RESPONSE) return;
       if (!this.initialized) {
         if (id !== INIT_ID) return fail('UserScriptInitFailed', `Python worker ${this.proc.pid} answered before reporting init.`);
@@ -100,7 +113,7 @@ class Worker {
       const p = this.pending.get(id);
       if (p === undefined) return; // answered already (e.g. 502 after a crash) or never asked
       this.pending.delete(id);
-      if (p.peer.closed) return;
+      if (p.peer === null || p.peer.closed) return; // cancelled, or its router went away
       frame.writeUInt32BE(p.id, 4);
       p.peer.sendFrame(frame);
     });
@@ -125,13 +138,6 @@ class Worker {
     });
   }
 
-  /** An id free in this worker's space: 1..2^32-1 (0 is the init report), wrapping around. */
-  allocId(): number {
-    let id = this.nextId;
-    while (this.pending.has(id)) id = id === MAX_ID ? 1 : id + 1;
-    this.nextId = id === MAX_ID ? 1 : id + 1;
-    return id;
-  }
 }
 
 function parseInitReport(frame: Buffer): { ok: true } | { ok: false; code: InitFailedCode; message: string } {
@@ -197,14 +203,31 @@ export class PythonPool implements Scorer {
       peer.respond(id, 503, JSON_HEADERS, messageBody('No Python worker is running.'), true);
       return;
     }
-    const hostId = best.allocId();
+    const hostId = best.ids.take(best.pending);
     best.pending.set(hostId, { peer, id });
     frame.writeUInt32BE(hostId, 4); // in place: the frame is ours (see Scorer.handle)
     best.out.push(frame);
   }
 
   /**
-   * From a worker's Outbox, when its stdin pipe filled up or drained. Reading from the routers pauses only
+   * CANCEL from a router connection. A scan of the pending requests: CANCELs are rare (timeouts, clients
+   * gone) and pending is bounded by the deployment's max_concurrent_requests_per_instance, while a
+   * reverse map would cost an entry on every request.
+   */
+  cancel(peer: Peer, id: number): void {
+    for (const w of this.workers) {
+      if (w.exited) continue;
+      for (const [hostId, p] of w.pending) {
+        if (p.peer !== peer || p.id !== id) continue;
+        p.peer = null;
+        w.out.push(encodeCancel(hostId));
+        return;
+      }
+    }
+  }
+
+  /**
+   * From a worker's FrameWriter, when its stdin pipe filled up or drained. Reading from the routers pauses only
    * when every live worker is full: until then handle() sends new requests to the ones that are not.
    */
   congestion(): void {
@@ -231,7 +254,7 @@ export class PythonPool implements Scorer {
     const failed = w.pending.size;
     if (failed > 0) {
       const body = messageBody(`The scoring worker (pid ${w.proc.pid}) exited unexpectedly (${how}) while handling the request. Check the logs for more info.`);
-      for (const p of w.pending.values()) p.peer.respond(p.id, 502, JSON_HEADERS, body, true);
+      for (const p of w.pending.values()) p.peer?.respond(p.id, 502, JSON_HEADERS, body, true);
       w.pending.clear();
     }
     log('E', 'azmlinfsrv', `Python worker pid ${w.proc.pid} exited unexpectedly (${how}); ${failed} in-flight request(s) answered with 502.`);

@@ -1,8 +1,8 @@
 // What the instance host's connection handling needs from the two ways of running a scoring script:
 // in-process JavaScript/TypeScript (js-scorer.ts) and a pool of Python workers (python-pool.ts).
 
-import type { HeaderList } from '../util/frame.js';
-import type { HostMessage } from './contract.js';
+import type { HeaderList } from '../protocol/frame.js';
+import type { HostMessage } from '../protocol/messages.js';
 import { pythonJsonDumps } from './py-json.js';
 
 /** One framed connection from a router (or a test). Answers are matched to requests by id. */
@@ -26,6 +26,12 @@ export interface Scorer {
    * reuses read buffers, so keeping the view until the answer is written is safe).
    */
   handle(peer: Peer, frame: Buffer, id: number): void;
+  /**
+   * The peer sent CANCEL for request `id`: drop it if its work has not started (no answer is then sent;
+   * the router has answered its client already). One already running finishes; its answer is discarded
+   * by the router.
+   */
+  cancel(peer: Peer, id: number): void;
   /** Requests accepted and not yet answered (graceful shutdown waits for 0). */
   readonly inflight: number;
   /** Releases what the scorer runs (the Python workers); resolves when they are gone. */

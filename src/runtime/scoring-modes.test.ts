@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { decodeResponse, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../util/frame.js';
-import type { HostMessage } from './contract.js';
+import { decodeResponse, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../protocol/frame.js';
+import type { HostMessage } from '../protocol/messages.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = join(ROOT, 'src/runtime/host.ts');

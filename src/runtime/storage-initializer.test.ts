@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { STORAGE_RESULT_PREFIX, type StorageResult } from './contract.js';
+import { STORAGE_RESULT_PREFIX, type StorageResult } from '../protocol/messages.js';
 import { initializeStorage } from './storage-initializer.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,4 +1,4 @@
-// The storage initializer: `node dist/runtime/storage-initializer.js <request.json>` (contract.ts).
+// The storage initializer: `node dist/runtime/storage-initializer.js <request.json>` (protocol/messages.ts).
 //
 // Azure runs a `storage-initializer` container before the inference server, which downloads the model
 // and code into the container; infergate copies them into the instance directory instead, so an instance
@@ -18,8 +18,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { copyTree } from '../util/files.js';
-import { STORAGE_RESULT_PREFIX, type StorageRequest, type StorageResult } from './contract.js';
-import { formatLogLine } from './log.js';
+import { STORAGE_RESULT_PREFIX, type StorageRequest, type StorageResult } from '../protocol/messages.js';
+import { formatLogLine } from '../protocol/log.js';
 
 const LOGGER = 'storage-initializer';
 

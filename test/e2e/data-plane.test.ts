@@ -55,14 +55,16 @@ test('200 carries x-request-id (a GUID) and the deployment that answered', async
 
 test('408 at request_timeout_ms', async () => {
   const t0 = Date.now();
-  const r = await score('dpl', { sleep_ms: 4000 });
+  const r = await score('dpl', { sleep_ms: 4000, done_marker: 'abandoned-408' });
   const took = Date.now() - t0;
   assert.equal(r.status, 408);
   assert.match(((await r.json()) as { message: string }).message, /timed out after 1500 ms/);
   assert.ok(took >= 1400 && took < 2500, `answered after ${took} ms`);
-  // The abandoned request still occupies the instance until it finishes (no cancellation of user code),
-  // so wait for it before the next test.
-  await new Promise((r2) => setTimeout(r2, 2600));
+  // The abandoned request still occupies the instance until it finishes (no cancellation of user code
+  // once it runs), so wait for it before the next test: its marker in the console log. A request to
+  // the instance would do it too, but would run beside the abandoned one and spoil the next test's
+  // count of requests at once.
+  await until('the abandoned request to finish at the instance', async () => /done abandoned-408/.test(await ws.ok(['online-deployment', 'get-logs', '-e', 'dpl', '-n', 'blue', '--lines', '200'])), 10_000, 200);
 });
 
 test('429 with Retry-After beyond 2 × max_concurrent × instances pending, and never more than max_concurrent at an instance', async () => {
@@ -134,7 +136,8 @@ test('an instance killed under load fails only its in-flight requests, and a rep
     }
   };
   const workers = Array.from({ length: 4 }, worker);
-  await new Promise((r) => setTimeout(r, 500));
+  // Requests in flight at both instances when the victim dies: the load is running, not just started.
+  await until('the load to be served', async () => total >= 40, 10_000, 10);
   const killedAt = Date.now();
   process.kill(victim, 'SIGKILL');
   const replacement = await until('a replacement instance to serve', async () => {
@@ -160,9 +163,9 @@ test('/metrics counts the requests made, per deployment and status', async () =>
   assert.match(text, /infergate_requests_total\{endpoint="dpm",deployment="blue",status_code="424",status_code_class="4xx"\} 1\n/);
   assert.match(text, /infergate_request_duration_seconds_count\{endpoint="dpm",deployment="blue"\} 8\n/);
   assert.match(text, /infergate_ready_instances\{endpoint="dpm",deployment="blue"\} 1\n/);
-  // And the traffic log has one record per request, with Azure's columns.
-  await new Promise((r) => setTimeout(r, 400));
-  const records = readFileSync(join(ws.dir, 'logs', 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.EndpointName === 'dpm');
+  // And the traffic log has one record per request, with Azure's columns (written off the request path).
+  const dpmRecords = () => readFileSync(join(ws.dir, 'logs', 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.EndpointName === 'dpm');
+  const records = await until('the 8 traffic-log records', async () => (dpmRecords().length >= 8 ? dpmRecords() : undefined), 5000, 20);
   assert.equal(records.length, 8);
   assert.equal(records.filter((r) => r.ResponseCode === 424 && r.ModelStatusCode === 500).length, 1);
   assert.ok(records.every((r) => r.AuthType === 'Key' && typeof r.TotalDurationMs === 'number' && typeof r.XRequestId === 'string'));

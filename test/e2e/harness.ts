@@ -31,7 +31,7 @@ export class Workspace {
   get env(): NodeJS.ProcessEnv {
     // A config of its own (infergate login writes there), so a login on the machine running the tests
     // cannot redirect the CLI; and no token or URL from the caller's environment.
-    const env = { ...process.env, INFERGATE_HOME: this.dir, INFERGATE_CONFIG: join(this.dir, 'cli-config.json') };
+    const env: NodeJS.ProcessEnv = { ...process.env, INFERGATE_HOME: this.dir, INFERGATE_CONFIG: join(this.dir, 'cli-config.json') };
     delete env.INFERGATE_URL;
     delete env.INFERGATE_TOKEN;
     return env;
@@ -45,6 +45,22 @@ export class Workspace {
   /** `Authorization: Bearer <owner token>`, for control-plane requests made without the CLI. */
   get ownerAuth(): { authorization: string } {
     return { authorization: `Bearer ${this.ownerToken}` };
+  }
+
+  /**
+   * The sum of a Prometheus metric's samples whose labels include `labels` (GET /metrics as the owner):
+   * what tests wait on instead of a fixed sleep when the server's work is asynchronous.
+   */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const { url } = JSON.parse(readFileSync(join(this.dir, 'server.json'), 'utf8')) as { url: string };
+    const text = await (await fetch(`${url}/metrics`, { headers: this.ownerAuth })).text();
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (m === null || m[1] !== name) continue;
+      if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
   }
 
   /** Copies a folder of files (YAML, scripts, models) into the workspace's scratch area and returns the copy. */
@@ -133,6 +149,19 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     const v = await fn();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Waits until `check` holds or `timeoutMs` is up, and says which: for a state the test then asserts
+ * with its own message (a count of refused connections, say), where until()'s timeout would hide it.
+ */
+export async function settle(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -13,15 +13,19 @@ export class Load {
   private workers: Promise<void>[] = [];
   private phaseName = 'start';
   readonly phases = new Map<string, PhaseStats>();
+  /** Copied once into an ArrayBuffer-backed array: fetch's BodyInit does not take a Buffer over a shared pool. */
+  private readonly payload: Uint8Array<ArrayBuffer>;
 
   constructor(
     private readonly uri: string,
     private readonly headers: Record<string, string>,
-    private readonly body: Buffer,
+    body: Buffer,
     /** deployment name → the exact body it answers */
     private readonly answers: Record<string, string>,
     private readonly maxMs = 120_000,
-  ) {}
+  ) {
+    this.payload = new Uint8Array(body);
+  }
 
   start(concurrency: number): void {
     this.running = true;
@@ -71,7 +75,7 @@ export class Load {
     while (this.running && Date.now() < end) {
       const s = this.stats(this.phaseName);
       try {
-        const r = await fetch(this.uri, { method: 'POST', headers: this.headers, body: this.body });
+        const r = await fetch(this.uri, { method: 'POST', headers: this.headers, body: this.payload });
         const text = await r.text();
         s.total++;
         const dep = r.headers.get('azureml-model-deployment') ?? '?';

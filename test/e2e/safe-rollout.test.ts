@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { curl, EXAMPLES, FIXTURES, SAMPLE_ANSWER, Workspace } from './harness.js';
+import { curl, EXAMPLES, FIXTURES, SAMPLE_ANSWER, until, Workspace } from './harness.js';
 import { Load } from './load.js';
 
 const ws = new Workspace();
@@ -68,8 +68,15 @@ test('the safe-rollout walkthrough under constant load fails no request', async 
     await load.waitFor(10_000, 120_000);
     await ok(['ml', 'online-endpoint', 'update', '--name', E, '--mirror-traffic', 'green=0']);
     load.phase('mirror-off');
-    await new Promise((r) => setTimeout(r, 300)); // let the last copies land in the log
-    const mirrored = (await greenMirrorLines()) - linesBefore;
+    // Copies are fire-and-forget: wait until every one sent has settled and the answered ones are in
+    // green's console log (written asynchronously by the backend), not for a guessed time.
+    const copies = (outcome: string) => ws.metric('infergate_mirror_requests_total', { endpoint: E, deployment: 'green', outcome });
+    const mirrored = await until('the mirror copies to settle and reach green\'s log', async () => {
+      const [sent, answered, error, failed] = await Promise.all(['sent', 'answered', 'error', 'failed'].map(copies));
+      if (answered + error + failed < sent) return undefined;
+      const lines = (await greenMirrorLines()) - linesBefore;
+      return lines >= answered ? lines : undefined;
+    }, 15_000, 100);
     const mirrorStats = load.stats('mirror');
     const mirrorShare = mirrored / mirrorStats.total;
     t.diagnostic(`mirror: ${mirrored} copies of ${mirrorStats.total} requests = ${(100 * mirrorShare).toFixed(2)}%`);

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { childPids, curl, EXAMPLES, SAMPLE_ANSWER, Workspace } from './harness.js';
+import { childPids, curl, EXAMPLES, SAMPLE_ANSWER, until, Workspace } from './harness.js';
 
 const ws = new Workspace();
 const SAMPLE = join(EXAMPLES, 'managed', 'sample');
@@ -93,8 +93,12 @@ test('a walkthrough with keys and tokens leaves none of them in any log, output,
   assert.match((await ws.cli(['online-endpoint', 'regenerate-keys', '-n', 'endpt-secret-tok'])).stderr, /NotKeyAuth/);
   for (const e of ['endpt-secret-key', 'endpt-secret-tok']) await ws.ok(['online-deployment', 'get-logs', '-n', 'blue', '-e', e, '--lines', '500']);
 
-  // Let the traffic log's timer write (it flushes every 200 ms).
-  await new Promise((r) => setTimeout(r, 600));
+  // The traffic log is written by a timer (every 200 ms): wait until every request counted has its
+  // record written (or dropped), so the search below sees all of them.
+  await until('the traffic log to be written', async () => {
+    const [requests, written, dropped] = await Promise.all(['infergate_requests_total', 'infergate_traffic_log_records_total', 'infergate_traffic_log_dropped_total'].map((m) => ws.metric(m)));
+    return requests > 0 && written + dropped >= requests;
+  }, 10_000);
   const searched = files(ws.dir).filter((f) => !SECRET_STORES.test(relative(ws.dir, f)));
   const traffic = searched.find((f) => f.endsWith(join('logs', 'traffic.jsonl')));
   assert.ok(traffic !== undefined && readFileSync(traffic, 'utf8').trim().split('\n').length >= 4, 'the traffic log recorded the walkthrough');

@@ -113,7 +113,7 @@ test('login checks the token, saves server and token 0600, and later commands us
   const contributor = JSON.parse(await ws.ok(['token', 'create', '--role', 'contributor', '--description', 'laptop'])).token as string;
   secrets.push(contributor.split('_')[2]);
   // A user with no workspace of their own (HOME without ~/.infergate, no INFERGATE_HOME).
-  const env = { ...ws.env, HOME: home };
+  const env: NodeJS.ProcessEnv = { ...ws.env, HOME: home };
   delete env.INFERGATE_HOME;
   const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => run(process.execPath, [BIN, ...args], { ...env, ...extra });
   const bad = await cli(['login', '--server', url, '--token', `igt_${'0'.repeat(16)}_${'0'.repeat(64)}`]);

@@ -49,8 +49,9 @@ test('kill -9 of a Python worker mid-request: 502/503, never 424; a replacement 
   const workerPid = (JSON.parse(first.body) as { pid: number }).pid;
   assert.ok(pythonWorkers().includes(workerPid), `worker ${workerPid} among ${pythonWorkers().join(' ')}`);
 
-  const inFlight = [score({ op: 'sleep', seconds: 4 }), score({ op: 'sleep', seconds: 4 })];
-  await new Promise((r) => setTimeout(r, 500));
+  const inFlight = [score({ op: 'sleep', seconds: 4, announce: 'worker-kill sleeping' }), score({ op: 'sleep', seconds: 4, announce: 'worker-kill sleeping' })];
+  // Killed once it holds a request (its console-log line), not after a guessed time.
+  await until('the worker to hold a request', async () => (await ws.ok(['online-deployment', 'get-logs', '-e', E, '-n', 'blue', '--lines', '200'])).includes('worker-kill sleeping'), 10_000, 50);
   const killedAt = Date.now();
   process.kill(workerPid, 'SIGKILL');
   const answers = await Promise.all(inFlight);

@@ -55,6 +55,14 @@ async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs
   }
 }
 
+async function untilAsync(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 const ready = (b: ProcessBackend, id: string) =>
   until(`${id} to be ready`, () => {
     const o: ObservedInstance | undefined = b.observe().find((i) => i.id === id);
@@ -131,13 +139,12 @@ test('inference-server.log rotates at the configured size and get-logs --lines r
     // 'ready' comes over IPC, the console output over pipes and then asynchronously to disk: the last
     // rotations may follow the ready message by a moment (more so on a loaded machine).
     const logFiles = () => readdirSync(logDir).filter((f) => f.startsWith('inference-server.log')).sort();
-    for (const end = Date.now() + 10_000; logFiles().length < 3 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
-    const files = logFiles();
+    const files = await until('three console-log files', () => logFiles().length >= 3 && logFiles(), 10_000);
     assert.deepEqual(files, ['inference-server.log', 'inference-server.log.1', 'inference-server.log.2']);
     // A pipe read is at most 64 kB, and a chunk is never split: a file passes the limit by less than that.
     for (const f of files) assert.ok(statSync(join(logDir, f)).size <= maxFileBytes + 64 * 1024, `${f}: ${statSync(join(logDir, f)).size} bytes`);
 
-    for (const end = Date.now() + 10_000; !(await backend.logs('ep3', 'blue', 'inference-server', 5)).includes('init done') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 25));
+    await untilAsync('init done in the log', async () => (await backend.logs('ep3', 'blue', 'inference-server', 5)).includes('init done'), 10_000);
     const want = 800; // more than one 32 kB file holds (~540 lines)
     const tail = (await backend.logs('ep3', 'blue', 'inference-server', want)).trimEnd().split('\n');
     assert.equal(tail.length, want);
@@ -193,7 +200,7 @@ test('kill -9 of the server process: its instance host dies with it, even one wh
   const dir = join(root, 'code', 'stuck');
   mkdirSync(dir, { recursive: true });
   // Ready, then its event loop never turns again: it cannot see its IPC channel close.
-  writeFileSync(join(dir, 'score.mjs'), `export function init() { setTimeout(() => { for (;;) {} }, 300); }\nexport function run(raw) { return raw; }\n`);
+  writeFileSync(join(dir, 'score.mjs'), `export function init() { setTimeout(() => { console.log('entering the loop'); for (;;) {} }, 300); }\nexport function run(raw) { return raw; }\n`);
   const script = join(root, 'server-like.mts');
   writeFileSync(
     script,
@@ -217,7 +224,9 @@ test('kill -9 of the server process: its instance host dies with it, even one wh
     });
     const hosts = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
     assert.equal(hosts.length, 1, 'one instance host');
-    await new Promise((r) => setTimeout(r, 500)); // its loop is stuck by now
+    // Its loop is stuck once it said so (stdout is a pipe written synchronously, then the log file).
+    const consoleLog = join(ws, 'logs', 'ep5', 'blue', 'ep5.blue.r1.0', 'inference-server.log');
+    await until('the host to enter its endless loop', () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes('entering the loop'), 10_000);
     const killedAt = Date.now();
     child.kill('SIGKILL');
     await until('the stuck host to die with its server', () => !isAlive(hosts[0]), 5000);

@@ -4,58 +4,22 @@
 // that crash after becoming ready are started again with exponential back-off; an init() failure is
 // final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
 
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { InstancePlan } from '../../ir/types.js';
+import { STORAGE_RESULT_PREFIX } from '../../protocol/messages.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
 import { ConsoleLog, consoleLogFiles, CONSOLE_LOG_DEFAULTS, tailLines, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
+import { RestartBackOff, RUNTIME_EXEC_ARGV, spawnHost, stopHost, STORAGE_SCRIPT, superviseHost } from './supervisor.js';
 import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-/**
- * Under tsx (tests from src/) the runtime is .ts and needs the tsx loader; compiled, it is plain .js. The
- * loader is named by its resolved URL: an instance host runs in its app root, from where a bare `tsx`
- * does not resolve.
- */
-const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', import.meta.resolve('tsx')] : [];
-/** INFERGATE_HOST_NODE_ARGS: extra Node options for instance hosts, e.g. `--cpu-prof` (bench/profile.mjs). */
-const HOST_EXEC_ARGV = [...RUNTIME_EXEC_ARGV, ...(process.env.INFERGATE_HOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-const HOST_SCRIPT = join(HERE, '..', '..', 'runtime', `host${EXT}`);
-const STORAGE_SCRIPT = join(HERE, '..', '..', 'runtime', `storage-initializer${EXT}`);
-const STORAGE_RESULT_PREFIX = 'STORAGE_RESULT ';
-
-/**
- * An instance host must not outlive its server. It shuts down when its IPC channel to the backend closes
- * (runtime/host.ts), but that needs its event loop: a scoring module stuck in a synchronous loop would
- * keep it, and its CPU, for ever after a kill -9 of the server. So where util-linux's setpriv can set
- * it, the host starts with PR_SET_PDEATHSIG = SIGKILL (prctl(2)): the kernel kills it the moment the
- * server dies, as the Python workers do for their host (infergate_worker.py). setpriv execs Node in
- * place (same pid, same IPC descriptor). Checked once; without it, the IPC channel is the only guard.
- */
-/** Read by ld.so or glibc when any program starts (ld.so(8), GLIBC_TUNABLES, iconv's GCONV_PATH). */
-function isLoaderVariable(name: string): boolean {
-  return name.startsWith('LD_') || name === 'GCONV_PATH' || name === 'GLIBC_TUNABLES';
-}
-
-let setpriv: string | null | undefined;
-function pdeathsigWrapper(): string | null {
-  setpriv ??= ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p) && spawnSync(p, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0) ?? null;
-  return setpriv;
-}
-
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
-/** A ready instance that has run this long has its back-off reset. */
-const STABLE_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 /**
  * Logs of instances stopped while their deployment lives on (scale-in, a rolling update's old revision,
@@ -74,6 +38,7 @@ interface Instance {
   child: ChildProcess | null;
   log: ConsoleLog | null;
   restartTimer: NodeJS.Timeout | null;
+  backOff: RestartBackOff;
   readyAt: number;
   stopping: boolean;
   stopProbes: (() => void) | null;
@@ -171,6 +136,7 @@ export class ProcessBackend implements Backend {
       child: null,
       log: null,
       restartTimer: null,
+      backOff: new RestartBackOff(),
       readyAt: 0,
       stopping: false,
       stopProbes: null,
@@ -206,14 +172,7 @@ export class ProcessBackend implements Backend {
         });
         child.once('exit', () => (timer = setTimeout(resolve, 1000)));
       });
-      await new Promise<void>((resolve) => {
-        const kill = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        child.once('exit', () => {
-          clearTimeout(kill);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      });
+      await stopHost(child, STOP_GRACE_MS);
       await drained;
     }
     await inst.log?.end();
@@ -484,66 +443,60 @@ export class ProcessBackend implements Backend {
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
     const iso = this.isolation;
-    // Isolated: setpriv drops to the instance's uid, then sets the parent-death signal (after the
-    // change of credentials, which would clear it), then execs Node.
-    const wrapper = iso.on ? iso.setpriv : pdeathsigWrapper();
-    const drop = iso.on && inst.uid !== null ? asInstance(iso, inst.uid) : [];
-    // setpriv itself runs as the server's user (root when isolating): variables that steer the dynamic
-    // loader or libc (a deployment may opt in to LD_* with its allow tag, spec/unsafe-env.ts) must not
-    // reach it, or LD_PRELOAD would run the deployment's code as root. They are set again by env(1),
-    // which setpriv execs after dropping to the instance's uid.
-    const loaderVars = wrapper ? Object.keys(env).filter(isLoaderVariable) : [];
-    const wrapperEnv = loaderVars.length === 0 ? env : Object.fromEntries(Object.entries(env).filter(([k]) => !isLoaderVariable(k)));
-    const reapply = loaderVars.length === 0 ? [] : ['/usr/bin/env', ...loaderVars.map((k) => `${k}=${env[k] ?? ''}`)];
-    const child = wrapper
-      ? spawn(wrapper, [...drop, '--pdeathsig', 'KILL', '--', ...reapply, process.execPath, ...HOST_EXEC_ARGV, HOST_SCRIPT], { env: wrapperEnv, cwd: env.AML_APP_ROOT, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-      : fork(HOST_SCRIPT, [], { env, cwd: env.AML_APP_ROOT, execArgv: HOST_EXEC_ARGV, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = spawnHost({
+      env,
+      cwd: env.AML_APP_ROOT!,
+      ...(iso.on ? { wrapper: iso.setpriv, drop: inst.uid !== null ? asInstance(iso, inst.uid) : [] } : {}),
+    });
     inst.child = child;
     // Read as fast as the host writes, never paused: its stdout is a pipe it writes synchronously, so a
     // full pipe would stall its serving (ConsoleLog drops what the disk cannot take instead).
     const log = inst.log!;
     child.stdout!.on('data', (c: Buffer) => log.write(c));
     child.stderr!.on('data', (c: Buffer) => log.write(c));
-    let finalFailure = false;
-    child.on('message', (m: { type?: string; code?: string; message?: string }) => {
-      if (m.type === 'ready') {
-        inst.readyAt = Date.now();
-        inst.observed.state = 'ready';
-        delete inst.observed.error;
-        inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
-        this.watch(inst, child);
-        this.changed();
-      } else if (m.type === 'init-failed') {
-        finalFailure = true;
-        this.setFailed(inst, m.code ?? 'UserScriptInitFailed', m.message ?? 'init() failed');
-      }
-    });
-    child.on('exit', (code, signal) => {
+    child.once('exit', () => {
       if (inst.child === child) inst.child = null;
       inst.stopProbes?.();
       inst.stopProbes = null;
-      if (inst.stopping || this.closed || finalFailure) return;
-      if (inst.observed.state === 'starting' && code === 3) {
-        // Exit 3 without a message: the host could not even load; final, like azmlinfsrv's exit 3.
-        return this.setFailed(inst, 'ResourceNotReady', `instance exited with code 3 during start-up; see get-logs`);
-      }
-      // Crash: restart with back-off (Azure: "Back-off restarting failed container").
-      if (inst.readyAt > 0 && Date.now() - inst.readyAt > STABLE_AFTER_MS) inst.observed.restarts = 0;
-      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** inst.observed.restarts);
-      inst.observed.restarts++;
-      inst.observed.state = 'restarting';
-      inst.observed.error = { code: 'ResourceNotReady', message: `instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms` };
-      delete inst.observed.address;
-      this.writeLog(inst, `BackOff: instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart ${inst.observed.restarts})`);
-      this.changed();
-      inst.restartTimer = setTimeout(() => {
-        inst.restartTimer = null;
-        if (inst.stopping || this.closed) return;
-        inst.observed.state = 'starting';
-        this.changed();
-        void this.launch(inst);
-      }, delay);
     });
+    superviseHost(
+      child,
+      {
+        onReady: () => {
+          inst.readyAt = Date.now();
+          inst.observed.state = 'ready';
+          delete inst.observed.error;
+          inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
+          this.watch(inst, child);
+          this.changed();
+        },
+        onInitFailed: (code, message) => this.setFailed(inst, code, message),
+        onExit: (exit) => {
+          if (exit.kind === 'init-failed') return; // final; state set by onInitFailed
+          const { code, signal } = exit;
+          if (exit.kind === 'exited-before-ready' && code === 3) {
+            // Exit 3 without a message: the host could not even load; final, like azmlinfsrv's exit 3.
+            return this.setFailed(inst, 'ResourceNotReady', `instance exited with code 3 during start-up; see get-logs`);
+          }
+          // Crash: restart with back-off (Azure: "Back-off restarting failed container").
+          const delay = inst.backOff.next(inst.readyAt);
+          inst.observed.restarts = inst.backOff.restarts;
+          inst.observed.state = 'restarting';
+          inst.observed.error = { code: 'ResourceNotReady', message: `instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms` };
+          delete inst.observed.address;
+          this.writeLog(inst, `BackOff: instance exited (${signal ?? `code ${code}`}); restarting in ${delay} ms (restart ${inst.observed.restarts})`);
+          this.changed();
+          inst.restartTimer = setTimeout(() => {
+            inst.restartTimer = null;
+            if (inst.stopping || this.closed) return;
+            inst.observed.state = 'starting';
+            this.changed();
+            void this.launch(inst);
+          }, delay);
+        },
+      },
+      () => inst.stopping || this.closed,
+    );
   }
 
   /** Probes for a ready instance: readiness moves it in and out of traffic, liveness restarts it. */

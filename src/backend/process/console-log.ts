@@ -62,6 +62,11 @@ export class ConsoleLog {
     this.append(chunk, bytes);
   }
 
+  /** Bytes accepted and not yet written to the file (what maxPendingBytes bounds). */
+  get pendingBytes(): number {
+    return this.stream.writableLength;
+  }
+
   /** Flushes what is pending and closes the file. */
   end(): Promise<void> {
     return (this.ended ??= new Promise<void>((resolve) => this.stream.end(resolve)));

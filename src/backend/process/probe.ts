@@ -3,7 +3,7 @@
 // never queues behind scoring traffic on the router's connection.
 
 import { connect } from 'node:net';
-import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader } from '../../util/frame.js';
+import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader } from '../../protocol/frame.js';
 
 const EMPTY = Buffer.alloc(0);
 

@@ -16,18 +16,24 @@ The private fds are taken before any user code runs, so print(), os.write(1, ...
 to stdout land in the console log and can never corrupt a frame, and input() sees end-of-file instead
 of eating frames.
 
-Frames: exactly src/util/frame.ts (keep the two in step). All integers big-endian.
+Frames: docs/protocol.md, exactly src/protocol/frame.ts (keep the two in step; the golden frames in
+src/protocol/testdata/ run through both). All integers big-endian.
   u32 length (bytes after this field) | u32 id | u8 type (1 REQUEST, 2 RESPONSE, 3 CANCEL) | payload
   REQUEST payload:  u8 methodLen, method | u16 urlLen, url | u16 headerCount,
-                    per header: u8 nameLen, name (lower-case) | u16 valueLen, value | body (the rest)
+                    per header: u16 nameLen, name (lower-case) | u16 valueLen, value | body (the rest)
   RESPONSE payload: u16 status | u16 headerCount, headers as above | body (the rest)
-The host re-maps ids, so ids here are the host's: 1..2^32-1. CANCEL frames are ignored.
+The host re-maps ids, so ids here are the host's: 1..2^32-1.
+CANCEL (host -> worker): drop request `id` if it has not started. The worker skips a REQUEST whose CANCEL
+it has read by the time it would run it, and echoes the CANCEL back (worker -> host) instead of an answer,
+so the host knows the id is free. A CANCEL for a request already answered (or running) is ignored: the
+request's answer is the host's signal. To see CANCELs that arrive while run() is busy, the worker looks
+for more input (without blocking) after any run() slow enough to flush answers on its own (FLUSH_AFTER_S).
 
 Init report (infergate's own convention, mirrored in src/runtime/python-pool.ts):
   The worker's FIRST frame is a RESPONSE with id 0 (never a request id), content-type application/json:
     status 200, body {"ok": true, "pid": <pid>}                                  init() returned
     status 500, body {"ok": false, "code": "<code>", "message": "<text>"}         it did not
-  where code is UserScriptImportError | UserScriptFunctionNotFound | UserScriptInitFailed (contract.ts
+  where code is UserScriptImportError | UserScriptFunctionNotFound | UserScriptInitFailed (src/protocol/messages.ts
   HostMessage) and message carries the script's own error text and traceback. After a failure report the
   worker exits with code 3, as azmlinfsrv does (contract section 5.4).
 
@@ -80,6 +86,7 @@ import importlib.util  # noqa: E402  (after the fd shuffle on purpose)
 import inspect  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import select  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
@@ -158,18 +165,23 @@ logger = logging.getLogger("azmlinfsrv")
 script_logger = logging.getLogger("azmlinfsrv.user_script")
 
 
-# --- Frame codec (mirror of src/util/frame.ts). ------------------------------------------------------------
+# --- Frame codec (mirror of src/protocol/frame.ts). ------------------------------------------------------------
 def _header(name, value):
-    """One encoded header: u8 nameLen, name | u16 valueLen, value."""
+    """One encoded header: u16 nameLen, name | u16 valueLen, value."""
     k = name.encode("latin-1")
     v = value.encode("utf-8")
-    return bytes((len(k),)) + k + _U16.pack(len(v)) + v
+    return _U16.pack(len(k)) + k + _U16.pack(len(v)) + v
 
 
 def response_frame(rid, status, headers, body):
     """A whole RESPONSE frame; headers are pre-encoded with _header()."""
     hb = b"".join(headers)
     return _RESPONSE_HEAD.pack(HEADER_BYTES + len(hb) + len(body), rid, FRAME_RESPONSE, status, len(headers)) + hb + body
+
+
+def cancel_frame(rid):
+    """A CANCEL frame: the header alone."""
+    return _U32.pack(HEADER_BYTES - 4) + _U32.pack(rid) + bytes((FRAME_CANCEL,))
 
 
 def decode_request_head(buf, pos):
@@ -185,9 +197,9 @@ def decode_request_head(buf, pos):
     p += 2
     headers = []
     for _ in range(count):
-        kl = buf[p]
-        name = buf[p + 1:p + 1 + kl].decode("latin-1")
-        p += 1 + kl
+        (kl,) = _U16.unpack_from(buf, p)
+        name = buf[p + 2:p + 2 + kl].decode("latin-1")
+        p += 2 + kl
         (vl,) = _U16.unpack_from(buf, p)
         headers.append((name, buf[p + 2:p + 2 + vl].decode("utf-8")))
         p += 2 + vl
@@ -725,14 +737,25 @@ class Worker:
         return response_frame(rid, 500, hdrs, body)
 
     def serve(self, inp, out):
-        """Reads whatever is available, answers every complete frame, one flush per batch (perf F2)."""
+        """Reads whatever is available, answers every complete frame, one flush per batch (perf F2).
+
+        `inp` is an unbuffered binary file (one read() is one system call, so a poll with select() sees
+        everything not yet read). Linear in the bytes received: chunks are appended to one bytearray
+        (amortised O(1)), consumed frames trimmed from its front (O(1) in CPython), and a large frame's
+        remainder is read in one go.
+        """
         buf = bytearray()
         need = READ_SIZE
+        fd = inp.fileno()
+        cancelled = set()  # ids whose CANCEL is in buf, ahead of the REQUEST not processed yet
+        scanned = 0  # offset in buf of the first frame not yet looked at for CANCELs
         while True:
-            chunk = inp.read1(need)
+            chunk = inp.read(need)
             if not chunk:
                 return  # the host closed our stdin: shut down
+            fresh = len(buf)
             buf += chunk
+            scanned = _scan_cancels(buf, scanned, cancelled, fresh)
             n = len(buf)
             pos = 0
             outs = []
@@ -742,21 +765,42 @@ class Worker:
                 end = pos + 4 + length
                 if end > n:
                     break
-                if buf[pos + 8] == FRAME_REQUEST:
+                kind = buf[pos + 8]
+                if kind == FRAME_REQUEST:
+                    (rid,) = _U32.unpack_from(buf, pos + 4)
+                    if cancelled and rid in cancelled:
+                        cancelled.discard(rid)
+                        outs.append(cancel_frame(rid))  # dropped unrun: the id is free
+                        pos = end
+                        continue
                     try:
                         outs.append(self.handle(buf, pos, end))
                     except BaseException as exc:  # noqa: B902 - e.g. a late SIGALRM; never lose the worker
                         logger.error("Internal error while handling a request: %s", _user_traceback(exc).rstrip())
-                        outs.append(response_frame(_U32.unpack_from(buf, pos + 4)[0], 500, [H_JSON], INTERNAL_ERROR_BODY))
+                        outs.append(response_frame(rid, 500, [H_JSON], INTERNAL_ERROR_BODY))
                     now = time.perf_counter()
                     if now - last_flush > FLUSH_AFTER_S:
                         out.write(b"".join(outs))
                         out.flush()
                         outs = []
                         last_flush = now
+                        # A slow run(): CANCELs for the requests behind it may be waiting in the pipe.
+                        # One select() per flush, never per request on the fast path.
+                        if select.select([fd], [], [], 0)[0]:
+                            more = inp.read(READ_SIZE)
+                            if more:
+                                buf += more
+                                scanned = _scan_cancels(buf, scanned, cancelled, n)
+                                n = len(buf)
+                elif kind == FRAME_CANCEL:
+                    # Its REQUEST came earlier and was answered or skipped: nothing left to drop.
+                    (rid,) = _U32.unpack_from(buf, pos + 4)
+                    cancelled.discard(rid)
                 pos = end
             if pos:
                 del buf[:pos]  # CPython trims the front of a bytearray in O(1)
+                # buf starts at a frame boundary again; a scan that stopped earlier resumes from it
+                scanned = max(scanned - pos, 0)
             if outs:
                 out.write(b"".join(outs))
                 out.flush()
@@ -764,6 +808,31 @@ class Worker:
             need = READ_SIZE
             if len(buf) >= 4:
                 need = max(READ_SIZE, _U32.unpack_from(buf, 0)[0] + 4 - len(buf))
+
+
+_CANCEL_LENGTH = _U32.pack(HEADER_BYTES - 4)  # a CANCEL frame's length field
+
+
+def _scan_cancels(buf, pos, cancelled, fresh):
+    """Adds the ids of the whole CANCEL frames from buf[pos:] to `cancelled`; returns where it stopped.
+
+    `pos` is a frame boundary; buf[fresh:] was just read. Without a CANCEL's length field in the new bytes
+    there is nothing to walk (a search in C, from 8 bytes back: a 9-byte CANCEL cut by the previous read
+    has its length field there). The common case costs one find over the bytes read, never over what was
+    there before (that would be quadratic in a large frame's size, as golden.test.ts checks).
+    """
+    if buf.find(_CANCEL_LENGTH, max(pos, fresh - (HEADER_BYTES - 1))) < 0:
+        return pos
+    n = len(buf)
+    while n - pos >= HEADER_BYTES:
+        (length,) = _U32.unpack_from(buf, pos)
+        end = pos + 4 + length
+        if end > n:
+            break
+        if buf[pos + 8] == FRAME_CANCEL:
+            cancelled.add(_U32.unpack_from(buf, pos + 4)[0])
+        pos = end
+    return pos
 
 
 def _on_alarm(signum, frame):
@@ -812,7 +881,7 @@ def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.fdopen(_FRAMES_OUT_FD, "wb")
-    inp = os.fdopen(_FRAMES_IN_FD, "rb", buffering=READ_SIZE)
+    inp = os.fdopen(_FRAMES_IN_FD, "rb", buffering=0)
     logger.info("Python worker pid %d: %s (Python %s)", os.getpid(), sys.executable, sys.version.split()[0])
     try:
         script = load_and_init()

@@ -1,5 +1,6 @@
-// How the process backend and an instance host talk (a file path and environment, never an import:
-// runtime/ is a leaf that imports only util/).
+// How a backend and an instance host talk: environment in, IPC messages and a console log out, and the
+// storage initializer's result line. Defined once here (protocol/, a leaf) for the process backend, the
+// instance host (runtime/) and `infergate serve`; the docker and Kubernetes backends speak the same.
 //
 // The instance host is `node dist/runtime/host.js`, started with child_process.fork (an IPC channel).
 // Environment it reads:

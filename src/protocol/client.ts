@@ -1,17 +1,31 @@
-// One persistent, multiplexed connection from the router to an instance host (DESIGN.md "The instance
-// protocol"). Requests are framed, matched to responses by id, and written coalesced: every frame queued
-// in one event-loop turn goes out in a single writev.
+// The framed client: one persistent, multiplexed connection to an instance host (DESIGN.md "The instance
+// protocol"), used by the router. Requests are framed, matched to responses by id (IdAllocator: never an
+// id still pending), and written through the one batching writer (writer.ts): every frame queued in one
+// event-loop turn goes out in a single writev, and nothing more is handed to a socket that is not
+// draining.
 
 import { connect, type Socket } from 'node:net';
-import type { InstanceAddress } from '../ir/types.js';
-import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, MAX_ID } from '../util/frame.js';
+import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, IdAllocator } from './frame.js';
+import { FrameWriter } from './writer.js';
+
+/** Where an instance host listens (the IR's InstanceAddress has this shape; protocol/ does not import ir/). */
+export interface FramedAddress {
+  readonly socketPath: string;
+}
+
+export interface InstanceConnectionOptions {
+  /** The request id space (tests start it near its end to reach the wrap). */
+  ids?: IdAllocator;
+  /** Bound on bytes waiting to be written to this instance; past it the connection fails (writer.ts). */
+  maxQueuedBytes?: number;
+}
 
 /** What the router hands over with each request; called exactly once with the outcome. */
 export interface Exchange {
   /** Absolute time (ms, performance.now() clock) after which the request is abandoned. */
   deadline: number;
   /**
-   * The instance's RESPONSE frame (util/frame.ts: responseStatus, readResponseHeadersFlat), a view that
+   * The instance's RESPONSE frame (protocol/frame.ts: responseStatus, readResponseHeadersFlat), a view that
    * stays valid: frames are never overwritten, so the exchange decodes only what it needs. Its type
    * (frame[8]) is FRAME_INSTANCE_ERROR when the instance host answered because the instance failed.
    */
@@ -38,21 +52,25 @@ export class InstanceConnection {
   private closing = false;
   private destroyed = false;
   private readonly pending = new Map<number, Exchange>();
-  private queue: Buffer[] = [];
-  /** Ids of the requests in `queue`, not yet written to the socket. */
+  private writer: FrameWriter | null = null;
+  /** Ids of the requests queued in the writer, not yet handed to the socket (safe to retry elsewhere). */
   private queuedIds: number[] = [];
   /** The connection failed on its own; the router avoids it until the routing table changes. */
   broken = false;
-  private flushScheduled = false;
-  /** Bytes of streamed body parts queued since the last flush. */
-  private queuedBodyBytes = 0;
   /** Called once the writes drained below STREAM_HIGH_WATER (or the connection failed). */
   private drainWaiters: (() => void)[] = [];
-  private nextId = 1;
+  private readonly ids: IdAllocator;
+  private readonly maxQueuedBytes: number | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly reader: FrameReader;
 
-  constructor(readonly address: InstanceAddress, private readonly onIdleAfterClose: (c: InstanceConnection) => void = () => {}) {
+  constructor(
+    readonly address: FramedAddress,
+    private readonly onIdleAfterClose: (c: InstanceConnection) => void = () => {},
+    options: InstanceConnectionOptions = {},
+  ) {
+    this.ids = options.ids ?? new IdAllocator();
+    this.maxQueuedBytes = options.maxQueuedBytes;
     this.reader = new FrameReader((frame, type, id) => {
       if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR) return;
       const ex = this.pending.get(id);
@@ -74,17 +92,12 @@ export class InstanceConnection {
       ex.onFailure('unavailable');
       return;
     }
-    if (this.socket === null) this.open();
-    const id = this.nextId;
-    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    const w = this.writer ?? this.open();
+    const id = this.ids.take(this.pending);
     this.pending.set(id, ex);
     this.outstanding++;
-    this.queue.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, body.length), body);
+    w.push2(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, body.length), body);
     this.queuedIds.push(id);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
     if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
   }
 
@@ -97,41 +110,44 @@ export class InstanceConnection {
       ex.onFailure('unavailable');
       return 0;
     }
-    if (this.socket === null) this.open();
-    const id = this.nextId;
-    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    const w = this.writer ?? this.open();
+    const id = this.ids.take(this.pending);
     this.pending.set(id, ex);
     this.outstanding++;
-    this.queue.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, 0, FRAME_REQUEST_STREAM));
+    w.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, 0, FRAME_REQUEST_STREAM));
     this.queuedIds.push(id);
-    this.scheduleFlush();
+    if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
     return id;
   }
 
   /** The next part of a streamed body; dropped if the request is no longer pending (answered, failed, timed out). */
   sendBody(id: number, part: Buffer, last: boolean): void {
-    if (!this.pending.has(id) || this.socket === null) return;
-    this.queue.push(encodeBodyHead(id, part.length, last));
-    if (part.length > 0) this.queue.push(part);
-    this.queuedBodyBytes += part.length;
-    this.scheduleFlush();
+    const w = this.writer;
+    if (!this.pending.has(id) || w === null) return;
+    w.push2(encodeBodyHead(id, part.length, last), part);
   }
 
-  /** Abandons a request (its client went away): the instance gets a CANCEL; the exchange is not called. */
+  /**
+   * Abandons a request (its client went away): the instance gets a CANCEL; the exchange is not called.
+   * Its slot is freed here, once: an answer that still comes finds no pending entry and is dropped.
+   */
   cancel(id: number): void {
     if (!this.pending.delete(id)) return;
     this.outstanding--;
-    if (this.socket !== null) {
-      this.queue.push(encodeCancel(id));
-      this.scheduleFlush();
-    }
+    this.writer?.push(encodeCancel(id));
     if (this.closing && this.pending.size === 0) this.destroy();
   }
 
-  /** Streamed writes are over the high-water mark (or not connected yet): the sender should wait. */
+  /** Writes wait for the socket (over STREAM_HIGH_WATER, not draining, or not connected yet): the sender should wait. */
   get congested(): boolean {
     const s = this.socket;
-    return s !== null && (!this.connected || this.queuedBodyBytes + s.writableLength > STREAM_HIGH_WATER);
+    const w = this.writer;
+    return s !== null && w !== null && (!this.connected || w.isBlocked || w.queuedBytes + s.writableLength > STREAM_HIGH_WATER);
+  }
+
+  /** Bytes waiting for this instance: in the writer's queue, and in the socket's own buffer. */
+  get backlog(): { queued: number; inSocket: number } {
+    return { queued: this.writer?.queuedBytes ?? 0, inSocket: this.socket?.writableLength ?? 0 };
   }
 
   /** Calls `fn` once the connection is no longer congested, or is gone. */
@@ -147,14 +163,6 @@ export class InstanceConnection {
     for (const fn of w) fn();
   }
 
-  private scheduleFlush(): void {
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
-    }
-    if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
-  }
-
   /** Stops taking requests; closes once the in-flight ones are answered or expire. */
   close(): void {
     if (this.closing) return;
@@ -162,24 +170,38 @@ export class InstanceConnection {
     if (this.pending.size === 0) this.destroy();
   }
 
-  private open(): void {
+  private open(): FrameWriter {
     const socket = connect(this.address.socketPath);
     socket.setNoDelay(true);
+    const writer = new FrameWriter(socket, {
+      // Handed to the socket: a failure now means the instance may have run them ('dropped').
+      onWritten: () => {
+        this.queuedIds.length = 0;
+        if (this.drainWaiters.length > 0) this.wakeDrainWaiters();
+      },
+      onBlockedChange: (blocked) => {
+        if (!blocked) this.wakeDrainWaiters();
+      },
+      maxQueuedBytes: this.maxQueuedBytes,
+      name: `The instance at ${this.address.socketPath}`,
+    });
+    // Until connected, frames wait in the writer: if the connection fails first, none was written and
+    // every request can be retried on another instance.
+    writer.hold();
     socket.on('connect', () => {
       this.connected = true;
-      if (this.queue.length > 0 && !this.flushScheduled) this.flush();
+      writer.release();
     });
-    socket.on('drain', () => this.wakeDrainWaiters());
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', () => {}); // 'close' follows and does the work
     socket.on('close', () => {
       if (!this.closing) this.broken = true;
       this.socket = null;
+      this.writer = null;
       this.connected = false;
       const unwritten = new Set(this.queuedIds);
-      this.queue = [];
+      writer.clear();
       this.queuedIds = [];
-      this.queuedBodyBytes = 0;
       const failed = [...this.pending];
       this.pending.clear();
       this.outstanding = 0;
@@ -190,21 +212,9 @@ export class InstanceConnection {
       if (this.closing) this.destroy();
     });
     this.socket = socket;
+    this.writer = writer;
+    return writer;
   }
-
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    const socket = this.socket;
-    if (socket === null || !this.connected || this.queue.length === 0) return;
-    const q = this.queue;
-    this.queue = [];
-    this.queuedIds = [];
-    this.queuedBodyBytes = 0;
-    socket.cork();
-    for (let i = 0; i < q.length; i++) socket.write(q[i]);
-    socket.uncork();
-    if (this.drainWaiters.length > 0) this.wakeDrainWaiters();
-  };
 
   /** Pending entries are in send order; with one deadline per deployment that is deadline order too. */
   private readonly sweep = (): void => {
@@ -218,7 +228,8 @@ export class InstanceConnection {
       if (ex.deadline > now) break;
       this.pending.delete(id);
       this.outstanding--;
-      if (this.socket !== null && this.connected) this.socket.write(encodeCancel(id));
+      // The instance host drops it if it has not started it (docs/protocol.md "CANCEL").
+      this.writer?.push(encodeCancel(id));
       ex.onFailure('timeout');
     }
     if (this.closing && this.pending.size === 0) this.destroy();

@@ -10,7 +10,7 @@
 //                     payload), 4 REQUEST_STREAM, 5 BODY, 6 INSTANCE_ERROR
 //   payload
 // REQUEST payload:  u8 methodLen, method (ASCII) | u16 urlLen, url (UTF-8, path + query) |
-//                   u16 headerCount, then per header: u8 nameLen, name (lower-case) | u16 valueLen, value |
+//                   u16 headerCount, then per header: u16 nameLen, name (lower-case) | u16 valueLen, value |
 //                   body (the rest)
 // RESPONSE payload: u16 status | u16 headerCount, headers as above | body (the rest)
 //
@@ -27,7 +27,11 @@
 // passes its status on as an infrastructure error (502/503) instead of wrapping it into 424 as it does
 // for the model's own non-200 answers (contract §4.2).
 // The Python side of this codec is src/runtime/python/infergate_worker.py (REQUEST, RESPONSE and CANCEL
-// only); keep the two in step. docs/protocol.md has the same, with examples.
+// only); keep the two in step. docs/protocol.md is the written spec, and the golden frames in
+// src/protocol/testdata/ are run through both codecs (golden.test.ts).
+//
+// Header names are u16-long (they were u8 until issue 10: a 300-character name, which the router accepts,
+// wrapped its length and corrupted the frame, and the instance's 400 came back as the model's 424).
 
 export const FRAME_REQUEST = 1;
 export const FRAME_RESPONSE = 2;
@@ -41,6 +45,30 @@ export const HEADER_BYTES = 9; // length + id + type
 /** A BODY frame's bytes before its part: length, id, type, flags. */
 export const BODY_HEADER_BYTES = 10;
 export const MAX_ID = 0xffffffff;
+
+/**
+ * Request ids: one rule for every counter that allocates them (the router's connection, the instance
+ * host's id space per Python worker): 1..max in turn, wrapping to 1 (0 is the Python workers' init
+ * report), and never an id still in flight on the same channel: a reused id would hand one request's
+ * answer to another. A channel cannot hold 2^32-1 requests at once, so the skip always ends.
+ * `max` is MAX_ID on the wire; tests pass a small one to reach the wrap.
+ */
+export class IdAllocator {
+  private next: number;
+
+  constructor(first = 1, private readonly max: number = MAX_ID) {
+    this.next = first;
+  }
+
+  /** The next id not in `inUse` (the channel's map of pending requests). */
+  take(inUse: { has(id: number): boolean }): number {
+    const max = this.max;
+    let id = this.next;
+    while (inUse.has(id)) id = id >= max ? 1 : id + 1;
+    this.next = id >= max ? 1 : id + 1;
+    return id;
+  }
+}
 
 export type HeaderList = ReadonlyArray<readonly [string, string]>;
 
@@ -59,16 +87,16 @@ export interface ResponseFrame {
   body: Buffer;
 }
 
-/** Bytes of one header entry: u8 nameLen, name (latin1) | u16 valueLen, value (UTF-8). */
+/** Bytes of one header entry: u16 nameLen, name (latin1) | u16 valueLen, value (UTF-8). */
 function entrySize(name: string, value: string): number {
-  return 1 + name.length + 2 + Buffer.byteLength(value, 'utf8');
+  return 2 + name.length + 2 + Buffer.byteLength(value, 'utf8');
 }
 
 /** Writes one header entry at `pos`; returns the position after it. */
 function writeEntry(buf: Buffer, pos: number, name: string, value: string): number {
-  const kl = buf.write(name, pos + 1, 'latin1');
-  buf[pos] = kl;
-  pos += 1 + kl;
+  const kl = buf.write(name, pos + 2, 'latin1');
+  buf.writeUInt16BE(kl, pos);
+  pos += 2 + kl;
   const vl = buf.write(value, pos + 2, 'utf8');
   buf.writeUInt16BE(vl, pos);
   return pos + 2 + vl;
@@ -111,9 +139,9 @@ function readHeaders(buf: Buffer, pos: number): [[string, string][], number] {
   pos += 2;
   const headers: [string, string][] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const kl = buf[pos];
-    const k = buf.toString('latin1', pos + 1, pos + 1 + kl);
-    pos += 1 + kl;
+    const kl = buf.readUInt16BE(pos);
+    const k = buf.toString('latin1', pos + 2, pos + 2 + kl);
+    pos += 2 + kl;
     const vl = buf.readUInt16BE(pos);
     const v = buf.toString('utf8', pos + 2, pos + 2 + vl);
     pos += 2 + vl;
@@ -246,9 +274,9 @@ export function readResponseHeadersFlat(frame: Buffer, skip: ReadonlySet<string>
   const count = frame.readUInt16BE(11);
   let pos = 13;
   for (let i = 0; i < count; i++) {
-    const kl = frame[pos];
-    const k = frame.toString('latin1', pos + 1, pos + 1 + kl);
-    pos += 1 + kl;
+    const kl = frame.readUInt16BE(pos);
+    const k = frame.toString('latin1', pos + 2, pos + 2 + kl);
+    pos += 2 + kl;
     const vl = frame.readUInt16BE(pos);
     if (!skip.has(k)) out.push(k, frame.toString('utf8', pos + 2, pos + 2 + vl));
     pos += 2 + vl;

@@ -1,0 +1,178 @@
+// Stage 3, admission: whether a deployment takes the request now (a free slot at its least busy
+// instance), later (queued, until request_timeout_ms or max_queue_wait_ms) or not at all (503 with no
+// ready instance; 429 beyond Azure's bound of 2 × max_concurrent_requests_per_instance × instances
+// pending, contract §4.2). It owns every deployment's slot accounting, and is the FlightControl a Flight
+// reports back to, so slots are counted in one place.
+
+import type { TrafficSink } from '../../telemetry/traffic-log.js';
+import type { InstanceConnection } from '../../protocol/client.js';
+import type { Http1Request } from '../http1.js';
+import type { DeploymentState } from '../state.js';
+import { record } from './answer.js';
+import { send, StreamedBody, type Flight, type FlightControl } from './proxy.js';
+
+/** How often queued requests are checked against their deadline and max_queue_wait_ms. */
+const SWEEP_MS = 10;
+
+export class Admission implements FlightControl {
+  private readonly queued = new Set<DeploymentState>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly log: TrafficSink) {}
+
+  /** No ready instance, or the pending bound is reached: a new request would be refused. */
+  full(d: DeploymentState): boolean {
+    return d.connections.length === 0 || d.admitted >= d.admitLimit;
+  }
+
+  /** Not admitted: no ready instance (503), or the deployment's pending bound is full (429, fast). */
+  refuse(f: Flight): void {
+    const d = f.d;
+    if (d.connections.length === 0) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
+    f.fail(429, `Too many pending requests for deployment '${d.name}': at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × instances)`, '1');
+  }
+
+  /** A complete request: sent to a free slot, queued, or refused. false when refused (nothing is mirrored then). */
+  admit(f: Flight): boolean {
+    const d = f.d;
+    if (this.full(d)) {
+      this.refuse(f);
+      return false;
+    }
+    d.admitted++;
+    const conn = pickFree(d, null);
+    if (conn !== null) send(f, conn);
+    else this.enqueue(f);
+    return true;
+  }
+
+  /**
+   * At headers-complete of a body that will be buffered: it holds a place among the deployment's pending
+   * requests from now on, so that bodies beyond the pending bound are refused (429) before they are
+   * received, not after. The place is given back (req.onAbort) when the request completes or is aborted.
+   */
+  hold(req: Http1Request, d: DeploymentState): void {
+    d.admitted++;
+    req.onAbort = () => d.admitted--;
+  }
+
+  /** A body streamed to `conn` (a free slot found at its head) as it arrives. */
+  stream(f: Flight, conn: InstanceConnection): StreamedBody {
+    f.d.admitted++;
+    // Its body is not kept: it cannot be sent again elsewhere.
+    f.retried = true;
+    return new StreamedBody(f, conn);
+  }
+
+  release(f: Flight): void {
+    const d = f.d;
+    if (f.conn !== null) {
+      d.m.inFlight--;
+      f.conn = null;
+    }
+    d.admitted--;
+    this.dispatchQueued(d);
+  }
+
+  retry(f: Flight, failed: InstanceConnection | null): void {
+    f.d.m.inFlight--;
+    const conn = pickFree(f.d, failed);
+    if (conn !== null) send(f, conn);
+    else {
+      this.release(f);
+      f.fail(502, `No instance of deployment '${f.d.name}' could take the request`);
+    }
+  }
+
+  finish(f: Flight, status: number, responseBytes: number): void {
+    record(this.log, f, status, responseBytes);
+  }
+
+  /** Free slots (an answer, more instances, a higher limit) serve what waits, oldest first. */
+  dispatchQueued(d: DeploymentState): void {
+    while (d.queueHead < d.queue.length) {
+      const conn = pickFree(d, null);
+      if (conn === null) return;
+      const f = d.queue[d.queueHead];
+      d.queue[d.queueHead++] = undefined as unknown as Flight;
+      d.m.queued--;
+      send(f, conn);
+    }
+    this.compact(d);
+  }
+
+  /** The deployment is gone (a new table without it): whatever still waits for it cannot be served. */
+  removed(d: DeploymentState): void {
+    for (let i = d.queueHead; i < d.queue.length; i++) d.queue[i].fail(503, `Deployment '${d.name}' was removed`);
+    d.queue = [];
+    d.queueHead = 0;
+    this.queued.delete(d);
+  }
+
+  close(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+  }
+
+  private enqueue(f: Flight): void {
+    const d = f.d;
+    f.queuedAt = performance.now();
+    d.queue.push(f);
+    d.m.queued++;
+    this.queued.add(d);
+    if (this.sweepTimer === null) this.sweepTimer = setInterval(() => this.sweepQueues(), SWEEP_MS).unref();
+  }
+
+  private compact(d: DeploymentState): void {
+    if (d.queueHead === d.queue.length) {
+      d.queue = [];
+      d.queueHead = 0;
+      this.queued.delete(d);
+    } else if (d.queueHead > 1024 && d.queueHead * 2 > d.queue.length) {
+      d.queue = d.queue.slice(d.queueHead);
+      d.queueHead = 0;
+    }
+  }
+
+  /** Queued requests past their deadline (408) or past max_queue_wait_ms (429) leave the queue. */
+  private sweepQueues(): void {
+    if (this.queued.size === 0) {
+      this.close();
+      return;
+    }
+    const now = performance.now();
+    for (const d of this.queued) {
+      const maxWait = d.route.maxQueueWaitMs;
+      while (d.queueHead < d.queue.length) {
+        const f = d.queue[d.queueHead];
+        const timedOut = f.deadline <= now;
+        const waitedTooLong = maxWait > 0 && now - f.queuedAt >= maxWait;
+        if (!timedOut && !waitedTooLong) break;
+        d.queue[d.queueHead++] = undefined as unknown as Flight;
+        d.m.queued--;
+        d.admitted--;
+        if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);
+        else f.fail(429, `Request waited ${maxWait} ms (max_queue_wait_ms) for a free instance of deployment '${d.name}'`, '1');
+      }
+      this.compact(d);
+    }
+  }
+}
+
+/**
+ * The least busy instance with a free slot (least outstanding requests; ties round-robin), skipping
+ * `avoid` and connections that failed on their own. null when every slot is taken.
+ */
+export function pickFree(d: DeploymentState, avoid: InstanceConnection | null): InstanceConnection | null {
+  const list = d.connections;
+  const n = list.length;
+  const start = d.next;
+  d.next = n > 0 ? (start + 1) % n : 0;
+  let best: InstanceConnection | null = null;
+  for (let i = 0; i < n; i++) {
+    const c = list[(start + i) % n];
+    if (c === avoid || c.broken || c.outstanding >= d.perInstance) continue;
+    if (best === null || c.outstanding < best.outstanding) best = c;
+  }
+  return best;
+}

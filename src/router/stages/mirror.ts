@@ -1,0 +1,37 @@
+// Stage 5, mirror: a copy of a live scoring request to the endpoint's mirror deployment (Azure's
+// mirror_traffic), after the live request went out so the copy never delays it. Fire and forget: the
+// client never waits for, or sees, the mirror's answer; only the deployment's mirror counters do.
+
+import { responseStatus } from '../../protocol/frame.js';
+import type { DeploymentState } from '../state.js';
+import { pickFree } from './admission.js';
+
+/**
+ * A copy goes only to an instance with a free slot (max_concurrent_requests_per_instance holds for
+ * mirrors too) and is never queued: no free slot means the copy is dropped and counted.
+ */
+export function sendMirror(d: DeploymentState, method: string, path: string, headers: string[], requestId: string, body: Buffer): void {
+  const m = d.m;
+  const conn = pickFree(d, null);
+  if (conn === null) {
+    m.mirror.dropped++;
+    return;
+  }
+  m.mirror.sent++;
+  m.mirrorInFlight++;
+  const started = performance.now();
+  conn.send(method, path, headers, requestId, body, {
+    deadline: started + d.route.requestTimeoutMs,
+    onResponse(frame) {
+      const status = responseStatus(frame);
+      m.mirrorInFlight--;
+      m.mirrorLatencyMs += performance.now() - started;
+      if (status === 200) m.mirror.answered++;
+      else m.mirror.error++;
+    },
+    onFailure() {
+      m.mirrorInFlight--;
+      m.mirror.failed++;
+    },
+  });
+}

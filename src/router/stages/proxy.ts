@@ -1,0 +1,203 @@
+// Stage 4, proxy: one admitted request over the framed instance protocol (../connection.ts) — forwarded
+// headers, the REQUEST (or REQUEST_STREAM + BODY frames), the instance's answer or failure. A Flight
+// talks to the rest of the router only through FlightControl (admission's slot accounting and the
+// answer stage's record), never through Router itself.
+
+import { randomUUID } from 'node:crypto';
+import { FRAME_INSTANCE_ERROR, readResponseHeadersFlat, responseStatus } from '../../protocol/frame.js';
+import type { InstanceConnection, Exchange } from '../../protocol/client.js';
+// Request headers not forwarded: hop-by-hop (RFC 9110 §7.6.1), the credential, and the router's own.
+import { HOP_BY_HOP } from '../../protocol/headers.js';
+import type { BodySink, Http1Request } from '../http1.js';
+import type { AuthType, DeploymentState } from '../state.js';
+import { answerError, answerModel, errorBody } from './answer.js';
+
+/** What a Flight may ask of the router: the admission stage implements it (./admission.ts). */
+export interface FlightControl {
+  /** The flight left its instance (answered, failed, timed out): free its slot and serve the queue. */
+  release(f: Flight): void;
+  /** Never written to `failed`: send it to another instance with a free slot, or fail it (502). */
+  retry(f: Flight, failed: InstanceConnection | null): void;
+  /** Final accounting (metrics, traffic log), once per request. */
+  finish(f: Flight, status: number, responseBytes: number): void;
+}
+
+export const EMPTY = Buffer.alloc(0);
+/** Response headers the router sets itself; an instance's own values are not passed on. */
+const ROUTER_OWNED = new Set(['content-length', 'x-request-id', 'x-ms-client-request-id', 'connection', 'transfer-encoding', 'keep-alive', 'azureml-model-deployment']);
+
+/**
+ * One scoring request from admission to answer. A class rather than closures: one allocation per
+ * request, and it is the Exchange the instance connection calls back.
+ */
+export class Flight implements Exchange {
+  deadline: number;
+  /** When it entered the queue (performance.now()), for max_queue_wait_ms. */
+  queuedAt = 0;
+  sentAt = 0;
+  retried = false;
+  conn: InstanceConnection | null = null;
+  modelStatus = 0;
+  /** Body bytes sent (a streamed body's grow as its parts go). */
+  bodyBytes: number;
+
+  constructor(
+    readonly control: FlightControl,
+    readonly req: Http1Request,
+    readonly d: DeploymentState,
+    readonly method: string,
+    readonly path: string,
+    /** Forwarded request headers, name, value pairs (x-request-id is added when sent). */
+    readonly headers: string[],
+    readonly body: Buffer,
+    readonly requestId: string,
+    readonly clientRequestId: string,
+    readonly startedAt: number,
+    public bodyDoneAt: number,
+    readonly userAgent: string,
+    readonly authType: AuthType,
+  ) {
+    this.deadline = startedAt + d.route.requestTimeoutMs;
+    this.bodyBytes = body.length;
+  }
+
+  /** A request for the OpenAPI document (Azure's openapi_uri) rather than a scoring request. */
+  get isSwagger(): boolean {
+    return this.path.startsWith('/swagger.json');
+  }
+
+  onResponse(frame: Buffer): void {
+    const status = responseStatus(frame);
+    this.modelStatus = status;
+    this.d.m.modelDuration.observe((performance.now() - this.sentAt) / 1000);
+    this.control.release(this);
+    if (this.req.destroyed) return;
+    const out: string[] = [];
+    const bodyStart = readResponseHeadersFlat(frame, ROUTER_OWNED, out);
+    // A view: respond() copies it into the answer it writes, so nothing keeps the instance's read alive.
+    const responseBody = frame.subarray(bodyStart);
+    if (frame[8] === FRAME_INSTANCE_ERROR) {
+      // The instance host answered because the instance failed (a worker died, it is shutting down): an
+      // infrastructure error, passed on as one (502/503), not as the model's answer (424).
+      this.control.finish(this, status, 0);
+      this.instanceFailed(status, responseBody);
+      return;
+    }
+    const code = answerModel(this, status, out, responseBody);
+    this.control.finish(this, code, responseBody.length);
+  }
+
+  onFailure(reason: 'timeout' | 'unavailable' | 'dropped'): void {
+    if (reason === 'unavailable' && !this.retried) {
+      // Never written: the instance cannot have run it, so one more try on another ready instance.
+      this.retried = true;
+      const failed = this.conn;
+      this.conn = null;
+      this.control.retry(this, failed);
+      return;
+    }
+    this.control.release(this);
+    if (reason === 'timeout') this.fail(408, `Request timed out after ${this.d.route.requestTimeoutMs} ms (request_timeout_ms of deployment '${this.d.name}')`);
+    else this.fail(502, `The instance of deployment '${this.d.name}' closed the connection before answering`);
+  }
+
+  /** Answers with an error of the router's own (not the model's) and records it. */
+  fail(status: number, message: string, retryAfter?: string): void {
+    answerError(this.req, status, errorBody(message), this.requestId, this.d.name, retryAfter);
+    this.control.finish(this, status, 0);
+  }
+
+  private instanceFailed(status: number, body: Buffer): void {
+    let detail = '';
+    try {
+      const m = (JSON.parse(body.toString('utf8')) as { message?: unknown }).message;
+      if (typeof m === 'string') detail = ` ${m}`;
+    } catch {
+      // not JSON: the status says enough
+    }
+    const code = status === 503 ? 503 : 502;
+    const message = `The instance of deployment '${this.d.name}' failed while serving the request (an infrastructure error, not the model's answer).${detail}`;
+    answerError(this.req, code, errorBody(message), this.requestId, this.d.name, code === 503 ? '1' : undefined);
+  }
+}
+
+/** One Flight for `req`: its forwarded headers and request ids. */
+export function newFlight(control: FlightControl, req: Http1Request, d: DeploymentState, path: string, body: Buffer, authType: AuthType): Flight {
+  // AML overrides x-request-id so it is always a GUID of its own (contract §4.3).
+  const requestId = randomUUID();
+  const headers: string[] = [];
+  const h = req.headers;
+  let clientRequestId = '';
+  let userAgent = '';
+  for (let i = 0; i < h.length; i += 2) {
+    const k = h[i];
+    if (HOP_BY_HOP.has(k)) continue;
+    if (k === 'x-ms-client-request-id') {
+      clientRequestId = sanitizeClientRequestId(h[i + 1]);
+      headers.push(k, clientRequestId);
+      continue;
+    }
+    if (k === 'user-agent') userAgent = h[i + 1];
+    headers.push(k, h[i + 1]);
+  }
+  return new Flight(control, req, d, req.method, path, headers, body, requestId, clientRequestId, req.startedAt, performance.now(), userAgent, authType);
+}
+
+/** Sends `f` whole on `conn` (a free slot the admission stage found). */
+export function send(f: Flight, conn: InstanceConnection): void {
+  f.conn = conn;
+  f.sentAt = performance.now();
+  f.d.m.inFlight++;
+  conn.send(f.method, f.path, f.headers, f.requestId, f.body, f);
+}
+
+/**
+ * A request body streamed to its instance as it arrives (http1.ts BodySink): the REQUEST_STREAM frame
+ * goes out at once; each part becomes a BODY frame, the last one flagged. When the instance connection's
+ * writes back up, the client's socket stops being read until they drain, so the router holds at most
+ * about one read per streamed request. A stream that fails after its first frame is not retried.
+ */
+export class StreamedBody implements BodySink {
+  private readonly id: number;
+  private readonly resume = (): void => this.f.req.conn.releaseReading();
+
+  constructor(
+    private readonly f: Flight,
+    private readonly conn: InstanceConnection,
+  ) {
+    f.conn = conn;
+    f.sentAt = performance.now();
+    f.d.m.inFlight++;
+    this.id = conn.sendStream(f.method, f.path, f.headers, f.requestId, f);
+  }
+
+  data(part: Buffer): void {
+    const f = this.f;
+    if (f.conn === null) return; // already answered or failed: the rest goes nowhere
+    f.bodyBytes += part.length;
+    this.conn.sendBody(this.id, part, false);
+    if (this.conn.congested) {
+      f.req.conn.holdReading();
+      this.conn.whenDrained(this.resume);
+    }
+  }
+
+  end(): void {
+    this.f.bodyDoneAt = performance.now();
+    if (this.f.conn !== null) this.conn.sendBody(this.id, EMPTY, true);
+  }
+
+  abort(status: number): void {
+    const f = this.f;
+    if (f.conn === null) return;
+    // The client went away or was cut mid-body: the instance drops what it reassembled (CANCEL).
+    this.conn.cancel(this.id);
+    f.control.release(f);
+    f.control.finish(f, status, 0);
+  }
+}
+
+/** Azure keeps only alphanumerics, hyphens and underscores, truncated to 40 characters (contract §4.3). */
+function sanitizeClientRequestId(value: string): string {
+  return value.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 40);
+}

@@ -1,0 +1,48 @@
+// What the router's stages (./stages/) read and write per request: the per-endpoint and per-deployment
+// state built by Router.setTable from a RoutingTable, once per table, never per request.
+
+import type { DeploymentRoute, EndpointRoute } from '../ir/types.js';
+import type { DeploymentMeters } from '../telemetry/metrics.js';
+import type { TokenVerifier } from '../util/token.js';
+import type { InstanceConnection } from '../protocol/client.js';
+import type { Flight } from './stages/proxy.js';
+
+/**
+ * One deployment as the router serves it. Kept across routing-table swaps (keyed by endpoint/deployment)
+ * so its queue and counters survive a traffic change; only `route` and `connections` are replaced.
+ */
+export interface DeploymentState {
+  readonly endpoint: string;
+  readonly name: string;
+  route: DeploymentRoute;
+  connections: InstanceConnection[];
+  /** Per-instance concurrency limit; Infinity when max_concurrent_requests_per_instance is 0. */
+  perInstance: number;
+  /** Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). */
+  admitLimit: number;
+  /** Requests admitted and not yet answered: in flight at instances plus queued. */
+  admitted: number;
+  queue: Flight[];
+  queueHead: number;
+  /** Round-robin start among equally busy instances, so ties spread. */
+  next: number;
+  /** Counters and gauges for /metrics (telemetry/metrics.ts), plain fields bumped here. */
+  m: DeploymentMeters;
+}
+
+export type AuthType = 'Key' | 'AMLToken' | 'AADToken' | '';
+
+export interface EndpointState {
+  route: EndpointRoute;
+  keyHashes: Buffer[];
+  /** aml_token endpoints: the key and audience, prepared once per snapshot. */
+  tokens: TokenVerifier | null;
+  /** Deployments by lower-cased name, for the azureml-model-deployment header. */
+  byName: Map<string, DeploymentState>;
+  /** Live traffic: cumulative weights and the deployment each range selects. */
+  cumulative: number[];
+  targets: DeploymentState[];
+  mirror: DeploymentState | null;
+  mirrorPercent: number;
+  authType: AuthType;
+}
