@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { type Json } from '../client/index.js';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import {
   applyOverrides,
   dumpEnvironmentAsset,
@@ -69,7 +69,7 @@ function sharedCommands(group: Command, kind: 'model' | 'environment'): void {
     .option('-v, --version <version>', 'version')
     .option('-l, --label <label>', "label: 'latest' (the newest version that is not archived)")
     .action(async (o: CommonOptions & { name: string; version?: string; label?: string }) => {
-      if ((o.version === undefined) === (o.label === undefined)) throw new InfergateError('BadArgument', 'Give exactly one of --version and --label.');
+      if ((o.version === undefined) === (o.label === undefined)) throw errorOf('VersionOrLabel');
       const path = o.version !== undefined ? `${base}/${enc(o.name)}/versions/${enc(o.version)}` : `${base}/${enc(o.name)}/labels/${enc(o.label!)}`;
       emit(await serverClient(o).request<Json>('GET', path), o);
     });

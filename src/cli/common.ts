@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Client, resolveServer } from '../client/index.js';
-import { formatProblem, InfergateError, type Problem } from '../errors/index.js';
+import { validationError, type Problem } from '../errors/index.js';
 import { readUserFileSync, YAML_FILE_LIMIT } from '../util/files.js';
 import { trustCaFile } from '../util/tls.js';
 import { formatOutput, OUTPUT_FORMATS, type OutputFormat } from './output.js';
@@ -51,7 +51,7 @@ export const collect = (v: string, prev: string[] = []) => [...prev, ...v.split(
 
 /** Every validation problem at once, each as file:line:column: key.path: message. */
 export function fail(problems: Problem[], what: string): never {
-  throw new InfergateError('ValidationFailed', `${what} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}`, problems);
+  throw validationError(problems, what);
 }
 
 /**

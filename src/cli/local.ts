@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { defaultWorkspace, readHolderRecord, readOwnerToken, readServerRecord } from '../util/workspace.js';
 
 const BIN = fileURLToPath(new URL('../../bin/infergate.js', import.meta.url));
@@ -50,7 +50,7 @@ export async function localServerUrl(home?: string): Promise<string> {
     } else orphanedSince = 0;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new InfergateError('ServerNotFound', `The local infergate server did not start; see ${logFile}`);
+  throw errorOf('LocalServerDidNotStart', { logFile });
 }
 
 /**

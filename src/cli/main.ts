@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Client, type Json } from '../client/index.js';
-import { InfergateError, isErrorCode } from '../errors/index.js';
+import { errorOf, InfergateError, isErrorCode } from '../errors/index.js';
 import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
 import { readUserFileSync, REQUEST_FILE_LIMIT } from '../util/files.js';
 import { trustedFetch } from '../util/tls.js';
@@ -36,7 +36,7 @@ export function parseTrafficFlag(value: string, flag: string): Record<string, nu
   const out: Record<string, number> = {};
   for (const pair of value.split(/[\s,]+/).filter(Boolean)) {
     const m = /^([^=]+)=(-?\d+)$/.exec(pair);
-    if (!m) throw new InfergateError('BadArgument', `${flag}: '${pair}' is not of the form <deployment>=<percent> (e.g. "blue=90 green=10")`);
+    if (!m) throw errorOf('TrafficFlagInvalid', { flag, pair });
     out[m[1]] = Number(m[2]);
   }
   return out;
@@ -49,7 +49,7 @@ export function parseTrafficFlag(value: string, flag: string): Record<string, nu
 export function wholeNumber(flag: string, min: number): (v: string) => number {
   return (v) => {
     const n = /^\s*\d+\s*$/.test(v) ? Number(v) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) throw new InfergateError('BadArgument', `${flag} must be a whole number of at least ${min}, not '${v}'`);
+    if (!Number.isSafeInteger(n) || n < min) throw errorOf('WholeNumberInvalid', { flag, min, value: v });
     return n;
   };
 }
@@ -59,18 +59,18 @@ export function portNumber(flag: string): (v: string) => number {
   const parse = wholeNumber(flag, 0);
   return (v) => {
     const n = parse(v);
-    if (n > 65535) throw new InfergateError('BadArgument', `${flag} must be a port from 0 to 65535, not '${v}'`);
+    if (n > 65535) throw errorOf('PortInvalid', { flag, value: v });
     return n;
   };
 }
 
 async function confirm(question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return;
-  if (!process.stdin.isTTY) throw new InfergateError('BadArgument', 'This operation needs confirmation: pass --yes (-y) when not running interactively.');
+  if (!process.stdin.isTTY) throw errorOf('ConfirmationNeeded');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   const answer = await rl.question(`${question} (y/n): `);
   rl.close();
-  if (!/^y(es)?$/i.test(answer.trim())) throw new InfergateError('BadArgument', 'Operation cancelled.');
+  if (!/^y(es)?$/i.test(answer.trim())) throw errorOf('OperationCancelled');
 }
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Canceled']);
@@ -120,7 +120,7 @@ function endpointCommands(program: Command): void {
         const { text, path } = readYaml(o.file);
         result = loadEndpointYaml(text, path, overrides);
       } else {
-        if (!o.name) throw new InfergateError('BadArgument', 'Give the endpoint name with --name or a YAML file with --file.');
+        if (!o.name) throw errorOf('EndpointNameMissing');
         const doc: Record<string, unknown> = {};
         const problems = applyOverrides(doc, overrides);
         result = problems.length ? { problems } : parseEndpointObject(doc, { source: '--name/--set', baseDir: process.cwd() });
@@ -203,15 +203,15 @@ function endpointCommands(program: Command): void {
       try {
         JSON.parse(body);
       } catch (e) {
-        throw new InfergateError('RequestFileInvalid', `--request-file ${o.requestFile}: not valid JSON (${(e as Error).message})`);
+        throw errorOf('RequestFileNotJson', { file: o.requestFile, reason: (e as Error).message });
       }
       const c = await client(o);
       const endpoint = await c.getEndpoint(o.name);
       if (o.deploymentName) {
         const deployments = await c.listDeployments(o.name);
-        if (deployments.length === 0) throw new InfergateError('DeploymentNotFound', 'No deployment exists for this endpoint');
+        if (deployments.length === 0) throw errorOf('NoDeploymentToInvoke');
         if (!deployments.some((d) => String(d.name).toLowerCase() === o.deploymentName!.toLowerCase())) {
-          throw new InfergateError('DeploymentNotFound', `Deployment name ${o.deploymentName} not found for this endpoint`);
+          throw errorOf('InvokeDeploymentNotFound', { deployment: o.deploymentName });
         }
       }
       // Local endpoints take no credentials (contract §4.1).
@@ -225,7 +225,7 @@ function endpointCommands(program: Command): void {
       try {
         res = await trustedFetch(String(endpoint.scoring_uri), { method: 'POST', headers, body });
       } catch (e) {
-        throw new InfergateError('ServerUnreachable', `Could not reach ${endpoint.scoring_uri}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+        throw errorOf('ScoringUriUnreachable', { uri: String(endpoint.scoring_uri), reason: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message });
       }
       const text = await res.text();
       if (res.status !== 200 && res.status !== 201) {
@@ -237,7 +237,7 @@ function endpointCommands(program: Command): void {
           /* plain text */
         }
         const modelCode = res.headers.get('ms-azureml-model-error-statuscode');
-        throw new InfergateError('ScoringFailed', `(${res.status}${modelCode ? `, model ${modelCode}` : ''}) ${message}`);
+        throw modelCode ? errorOf('ScoringFailedInModel', { status: res.status, modelStatus: modelCode, message }) : errorOf('ScoringFailed', { status: res.status, message });
       }
       // az prints the response body as a JSON string (contract §2.6).
       emit(text, o);
@@ -247,7 +247,7 @@ function endpointCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'endpoint name')
     .addOption(new Option('--local').hideHelp())
     .action(async (o: Common & { name: string }) => {
-      if (o.local) throw new InfergateError('BadArgument', 'Local endpoints take no credentials: invoke them without a key.');
+      if (o.local) throw errorOf('LocalEndpointNoKeys');
       emit(await (await client(o)).credentials(o.name), o);
     });
 
@@ -274,7 +274,7 @@ function deploymentCommands(program: Command): void {
     .option('--skip-script-validation', 'accepted for az compatibility')
     .option('--local', 'local deployment (creates the local endpoint if missing)')
     .action(async (o: Common & { name?: string; endpointName?: string; file: string; set?: string[]; allTraffic?: boolean; wait: boolean; local?: boolean }) => {
-      if (o.allTraffic && !o.wait) throw new InfergateError('BadArgument', '--all-traffic does not work with --no-wait: traffic is set only after the deployment succeeds.');
+      if (o.allTraffic && !o.wait) throw errorOf('AllTrafficWithoutWait');
       const { text, path } = readYaml(o.file);
       const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
       const loaded = loadDeploymentYaml(text, path, overrides);
@@ -321,7 +321,7 @@ function deploymentCommands(program: Command): void {
         doc = dumpDeployment(loaded.spec);
         source = path;
       } else {
-        if (!o.name || !o.endpointName) throw new InfergateError('BadArgument', 'Give --name and --endpoint-name (or a file with -f).');
+        if (!o.name || !o.endpointName) throw errorOf('DeploymentNamesMissing');
         doc = await c.deploymentDocument(o.endpointName, o.name);
         const problems = applyOverrides(doc, o.set ?? []);
         if (problems.length) fail(problems, 'The deployment');
@@ -377,7 +377,7 @@ function deploymentCommands(program: Command): void {
     .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; local?: boolean }) => {
       const container = o.container.toLowerCase();
       if (container !== 'inference-server' && container !== 'storage-initializer') {
-        throw new InfergateError('BadArgument', `Invalid container type '${o.container}'. Supported container types are inference-server and storage-initializer`);
+        throw errorOf('ContainerTypeInvalid', { container: String(o.container) });
       }
       print(await (await client(o)).logs(o.endpointName, o.name, container, o.lines));
     });
@@ -407,8 +407,8 @@ function serverCommand(program: Command): void {
     .option('--tls-dev', 'serve HTTPS with a development certificate from a local CA made once in <workspace>/tls (prints how to trust it)')
     .option('--insecure', 'allow plain HTTP on a non-loopback --host/--api-host (refused otherwise)')
     .action(async (o: { workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
-      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new InfergateError('BadArgument', '--tls-cert and --tls-key go together: give both (PEM files), or --tls-dev for a development certificate.');
-      if (o.tlsDev && o.tlsCert !== undefined) throw new InfergateError('BadArgument', '--tls-dev makes its own certificate: give either --tls-dev or --tls-cert/--tls-key, not both.');
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
+      if (o.tlsDev && o.tlsCert !== undefined) throw errorOf('TlsFlagsConflict');
       const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
       const workspace = resolve(o.workspace ?? defaultWorkspace());
       // The workspace lock before the server's modules load: a second server is refused at once.

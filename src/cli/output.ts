@@ -13,7 +13,7 @@
 
 import jmespath from 'jmespath';
 import { stringify as toYaml } from 'yaml';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 
 export const OUTPUT_FORMATS = ['json', 'jsonc', 'yaml', 'yamlc', 'table', 'tsv', 'none'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -55,7 +55,7 @@ export function applyQuery(data: unknown, query: string): Json {
     return (jmespath.search(data, query) as Json | undefined) ?? null;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new InfergateError('BadArgument', `argument --query: invalid JMESPath query '${query}': ${reason}`);
+    throw errorOf('QueryInvalid', { query, reason });
   }
 }
 
@@ -133,7 +133,7 @@ function formatTable(data: Json): string {
   // Columns in order of first appearance; a row without one shows an empty cell.
   const headers = [...new Set(rows.flatMap((row) => [...row.keys()]))];
   if (headers.length === 0) {
-    throw new InfergateError('BadArgument', 'Table output unavailable. Use the --query option to specify an appropriate query.');
+    throw errorOf('TableOutputUnavailable');
   }
   const cells = rows.map((row) => headers.map((h) => row.get(h) ?? ''));
   const widths = headers.map((h, i) => Math.max(width(h) + MIN_PADDING, ...cells.map((r) => width(r[i]))));

@@ -26,15 +26,17 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Option, type Command } from 'commander';
 import pc from 'picocolors';
 import { RestartBackOff, spawnHost, stopHost, superviseHost } from '../backend/process/supervisor.js';
-import { InfergateError } from '../errors/index.js';
-import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader, MAX_ID, type ResponseFrame } from '../protocol/frame.js';
+import { errorOf } from '../errors/index.js';
+import { InstanceConnection } from '../protocol/client.js';
+import { decodeResponse, type ResponseFrame } from '../protocol/frame.js';
+import { CONNECTION_HEADERS } from '../protocol/headers.js';
 
 export interface ServeOptions {
   entryScript: string;
@@ -50,7 +52,6 @@ export interface ServeOptions {
 const DEFAULT_PORT = 5001;
 const MAX_BODY_BYTES = 100 * 1024 * 1024;
 const RELOAD_DEBOUNCE_MS = 250;
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'content-length']);
 /** Where a frame's lower-case header name is not how HTTP clients expect to see it (contract §5.5). */
 const RESPONSE_HEADER_CASE: Record<string, string> = { traceid: 'TraceId' };
 const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [DIWEC] \[\d+\] /;
@@ -74,14 +75,14 @@ export function serveCommand(program: Command): void {
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const str = (...keys: string[]) => keys.map((k) => o[k]).find((v): v is string => typeof v === 'string');
       const entry = str('entryScript', 'entry_script');
-      if (entry === undefined) throw new InfergateError('BadArgument', 'Provide the scoring script with --entry-script (e.g. --entry-script score.py).');
+      if (entry === undefined) throw errorOf('ServeEntryScriptMissing');
       const port = str('port')!;
       if (!/^\d+$/.test(port) || Number(port) > 65535) {
-        throw new InfergateError('BadArgument', `Specified port '${port}' is invalid. Please specify a port within range the [1, 65535] range.`);
+        throw errorOf('ServePortInvalid', { port });
       }
       const workers = str('worker_count', 'workerCount')!;
       if (!/^\d+$/.test(workers) || Number(workers) <= 0) {
-        throw new InfergateError('BadArgument', `Specified worker count '${workers}' is invalid. Please specify a worker count greater than zero.`);
+        throw errorOf('ServeWorkerCountInvalid', { workers });
       }
       const modelDir = str('modelDir', 'model_dir');
       const appRoot = str('appRoot');
@@ -103,10 +104,10 @@ export function serveCommand(program: Command): void {
 export async function serve(opts: ServeOptions): Promise<void> {
   const entryScript = resolve(opts.entryScript);
   if (!existsSync(entryScript) || !statSync(entryScript).isFile()) {
-    throw new InfergateError('BadArgument', `The entry script ${entryScript} does not exist.`);
+    throw errorOf('EntryScriptNotFound', { path: entryScript });
   }
   const modelDir = opts.modelDir !== undefined ? resolve(opts.modelDir) : undefined;
-  if (modelDir !== undefined && !existsSync(modelDir)) throw new InfergateError('BadArgument', `The model directory ${modelDir} does not exist.`);
+  if (modelDir !== undefined && !existsSync(modelDir)) throw errorOf('ModelDirNotFound', { path: modelDir });
   const appRoot = resolve(opts.appRoot ?? dirname(entryScript));
   const server = new DebugServer({ ...opts, entryScript, appRoot, ...(modelDir !== undefined ? { modelDir } : {}) });
   await server.start();
@@ -161,7 +162,7 @@ export function errorSummary(trace: string): string {
 
 type HostState =
   | { kind: 'starting' }
-  | { kind: 'ready'; client: FramedClient }
+  | { kind: 'ready'; client: InstanceConnection }
   | { kind: 'failed'; message: string };
 
 interface RunningHost {
@@ -207,7 +208,7 @@ class DebugServer {
     server.keepAliveTimeout = 5000;
     await new Promise<void>((res, rej) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
-        rej(new InfergateError('BadArgument', err.code === 'EADDRINUSE' ? `Port ${this.o.port} is already in use: choose another with --port.` : `Cannot listen on ${this.o.host}:${this.o.port}: ${err.message}`)),
+        rej(err.code === 'EADDRINUSE' ? errorOf('PortInUse', { port: this.o.port }) : errorOf('ListenFailed', { host: this.o.host, port: this.o.port, reason: err.message })),
       );
       server.listen(this.o.port, this.o.host, () => res());
     });
@@ -276,17 +277,11 @@ class DebugServer {
         onReady: () => {
           if (gen !== this.generation) return;
           this.readyAt = Date.now();
-          FramedClient.connect(socket).then(
-            (client) => {
-              if (gen !== this.generation) return client.close();
-              client.onClose = () => {
-                if (this.state.kind === 'ready' && this.state.client === client) this.state = { kind: 'starting' };
-              };
-              this.setState({ kind: 'ready', client });
-              this.log('I', `The scoring script is ready: http://${this.o.host}:${this.port}/score`);
-            },
-            (err: Error) => this.setState({ kind: 'failed', message: `Cannot connect to the instance host: ${err.message}` }),
-          );
+          // The router's framed client (protocol/client.ts); it connects with the first request. The host
+          // sends 'ready' once its socket listens, so that connection is expected to succeed; if it fails
+          // or drops, the host is going away and onExit below starts the next one (see exchange()).
+          this.setState({ kind: 'ready', client: new InstanceConnection({ socketPath: socket }) });
+          this.log('I', `The scoring script is ready: http://${this.o.host}:${this.port}/score`);
         },
         onInitFailed: (_code, message) => {
           if (gen !== this.generation) return;
@@ -448,21 +443,27 @@ class DebugServer {
       this.reply(res, 413, JSON.stringify({ message: (err as Error).message }), method, url, t0);
       return;
     }
-    const headers: [string, string][] = [];
-    let hasRequestId = false;
+    // Flat name, value pairs: the framed client's shape (InstanceConnection.send).
+    const headers: string[] = [];
+    let requestId: string | undefined;
     const raw = req.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i].toLowerCase();
-      if (HOP_BY_HOP.has(name)) continue;
-      if (Buffer.byteLength(raw[i + 1]) > 0xffff || name.length > 255) {
+      if (CONNECTION_HEADERS.has(name)) continue;
+      // A frame's header name and value lengths are u16 (docs/protocol.md); Node's own header limit
+      // (16 KiB) is lower, so this holds unless --max-http-header-size raised it.
+      if (Buffer.byteLength(raw[i + 1]) > 0xffff || Buffer.byteLength(name) > 0xffff) {
         this.reply(res, 431, JSON.stringify({ message: `Request header '${raw[i]}' is too large` }), method, url, t0);
         return;
       }
-      if (name === 'x-request-id') hasRequestId = true;
-      headers.push([name, raw[i + 1]]);
+      if (name === 'x-request-id') {
+        requestId ??= raw[i + 1];
+        continue; // sent once, last, by the framed client
+      }
+      headers.push(name, raw[i + 1]);
     }
     // azmlinfsrv makes up a request id when the client sent none (contract §5.5).
-    if (!hasRequestId) headers.push(['x-request-id', randomUUID()]);
+    requestId ??= randomUUID();
 
     let answer: ResponseFrame | undefined;
     for (let attempt = 0; answer === undefined && attempt < 3; attempt++) {
@@ -474,12 +475,9 @@ class DebugServer {
         return;
       }
       if (s.kind !== 'ready') continue;
-      try {
-        answer = await s.client.request(method, url, headers, body);
-      } catch {
-        // The host went away mid-request (a reload or a crash): one more try on the next host.
-        if (this.stopped) break;
-      }
+      answer = await this.exchange(s.client, method, url, headers, requestId, body);
+      // Undefined: the host went away mid-request (a reload or a crash): one more try on the next host.
+      if (answer === undefined && this.stopped) break;
     }
     if (answer === undefined) {
       this.reply(res, 502, JSON.stringify({ message: 'The instance host went away while handling the request. Check the log.' }), method, url, t0);
@@ -490,6 +488,30 @@ class DebugServer {
     res.setHeader('content-length', answer.body.length);
     res.end(answer.body);
     this.accessLog(method, url, answer.status, t0, answer.body.length);
+  }
+
+  /**
+   * One request over the host's framed connection; undefined when the connection failed first. No
+   * deadline of ours: the host applies SCORING_TIMEOUT_MS to run(), as azmlinfsrv does. A failed
+   * connection means the host is going away: requests wait for the next one (onExit restarts it, a
+   * reload replaces it) instead of trying this connection again.
+   */
+  private exchange(client: InstanceConnection, method: string, url: string, headers: readonly string[], requestId: string, body: Buffer): Promise<ResponseFrame | undefined> {
+    return new Promise((resolve) => {
+      client.send(method, url, headers, requestId, body, {
+        deadline: Infinity,
+        // An INSTANCE_ERROR frame (a worker died, the host is stopping) has RESPONSE's payload: its
+        // 502/503 is passed on as it is. Copied: the answer outlives this callback.
+        onResponse: (frame) => resolve(decodeResponse(Buffer.from(frame))),
+        onFailure: () => {
+          if (client.broken && this.state.kind === 'ready' && this.state.client === client) {
+            this.state = { kind: 'starting' };
+            client.close();
+          }
+          resolve(undefined);
+        },
+      });
+    });
   }
 
   private reply(res: ServerResponse, status: number, body: string, method: string, url: string, t0: number): void {
@@ -541,55 +563,4 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => (tooLarge ? rej(new Error(`Request body larger than ${MAX_BODY_BYTES} bytes`)) : res(Buffer.concat(chunks, size))));
     req.on('error', rej);
   });
-}
-
-/** One framed connection to the instance host (DESIGN.md "The instance protocol"), request ids matched. */
-class FramedClient {
-  private readonly waiting = new Map<number, { resolve: (r: ResponseFrame) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
-  private closed = false;
-  onClose: (() => void) | null = null;
-
-  private constructor(private readonly sock: net.Socket) {
-    const reader = new FrameReader((frame, type, id) => {
-      if (type !== FRAME_RESPONSE) return;
-      const w = this.waiting.get(id);
-      if (w === undefined) return;
-      this.waiting.delete(id);
-      w.resolve(decodeResponse(Buffer.from(frame)));
-    });
-    sock.on('data', (c: Buffer) => reader.push(c));
-    sock.on('error', () => {});
-    sock.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiting.values()) w.reject(new Error('the instance host closed the connection'));
-      this.waiting.clear();
-      this.onClose?.();
-    });
-  }
-
-  static connect(path: string): Promise<FramedClient> {
-    return new Promise((res, rej) => {
-      const sock = net.connect(path, () => {
-        sock.off('error', rej);
-        res(new FramedClient(sock));
-      });
-      sock.once('error', rej);
-    });
-  }
-
-  request(method: string, url: string, headers: [string, string][], body: Buffer): Promise<ResponseFrame> {
-    if (this.closed) return Promise.reject(new Error('the instance host connection is closed'));
-    let id = this.nextId;
-    while (this.waiting.has(id)) id = id === MAX_ID ? 1 : id + 1;
-    this.nextId = id === MAX_ID ? 1 : id + 1;
-    const p = new Promise<ResponseFrame>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
-    this.sock.write(encodeRequestHead(id, method, url, headers, body.length));
-    if (body.length > 0) this.sock.write(body);
-    return p;
-  }
-
-  close(): void {
-    this.sock.end();
-  }
 }

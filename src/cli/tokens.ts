@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { Client, configPath, removeConfig, writeConfig } from '../client/index.js';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { common, emit, print, serverClient, type CommonOptions } from './common.js';
 
 export function accessCommands(program: Command): void {
@@ -40,11 +40,11 @@ export function accessCommands(program: Command): void {
   common(program.command('login').description(`Save a control plane and its token for later commands (${configPath()}, 0600)`))
     .option('--token <token>', "the token ('-' reads it from stdin; default: $INFERGATE_TOKEN)")
     .action(async (o: CommonOptions & { token?: string }) => {
-      if (!o.server) throw new InfergateError('BadArgument', 'Give the control plane with --server <url>, e.g. --server https://gpu-box.example:8470.');
+      if (!o.server) throw errorOf('ServerFlagMissing');
       // A token on the command line is visible to other users in ps; stdin or the environment are not.
       const given = o.token === '-' ? readFileSync(0, 'utf8') : (o.token ?? process.env.INFERGATE_TOKEN ?? '');
       const tokenText = given.trim();
-      if (tokenText === '') throw new InfergateError('BadArgument', "Give the token with --token <token>, '--token -' (stdin) or $INFERGATE_TOKEN.");
+      if (tokenText === '') throw errorOf('TokenFlagMissing');
       const server = o.server.replace(/\/+$/, '');
       // Checked before it is saved: a wrong URL or token fails here, not at the next command.
       const who = await new Client(server, tokenText).whoami();

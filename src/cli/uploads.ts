@@ -8,7 +8,7 @@ import { dirname, isAbsolute, relative, sep } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { Client } from '../client/index.js';
 import { Uploader } from '../client/uploads.js';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { isReference } from '../spec/paths.js';
 import type { DeploymentSpec, EnvironmentAssetSpec, ModelAssetSpec } from '../spec/types.js';
 import { isLocalPipEntry, localPipPath } from '../util/conda.js';
@@ -107,8 +107,8 @@ async function uploadConda(up: Uploader, conda: string | Record<string, unknown>
   let rewritten = false;
   const place = async (entry: string): Promise<string> => {
     const from = localPipPath(entry, baseDir);
-    if (from === undefined) throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' is a relative path, but the conda file was given inline; give an absolute path`);
-    if (!existsSync(from)) throw new InfergateError('BadArgument', `conda_file: pip entry '${entry}' names ${from}, which does not exist`);
+    if (from === undefined) throw errorOf('PipEntryRelativeInline', { entry });
+    if (!existsSync(from)) throw errorOf('PipEntryNotFound', { entry, path: from });
     const rel = baseDir ? relative(baseDir, from) : '';
     if (baseDir && rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) && !/^file:/i.test(entry.trim())) {
       beside.push({ rel: rel.split(sep).join('/'), abs: from });

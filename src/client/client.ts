@@ -1,7 +1,7 @@
 // A typed client of the control-plane REST API (used by the CLI; usable by anyone).
 
 import type { Readable } from 'node:stream';
-import { InfergateError, isErrorCode, type ErrorBody } from '../errors/index.js';
+import { errorOf, InfergateError, isErrorCode, type ErrorBody } from '../errors/index.js';
 import { defaultWorkspace, readOwnerToken, readServerRecord } from '../util/workspace.js';
 import { readConfig } from './config.js';
 import { trustedFetch, trustWorkspaceCa } from '../util/tls.js';
@@ -52,7 +52,7 @@ export function resolveServer(opts: { server?: string; workspace?: string }, env
   if (!namedWorkspace && config) return target(trimUrl(config.server), envToken ?? config.token);
   const rec = readServerRecord(workspace);
   if (!rec) {
-    throw new InfergateError('ServerNotFound', `No infergate server is running for workspace ${workspace}. Start one with 'infergate server' (or set INFERGATE_HOME, INFERGATE_URL or --server, or run 'infergate login').`);
+    throw errorOf('ServerNotRunning', { workspace });
   }
   return target(trimUrl(rec.url), envToken ?? readOwnerToken(workspace));
 }
@@ -88,7 +88,7 @@ export class Client {
     try {
       res = await trustedFetch(this.baseUrl + path, { method, headers, body });
     } catch (e) {
-      throw new InfergateError('ServerUnreachable', `Could not reach the infergate server at ${this.baseUrl}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+      throw errorOf('ServerUnreachable', { url: this.baseUrl, reason: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message });
     }
     const text = await res.text();
     if (!res.ok) {

@@ -2,7 +2,7 @@
 
 import { createHash } from 'node:crypto';
 import { basename, extname } from 'node:path';
-import { InfergateError } from '../errors/index.js';
+import { errorOf, type InfergateError } from '../errors/index.js';
 import type { InstancePlan } from '../ir/types.js';
 import { formatAssetRef } from '../spec/assets.js';
 import type { AssetVersion, DeploymentSpec } from '../spec/types.js';
@@ -25,16 +25,16 @@ const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
 export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup): InstancePlan {
   const where = `deployment '${spec.name}'`;
   if (!spec.codeConfiguration) {
-    throw new InfergateError('BadArgument', `${where}: code_configuration is required (no-code MLflow and custom-container deployments are not supported yet)`);
+    throw errorOf('CodeConfigurationRequired', { where });
   }
   if (spec.codeConfiguration.code.startsWith('azureml:')) {
-    throw new InfergateError('BadArgument', `${where}: code '${spec.codeConfiguration.code}' refers to a registered code asset; give a local folder`);
+    throw errorOf('CodeAssetUnsupported', { where, code: spec.codeConfiguration.code });
   }
   const script = spec.codeConfiguration.scoringScript;
   const ext = extname(script).toLowerCase();
   const runtime = ext === '.py' ? 'python' : JS_EXTENSIONS.has(ext) ? 'javascript' : undefined;
   if (!runtime) {
-    throw new InfergateError('BadArgument', `${where}: scoring_script '${script}' must be a Python (.py) or JavaScript/TypeScript (.js, .mjs, .cjs, .ts, .mts) file`);
+    throw errorOf('ScoringScriptKind', { where, script });
   }
 
   const model = compileModel(spec, where, assets);
@@ -63,11 +63,11 @@ function compileModel(spec: DeploymentSpec, where: string, assets: AssetLookup |
   if (!m) return undefined;
   const pin = spec.resolvedAssets?.model;
   if (m.kind === 'uri') {
-    throw new InfergateError('BadArgument', `${where}: model '${m.uri}' is in a registry or another workspace; register it here with 'infergate ml model create' and refer to it as azureml:<name>:<version>`);
+    throw errorOf('ModelOutsideWorkspace', { where, uri: m.uri });
   }
   if (m.kind === 'registered') {
     const ref = formatAssetRef(m);
-    if (!assets) throw new InfergateError('BadArgument', `${where}: model '${ref}' refers to a registered model, and there is no asset store to resolve it in`);
+    if (!assets) throw errorOf('RegisteredModelWithoutStore', { where, ref });
     const query: AssetQuery = pin ?? m;
     const asset = assets.model(query);
     if (!asset) throw assetNotFound(where, 'model', ref, query);
@@ -112,12 +112,11 @@ function environmentOf(asset: EnvironmentAsset): InstancePlan['environment'] {
 
 function assetNotFound(where: string, kind: 'model' | 'environment', ref: string, query: AssetQuery | AssetVersion): InfergateError {
   const q = query as AssetQuery;
-  const list = `'infergate ml ${kind} list -n ${q.name} --include-archived'`;
   let why: string;
   if (q.version !== undefined) why = `no ${kind} ${q.name} version ${q.version} is registered`;
   else if (q.label !== undefined && !(LABELS as readonly string[]).includes(q.label)) why = `label '${q.label}' does not exist (labels: ${LABELS.join(', ')})`;
   else why = `no ${kind} ${q.name} is registered, or every version of it is archived (@latest skips archived versions)`;
-  return new InfergateError('AssetNotFound', `${where}: ${kind} '${ref}' does not resolve: ${why}. Register it with 'infergate ml ${kind} create', or see ${list}.`);
+  return errorOf('AssetUnresolved', { where, kind, ref, reason: why, name: q.name });
 }
 
 /**

@@ -129,6 +129,80 @@ export const messages = {
   UploadNotOnServer: { code: 'BadArgument', template: 'Upload {ref} is not on this server: upload its files and manifest first (PUT /api/blobs/<sha256>; the infergate CLI does this).' },
   UploadIncomplete: { code: 'BadArgument', template: 'Upload {ref} is incomplete: {count} file(s) were not uploaded ({paths}).' },
   UploadSizeMismatch: { code: 'BadArgument', template: "Upload {ref}: '{path}' is listed with {size} bytes but its blob has another size." },
+  // Documents (YAML files) and local paths
+  DocumentTooDeep: { code: 'BodyTooDeep', template: 'The document nests arrays or objects more than {limit} levels deep.' },
+  ServerReadsNoPath: { code: 'BadArgument', template: "'{path}' is a file system path; the server reads no path a client names. Upload the files (PUT /api/blobs/<sha256>, then their manifest) and give upload:sha256:<manifest sha256>; the infergate CLI does this for the paths in your YAML (docs/assets.md, \"Uploads\")." },
+  YamlFileTooLarge: { code: 'FileTooLarge', template: "'{path}' is {size} bytes; the limit for {key} is {limit} bytes" },
+  PathMissing: { code: 'BadArgument', template: "{what}: No such file or directory: '{path}'" },
+  RequestFileMissing: { code: 'RequestFileInvalid', template: "{what}: No such file or directory: '{path}'" },
+  PathLoop: { code: 'PathNotReadable', template: "{what} '{path}' is a symbolic-link loop (ELOOP); it names no file" },
+  PathPermissionDenied: { code: 'PathNotReadable', template: "{what} '{path}' cannot be read: permission denied ({errno})" },
+  PathTooLong: { code: 'PathNotReadable', template: "{what} '{path}' cannot be read: the path is too long (ENAMETOOLONG)" },
+  PathUnreadable: { code: 'PathNotReadable', template: "{what} '{path}' cannot be read: {reason}" },
+  PathNotRegularFile: { code: 'PathNotReadable', template: "{what} '{path}' is {kind}, not a regular file; only regular files are read" },
+  PathNotFileOrFolder: { code: 'PathNotReadable', template: "{what} '{path}' is {kind}, not a regular file or directory; only regular files and directories are read" },
+  FileTooLarge: { code: 'FileTooLarge', template: "{what} '{path}' is {size}; the limit is {limit}" },
+  FileGrewTooLarge: { code: 'FileTooLarge', template: "{what} '{path}' grew past {limit} while it was read; the limit is {limit}" },
+  LinkDangling: { code: 'PathNotReadable', template: "'{path}'{inside} is a symbolic link to a path that does not exist" },
+  CopyNotFileOrFolder: { code: 'PathNotReadable', template: "'{path}'{inside} is {kind}; only regular files and directories can be copied" },
+  LinkLoop: { code: 'PathNotReadable', template: "'{path}'{inside} is a symbolic-link loop: it leads back to a folder that contains it" },
+  LinkOutsideUpload: { code: 'PathNotReadable', template: "'{path}'{inside} is a symbolic link to {target}, outside the folder being uploaded; only links that stay inside it are followed (copy the file in, or upload the folder it is in)" },
+  ManifestInvalid: { code: 'BadArgument', template: 'Upload {ref}: the manifest is not valid: {problem}.' },
+  PipEntryRelativeInline: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' is a relative path, but the conda file was given inline; give an absolute path" },
+  PipEntryNotFound: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names {path}, which does not exist" },
+  AssetAlreadyExists: { code: 'AssetAlreadyExists', template: '{Kind} {name} version {version} already exists. Assets are immutable: register a new version (leave out --version for the next one).' },
+  // Compiling a deployment into an instance plan
+  CodeConfigurationRequired: { code: 'BadArgument', template: '{where}: code_configuration is required (no-code MLflow and custom-container deployments are not supported yet)' },
+  CodeAssetUnsupported: { code: 'BadArgument', template: "{where}: code '{code}' refers to a registered code asset; give a local folder" },
+  ScoringScriptKind: { code: 'BadArgument', template: "{where}: scoring_script '{script}' must be a Python (.py) or JavaScript/TypeScript (.js, .mjs, .cjs, .ts, .mts) file" },
+  ModelOutsideWorkspace: { code: 'BadArgument', template: "{where}: model '{uri}' is in a registry or another workspace; register it here with 'infergate ml model create' and refer to it as azureml:<name>:<version>" },
+  RegisteredModelWithoutStore: { code: 'BadArgument', template: "{where}: model '{ref}' refers to a registered model, and there is no asset store to resolve it in" },
+  AssetUnresolved: { code: 'AssetNotFound', template: "{where}: {kind} '{ref}' does not resolve: {reason}. Register it with 'infergate ml {kind} create', or see 'infergate ml {kind} list -n {name} --include-archived'." },
+  // Starting the server: workspace lock, TLS, binding
+  WorkspaceLocked: { code: 'WorkspaceLocked', template: 'Another infergate server holds the lock on workspace {workspace}: {holder}. Stop it first, or use another --workspace.' },
+  WorkspaceLockFailed: { code: 'InternalError', template: 'Cannot take the workspace lock {file}: {reason}' },
+  PlainHttpExposed: { code: 'BadArgument', template: 'Refusing to serve plain HTTP on {where}, a non-loopback address: tokens, endpoint keys and scoring requests would cross the network unencrypted. Serve HTTPS with --tls-cert FILE --tls-key FILE (PEM), or --tls-dev for a development certificate, or pass --insecure to serve plain HTTP anyway.' },
+  CertificateNotPem: { code: 'BadArgument', template: '{what} {file}: not a PEM certificate ({reason})' },
+  PrivateKeyNotPem: { code: 'BadArgument', template: '--tls-key {file}: not a PEM private key, or one protected by a passphrase ({reason})' },
+  PrivateKeyMismatch: { code: 'BadArgument', template: '--tls-key {keyFile} is not the private key of the certificate in --tls-cert {certFile}' },
+  CertificateExpired: { code: 'BadArgument', template: '--tls-cert {file}: the certificate expired on {validTo}' },
+  TlsPairRejected: { code: 'BadArgument', template: '--tls-cert {certFile} / --tls-key {keyFile}: {reason}' },
+  DevCaExpiring: { code: 'BadArgument', template: 'The development CA in {dir} expires on {notAfter}: remove {dir} to make a new one (and trust the new ca.pem).' },
+  TlsFlagsIncomplete: { code: 'BadArgument', template: '--tls-cert and --tls-key go together: give both (PEM files), or --tls-dev for a development certificate.' },
+  TlsFlagsConflict: { code: 'BadArgument', template: '--tls-dev makes its own certificate: give either --tls-dev or --tls-cert/--tls-key, not both.' },
+  // The CLI: flags, confirmation, output
+  TrafficFlagInvalid: { code: 'BadArgument', template: "{flag}: '{pair}' is not of the form <deployment>=<percent> (e.g. \"blue=90 green=10\")" },
+  WholeNumberInvalid: { code: 'BadArgument', template: "{flag} must be a whole number of at least {min}, not '{value}'" },
+  PortInvalid: { code: 'BadArgument', template: "{flag} must be a port from 0 to 65535, not '{value}'" },
+  ConfirmationNeeded: { code: 'BadArgument', template: 'This operation needs confirmation: pass --yes (-y) when not running interactively.' },
+  OperationCancelled: { code: 'BadArgument', template: 'Operation cancelled.' },
+  EndpointNameMissing: { code: 'BadArgument', template: 'Give the endpoint name with --name or a YAML file with --file.' },
+  DeploymentNamesMissing: { code: 'BadArgument', template: 'Give --name and --endpoint-name (or a file with -f).' },
+  VersionOrLabel: { code: 'BadArgument', template: 'Give exactly one of --version and --label.' },
+  ServerFlagMissing: { code: 'BadArgument', template: 'Give the control plane with --server <url>, e.g. --server https://gpu-box.example:8470.' },
+  TokenFlagMissing: { code: 'BadArgument', template: "Give the token with --token <token>, '--token -' (stdin) or $INFERGATE_TOKEN." },
+  LocalEndpointNoKeys: { code: 'BadArgument', template: 'Local endpoints take no credentials: invoke them without a key.' },
+  AllTrafficWithoutWait: { code: 'BadArgument', template: '--all-traffic does not work with --no-wait: traffic is set only after the deployment succeeds.' },
+  QueryInvalid: { code: 'BadArgument', template: "argument --query: invalid JMESPath query '{query}': {reason}" },
+  TableOutputUnavailable: { code: 'BadArgument', template: 'Table output unavailable. Use the --query option to specify an appropriate query.' },
+  // The CLI: invoke and the server it talks to
+  RequestFileNotJson: { code: 'RequestFileInvalid', template: '--request-file {file}: not valid JSON ({reason})' },
+  NoDeploymentToInvoke: { code: 'DeploymentNotFound', template: 'No deployment exists for this endpoint' },
+  InvokeDeploymentNotFound: { code: 'DeploymentNotFound', template: 'Deployment name {deployment} not found for this endpoint' },
+  ScoringUriUnreachable: { code: 'ServerUnreachable', template: 'Could not reach {uri}: {reason}' },
+  ScoringFailed: { code: 'ScoringFailed', template: '({status}) {message}' },
+  ScoringFailedInModel: { code: 'ScoringFailed', template: '({status}, model {modelStatus}) {message}' },
+  ServerNotRunning: { code: 'ServerNotFound', template: "No infergate server is running for workspace {workspace}. Start one with 'infergate server' (or set INFERGATE_HOME, INFERGATE_URL or --server, or run 'infergate login')." },
+  LocalServerDidNotStart: { code: 'ServerNotFound', template: 'The local infergate server did not start; see {logFile}' },
+  ServerUnreachable: { code: 'ServerUnreachable', template: 'Could not reach the infergate server at {url}: {reason}' },
+  // infergate serve: azmlinfsrv's wordings (contract §5), so scripts written against it keep matching
+  ServeEntryScriptMissing: { code: 'BadArgument', template: 'Provide the scoring script with --entry-script (e.g. --entry-script score.py).' },
+  ServePortInvalid: { code: 'BadArgument', template: "Specified port '{port}' is invalid. Please specify a port within range the [1, 65535] range." },
+  ServeWorkerCountInvalid: { code: 'BadArgument', template: "Specified worker count '{workers}' is invalid. Please specify a worker count greater than zero." },
+  EntryScriptNotFound: { code: 'BadArgument', template: 'The entry script {path} does not exist.' },
+  ModelDirNotFound: { code: 'BadArgument', template: 'The model directory {path} does not exist.' },
+  PortInUse: { code: 'BadArgument', template: 'Port {port} is already in use: choose another with --port.' },
+  ListenFailed: { code: 'BadArgument', template: 'Cannot listen on {host}:{port}: {reason}' },
 } as const satisfies Record<string, { code: ErrorCode; template: string }>;
 
 export type Situation = keyof typeof messages;
@@ -202,3 +276,11 @@ export function errorOf<S extends Situation>(situation: S, ...[params, details]:
   return new InfergateError(m.code, formatMessage(m.template, (params ?? {}) as Record<string, string | number>), details);
 }
 
+
+/**
+ * The same error with where it happened in front (`file:line:column: key.path: `, formatProblem's prefix):
+ * a template's wording and code are kept, only located, as compilers prefix a diagnostic with its position.
+ */
+export function locatedError(where: string, err: InfergateError): InfergateError {
+  return new InfergateError(err.code, `${where}${err.message.trimStart()}`, err.details);
+}

@@ -25,7 +25,7 @@ export function renderErrorsDoc(): string {
     '',
     'Each situation has one wording, its message template; `{name}` stands for a value of that request (an',
     'endpoint name, a limit). Codes without a template word their messages from what they report (a',
-    "validation problem list, a scoring script's traceback, a client-side failure).",
+    "validation problem list, a scoring script's traceback, an error the server reported and the CLI re-raises).",
     '',
     '## Codes',
     '',

@@ -15,7 +15,7 @@ import { FileTrafficLog } from '../telemetry/index.js';
 import { httpUrl, removeServerRecord, writeServerRecord } from '../util/workspace.js';
 import { devNames, isLoopbackHost, loadTls, trustHint, type TlsMaterial, type TlsSource } from '../util/tls.js';
 import type { Server as TlsServer } from 'node:tls';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { lockWorkspace, type WorkspaceLock } from '../util/workspace-lock.js';
 
 export interface ServerOptions {
@@ -84,11 +84,7 @@ export function checkBinding(o: Pick<ServerOptions, 'host' | 'apiHost' | 'tls' |
   if (exposed.length === 0) return;
   const where = [...new Set(exposed)].join(', ');
   if (!o.insecure) {
-    throw new InfergateError(
-      'BadArgument',
-      `Refusing to serve plain HTTP on ${where}, a non-loopback address: tokens, endpoint keys and scoring requests would cross the network unencrypted. ` +
-        `Serve HTTPS with --tls-cert FILE --tls-key FILE (PEM), or --tls-dev for a development certificate, or pass --insecure to serve plain HTTP anyway.`,
-    );
+    throw errorOf('PlainHttpExposed', { where });
   }
   log(`WARNING: --insecure: serving plain HTTP on ${where}; tokens, endpoint keys and scoring requests cross the network unencrypted`);
 }

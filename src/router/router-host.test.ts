@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { sha256Hex } from '../compile/routing.js';
 import type { DeploymentRoute, EndpointRoute } from '../ir/types.js';
 import type { HostMessage } from '../protocol/messages.js';
-import { ConnectionMeters } from '../telemetry/metrics.js';
+import { ConnectionMeters, deploymentMeters } from '../telemetry/metrics.js';
+import { waitFor } from '../util/wait-testing.js';
 import { Router, type RouterOptions } from './router.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -39,6 +40,8 @@ interface Host {
   child: ChildProcess;
   socketPath: string;
   exited: Promise<number | null>;
+  /** The host's console log so far (stderr: its own lines and everything the Python workers print). */
+  log(): string;
 }
 
 /** Forks an instance host on a fixture and waits for its 'ready'. */
@@ -61,7 +64,7 @@ async function startHost(fixture: string, script: string): Promise<Host> {
     });
   });
   assert.equal(first.type, 'ready', stderr);
-  return { child, socketPath, exited };
+  return { child, socketPath, exited, log: () => stderr };
 }
 
 function endpoint(instances: Host[], over: Partial<DeploymentRoute> = {}): EndpointRoute {
@@ -184,7 +187,7 @@ test('a 64 MiB body is streamed to a real instance host: scored whole, other req
 test('early rejection: 401, 404, 503 (no ready instance) and 429 (pending bound full) come before the body is sent; the connection closes', { timeout: 60_000 }, async () => {
   const host = await startHost('js-behaviours', 'score.mjs');
   const ep = endpoint([host], { maxConcurrentRequestsPerInstance: 1 });
-  const { router, port } = await startRouter({}, ep);
+  const { router, port, meters } = await startRouter({}, ep);
   try {
     const declared = 50 * 1024 * 1024;
     const expectEarly = async (h: string, status: number, re: RegExp): Promise<string> => {
@@ -200,12 +203,13 @@ test('early rejection: 401, 404, 503 (no ready instance) and 429 (pending bound 
     await expectEarly(head(declared, { key: 'wrong' }), 401, /Unauthorized/);
     await expectEarly(head(declared, { path: '/endpoints/nope/score' }), 404, /Endpoint 'nope' not found/);
     // The pending bound (2 × 1 × 1) full: one request running, one queued.
+    const blue = () => deploymentMeters('ep', 'blue');
     const running = await raw(port);
     running.socket.write(`${head(32)}{"op":"sleep","seconds":1.5}    `);
     const queued = await raw(port);
-    await sleep(100);
+    await waitFor('the first request at the instance', () => blue().inFlight === 1);
     queued.socket.write(`${head(13)}{"op":"echo"}`);
-    await sleep(100);
+    await waitFor('the second request queued', () => blue().queued === 1);
     const h429 = await expectEarly(head(declared), 429, /Too many pending requests for deployment 'blue'/);
     assert.match(h429, /\r\nretry-after: 1\r\n/);
     assert.equal((await running.answer()).status, 200);
@@ -216,13 +220,15 @@ test('early rejection: 401, 404, 503 (no ready instance) and 429 (pending bound 
     // plus one uploading fill the bound, so a third is refused before its body, not after.
     const running2 = await raw(port);
     running2.socket.write(`${head(32)}{"op":"sleep","seconds":1.0}    `);
-    await sleep(100);
+    await waitFor('the running request at the instance', () => blue().inFlight === 1);
     const upload = Buffer.alloc(2 * 1024 * 1024, ' ');
     Buffer.from('{"op":"size"}').copy(upload);
+    // Bodies are counted from their head on, and the running request's is kept until it is answered.
+    let held = meters.bufferedBodyBytes;
     const uploading = await raw(port);
     uploading.socket.write(head(upload.length));
     uploading.socket.write(upload.subarray(0, 100_000));
-    await sleep(100);
+    await waitFor('the upload holding its place', () => meters.bufferedBodyBytes === held + upload.length);
     await expectEarly(head(declared), 429, /Too many pending requests/);
     uploading.socket.write(upload.subarray(100_000));
     assert.equal((await uploading.answer()).body, `{"length": ${upload.length}}`);
@@ -231,13 +237,14 @@ test('early rejection: 401, 404, 503 (no ready instance) and 429 (pending bound 
     // place and leaves; the next large body then still gets a place (else: 429).
     const running3 = await raw(port);
     running3.socket.write(`${head(32)}{"op":"sleep","seconds":1.0}    `);
-    await sleep(100);
+    await waitFor('the running request at the instance', () => blue().inFlight === 1);
+    held = meters.bufferedBodyBytes;
     const quitter = await raw(port);
     quitter.socket.write(head(upload.length));
     quitter.socket.write(upload.subarray(0, 1000));
-    await sleep(100);
+    await waitFor("the quitter's body holding its place", () => meters.bufferedBodyBytes === held + upload.length);
     quitter.socket.destroy();
-    await sleep(100);
+    await waitFor("the quitter's place given back", () => meters.bufferedBodyBytes === held);
     const next = await raw(port);
     next.socket.write(head(upload.length));
     await writeAll(next.socket, upload);
@@ -267,8 +274,7 @@ test('the cap on buffered bodies: a declared body that would pass it gets 503 + 
     const first = await raw(port);
     first.socket.write(head(size));
     first.socket.write(body.subarray(0, 1000)); // started, not finished: its 2 MiB are reserved
-    await sleep(100);
-    assert.equal(meters.bufferedBodyBytes, size);
+    await waitFor('the first body reserved', () => meters.bufferedBodyBytes === size);
     const second = await raw(port);
     second.socket.write(head(size));
     const refused = await second.answer(5000);
@@ -308,8 +314,10 @@ test('a Python worker killed mid-request reaches the client as 502 from the inst
     who.socket.write(`${head(12)}{"op":"pid"}`);
     const pid = (JSON.parse((await who.answer()).body) as { pid: number }).pid;
     const victim = await raw(port);
-    victim.socket.write(`${head(30)}{"op":"sleep","seconds":20}   `);
-    await sleep(300);
+    const sleeping = '{"op":"sleep","seconds":20,"announce":"victim sleeping"}';
+    victim.socket.write(`${head(sleeping.length)}${sleeping}`);
+    // Killed once run() has the request: the worker prints the announcement from inside run().
+    await waitFor('the worker running the request', () => host.log().includes('victim sleeping'), 10_000, 5, host.log);
     process.kill(pid, 'SIGKILL');
     const a = await victim.answer(10_000);
     assert.equal(a.status, 502, a.body);
@@ -343,9 +351,10 @@ test('a client that leaves mid-stream: the instance drops the partial body (CANC
       const leaver = await raw(port);
       leaver.socket.write(head(8 * 1024 * 1024));
       await writeAll(leaver.socket, Buffer.alloc(3 * 1024 * 1024, ' '));
-      await sleep(50);
+      // Past the 1 MiB threshold the request is streaming to the instance, holding its one slot.
+      await waitFor('the streamed request at the instance', () => deploymentMeters('ep', 'blue').inFlight === 1);
       leaver.socket.destroy();
-      await sleep(50);
+      await waitFor("the leaver's slot given back", () => deploymentMeters('ep', 'blue').inFlight === 0);
     }
     // With max_concurrent_requests_per_instance 1, a slot still held by a leaver would queue this one
     // until max_queue_wait_ms (429).

@@ -13,6 +13,7 @@ import { sha256Hex } from '../compile/routing.js';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
 import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_REQUEST, FrameReader, type RequestFrame } from '../protocol/frame.js';
 import { issueToken, TOKEN_LIFETIME_MS } from '../util/token.js';
+import { deploymentMeters } from '../telemetry/metrics.js';
 import { Router } from './router.js';
 
 // ---------------------------------------------------------------------------------------------------
@@ -588,7 +589,7 @@ test('admission: 2 × max_concurrent × instances pending at most; beyond that 4
   const first = call('/endpoints/my-endpoint/score', { body: '"one"' });
   await until(() => blue.requests.length === 1, 'the first request at the instance');
   const second = call('/endpoints/my-endpoint/score', { body: '"two"' }); // queued: the instance's one slot is taken
-  await sleep(30);
+  await until(() => deploymentMeters('my-endpoint', 'blue').queued === 1, 'the second request queued');
   assert.equal(blue.requests.length, 1, 'max_concurrent_requests_per_instance = 1 holds');
   const third = await call('/endpoints/my-endpoint/score', { body: '"three"' });
   assert.equal(third.status, 429);
@@ -642,9 +643,13 @@ test('mirror: a share of live requests is copied to the mirror deployment; clien
   const original = blue.requests.find((b) => b.body.equals(copy.body));
   assert.ok(original, 'the mirror got a copy of a live request body');
   // Pinned requests are never mirrored.
+  // The mirror roll happens as the live request goes out (stages/mirror.ts), before its answer: once
+  // the pinned requests are answered, a copy would already be counted sent or dropped.
   const pinnedBefore = green.requests.length;
+  const { mirrorSent, mirrorDropped } = router.statsOf('my-endpoint', 'green');
   for (let i = 0; i < 20; i++) await call('/endpoints/my-endpoint/score', { headers: { 'azureml-model-deployment': 'blue' } });
-  await sleep(20);
+  assert.equal(router.statsOf('my-endpoint', 'green').mirrorSent, mirrorSent);
+  assert.equal(router.statsOf('my-endpoint', 'green').mirrorDropped, mirrorDropped);
   assert.equal(green.requests.length, pinnedBefore);
 });
 

@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeResponse, encodeCancel, encodeRequestHead, FrameReader, type HeaderList, type ResponseFrame } from '../protocol/frame.js';
 import { STORAGE_RESULT_PREFIX, type HostMessage, type StorageResult } from '../protocol/messages.js';
+import { waitFor } from '../util/wait-testing.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const HOST = join(ROOT, 'src/runtime/host.ts');
@@ -427,8 +428,8 @@ describe('host: Python failures', () => {
   it('finishes in-flight requests on SIGTERM, then exits 0', async () => {
     const host = await startHost({ script: 'score.py', appRoot: join(FIXTURES, 'py-behaviours') });
     const c = await Client.connect(host.socket);
-    const slow = c.send(op({ op: 'sleep', seconds: 0.6 }));
-    await new Promise((r) => setTimeout(r, 150));
+    const slow = c.send(op({ op: 'sleep', seconds: 0.6, announce: 'sigterm-test sleeping' }));
+    await host.waitForLog(/sigterm-test sleeping/); // printed from inside run(): the request is in flight
     host.child.kill('SIGTERM');
     const r = await slow;
     assert.equal(r.status, 200);
@@ -552,7 +553,15 @@ describe('host: JavaScript behaviours', () => {
     slow.sock.pause(); // a router that stopped reading
     const req = op({ op: 'echo', pad: 'e'.repeat(500_000) }); // each answer is as big as its request
     const answers = Array.from({ length: 80 }, () => slow.send(req)); // 40 MB each way
-    await new Promise((r) => setTimeout(r, 500));
+    // Wait for the flow to stop: our queue no longer shrinking over 100 ms (the host stopped reading).
+    // Not a fixed sleep: a loaded machine takes longer to get there, a fast one is done in ~100 ms.
+    let last = -1;
+    await waitFor('the host to stop reading', () => {
+      const now = slow.sock.writableLength;
+      const stalled = now === last;
+      last = now;
+      return stalled;
+    }, 10_000, 100);
     // Backpressure: the host stopped reading, so most of our 40 MB is still queued on our side instead of
     // being answered into an ever-growing buffer in the host.
     assert.ok(slow.sock.writableLength > 20_000_000, `client still holds ${slow.sock.writableLength} bytes`);

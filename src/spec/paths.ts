@@ -3,7 +3,7 @@
 
 import { statSync, type Stats } from 'node:fs';
 import { isAbsolute, normalize, relative, resolve, sep } from 'node:path';
-import { InfergateError, formatProblem } from '../errors/index.js';
+import { errorOf, formatProblem, locatedError } from '../errors/index.js';
 import { notRegular, pathError } from '../util/files.js';
 import { isUploadRef } from '../util/upload-manifest.js';
 import { refine, report, str, to, type Cx, type Type } from './schema.js';
@@ -36,10 +36,9 @@ function statPath(abs: string, at: () => string): Stats | undefined {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    const err = pathError('', abs, e);
-    throw new InfergateError(err.code, `${at()}${err.message.trimStart()}`);
+    throw locatedError(at(), pathError('', abs, e));
   }
-  if (!st.isFile() && !st.isDirectory()) throw new InfergateError('PathNotReadable', `${at()}${notRegular('', abs, st, true).message.trimStart()}`);
+  if (!st.isFile() && !st.isDirectory()) throw locatedError(at(), notRegular('', abs, st, true));
   return st;
 }
 
@@ -65,10 +64,7 @@ export function localPath(expect?: 'file' | 'folder', rule: LocalPathRule = {}):
       if (cx.paths === 'uploads') {
         // The control plane opens no path a client names: running as root it would copy /etc/shadow for
         // anyone who asks, and on another machine the path means nothing. The CLI uploads the files first.
-        throw new InfergateError(
-          'BadArgument',
-          `${where(cx, path, node)}'${s}' is a file system path; the server reads no path a client names. Upload the files (PUT /api/blobs/<sha256>, then their manifest) and give upload:sha256:<manifest sha256>; the infergate CLI does this for the paths in your YAML (docs/assets.md, "Uploads").`,
-        );
+        throw locatedError(where(cx, path, node), errorOf('ServerReadsNoPath', { path: s }));
       }
       let abs: string;
       if (isAbsolute(s)) abs = normalize(s);
@@ -82,7 +78,7 @@ export function localPath(expect?: 'file' | 'folder', rule: LocalPathRule = {}):
       const kind = st.isDirectory() ? 'folder' : 'file';
       if (expect && kind !== expect) return report(cx, path, node, `path ${shown} is a ${kind}, expected a ${expect}`);
       if (rule.maxBytes !== undefined && kind === 'file' && st.size > rule.maxBytes) {
-        throw new InfergateError('FileTooLarge', `${where(cx, path, node)}'${abs}' is ${st.size} bytes; the limit for ${path.split('.').pop()} is ${rule.maxBytes} bytes`);
+        throw locatedError(where(cx, path, node), errorOf('YamlFileTooLarge', { path: abs, size: st.size, key: path.split('.').pop() ?? path, limit: rule.maxBytes }));
       }
       return abs;
     },

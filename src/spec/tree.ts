@@ -3,7 +3,7 @@
 // where they came from (1-based line:column), nodes from JSON do not, nodes made by `--set` say so.
 
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node as YamlNode } from 'yaml';
-import { InfergateError, type Problem } from '../errors/index.js';
+import { errorOf, type Problem } from '../errors/index.js';
 import { MAX_NESTING, parseYamlDocument } from '../util/yaml.js';
 
 export interface Pos {
@@ -192,7 +192,7 @@ class YamlConverter {
 export function fromValue(v: unknown, from?: string, text?: string, depth = 0): SNode {
   const o = from ? { from } : {};
   if (v !== null && typeof v === 'object' && depth >= MAX_NESTING) {
-    throw new InfergateError('BodyTooDeep', `The document nests arrays or objects more than ${MAX_NESTING} levels deep.`);
+    throw errorOf('DocumentTooDeep', { limit: MAX_NESTING });
   }
   if (Array.isArray(v)) return { kind: 'seq', items: v.map((x) => fromValue(x, from, undefined, depth + 1)), ...o };
   if (v !== null && typeof v === 'object') {

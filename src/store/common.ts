@@ -1,6 +1,6 @@
 // Pieces both StateStore implementations share, so they cannot drift apart in behaviour.
 
-import { InfergateError } from '../errors/index.js';
+import { errorOf, type InfergateError } from '../errors/index.js';
 import type { ObservedStatus } from './types.js';
 
 /** Injected by tests that need distinct or fixed timestamps; production uses the wall clock. */
@@ -21,7 +21,7 @@ export function timestamp(clock: Clock): string {
 }
 
 export function endpointNotFound(name: string): InfergateError {
-  return new InfergateError('EndpointNotFound', `Endpoint '${name}' not found.`);
+  return errorOf('EndpointNotFound', { endpoint: name });
 }
 
 /** better-sqlite3 refuses async transaction functions (the commit would run before the awaits); so do we. */
@@ -33,5 +33,5 @@ export function assertNotPromise(result: unknown): void {
 
 export function assetAlreadyExists(kind: 'model' | 'environment', name: string, version: string): InfergateError {
   const Kind = kind === 'model' ? 'Model' : 'Environment';
-  return new InfergateError('AssetAlreadyExists', `${Kind} ${name} version ${version} already exists. Assets are immutable: register a new version (leave out --version for the next one).`);
+  return errorOf('AssetAlreadyExists', { Kind, name, version });
 }

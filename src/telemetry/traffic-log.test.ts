@@ -3,12 +3,16 @@
 // on close, and rotation by size.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { trafficLogDropped } from './metrics.js';
 import { FileTrafficLog, type TrafficRecord } from './traffic-log.js';
+import { waitFor } from '../util/wait-testing.js';
+
+/** What is in `file` now ('' before it exists): the log writes asynchronously, on its flush timer. */
+const onDisk = (file: string): string => (existsSync(file) ? readFileSync(file, 'latin1') : '');
 
 const record = (i: number, extra: Partial<TrafficRecord> = {}): TrafficRecord => ({
   method: 'POST',
@@ -34,16 +38,18 @@ const dropped = async () => (await trafficLogDropped.get()).values[0]?.value ?? 
 test('one JSON line per record with Azure columns; odd paths and user agents stay valid JSON', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
   try {
-    const log = new FileTrafficLog(join(dir, 'logs', 'traffic.jsonl'), { bufferBytes: 1 << 20, flushMs: 10 });
+    const file = join(dir, 'logs', 'traffic.jsonl');
+    const log = new FileTrafficLog(file, { bufferBytes: 1 << 20, flushMs: 10 });
     for (let i = 0; i < 1000; i++) log.record(record(i));
     // The HTTP parser hands header values over as latin1, one character per byte the client sent: a UTF-8
     // user agent arrives as its bytes, and the log writes those bytes back.
     const agent = 'ünï "quoted" ' + 'x'.repeat(100);
     log.record(record(1000, { path: '/score?q="x"\\', userAgent: Buffer.from(agent).toString('latin1'), responseCode: 424, modelStatusCode: 500 }));
-    await new Promise((r) => setTimeout(r, 30));
+    // The first 1001 records written by a flush before the rest come: the file is appended to across flushes.
+    await waitFor('the first flush on disk', () => onDisk(file).includes('"id-1000"'));
     for (let i = 1001; i < 1500; i++) log.record(record(i));
     await log.close();
-    const lines = readFileSync(join(dir, 'logs', 'traffic.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, 1500);
     assert.deepEqual(lines.map((l) => l.XRequestId), Array.from({ length: 1500 }, (_, i) => `id-${i}`));
     const odd = lines[1000];
@@ -84,7 +90,9 @@ test('the file is rotated by size: <file>.1 ... .<keepFiles>, the oldest deleted
     const log = new FileTrafficLog(file, { bufferBytes: 1 << 16, flushMs: 5, maxFileBytes: 4000, keepFiles: 2 });
     for (let batch = 0; batch < 12; batch++) {
       for (let i = 0; i < 5; i++) log.record(record(batch * 5 + i));
-      await new Promise((r) => setTimeout(r, 25));
+      // Each batch flushed on its own (rotation is checked per flush, before writing): the next one waits
+      // until this one is in the current file.
+      await waitFor(`batch ${batch} on disk`, () => onDisk(file).includes(`"id-${batch * 5 + 4}"`));
     }
     await log.close();
     const files = readdirSync(dir).sort();

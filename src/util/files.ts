@@ -19,7 +19,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Sta
 import { chmod, lstat, mkdir, open, readdir, realpath, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { dirname, join, sep } from 'node:path';
-import { InfergateError, type ErrorCode } from '../errors/index.js';
+import { errorOf, InfergateError } from '../errors/index.js';
 
 const MiB = 1024 * 1024;
 /** Endpoint, deployment, model and environment YAML files: the largest Azure example is 3 KiB. */
@@ -51,23 +51,23 @@ export interface FileRule {
   /** Largest size read, in bytes; larger is FileTooLarge. */
   limit: number;
   /** The code for a path that does not exist (default BadArgument). */
-  missing?: ErrorCode;
+  missing?: 'BadArgument' | 'RequestFileInvalid';
 }
 
 /** The coded error for a failed stat/open of `path` (ENOENT, ELOOP, EACCES ...). */
-export function pathError(what: string, path: string, err: unknown, missing: ErrorCode = 'BadArgument'): InfergateError {
+export function pathError(what: string, path: string, err: unknown, missing: 'BadArgument' | 'RequestFileInvalid' = 'BadArgument'): InfergateError {
   if (err instanceof InfergateError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new InfergateError(missing, `${what}: No such file or directory: '${path}'`);
-  if (code === 'ELOOP') return new InfergateError('PathNotReadable', `${what} '${path}' is a symbolic-link loop (ELOOP); it names no file`);
-  if (code === 'EACCES' || code === 'EPERM') return new InfergateError('PathNotReadable', `${what} '${path}' cannot be read: permission denied (${code})`);
-  if (code === 'ENAMETOOLONG') return new InfergateError('PathNotReadable', `${what} '${path}' cannot be read: the path is too long (ENAMETOOLONG)`);
-  return new InfergateError('PathNotReadable', `${what} '${path}' cannot be read: ${code ?? (err as Error).message}`);
+  if (code === 'ENOENT' || code === 'ENOTDIR') return errorOf(missing === 'RequestFileInvalid' ? 'RequestFileMissing' : 'PathMissing', { what, path });
+  if (code === 'ELOOP') return errorOf('PathLoop', { what, path });
+  if (code === 'EACCES' || code === 'EPERM') return errorOf('PathPermissionDenied', { what, path, errno: code });
+  if (code === 'ENAMETOOLONG') return errorOf('PathTooLong', { what, path });
+  return errorOf('PathUnreadable', { what, path, reason: code ?? (err as Error).message });
 }
 
 /** PathNotReadable for something that is not a regular file (`folderToo`: nor a directory). */
 export function notRegular(what: string, path: string, st: Stats, folderToo = false): InfergateError {
-  return new InfergateError('PathNotReadable', `${what} '${path}' is ${describeStats(st)}, not a regular file${folderToo ? ' or directory' : ''}; only regular files${folderToo ? ' and directories' : ''} are read`);
+  return errorOf(folderToo ? 'PathNotFileOrFolder' : 'PathNotRegularFile', { what, path, kind: describeStats(st) });
 }
 
 function checkFile(rule: FileRule, path: string, st: Stats): void {
@@ -76,8 +76,8 @@ function checkFile(rule: FileRule, path: string, st: Stats): void {
 }
 
 function tooLarge(rule: FileRule, path: string, size: number, grew = false): InfergateError {
-  const is = grew ? `grew past ${formatBytes(rule.limit)} while it was read` : `is ${formatBytes(size)}`;
-  return new InfergateError('FileTooLarge', `${rule.what} '${path}' ${is}; the limit is ${formatBytes(rule.limit)}`);
+  const limit = formatBytes(rule.limit);
+  return grew ? errorOf('FileGrewTooLarge', { what: rule.what, path, limit }) : errorOf('FileTooLarge', { what: rule.what, path, size: formatBytes(size), limit });
 }
 
 /** Reads a regular file, whole, synchronously (the CLI). Throws PathNotReadable, FileTooLarge, or `missing`. */
@@ -215,16 +215,16 @@ export async function* walkTree(root: string, o: WalkOptions): AsyncGenerator<Tr
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // readdir listed it, so ENOENT here is a symbolic link whose target is missing.
-      if (rel !== '' && code === 'ENOENT') throw new InfergateError('PathNotReadable', `'${abs}'${inside} is a symbolic link to a path that does not exist`);
+      if (rel !== '' && code === 'ENOENT') throw errorOf('LinkDangling', { path: abs, inside });
       throw pathError(rel === '' ? o.what : `${o.what} entry`, abs, e);
     }
     if (st.isFile()) {
       yield { rel, abs, kind: 'file' };
       continue;
     }
-    if (!st.isDirectory()) throw new InfergateError('PathNotReadable', `'${abs}'${inside} is ${describeStats(st)}; only regular files and directories can be copied`);
+    if (!st.isDirectory()) throw errorOf('CopyNotFileOrFolder', { path: abs, inside, kind: describeStats(st) });
     const id = `${st.dev}:${st.ino}`;
-    if (above.has(id)) throw new InfergateError('PathNotReadable', `'${abs}'${inside} is a symbolic-link loop: it leads back to a folder that contains it`);
+    if (above.has(id)) throw errorOf('LinkLoop', { path: abs, inside });
     yield { rel, abs, kind: 'dir' };
     let names: string[];
     try {
@@ -258,7 +258,7 @@ async function checkConfined(abs: string, rel: string, realRoot: string, inside:
     return; // a dangling link or a loop: the stat that follows reports it with its own message
   }
   if (target === realRoot || target.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) return;
-  throw new InfergateError('PathNotReadable', `'${rel}'${inside} is a symbolic link to ${target}, outside the folder being uploaded; only links that stay inside it are followed (copy the file in, or upload the folder it is in)`);
+  throw errorOf('LinkOutsideUpload', { path: rel, inside, target });
 }
 
 /** A read stream of a regular file opened without blocking (O_NONBLOCK, fstat-checked), and its size. */

@@ -16,7 +16,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContextOptions } from 'node:tls';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { readUserFileSync } from './files.js';
 import { readServerRecord } from './workspace.js';
 
@@ -47,21 +47,21 @@ export function loadTlsFiles(certFile: string, keyFile: string): TlsMaterial {
   try {
     leaf = new X509Certificate(cert);
   } catch (e) {
-    throw new InfergateError('BadArgument', `--tls-cert ${certFile}: not a PEM certificate (${(e as Error).message})`);
+    throw errorOf('CertificateNotPem', { what: '--tls-cert', file: certFile, reason: (e as Error).message });
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch (e) {
-    throw new InfergateError('BadArgument', `--tls-key ${keyFile}: not a PEM private key, or one protected by a passphrase (${(e as Error).message})`);
+    throw errorOf('PrivateKeyNotPem', { file: keyFile, reason: (e as Error).message });
   }
-  if (!leaf.checkPrivateKey(privateKey)) throw new InfergateError('BadArgument', `--tls-key ${keyFile} is not the private key of the certificate in --tls-cert ${certFile}`);
-  if (Date.parse(leaf.validTo) < Date.now()) throw new InfergateError('BadArgument', `--tls-cert ${certFile}: the certificate expired on ${leaf.validTo}`);
+  if (!leaf.checkPrivateKey(privateKey)) throw errorOf('PrivateKeyMismatch', { keyFile, certFile });
+  if (Date.parse(leaf.validTo) < Date.now()) throw errorOf('CertificateExpired', { file: certFile, validTo: leaf.validTo });
   const context: SecureContextOptions = { cert, key };
   try {
     createSecureContext(context);
   } catch (e) {
-    throw new InfergateError('BadArgument', `--tls-cert ${certFile} / --tls-key ${keyFile}: ${(e as Error).message}`);
+    throw errorOf('TlsPairRejected', { certFile, keyFile, reason: (e as Error).message });
   }
   // A self-signed certificate is its own CA: the CLI on this machine can trust it as it trusts the dev CA.
   const selfSigned = leaf.issuer === leaf.subject && leaf.checkIssued(leaf) && leaf.verify(leaf.publicKey);
@@ -139,7 +139,7 @@ export async function ensureDevCertificate(workspace: string, names: readonly st
     caCert = new x509.X509Certificate(readFileSync(caFile, 'utf8'));
     caKey = (await subtle.importKey('pkcs8', pemBody(readFileSync(caKeyFile, 'utf8')), alg, false, ['sign'])) as CryptoKey;
     if (caCert.notAfter.getTime() - Date.now() < RENEW_BEFORE_DAYS * DAY) {
-      throw new InfergateError('BadArgument', `The development CA in ${dir} expires on ${caCert.notAfter.toISOString()}: remove ${dir} to make a new one (and trust the new ca.pem).`);
+      throw errorOf('DevCaExpiring', { dir, notAfter: caCert.notAfter.toISOString() });
     }
   } else {
     const keys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -273,7 +273,7 @@ export function trustCaFile(file: string, what = '--cacert'): void {
   try {
     new X509Certificate(pem);
   } catch (e) {
-    throw new InfergateError('BadArgument', `${what} ${file}: not a PEM certificate (${(e as Error).message})`);
+    throw errorOf('CertificateNotPem', { what, file, reason: (e as Error).message });
   }
   trustedFiles.add(file);
   trusted.push(pem);

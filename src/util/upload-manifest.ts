@@ -11,7 +11,7 @@
 // Shared by the CLI (which builds manifests) and the control plane (which validates and materialises them).
 
 import { createHash } from 'node:crypto';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 
 export const MANIFEST_FORMAT = 'infergate-tree/1';
 
@@ -89,7 +89,7 @@ function badPath(p: unknown): string | undefined {
  * root a top-level entry. Anything else is BadArgument: the server writes only inside the folder it chose.
  */
 export function parseManifest(bytes: Buffer, ref: string): TreeManifest {
-  const bad = (why: string) => new InfergateError('BadArgument', `Upload ${ref}: the manifest is not valid: ${why}.`);
+  const bad = (why: string) => errorOf('ManifestInvalid', { ref, problem: why });
   let m: unknown;
   try {
     m = JSON.parse(bytes.toString('utf8'));

@@ -22,7 +22,7 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { InfergateError } from '../errors/index.js';
+import { errorOf } from '../errors/index.js';
 import { readHolderRecord, removeServerRecord, writeServerRecord, type ServerRecord } from './workspace.js';
 
 export const LOCK_FILE = 'server.lock';
@@ -57,8 +57,8 @@ export async function lockWorkspace(workspace: string, version: string): Promise
   } catch (e) {
     db?.close();
     const code = (e as { code?: string }).code;
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new InfergateError('WorkspaceLocked', await describeHolder(workspace, file));
-    throw new InfergateError('InternalError', `Cannot take the workspace lock ${file}: ${(e as Error).message}`);
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw errorOf('WorkspaceLocked', { workspace, holder: await describeHolder(workspace, file) });
+    throw errorOf('WorkspaceLockFailed', { file, reason: (e as Error).message });
   }
   const held = db;
   let released = false;
@@ -82,6 +82,7 @@ export async function lockWorkspace(workspace: string, version: string): Promise
   return lock;
 }
 
+/** Who holds the lock, for the WorkspaceLocked message: pid, URL and start time when they can be trusted. */
 async function describeHolder(workspace: string, file: string): Promise<string> {
   // The kernel's word first (Linux): the pid that holds the lock now. server.json is trusted only when it
   // names that pid, so a record left by a crashed server (or a reused pid) never names the wrong process.
@@ -95,14 +96,13 @@ async function describeHolder(workspace: string, file: string): Promise<string> 
     if (Date.now() >= end) break;
     await new Promise((r) => setTimeout(r, 10));
   }
-  const who = rec
+  return rec
     ? rec.url
       ? `pid ${rec.pid}, serving at ${rec.url} (router ${rec.routerUrl}) since ${rec.startedAt}, version ${rec.version}`
       : `pid ${rec.pid}, starting since ${rec.startedAt}, version ${rec.version}`
     : pid !== undefined
       ? `pid ${pid}`
       : 'a process that has not written server.json';
-  return `Another infergate server holds the lock on workspace ${workspace}: ${who}. Stop it first, or use another --workspace.`;
 }
 
 /**

@@ -2,31 +2,30 @@
 // as Azure's probes call the inference server's `/` route. A fresh connection per probe, so a probe
 // never queues behind scoring traffic on the router's connection.
 
-import { connect } from 'node:net';
-import { decodeResponse, encodeRequestHead, FRAME_RESPONSE, FrameReader } from '../../protocol/frame.js';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { InstanceConnection } from '../../protocol/client.js';
+import { responseStatus } from '../../protocol/frame.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** True when the instance answers `GET /` with 200 within `timeoutMs`. */
+/**
+ * True when the instance answers `GET /` with 200 within `timeoutMs`. The router's framed client on a
+ * connection of its own, closed after the one answer: a timed-out probe sends CANCEL as a timed-out
+ * request does, and an INSTANCE_ERROR answer (a worker died) counts as a failure like any non-200.
+ */
 export function probeOnce(socketPath: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    let done = false;
+    const connection = new InstanceConnection({ socketPath });
     const finish = (ok: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
+      connection.close();
       resolve(ok);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    const socket = connect(socketPath);
-    const reader = new FrameReader((frame, type) => {
-      if (type === FRAME_RESPONSE) finish(decodeResponse(frame).status === 200);
+    connection.send('GET', '/', [], randomUUID(), EMPTY, {
+      deadline: performance.now() + timeoutMs,
+      onResponse: (frame) => finish(responseStatus(frame) === 200),
+      onFailure: () => finish(false),
     });
-    socket.on('data', (c: Buffer) => reader.push(c));
-    socket.on('error', () => finish(false));
-    socket.on('close', () => finish(false));
-    socket.on('connect', () => socket.write(Buffer.concat([encodeRequestHead(1, 'GET', '/', [], 0), EMPTY])));
   });
 }
 
