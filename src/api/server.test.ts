@@ -622,9 +622,18 @@ test('the server reads no path a client names: absolute and relative paths in AP
   const wheel = await raw('POST', '/api/environments', { name: 'stolen', image: 'python:3.11', conda_file: { dependencies: [{ pip: ['/etc/shadow.whl'] }] } });
   assert.equal(wheel.status, 400);
   assert.match(wheel.json.error.message, /names a local path that was not uploaded/);
+  // pip options and direct references that make pip (run by the server) read a server path: refused.
+  for (const entry of ['-r /etc/shadow', '--find-links /var/lib/secret', '-e /root/project', 'proj @ file:///root/project']) {
+    const r = await raw('POST', '/api/environments', { name: 'stolen', image: 'python:3.11', conda_file: { dependencies: [{ pip: [entry] }] } });
+    assert.equal(r.status, 400, `${entry}: ${JSON.stringify(r.json)}`);
+    assert.match(r.json.error.message, /is refused: pip would read a path on the server/);
+  }
   assert.equal(store.listDeployments().length, 0);
   assert.equal(store.listAssets('model').length + store.listAssets('environment').length, 0);
   const assets = join(workspaceDir, 'assets');
   assert.ok(!existsSync(join(assets, 'models')) && !existsSync(join(assets, 'environments')), 'nothing copied into the asset store');
   assert.deepEqual(existsSync(join(assets, '.tmp')) ? readdirSync(join(assets, '.tmp')) : [], []);
+  // An index URL is pip fetching, not reading: kept.
+  const index = await raw('POST', '/api/environments', { name: 'indexed', image: 'python:3.11', conda_file: { dependencies: [{ pip: ['--extra-index-url https://pypi.example/simple', 'numpy'] }] } });
+  assert.equal(index.status, 201, JSON.stringify(index.json));
 });

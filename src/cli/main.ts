@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { Client, type Json } from '../client/index.js';
 import { errorOf, InfergateError, isErrorCode } from '../errors/index.js';
-import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint } from '../spec/index.js';
+import { applyOverrides, loadDeploymentYaml, loadEndpointYaml, parseDeploymentObject, parseEndpointObject, dumpDeployment, dumpEndpoint, storedPathsOf, type LoadResult, type DeploymentSpec } from '../spec/index.js';
 import { readUserFileSync, REQUEST_FILE_LIMIT } from '../util/files.js';
 import { trustedFetch } from '../util/tls.js';
 import { defaultWorkspace } from '../util/workspace.js';
@@ -313,6 +313,7 @@ function deploymentCommands(program: Command): void {
       const c = await client(o);
       let doc: Record<string, unknown>;
       let source: string;
+      let stored: Map<string, string> | undefined;
       if (o.file) {
         const { text, path } = readYaml(o.file);
         const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
@@ -323,14 +324,20 @@ function deploymentCommands(program: Command): void {
       } else {
         if (!o.name || !o.endpointName) throw errorOf('DeploymentNamesMissing');
         doc = await c.deploymentDocument(o.endpointName, o.name);
+        stored = storedPathsOf(doc);
         const problems = applyOverrides(doc, o.set ?? []);
         if (problems.length) fail(problems, 'The deployment');
         source = `deployment ${o.endpointName}/${o.name}`;
       }
-      const parsed = parseDeploymentObject(doc, { source });
+      // Without -f, what the server stored is sent back as it is (as az sends the deployment it read):
+      // paths it recorded are neither opened nor uploaded again, so a scale stays a scale even where the
+      // folder has changed or is not on this machine. Only a path given anew (--set code_configuration.code=./x)
+      // is read and uploaded.
+      const keptAsStored = stored === undefined ? undefined : tryParse(() => parseDeploymentObject(doc, { source, paths: 'uploads', storedPaths: stored }));
+      const parsed = keptAsStored ?? parseDeploymentObject(doc, { source });
       if (!parsed.spec || parsed.problems.length) fail(parsed.problems, 'The deployment');
       // Local paths (from -f, or --set code_configuration.code=...) are uploaded; references are kept.
-      const spec = await withUploads(c, (up) => uploadDeployment(parsed.spec!, up));
+      const spec = keptAsStored !== undefined ? parsed.spec! : await withUploads(c, (up) => uploadDeployment(parsed.spec!, up));
       // Without -f, as az does, the deployment read back is sent: its code and assets are not re-resolved.
       const updated = await c.updateDeployment(spec.endpointName, spec.name, dumpDeployment(spec), !o.file);
       if (!o.wait) return emit(updated, o);
@@ -516,3 +523,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The stored document as it is, or undefined when it names a path given anew (then read and uploaded). */
+function tryParse(parse: () => LoadResult<DeploymentSpec>): LoadResult<DeploymentSpec> | undefined {
+  try {
+    const r = parse();
+    return r.spec && r.problems.length === 0 ? r : undefined;
+  } catch (e) {
+    if (e instanceof InfergateError) return undefined;
+    throw e;
+  }
+}

@@ -413,7 +413,15 @@ async function storedConda(condaFile: string | Record<string, unknown> | undefin
   if (Array.isArray(deps)) {
     content.dependencies = deps.map((d) => {
       if (!d || typeof d !== 'object' || !Array.isArray((d as { pip?: unknown }).pip)) return d;
-      return { ...(d as object), pip: (d as { pip: unknown[] }).pip.map((p) => (typeof p === 'string' && (isUploadRef(p.trim()) || isLocalPipEntry(p)) ? place(p) : p)) };
+      return {
+        ...(d as object),
+        pip: (d as { pip: unknown[] }).pip.map((p) => {
+          if (typeof p !== 'string') return p;
+          if (isUploadRef(p.trim()) || isLocalPipEntry(p)) return place(p);
+          if (readsServerPath(p)) throw errorOf('PipEntryRefused', { entry: p });
+          return p;
+        }),
+      };
     });
   }
   return { content, text: text !== undefined && !rewritten ? text : toYaml(content), files };
@@ -465,4 +473,15 @@ export function assetNotFound(kind: AssetKind, name: string, version: string | u
   if (version !== undefined) return errorOf('AssetVersionNotFound', { Kind: Kind(kind), kind, name, version });
   if (label !== undefined && !(LABELS as readonly string[]).includes(label)) return errorOf('AssetLabelUnknown', { label, kind, name });
   return errorOf('AssetLabelUnresolved', { Kind: Kind(kind), kind, name, label: label ?? 'latest' });
+}
+
+/**
+ * A pip list entry that makes pip (run by the server, as its user) read a path on the server: options
+ * other than an index or host (`-r /etc/shadow`, `-e /project`, `--find-links /dir`, `-c file`), and
+ * direct references to local files (`name @ file:///...`). Index URLs are kept: pip fetches them.
+ */
+export function readsServerPath(entry: string): boolean {
+  const s = entry.trim();
+  if (s.startsWith('-')) return !/^(--index-url|--extra-index-url|-i)(\s+|=)https?:\/\/\S+$|^--trusted-host(\s+|=)[\w.:-]+$|^--pre$/.test(s);
+  return /@\s*file:/i.test(s) || /^file:/i.test(s);
 }

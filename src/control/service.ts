@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { compileInstancePlan } from '../compile/index.js';
 import { errorOf, validationError } from '../errors/index.js';
 import type { Controller } from '../reconcile/index.js';
-import { parseDeploymentObject, parseEndpointObject } from '../spec/index.js';
+import { dumpDeployment, parseDeploymentObject, parseEndpointObject, storedPathsOf } from '../spec/index.js';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { EndpointKeys, StateStore, StoredDeployment, StoredEndpoint } from '../store/types.js';
 import { issueToken } from '../util/token.js';
@@ -210,7 +210,7 @@ export class ControlPlane {
    * kept and never opened.
    */
   private async parseDeployment(document: unknown, previous?: DeploymentSpec): Promise<{ spec: DeploymentSpec; revision: string }> {
-    const storedPaths = previous ? stringsOf(previous) : undefined;
+    const storedPaths = previous ? storedPathsOf(dumpDeployment(previous)) : undefined;
     const { spec, problems } = parseDeploymentObject(document, { source: 'request body', paths: 'uploads', ...(storedPaths ? { storedPaths } : {}) });
     if (!spec || problems.length) throw validationError(problems, 'The deployment');
     const resolved = await this.assets.resolveDeployment(spec, previous);
@@ -236,12 +236,4 @@ function parseEndpoint(document: unknown): EndpointSpec {
   if (!spec || problems.length) throw validationError(problems, 'The endpoint');
   if (spec.authMode === 'aad_token') throw errorOf('AadTokenUnsupported');
   return spec;
-}
-
-/** Every string value in a stored spec (its recorded paths among them). */
-function stringsOf(value: unknown, out = new Set<string>()): Set<string> {
-  if (typeof value === 'string') out.add(value);
-  else if (Array.isArray(value)) for (const v of value) stringsOf(v, out);
-  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) stringsOf(v, out);
-  return out;
 }

@@ -113,6 +113,7 @@ export const messages = {
   ScoringScriptInvalid: { code: 'BadArgument', template: 'code_configuration.scoring_script: {problem}' },
   CondaFileNotYaml: { code: 'BadArgument', template: 'conda_file {ref} is not valid YAML: {problem} at line {line}, column {column}.' },
   CondaFileNotMapping: { code: 'BadArgument', template: 'conda_file {ref} is not a mapping (expected name, channels, dependencies)' },
+  PipEntryRefused: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' is refused: pip would read a path on the server (a requirements file, a find-links folder, an editable or file: direct reference) as the server's user. Only packages, index URLs (--index-url, --extra-index-url, -i), --trusted-host, --pre and uploaded files are accepted." },
   PipEntryNotUploaded: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names a local path that was not uploaded with the conda file; the server reads no path a client names (the infergate CLI uploads such files, docs/assets.md \"Uploads\")." },
   PipEntryMissing: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names {path}, which was not uploaded with the conda file" },
   // Uploads (docs/assets.md "Uploads")

@@ -102,6 +102,16 @@ describe('storage initializer', () => {
     assert.equal(r2.status, 1);
   });
 
+  it('refuses a model or code path that is not absolute (a made-up URI would resolve against its working directory)', () => {
+    const r = runInitializer({ instanceDir: join(tmp, 'rel-0'), model: { name: 'm', version: '1', path: 'x://../../../../etc/hostname' } });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /model\.path "x:\/\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname" is not an absolute path/);
+    assert.equal(existsSync(join(tmp, 'rel-0', 'azureml-models')), false);
+    const c = runInitializer({ instanceDir: join(tmp, 'rel-1'), code: { path: 'code/../..' } });
+    assert.equal(c.status, 1);
+    assert.match(c.stderr, /code\.path "code\/\.\.\/\.\." is not an absolute path/);
+  });
+
   it('exits 1 on an unreadable request', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', SCRIPT, join(tmp, 'missing.json')], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(r.status, 1);

@@ -14,7 +14,7 @@
 // Running it again for the same instance directory (an instance restart) replaces the earlier copy.
 
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { copyTree } from '../util/files.js';
@@ -41,11 +41,13 @@ function parseRequest(raw: unknown): StorageRequest {
   if (r.model !== undefined && r.model !== null) {
     const m = r.model as Record<string, unknown>;
     if (typeof m.path !== 'string' || m.path === '') throw new StorageError('model.path is missing.');
+    if (!isAbsolute(m.path)) throw new StorageError(`model.path ${JSON.stringify(m.path)} is not an absolute path (the backend gives the asset store's).`);
     req.model = { name: segment('model.name', m.name), version: segment('model.version', m.version), path: resolve(m.path) };
   }
   if (r.code !== undefined && r.code !== null) {
     const c = r.code as Record<string, unknown>;
     if (typeof c.path !== 'string' || c.path === '') throw new StorageError('code.path is missing.');
+    if (!isAbsolute(c.path)) throw new StorageError(`code.path ${JSON.stringify(c.path)} is not an absolute path (the backend gives the code snapshot's).`);
     req.code = { path: resolve(c.path) };
   }
   return req;

@@ -5,6 +5,7 @@ export { loadEndpointYaml, loadDeploymentYaml, parseEndpointObject, parseDeploym
 export type { LoadResult, ObjectContext } from './load.js';
 export { dumpEndpoint, dumpDeployment } from './dump.js';
 export { applyOverrides } from './overrides.js';
+export { storedPathsOf } from './paths.js';
 export { validateName, MIN_NAME_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN } from './names.js';
 export { parseAssetRef, formatAssetRef } from './assets.js';
 export { MAX_MIRROR_PERCENT } from './endpoint.js';

@@ -211,10 +211,15 @@ test('documents from API clients: a path is refused unless the server stored tha
   const doc = (path: string) => ({ name: 'blue', endpoint_name: 'my-endpoint', model: { path }, code_configuration: { code: `upload:sha256:${'1'.repeat(64)}`, scoring_script: 'score.py' }, instance_type: 'Standard_DS3_v2', instance_count: 2 });
   const old = '/srv/projects/model-1/model';
   // A deployment created before uploads existed recorded the absolute path; `update --set` sends it back unchanged.
-  const kept = parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads', storedPaths: new Set([old]) });
+  const kept = parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads', storedPaths: new Map([['model.path', old]]) });
   assert.deepEqual(kept.problems, []);
   assert.equal(kept.spec?.model && typeof kept.spec.model === 'object' && 'path' in kept.spec.model ? kept.spec.model.path : undefined, old);
   // Any other path, or the same one without the stored deployment, is still refused before anything is opened.
-  assert.throws(() => parseDeploymentObject(doc('/etc/shadow'), { source: 'request body', paths: 'uploads', storedPaths: new Set([old]) }), /the server reads no path a client names/);
+  assert.throws(() => parseDeploymentObject(doc('/etc/shadow'), { source: 'request body', paths: 'uploads', storedPaths: new Map([['model.path', old]]) }), /the server reads no path a client names/);
+  // A value stored at another key (an environment variable, a tag) is no path: refused at model.path.
+  assert.throws(() => parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads', storedPaths: new Map([['environment_variables.NOTE', old]]) }), /the server reads no path a client names/);
+  // Made-up URIs are refused (they would reach the storage initializer as relative paths); registered assets pass.
+  assert.throws(() => parseDeploymentObject(doc('x://../../../../etc/shadow'), { source: 'request body', paths: 'uploads' }), /the server reads no path a client names/);
+  assert.throws(() => parseDeploymentObject(doc('azureml://../../etc/shadow'), { source: 'request body', paths: 'uploads' }), /the server reads no path a client names/);
   assert.throws(() => parseDeploymentObject(doc(old), { source: 'request body', paths: 'uploads' }), /the server reads no path a client names/);
 });

@@ -23,8 +23,8 @@ export interface ObjectContext {
   baseDir?: string;
   /** 'uploads' for documents from API clients: paths refused, upload references only (Cx.paths). */
   paths?: 'local' | 'uploads';
-  /** With 'uploads': paths already stored for this document, accepted unchanged (Cx.storedPaths). */
-  storedPaths?: ReadonlySet<string>;
+  /** With 'uploads': by key path, paths already stored for this document, accepted unchanged at that key (Cx.storedPaths). */
+  storedPaths?: ReadonlyMap<string, string>;
 }
 
 interface Document<T> {
@@ -60,7 +60,7 @@ function byPosition(a: Problem, b: Problem): number {
   return (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
 }
 
-function validate<T>(doc: Document<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[], paths?: 'local' | 'uploads', storedPaths?: ReadonlySet<string>): LoadResult<T> {
+function validate<T>(doc: Document<T>, root: SNode, file: string, baseDir: string | undefined, problems: Problem[], paths?: 'local' | 'uploads', storedPaths?: ReadonlyMap<string, string>): LoadResult<T> {
   const cx: Cx = { file, ...(baseDir ? { baseDir } : {}), ...(paths ? { paths } : {}), ...(storedPaths ? { storedPaths } : {}), kind: doc.kindOf(root), what: doc.what, problems };
   const spec = doc.type.decode(root, '', cx);
   return result(spec, problems);

@@ -58,14 +58,21 @@ export function localPath(expect?: 'file' | 'folder', rule: LocalPathRule = {}):
     label: 'a path',
     decode(node, path, cx) {
       const s = str.decode(node, path, cx);
-      if (s === undefined || isReference(s) || isUploadRef(s)) return s;
+      if (s === undefined || isUploadRef(s)) return s;
       if (/^upload:/i.test(s)) return report(cx, path, node, `'${s}' is not an upload reference: expected upload:sha256:<64 lower-case hex digits>`);
-      if (cx.paths === 'uploads' && cx.storedPaths?.has(s)) return s;
       if (cx.paths === 'uploads') {
+        // The very value the server stored at this key for this deployment (before uploads existed), sent
+        // back unchanged by `update --set`: kept, never opened. At another key it is a path like any other.
+        if (cx.storedPaths?.get(path) === s) return s;
+        // A registered asset (azureml:name:version, azureml:name@label) is resolved by the asset registry.
+        // Any other URI is refused: nothing here fetches remote locations, and a made-up one such as
+        // `x://../../etc` would reach the storage initializer as a relative path.
+        if (/^azureml:(?!\/\/)/.test(s)) return s;
         // The control plane opens no path a client names: running as root it would copy /etc/shadow for
         // anyone who asks, and on another machine the path means nothing. The CLI uploads the files first.
         throw locatedError(where(cx, path, node), errorOf('ServerReadsNoPath', { path: s }));
       }
+      if (isReference(s)) return s;
       let abs: string;
       if (isAbsolute(s)) abs = normalize(s);
       else if (cx.baseDir) abs = resolve(cx.baseDir, s);
@@ -105,4 +112,17 @@ export function checkScript(code: string, script: string): string | undefined {
   const kind = statKind(abs);
   if (kind === 'file') return undefined;
   return kind ? `scoring script '${script}' is a folder, expected a file` : `scoring script '${script}' does not exist in the code folder ${code}`;
+}
+
+/**
+ * The string values of a stored deployment's document by key path (`model.path`,
+ * `code_configuration.code`, ...), as validation names them (Cx.storedPaths): a stored path is accepted
+ * back only at its own key, never a value stored elsewhere (an environment variable, a tag) offered as a path.
+ */
+export function storedPathsOf(document: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (typeof document === 'string') out.set(prefix, document);
+  else if (document !== null && typeof document === 'object' && !Array.isArray(document)) {
+    for (const [k, v] of Object.entries(document)) storedPathsOf(v, prefix === '' ? k : `${prefix}.${k}`, out);
+  }
+  return out;
 }

@@ -24,11 +24,11 @@ export interface Cx {
    */
   readonly paths?: 'local' | 'uploads';
   /**
-   * With 'uploads': paths the server itself stored earlier for this very document (a deployment created
+   * With 'uploads': by key path (`model.path`), the paths the server itself stored earlier for this very document (a deployment created
    * before uploads existed, updated with `update --set` and no `-f`). Kept as written and never opened:
    * such an update keeps the snapshot and versions they resolved to (api/assets.ts resolveDeployment).
    */
-  readonly storedPaths?: ReadonlySet<string>;
+  readonly storedPaths?: ReadonlyMap<string, string>;
   /** Decided before validation from `compute` / `type` (contract §1.1). */
   readonly kind: Kind;
   readonly what: 'endpoint' | 'deployment' | 'model' | 'environment';

@@ -70,6 +70,13 @@ test('the CLI uploads model and code; the deployment scores; the same files agai
   const shown = JSON.parse(await ws.ok(['online-deployment', 'show', '-n', 'blue', '-e', 'up-ep'])) as { model: { path: string }; code_configuration: { code: string } };
   assert.match(shown.model.path, /^upload:sha256:[0-9a-f]{64}$/);
   assert.match(shown.code_configuration.code, /^upload:sha256:[0-9a-f]{64}$/);
+  // A scale without -f sends the stored deployment back as it is: the edited folder is not read again.
+  const greenCode = () => ws.ok(['online-deployment', 'show', '-n', 'green', '-e', 'up-ep', '-o', 'tsv', '--query', 'code_configuration.code']);
+  const codeBefore = await greenCode();
+  writeFileSync(join(dir, 'score.mjs'), `${readFileSync(join(dir, 'score.mjs'), 'utf8')}\n// edited after the deployment\n`);
+  await ws.ok(['online-deployment', 'update', '-n', 'green', '-e', 'up-ep', '--set', 'instance_count=2']);
+  assert.equal(await settledPuts(), second, 'update --set without -f uploads nothing');
+  assert.equal(await greenCode(), codeBefore, 'and keeps the code snapshot');
 });
 
 test('the API refuses a document naming /etc/shadow (or any path); nothing is copied', async () => {
