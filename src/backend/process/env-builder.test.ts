@@ -147,3 +147,18 @@ test('prepareEnvironment: nothing to build without a conda file, with nothing to
   assert.match(lines.join('\n'), /INFERGATE_BUILD_ENVIRONMENTS=0/);
   assert.match(lines.join('\n'), /INFERGATE_PYTHON is set/);
 });
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+test('as root, a local source distribution is not built (its setup.py would run as root); wheels only', { skip: (!canBuild && 'no /usr/bin/python3') || (!isRoot && 'not root: pip runs as an unprivileged server user') }, async () => {
+  const dir = join(tmp, 'sdist');
+  const marker = join(dir, 'SETUP_RAN');
+  mkdirSync(join(dir, 'evilpkg-0.1'), { recursive: true });
+  writeFileSync(join(dir, 'evilpkg-0.1', 'setup.py'), `open(${JSON.stringify(marker)}, 'w').write('ran')\nfrom setuptools import setup\nsetup(name='evilpkg', version='0.1')\n`);
+  writeFileSync(join(dir, 'evilpkg-0.1', 'PKG-INFO'), 'Metadata-Version: 1.0\nName: evilpkg\nVersion: 0.1\n');
+  execFileSync('tar', ['czf', 'evilpkg-0.1.tar.gz', 'evilpkg-0.1'], { cwd: dir });
+  writeFileSync(join(dir, 'conda.yaml'), 'dependencies:\n  - pip:\n    - ./evilpkg-0.1.tar.gz\n');
+  const { lines, o } = options(join(tmp, 'ws-sdist'));
+  assert.equal(await prepareEnvironment({ condaFile: join(dir, 'conda.yaml') }, o), undefined);
+  assert.match(lines.join('\n'), /evilpkg-0\.1\.tar\.gz: not a wheel; building a source distribution runs its code as the server's user \(root\)/);
+  assert.equal(existsSync(marker), false, 'setup.py never ran');
+});

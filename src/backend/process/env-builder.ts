@@ -318,7 +318,16 @@ async function buildEnvironment(base: string, dir: string, reqs: Requirements, p
     transcript.push(`$ ${base} -m venv --system-site-packages --clear ${dir}`, r.output);
     if (r.code !== 0) return fail(`no pip: neither ${base} -m pip nor ensurepip works (install Debian's python3-pip or python3-venv): ${reasonOf(r.output, `exit ${r.code}`)}`);
   }
-  const args = ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--timeout', '5', '--retries', '0', ...(reqs.allLocal ? ['--no-index'] : []), ...reqs.args];
+  // pip runs as the server's user. Building a source distribution runs its setup.py (or build backend):
+  // a deployment's code, as root when the server is root, outside every instance's isolation. Wheels
+  // are only unpacked, so as root only wheels are installed; a package with no wheel fails the build,
+  // which the log says, and the instance falls back to a host interpreter.
+  const wheelsOnly = typeof process.getuid === 'function' && process.getuid() === 0 ? ['--only-binary=:all:'] : [];
+  // A local archive or folder named directly is built whatever --only-binary says (pip builds what it is
+  // given): as root, only local wheels.
+  const sources = wheelsOnly.length > 0 ? reqs.local.filter((a) => !/\.whl$/i.test(a)) : [];
+  if (sources.length > 0) return fail(`${sources.map((a) => basename(a)).join(', ')}: not a wheel; building a source distribution runs its code as the server's user (root), so only wheels are installed (build the wheel, e.g. pip wheel, and list it instead)`);
+  const args = ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--timeout', '5', '--retries', '0', ...wheelsOnly, ...(reqs.allLocal ? ['--no-index'] : []), ...reqs.args];
   r = await run(python, args, env, PIP_TIMEOUT_MS);
   transcript.push(`$ ${python} ${args.join(' ')}`, r.output);
   if (r.code !== 0) {
