@@ -207,3 +207,90 @@ test('a request that times out is counted out once: CANCEL sent, a late answer d
   conn.close();
   await inst.close();
 });
+
+/** A RESPONSE frame for `id` of the given raw payload (status, header count, entries): possibly malformed. */
+function rawResponse(id: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUInt32BE(5 + payload.length, 0);
+  head.writeUInt32BE(id, 4);
+  head[8] = 2;
+  return Buffer.concat([head, payload]);
+}
+
+test('a malformed RESPONSE (no status, header entries past its end) ends that connection, not the process: its requests fail dropped', async () => {
+  const payloads = [
+    Buffer.alloc(0), // no status at all
+    Buffer.from([0, 200, 0]), // status, half a header count
+    Buffer.from([0, 200, 0, 1, 0, 50, 0x61]), // one header whose name runs 50 bytes past the frame
+    Buffer.from([0, 200, 0, 1, 0, 1, 0x61, 0, 9, 0x62]), // its value runs past the frame
+    Buffer.from([0, 200, 0, 2, 0, 1, 0x61, 0, 1, 0x62]), // announces a second header it does not hold
+  ];
+  for (const payload of payloads) {
+    const inst = await fakeInstance();
+    const conn = new InstanceConnection({ socketPath: inst.socketPath });
+    const bad = exchange();
+    const other = exchange();
+    conn.send('POST', '/score', [], 'b', Buffer.from('b'), bad.ex);
+    conn.send('POST', '/score', [], 'o', Buffer.from('o'), other.ex);
+    await until(() => inst.requests.length === 2, 'both requests');
+    inst.socket().write(rawResponse(inst.requests[0].id, payload));
+    await until(() => bad.failure !== null && other.failure !== null, 'both failures');
+    assert.equal(bad.body, null, `payload ${payload.toString('hex')} reached nobody`);
+    assert.equal(bad.failure, 'dropped');
+    assert.equal(other.failure, 'dropped');
+    assert.equal(conn.broken, true);
+    assert.equal(conn.outstanding, 0);
+    conn.close();
+    await inst.close();
+  }
+});
+
+test('a frame longer than maxFrameBytes ends the connection before it is buffered', async () => {
+  const inst = await fakeInstance();
+  const conn = new InstanceConnection({ socketPath: inst.socketPath }, undefined, { maxFrameBytes: 64 * 1024 });
+  const r = exchange();
+  conn.send('POST', '/score', [], 'r', Buffer.from('r'), r.ex);
+  await until(() => inst.requests.length === 1, 'the request');
+  // Announces 4 GiB - 1 and sends a first slice of it: the router must not wait for the rest.
+  const head = Buffer.alloc(13);
+  head.writeUInt32BE(0xffffffff, 0);
+  head.writeUInt32BE(inst.requests[0].id, 4);
+  head[8] = 2;
+  head.writeUInt16BE(200, 9);
+  inst.socket().write(Buffer.concat([head, Buffer.alloc(1000)]));
+  await until(() => r.failure !== null, 'the failure');
+  assert.equal(r.failure, 'dropped');
+  assert.equal(r.body, null);
+  // Within the bound, a normal answer is delivered (the cap is not a cap on ordinary frames).
+  const inst2 = await fakeInstance({ autoAnswer: true });
+  const conn2 = new InstanceConnection({ socketPath: inst2.socketPath }, undefined, { maxFrameBytes: 64 * 1024 });
+  const ok = exchange();
+  conn2.send('POST', '/score', [], 'k', Buffer.alloc(60 * 1024, 0x61), ok.ex);
+  await until(() => ok.body !== null, 'the answer');
+  assert.equal(ok.body, String(60 * 1024));
+  conn.close();
+  conn2.close();
+  await inst.close();
+  await inst2.close();
+});
+
+test('a short deadline behind a long one still expires on time (the sweep does not stop at the first unexpired entry)', async () => {
+  const inst = await fakeInstance();
+  const conn = new InstanceConnection({ socketPath: inst.socketPath });
+  const long = exchange(30_000);
+  const short = exchange(60);
+  conn.send('POST', '/score', [], 'l', Buffer.from('l'), long.ex);
+  conn.send('POST', '/score', [], 's', Buffer.from('s'), short.ex);
+  const t0 = performance.now();
+  await until(() => short.failure !== null, 'the short deadline', 2000);
+  assert.ok(performance.now() - t0 < 1000);
+  assert.equal(short.failure, 'timeout');
+  assert.equal(long.failure, null);
+  assert.equal(conn.outstanding, 1);
+  await until(() => inst.requests.length === 2, 'both requests');
+  inst.answer(inst.requests[0].id, 'l');
+  await until(() => long.body !== null, 'the long one answered');
+  assert.equal(conn.outstanding, 0);
+  conn.close();
+  await inst.close();
+});

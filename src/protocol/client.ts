@@ -5,7 +5,7 @@
 // draining.
 
 import { connect, type Socket } from 'node:net';
-import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, IdAllocator } from './frame.js';
+import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, IdAllocator, isWellFormedResponse } from './frame.js';
 import { FrameWriter } from './writer.js';
 
 /** Where an instance host listens (the IR's InstanceAddress has this shape; protocol/ does not import ir/). */
@@ -18,6 +18,16 @@ export interface InstanceConnectionOptions {
   ids?: IdAllocator;
   /** Bound on bytes waiting to be written to this instance; past it the connection fails (writer.ts). */
   maxQueuedBytes?: number;
+  /**
+   * Largest frame accepted from the instance (length field included). A larger one ends the connection
+   * (its requests fail 'dropped'): the instance is untrusted code and must not make the router buffer
+   * up to the 4 GiB a frame's u32 length allows.
+   */
+  maxFrameBytes?: number;
+  /** How long a connection that failed on its own is avoided before it may be opened again (default 1 s). */
+  retryAfterMs?: number;
+  /** Called when a failed connection may be used again (the router serves what queued meanwhile). */
+  onUsable?: () => void;
 }
 
 /** What the router hands over with each request; called exactly once with the outcome. */
@@ -55,12 +65,19 @@ export class InstanceConnection {
   private writer: FrameWriter | null = null;
   /** Ids of the requests queued in the writer, not yet handed to the socket (safe to retry elsewhere). */
   private queuedIds: number[] = [];
-  /** The connection failed on its own; the router avoids it until the routing table changes. */
+  /**
+   * The connection failed on its own (the instance closed it, broke the protocol, or did not read what
+   * it was sent): the router avoids it for retryAfterMs, then the next request opens a new one. Not until
+   * the next routing table: a slow but healthy instance would otherwise stay out of service.
+   */
   broken = false;
+  private retryTimer: NodeJS.Timeout | null = null;
   /** Called once the writes drained below STREAM_HIGH_WATER (or the connection failed). */
   private drainWaiters: (() => void)[] = [];
   private readonly ids: IdAllocator;
   private readonly maxQueuedBytes: number | undefined;
+  private readonly retryAfterMs: number;
+  private readonly onUsable: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly reader: FrameReader;
 
@@ -71,26 +88,50 @@ export class InstanceConnection {
   ) {
     this.ids = options.ids ?? new IdAllocator();
     this.maxQueuedBytes = options.maxQueuedBytes;
-    this.reader = new FrameReader((frame, type, id) => {
-      if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR) return;
-      const ex = this.pending.get(id);
-      if (ex === undefined) return; // answered after its deadline: already failed
-      this.pending.delete(id);
-      this.outstanding--;
-      ex.onResponse(frame);
-      if (this.closing && this.pending.size === 0) this.destroy();
-    });
+    this.retryAfterMs = options.retryAfterMs ?? 1000;
+    this.onUsable = options.onUsable;
+    this.reader = new FrameReader(
+      (frame, type, id) => {
+        if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR) return;
+        // Checked before anything reads it (the exchange decodes the frame lazily): a short frame or a
+        // header entry past its end is a broken peer, and this connection ends with it.
+        if (!isWellFormedResponse(frame)) {
+          this.abandon();
+          return;
+        }
+        const ex = this.pending.get(id);
+        if (ex === undefined) return; // answered after its deadline: already failed
+        this.pending.delete(id);
+        this.outstanding--;
+        ex.onResponse(frame);
+        if (this.closing && this.pending.size === 0) this.destroy();
+      },
+      { maxFrameBytes: options.maxFrameBytes, onOversize: () => this.abandon() },
+    );
+  }
+
+  /**
+   * The instance broke the protocol: stop reading it and drop the socket. 'close' then fails every
+   * pending request as it does for a crash ('dropped' once written: the instance may have run them) and
+   * marks the connection broken.
+   */
+  private abandon(): void {
+    this.reader.stop();
+    this.socket?.destroy();
   }
 
   get isOpen(): boolean {
     return !this.closing;
   }
 
-  /** `headers`: name, value pairs (lower-case names); the request's `x-request-id` is appended. */
-  send(method: string, url: string, headers: readonly string[], requestId: string, body: Buffer, ex: Exchange): void {
+  /**
+   * `headers`: name, value pairs (lower-case names); the request's `x-request-id` is appended. Returns the
+   * request's id (for cancel()), or 0 if the connection is closing (the exchange has been failed 'unavailable').
+   */
+  send(method: string, url: string, headers: readonly string[], requestId: string, body: Buffer, ex: Exchange): number {
     if (this.closing) {
       ex.onFailure('unavailable');
-      return;
+      return 0;
     }
     const w = this.writer ?? this.open();
     const id = this.ids.take(this.pending);
@@ -99,6 +140,7 @@ export class InstanceConnection {
     w.push2(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, body.length), body);
     this.queuedIds.push(id);
     if (this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
+    return id;
   }
 
   /**
@@ -171,6 +213,8 @@ export class InstanceConnection {
   }
 
   private open(): FrameWriter {
+    // A fresh stream: nothing of the previous connection's last (partial or rejected) frame carries over.
+    this.reader.reset();
     const socket = connect(this.address.socketPath);
     socket.setNoDelay(true);
     const writer = new FrameWriter(socket, {
@@ -195,7 +239,10 @@ export class InstanceConnection {
     socket.on('data', (chunk: Buffer) => this.reader.push(chunk));
     socket.on('error', () => {}); // 'close' follows and does the work
     socket.on('close', () => {
-      if (!this.closing) this.broken = true;
+      if (!this.closing) {
+        this.broken = true;
+        if (this.retryTimer === null) this.retryTimer = setTimeout(this.retry, this.retryAfterMs).unref();
+      }
       this.socket = null;
       this.writer = null;
       this.connected = false;
@@ -216,7 +263,11 @@ export class InstanceConnection {
     return writer;
   }
 
-  /** Pending entries are in send order; with one deadline per deployment that is deadline order too. */
+  /**
+   * Every pending entry is checked: send order is not deadline order (the deployments sharing an instance
+   * over time have their own request_timeout_ms, and probes and mirrors theirs), so a request with a long
+   * deadline must not shield the shorter ones behind it. Bounded by what is in flight on the connection.
+   */
   private readonly sweep = (): void => {
     if (this.pending.size === 0) {
       if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
@@ -225,7 +276,7 @@ export class InstanceConnection {
     }
     const now = performance.now();
     for (const [id, ex] of this.pending) {
-      if (ex.deadline > now) break;
+      if (ex.deadline > now) continue;
       this.pending.delete(id);
       this.outstanding--;
       // The instance host drops it if it has not started it (docs/protocol.md "CANCEL").
@@ -235,8 +286,17 @@ export class InstanceConnection {
     if (this.closing && this.pending.size === 0) this.destroy();
   };
 
+  private readonly retry = (): void => {
+    this.retryTimer = null;
+    if (this.closing) return;
+    this.broken = false;
+    this.onUsable?.();
+  };
+
   private destroy(): void {
     if (this.destroyed) return;
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.destroyed = true;
     this.closing = true;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);

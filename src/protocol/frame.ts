@@ -285,6 +285,36 @@ export function readResponseHeadersFlat(frame: Buffer, skip: ReadonlySet<string>
 }
 
 /**
+ * True when `frame` (a whole RESPONSE or INSTANCE_ERROR frame) holds its status, its header count and every
+ * header entry it announces: responseStatus and readResponseHeadersFlat read only within it. The instance
+ * is untrusted code; a frame that fails this must end the connection, not the router (a read past the end
+ * throws out of the socket's 'data' handler and takes the whole process down).
+ */
+export function isWellFormedResponse(frame: Buffer): boolean {
+  const end = frame.length;
+  if (end < 13) return false;
+  const count = frame.readUInt16BE(11);
+  let pos = 13;
+  for (let i = 0; i < count; i++) {
+    if (pos + 2 > end) return false;
+    pos += 2 + frame.readUInt16BE(pos);
+    if (pos + 2 > end) return false;
+    pos += 2 + frame.readUInt16BE(pos);
+    if (pos > end) return false;
+  }
+  return true;
+}
+
+export interface FrameReaderOptions {
+  /**
+   * Largest frame accepted, length field included. A larger announced length calls `onOversize` and the
+   * reader stops: the peer cannot make this process buffer up to the 4 GiB a u32 length allows.
+   */
+  maxFrameBytes?: number;
+  onOversize?: (announced: number) => void;
+}
+
+/**
  * Splits a byte stream into whole frames. Feed it chunks as they arrive; it calls `onFrame` with each
  * complete frame (a view, valid until the callback returns unless copied) in order.
  *
@@ -298,10 +328,19 @@ export class FrameReader {
   private partBytes = 0;
   /** Bytes the incomplete frame needs in all (length field included), once its length is known; else 0. */
   private need = 0;
+  private readonly maxFrameBytes: number;
+  /** Set once a frame was over maxFrameBytes: everything after it is ignored (the stream is lost). */
+  private failed = false;
 
-  constructor(private readonly onFrame: (frame: Buffer, type: number, id: number) => void) {}
+  constructor(
+    private readonly onFrame: (frame: Buffer, type: number, id: number) => void,
+    private readonly options: FrameReaderOptions = {},
+  ) {
+    this.maxFrameBytes = options.maxFrameBytes ?? Infinity;
+  }
 
   push(chunk: Buffer): void {
+    if (this.failed) return;
     if (this.partBytes === 0) {
       this.split(chunk);
       return;
@@ -312,6 +351,10 @@ export class FrameReader {
       if (this.partBytes < HEADER_BYTES) return;
       const first = this.parts[0].length >= 4 ? this.parts[0] : Buffer.concat(this.parts, this.partBytes);
       this.need = Math.max(4 + first.readUInt32BE(0), HEADER_BYTES);
+      if (this.need > this.maxFrameBytes) {
+        this.fail(this.need);
+        return;
+      }
     }
     if (this.partBytes < this.need) return;
     const buf = Buffer.concat(this.parts, this.partBytes);
@@ -327,17 +370,41 @@ export class FrameReader {
     while (buf.length - pos >= HEADER_BYTES) {
       const len = buf.readUInt32BE(pos);
       const end = pos + Math.max(4 + len, HEADER_BYTES);
+      if (end - pos > this.maxFrameBytes) {
+        this.fail(end - pos);
+        return;
+      }
       if (end > buf.length) {
         this.need = end - pos;
         break;
       }
       this.onFrame(buf.subarray(pos, end), buf[pos + 8], buf.readUInt32BE(pos + 4));
+      if (this.failed) return; // the callback gave up on the stream (stop)
       pos = end;
     }
     if (pos < buf.length) {
       this.parts = [pos === 0 ? buf : Buffer.from(buf.subarray(pos))];
       this.partBytes = buf.length - pos;
     }
+  }
+
+  /** Drops what is buffered and ignores every later byte (the caller is closing the stream). */
+  stop(): void {
+    this.reset();
+    this.failed = true;
+  }
+
+  /** Back to the start of a new stream (a new connection through the same reader). */
+  reset(): void {
+    this.failed = false;
+    this.parts = [];
+    this.partBytes = 0;
+    this.need = 0;
+  }
+
+  private fail(announced: number): void {
+    this.stop();
+    this.options.onOversize?.(announced);
   }
 
   /** Bytes of an incomplete frame still waiting for the rest. */

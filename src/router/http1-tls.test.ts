@@ -163,3 +163,38 @@ test('plain HTTP to the TLS port and a handshake never finished are closed, and 
   assert.match(await c.read(/\/still".*\}$/s), /200 OK/);
   c.socket.destroy();
 });
+
+test('connections still in their TLS handshake count against maxConnections: past it the TCP connection is closed at once', async () => {
+  const bounded = new Http1Server(
+    { maxBodyBytes: 1024, headersTimeoutMs: 600, requestTimeoutMs: 5000, keepAliveTimeoutMs: 5000, maxConnections: 3, tls: loadTlsFiles(first.certFile, first.keyFile).context },
+    (req) => req.respond(200, [], 'ok'),
+  );
+  const p = (await bounded.listen(0, '127.0.0.1')).port;
+  try {
+    // 20 TCP connections that never send a ClientHello (a handshake flood): 3 are held, 17 closed.
+    const silent = Array.from({ length: 20 }, () => {
+      const s = tcpConnect(p, '127.0.0.1');
+      s.on('error', () => {});
+      return { s, closed: new Promise<void>((r) => s.once('close', () => r())) };
+    });
+    const t0 = Date.now();
+    while (bounded.meters.rejected.max_connections < 17 && Date.now() - t0 < 3000) await sleep(5);
+    assert.equal(bounded.meters.rejected.max_connections, 17);
+    await sleep(50);
+    assert.ok(Date.now() - t0 < 400, 'refused at once, not at the handshake deadline (600 ms)');
+    assert.equal(silent.filter((x) => x.s.destroyed).length, 17);
+    // The 3 held ones are closed by the handshake deadline; their places come back on close.
+    await Promise.all(silent.map((x) => x.closed));
+    await sleep(20);
+    const c = connect({ port: p, host: '127.0.0.1', servername: 'localhost', ca: readFileSync(first.caFile) });
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    c.on('error', () => {});
+    c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!/\r\n\r\nok$/.test(got) && Date.now() - t0 < 5000) await sleep(5);
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    c.destroy();
+  } finally {
+    await bounded.close(100);
+  }
+});

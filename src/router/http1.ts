@@ -184,6 +184,12 @@ export class Http1Request {
    * (the client went away, timed out, sent too much), so what the hook reserved for it can be given back.
    */
   onAbort: (() => void) | null = null;
+  /**
+   * Set by the handler for a complete request it has taken on (queued, or sent to an instance): told once
+   * if the client leaves before the answer, so the work is abandoned (nginx's 499) rather than carried on
+   * for nobody. An object, not a closure: no allocation per request.
+   */
+  owner: { clientGone(): void } | null = null;
 
   constructor(
     readonly conn: Http1Connection,
@@ -635,7 +641,14 @@ export class Http1Connection {
   private onClose(): void {
     this.closed = true;
     this.abortSink(499);
-    for (const r of this.pending) if (r.reserved !== 0) this.server.unreserve(r);
+    for (const r of this.pending) {
+      // Its owner drops it first (leaves the queue, or CANCEL to the instance): only then is nothing left
+      // holding its body, and its bytes leave the buffered total.
+      const o = r.owner;
+      r.owner = null;
+      if (o !== null && !r.responded) o.clientGone();
+      if (r.reserved !== 0) this.server.unreserve(r);
+    }
     this.server.released(this);
     const parser = this.parser;
     const consumed = this.handle !== null;
@@ -674,6 +687,12 @@ export class Http1Server {
   /** Open connections per client address (only kept when maxConnectionsPerClient is set). */
   private readonly perClient = new Map<string, number>();
   private rejectLingering = 0;
+  /**
+   * TLS only: TCP connections open, counted from the TCP accept (the handshake included) to their close.
+   * A socket still in its handshake holds an fd and memory as an established connection does, so it
+   * counts against maxConnections from its first byte, not from the end of its handshake.
+   */
+  private tcpOpen = 0;
   readonly maxBuffered: number;
   /** The end of every kept-alive answer's head. */
   readonly keepAliveHeader: string;
@@ -694,7 +713,8 @@ export class Http1Server {
     const maxConnections = options.maxConnections ?? Infinity;
     const perClientLimit = options.maxConnectionsPerClient ?? Infinity;
     const accept = (socket: Socket): void => {
-      if (this.connections.size >= maxConnections) return this.reject(socket, 'max_connections');
+      // Over TLS the bound was applied at the TCP accept (below), to this very connection included.
+      if (options.tls === undefined && this.connections.size >= maxConnections) return this.reject(socket, 'max_connections');
       let client = '';
       if (perClientLimit !== Infinity) {
         client = socket.remoteAddress ?? '';
@@ -716,6 +736,18 @@ export class Http1Server {
       // never became a connection, so there is nothing to release but the socket itself. Node only reports
       // these (a handshake timeout leaves the socket open), so it is destroyed here.
       this.server.on('tlsClientError', (_e: Error, socket: TLSSocket) => socket.destroy());
+      // Before the handshake nothing can be answered (no HTTP yet): past the bound the TCP connection is
+      // closed at once, as nginx does past worker_connections.
+      this.server.on('connection', (raw: Socket) => {
+        if (this.tcpOpen >= maxConnections) {
+          this.meters.rejected.max_connections++;
+          raw.on('error', () => {});
+          raw.destroy();
+          return;
+        }
+        this.tcpOpen++;
+        raw.once('close', () => this.tcpOpen--);
+      });
     }
   }
 

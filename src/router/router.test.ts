@@ -5,13 +5,13 @@ import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../compile/routing.js';
 import type { DeploymentRoute, EndpointRoute, RoutingTable } from '../ir/types.js';
-import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_REQUEST, FrameReader, type RequestFrame } from '../protocol/frame.js';
+import { decodeRequest, encodeResponseHead, FRAME_CANCEL, FRAME_INSTANCE_ERROR, FRAME_REQUEST, FrameReader, type RequestFrame } from '../protocol/frame.js';
 import { issueToken, TOKEN_LIFETIME_MS } from '../util/token.js';
 import { deploymentMeters } from '../telemetry/metrics.js';
 import { Router } from './router.js';
@@ -553,6 +553,22 @@ test('the instance closing the connection mid-request gives 502; the next table 
   assert.ok(blue.connections > before, 'a new connection was opened');
 });
 
+test('a connection that failed on its own is tried again after a short back-off, without a new table; what queued meanwhile is served then', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { maxQueueWaitMs: 3000 })], { blue: 100 })));
+  blue.behaviour = (_req, _reply, socket) => socket.destroy();
+  const before = blue.connections;
+  assert.equal((await call('/endpoints/my-endpoint/score')).status, 502);
+  const t0 = performance.now();
+  blue.behaviour = ok;
+  // Within the back-off the broken connection is avoided: the request waits in the queue, and is sent
+  // when the connection may be used again (well before its 5 s request timeout).
+  const r = await call('/endpoints/my-endpoint/score');
+  const waited = performance.now() - t0;
+  assert.equal(r.status, 200);
+  assert.ok(waited >= 900 && waited < 2500, `served after ${Math.round(waited)} ms (back-off 1 s)`);
+  assert.ok(blue.connections > before, 'a new connection was opened');
+});
+
 const ghost = (name: string) => ({ instanceId: name, transport: 'framed' as const, socketPath: join(dir, `${name}.sock`) });
 
 test('an instance whose socket does not exist fails the request with 502, without hanging', async () => {
@@ -604,6 +620,150 @@ test('admission: 2 × max_concurrent × instances pending at most; beyond that 4
   assert.equal(r2.status, 200);
   assert.equal(r2.body, JSON.stringify('"two"'));
   assert.equal(blue.requests.length, 2, 'the rejected request never reached the instance');
+});
+
+/** A raw client connection to the router: a request written by hand, the answer as text. */
+function rawClient(): { socket: Socket; text: () => string; closed: Promise<void> } {
+  const socket = connect(port, '127.0.0.1');
+  let out = '';
+  socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((res) => socket.on('close', () => res()));
+  return { socket, text: () => out, closed };
+}
+const rawScore = (body: string) =>
+  `POST /endpoints/my-endpoint/score HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY1}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+
+test('a client that leaves: its queued request leaves the queue, its in-flight one is cancelled at the instance; both recorded 499, slots counted once', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 5000 })], { blue: 100 })));
+  const d = (router as unknown as { deployments: Map<string, { admitted: number }> }).deployments.get('my-endpoint/blue')!;
+  const m = deploymentMeters('my-endpoint', 'blue');
+  const before499 = m.byStatus[499];
+  const held: Array<() => void> = [];
+  blue.behaviour = (_req, reply) => held.push(() => reply(200, [], '"ok"'));
+  const inFlight = rawClient();
+  inFlight.socket.write(rawScore('"a"'));
+  await until(() => blue.requests.length === 1, 'the first request at the instance');
+  const waiting = rawClient();
+  waiting.socket.write(rawScore('"b"'));
+  await until(() => m.queued === 1, 'the second request queued');
+  assert.equal(d.admitted, 2);
+  waiting.socket.destroy();
+  await until(() => m.queued === 0, 'the queued request leaving the queue');
+  assert.equal(d.admitted, 1, 'its pending place given back');
+  assert.equal(m.byStatus[499], before499 + 1);
+  inFlight.socket.destroy();
+  await until(() => blue.cancels.length === 1, 'the CANCEL for the in-flight request');
+  assert.equal(d.admitted, 0);
+  assert.equal(m.inFlight, 0);
+  assert.equal(m.byStatus[499], before499 + 2);
+  // The instance's late answer reaches nobody and frees nothing twice: the slot serves the next request.
+  for (const h of held.splice(0)) h();
+  blue.behaviour = ok;
+  assert.equal((await call('/endpoints/my-endpoint/score')).status, 200);
+  assert.equal(blue.requests.length, 2, 'the request whose client left while queued never reached the instance');
+  assert.equal(d.admitted, 0);
+  assert.equal(m.inFlight, 0);
+  assert.equal(m.queued, 0);
+});
+
+/** A router of its own (its own stream threshold) over blue with max_concurrent_requests_per_instance 1. */
+async function oneSlotRouter(streamBodyThresholdBytes = 1024 * 1024): Promise<{ router: Router; port: number; admitted: () => number }> {
+  const r = new Router({ streamBodyThresholdBytes, failedAuth: false });
+  r.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 5000 })], { blue: 100 })));
+  const p = (await r.listen(0, '127.0.0.1')).port;
+  const d = (r as unknown as { deployments: Map<string, { admitted: number }> }).deployments.get('my-endpoint/blue')!;
+  return { router: r, port: p, admitted: () => d.admitted };
+}
+
+function rawTo(p: number): { socket: Socket; text: () => string } {
+  const socket = connect(p, '127.0.0.1');
+  let out = '';
+  socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+  socket.on('error', () => {});
+  return { socket, text: () => out };
+}
+
+test('slow uploads hold no pending place while their bodies arrive: an idle instance still serves a complete request', async () => {
+  const s = await oneSlotRouter(); // pending bound: 2 × 1 × 1 = 2
+  try {
+    const uploads = [rawTo(s.port), rawTo(s.port)];
+    // Two 100 kB bodies (under the stream threshold: buffered), barely started.
+    for (const u of uploads) u.socket.write(rawScore('').replace('content-length: 0', 'content-length: 100000') + '{"a":"');
+    await sleep(100);
+    assert.equal(s.admitted(), 0, 'a body still arriving holds no place');
+    const r = await call('/endpoints/my-endpoint/score', { port: s.port, agent: new Agent() });
+    assert.equal(r.status, 200, 'not 429: nothing waits for the instance');
+    for (const u of uploads) u.socket.destroy();
+  } finally {
+    await s.router.close();
+  }
+});
+
+test('a chunked body that crosses the stream threshold is not refused because of itself (no 429 against its own place)', async () => {
+  const s = await oneSlotRouter(1024);
+  try {
+    const held: Array<() => void> = [];
+    blue.behaviour = (_req, reply) => held.push(() => reply(200, [], '"ok"'));
+    const x = rawTo(s.port);
+    x.socket.write(`POST /endpoints/my-endpoint/score HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY1}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n2\r\n"a\r\n`);
+    await sleep(50);
+    const y = rawTo(s.port);
+    y.socket.write(rawScore('"y"'));
+    await until(() => blue.requests.length === 1, 'y at the instance');
+    // Y holds the one slot; X's body passes 1024 bytes: offered again, it must be buffered, then queued.
+    const big = 'y'.repeat(2000);
+    x.socket.write(`${big.length.toString(16)}\r\n${big}\r\n0\r\n\r\n`);
+    await until(() => deploymentMeters('my-endpoint', 'blue').queued === 1 || x.text() !== '', 'x queued or answered');
+    assert.equal(x.text(), '', `x was answered early: ${x.text().split('\r\n')[0]}`);
+    held.shift()!();
+    await until(() => blue.requests.length === 2, 'x at the instance');
+    held.shift()!();
+    await until(() => x.text().includes('"ok"') && y.text().includes('"ok"'), 'both answers');
+    assert.match(x.text(), /^HTTP\/1\.1 200 /);
+    assert.equal(s.admitted(), 0);
+    x.socket.destroy();
+    y.socket.destroy();
+  } finally {
+    await s.router.close();
+  }
+});
+
+test('a deployment removed with requests queued: they get 503 and its queued and admitted counts return to 0', async () => {
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('blue', [blue], { maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 5000 })], { blue: 100 })));
+  const d = (router as unknown as { deployments: Map<string, { admitted: number }> }).deployments.get('my-endpoint/blue')!;
+  const m = deploymentMeters('my-endpoint', 'blue');
+  const held: Array<() => void> = [];
+  blue.behaviour = (_req, reply) => held.push(() => reply(200, [], '"ok"'));
+  const first = call('/endpoints/my-endpoint/score');
+  await until(() => blue.requests.length === 1, 'the first request at the instance');
+  const second = call('/endpoints/my-endpoint/score');
+  await until(() => m.queued === 1, 'the second request queued');
+  router.setTable(table(keyEndpoint('my-endpoint', [dep('green', [green])], { green: 100 })));
+  const r = await second;
+  assert.equal(r.status, 503);
+  assert.match(r.json().message, /was removed/);
+  assert.equal(m.queued, 0, 'the queued gauge does not keep a request that left');
+  assert.equal(d.admitted, 1, 'only the in-flight request is still counted');
+  for (const h of held.splice(0)) h();
+  assert.equal((await first).status, 200);
+  assert.equal(d.admitted, 0);
+});
+
+test('an INSTANCE_ERROR is answered and recorded as the 502/503 the client got, not as the instance host\'s own status', async () => {
+  const m = deploymentMeters('my-endpoint', 'blue');
+  for (const [hostStatus, sent] of [[500, 502], [503, 503]] as const) {
+    const before = [m.byStatus[hostStatus], m.byStatus[sent]];
+    blue.behaviour = (req, _reply, socket) => {
+      const b = Buffer.from('{"message":"worker died"}');
+      socket.write(Buffer.concat([encodeResponseHead(req.id, hostStatus, [], b.length, FRAME_INSTANCE_ERROR), b]));
+    };
+    const r = await call('/endpoints/my-endpoint/score');
+    assert.equal(r.status, sent);
+    assert.match(r.json().message, /worker died/);
+    if (hostStatus !== sent) assert.equal(m.byStatus[hostStatus], before[0], `${hostStatus} not recorded`);
+    assert.equal(m.byStatus[sent], before[1] + 1, `${sent} recorded once`);
+  }
 });
 
 test('admission: a request queued longer than max_queue_wait_ms gets 429', async () => {

@@ -28,7 +28,7 @@ import { connectionMeters, deploymentMeters, type ConnectionMeters } from '../te
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { TokenVerifier } from '../util/token.js';
 import { FailedAuthLimiter, type FailedAuthOptions } from './auth-limit.js';
-import { InstanceConnection } from '../protocol/client.js';
+import { InstanceConnection, type InstanceConnectionOptions } from '../protocol/client.js';
 import { Http1Server, type BodySink, type Http1Request } from './http1.js';
 import type { DeploymentState, EndpointState } from './state.js';
 import { Admission, pickFree } from './stages/admission.js';
@@ -42,6 +42,11 @@ export { SCORE_PREFIX };
 export interface RouterOptions {
   /** Largest request body accepted (bytes); larger gets 413. Default 100 MiB (Azure's image nginx). */
   maxBodyBytes?: number;
+  /**
+   * Largest answer body accepted from an instance (bytes; default maxBodyBytes). A larger RESPONSE frame
+   * ends that instance's connection and its requests get 502: instance code is untrusted.
+   */
+  maxResponseBytes?: number;
   /** Longest request line URL accepted; longer gets 414. */
   maxUrlLength?: number;
   /** Time a client may take to send its headers (slow-client protection). */
@@ -118,6 +123,7 @@ export class Router {
   /** What select found for the request being handled: one object per router, not one per request. */
   private readonly sel = new Selection();
   version = 0;
+  private readonly connectionOptions: InstanceConnectionOptions;
 
   constructor(options: RouterOptions = {}) {
     this.maxUrlLength = options.maxUrlLength ?? 8192;
@@ -126,6 +132,15 @@ export class Router {
     this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
     this.random = options.random ?? Math.random;
     this.admission = new Admission(this.trafficLog);
+    // An instance's answer is bounded like a client's body, plus room for its status and headers: a
+    // larger frame ends that instance's connection (client.ts) instead of growing the router's memory.
+    this.connectionOptions = {
+      maxFrameBytes: (options.maxResponseBytes ?? options.maxBodyBytes ?? 100 * 1024 * 1024) + 1024 * 1024,
+      // A connection usable again after its back-off serves what queued while it was avoided.
+      onUsable: () => {
+        for (const d of this.deployments.values()) this.admission.dispatchQueued(d);
+      },
+    };
     this.httpOptions = {
       maxBodyBytes: options.maxBodyBytes ?? 100 * 1024 * 1024,
       keepAliveTimeoutMs: 65_000,
@@ -214,7 +229,8 @@ export class Router {
           live.add(a.instanceId);
           let c = this.connections.get(a.instanceId);
           if (c === undefined || !c.isOpen || c.broken || c.address.socketPath !== a.socketPath) {
-            c = new InstanceConnection(a);
+            c?.close(); // what it still has in flight finishes; its back-off timer ends with it
+            c = new InstanceConnection(a, undefined, this.connectionOptions);
             this.connections.set(a.instanceId, c);
           }
           return c;
@@ -311,12 +327,6 @@ export class Router {
 
   /** A complete request, through the stages in order (the head comment says why this order). */
   private handle(req: Http1Request): void {
-    if (req.onAbort !== null) {
-      // The place the head hook held for this body is given back; admission runs again, now.
-      const release = req.onAbort;
-      req.onAbort = null;
-      release();
-    }
     const sel = this.sel;
     const endpoint = selectEndpoint(req, this.endpoints, this.maxUrlLength, sel);
     if (endpoint === null) return;
@@ -358,20 +368,16 @@ export class Router {
       admission.refuse(newFlight(admission, req, d, sel.rest, EMPTY, endpoint.authType));
       return undefined;
     }
-    if (late && req.onAbort !== null) {
-      // Offered again (a chunked body grew past the threshold): its place is the one held at its head.
-      const release = req.onAbort;
-      req.onAbort = null;
-      release();
-    }
     const length = req.header('content-length');
     const conn = pickFree(d, null);
     // A chunked body's size is unknown at its head: it is buffered until it passes the threshold (late).
     const stream = conn !== null && (length === undefined ? late : Number(length) > this.streamThreshold) && sel.isScore;
-    if (!stream) {
-      admission.hold(req, d);
-      return undefined;
-    }
+    // Buffered: no place is held while the body arrives. A place held from headers-complete let a few
+    // slow uploads keep a deployment's pending bound full while its instances sat idle (the bound is about
+    // work waiting for an instance, which a body still arriving is not); what a body costs while it arrives
+    // is bounded by maxBufferedBodyBytes and the minimum body rate instead. handle() admits it, or refuses
+    // it with 429, once it is complete.
+    if (!stream) return undefined;
     // 4. proxy, streamed. 5. mirror: a streamed body is not kept, so it cannot be copied.
     if (sel.mirror !== null) sel.mirror.m.mirror.dropped++;
     return admission.stream(newFlight(admission, req, d, sel.rest, EMPTY, endpoint.authType), conn);

@@ -6,7 +6,6 @@
 
 import type { TrafficSink } from '../../telemetry/traffic-log.js';
 import type { InstanceConnection } from '../../protocol/client.js';
-import type { Http1Request } from '../http1.js';
 import type { DeploymentState } from '../state.js';
 import { record } from './answer.js';
 import { send, StreamedBody, type Flight, type FlightControl } from './proxy.js';
@@ -43,17 +42,8 @@ export class Admission implements FlightControl {
     const conn = pickFree(d, null);
     if (conn !== null) send(f, conn);
     else this.enqueue(f);
+    f.req.owner = f;
     return true;
-  }
-
-  /**
-   * At headers-complete of a body that will be buffered: it holds a place among the deployment's pending
-   * requests from now on, so that bodies beyond the pending bound are refused (429) before they are
-   * received, not after. The place is given back (req.onAbort) when the request completes or is aborted.
-   */
-  hold(req: Http1Request, d: DeploymentState): void {
-    d.admitted++;
-    req.onAbort = () => d.admitted--;
   }
 
   /** A body streamed to `conn` (a free slot found at its head) as it arrives. */
@@ -61,6 +51,7 @@ export class Admission implements FlightControl {
     f.d.admitted++;
     // Its body is not kept: it cannot be sent again elsewhere.
     f.retried = true;
+    f.req.owner = f;
     return new StreamedBody(f, conn);
   }
 
@@ -72,6 +63,26 @@ export class Admission implements FlightControl {
     }
     d.admitted--;
     this.dispatchQueued(d);
+  }
+
+  gone(f: Flight): void {
+    const d = f.d;
+    if (f.queued) {
+      // Out of the queue now, so its body is not held until a slot or its deadline comes (bounded by
+      // the pending bound: 2 × max_concurrent × instances).
+      const i = d.queue.indexOf(f, d.queueHead);
+      if (i >= 0) d.queue.splice(i, 1);
+      f.queued = false;
+      d.m.queued--;
+      d.admitted--;
+      this.compact(d);
+    } else if (f.conn !== null) {
+      // Written or about to be: the instance gets a CANCEL and the slot is freed once (client.ts cancel()),
+      // so its answer, if it still comes, reaches nobody.
+      f.conn.cancel(f.id);
+      this.release(f);
+    } else return; // already released (a streamed body aborted with the connection, an answer on its way)
+    this.finish(f, 499, 0);
   }
 
   retry(f: Flight, failed: InstanceConnection | null): void {
@@ -96,6 +107,7 @@ export class Admission implements FlightControl {
       const f = d.queue[d.queueHead];
       d.queue[d.queueHead++] = undefined as unknown as Flight;
       d.m.queued--;
+      f.queued = false;
       send(f, conn);
     }
     this.compact(d);
@@ -103,10 +115,17 @@ export class Admission implements FlightControl {
 
   /** The deployment is gone (a new table without it): whatever still waits for it cannot be served. */
   removed(d: DeploymentState): void {
-    for (let i = d.queueHead; i < d.queue.length; i++) d.queue[i].fail(503, `Deployment '${d.name}' was removed`);
+    const waiting = d.queue;
+    const from = d.queueHead;
+    d.m.queued -= waiting.length - from;
+    d.admitted -= waiting.length - from;
     d.queue = [];
     d.queueHead = 0;
     this.queued.delete(d);
+    for (let i = from; i < waiting.length; i++) {
+      waiting[i].queued = false;
+      waiting[i].fail(503, `Deployment '${d.name}' was removed`);
+    }
   }
 
   close(): void {
@@ -117,6 +136,7 @@ export class Admission implements FlightControl {
   private enqueue(f: Flight): void {
     const d = f.d;
     f.queuedAt = performance.now();
+    f.queued = true;
     d.queue.push(f);
     d.m.queued++;
     this.queued.add(d);
@@ -149,6 +169,7 @@ export class Admission implements FlightControl {
         const waitedTooLong = maxWait > 0 && now - f.queuedAt >= maxWait;
         if (!timedOut && !waitedTooLong) break;
         d.queue[d.queueHead++] = undefined as unknown as Flight;
+        f.queued = false;
         d.m.queued--;
         d.admitted--;
         if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);

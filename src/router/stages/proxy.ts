@@ -20,6 +20,8 @@ export interface FlightControl {
   retry(f: Flight, failed: InstanceConnection | null): void;
   /** Final accounting (metrics, traffic log), once per request. */
   finish(f: Flight, status: number, responseBytes: number): void;
+  /** The client left before the answer: the flight leaves the queue, or is cancelled at its instance. */
+  gone(f: Flight): void;
 }
 
 export const EMPTY = Buffer.alloc(0);
@@ -37,6 +39,10 @@ export class Flight implements Exchange {
   sentAt = 0;
   retried = false;
   conn: InstanceConnection | null = null;
+  /** Its request id on `conn` (for CANCEL) while it is there. */
+  id = 0;
+  /** Waiting in its deployment's queue (admission.ts). */
+  queued = false;
   modelStatus = 0;
   /** Body bytes sent (a streamed body's grow as its parts go). */
   bodyBytes: number;
@@ -66,12 +72,21 @@ export class Flight implements Exchange {
     return this.path.startsWith('/swagger.json');
   }
 
+  /** http1.ts: the client's connection closed before the answer. */
+  clientGone(): void {
+    this.control.gone(this);
+  }
+
   onResponse(frame: Buffer): void {
     const status = responseStatus(frame);
     this.modelStatus = status;
     this.d.m.modelDuration.observe((performance.now() - this.sentAt) / 1000);
     this.control.release(this);
-    if (this.req.destroyed) return;
+    if (this.req.destroyed) {
+      // Recorded as nginx does for a client that closed first (499), not left out of the log.
+      this.control.finish(this, 499, 0);
+      return;
+    }
     const out: string[] = [];
     const bodyStart = readResponseHeadersFlat(frame, ROUTER_OWNED, out);
     // A view: respond() copies it into the answer it writes, so nothing keeps the instance's read alive.
@@ -79,8 +94,8 @@ export class Flight implements Exchange {
     if (frame[8] === FRAME_INSTANCE_ERROR) {
       // The instance host answered because the instance failed (a worker died, it is shutting down): an
       // infrastructure error, passed on as one (502/503), not as the model's answer (424).
-      this.control.finish(this, status, 0);
-      this.instanceFailed(status, responseBody);
+      // Recorded as what the client was sent (502/503), not the instance host's own status.
+      this.control.finish(this, this.instanceFailed(status, responseBody), 0);
       return;
     }
     const code = answerModel(this, status, out, responseBody);
@@ -107,7 +122,8 @@ export class Flight implements Exchange {
     this.control.finish(this, status, 0);
   }
 
-  private instanceFailed(status: number, body: Buffer): void {
+  /** Answers 502/503 for an INSTANCE_ERROR; returns the status sent. */
+  private instanceFailed(status: number, body: Buffer): number {
     let detail = '';
     try {
       const m = (JSON.parse(body.toString('utf8')) as { message?: unknown }).message;
@@ -118,6 +134,7 @@ export class Flight implements Exchange {
     const code = status === 503 ? 503 : 502;
     const message = `The instance of deployment '${this.d.name}' failed while serving the request (an infrastructure error, not the model's answer).${detail}`;
     answerError(this.req, code, errorBody(message), this.requestId, this.d.name, code === 503 ? '1' : undefined);
+    return code;
   }
 }
 
@@ -148,7 +165,7 @@ export function send(f: Flight, conn: InstanceConnection): void {
   f.conn = conn;
   f.sentAt = performance.now();
   f.d.m.inFlight++;
-  conn.send(f.method, f.path, f.headers, f.requestId, f.body, f);
+  f.id = conn.send(f.method, f.path, f.headers, f.requestId, f.body, f);
 }
 
 /**
@@ -168,7 +185,7 @@ export class StreamedBody implements BodySink {
     f.conn = conn;
     f.sentAt = performance.now();
     f.d.m.inFlight++;
-    this.id = conn.sendStream(f.method, f.path, f.headers, f.requestId, f);
+    this.id = f.id = conn.sendStream(f.method, f.path, f.headers, f.requestId, f);
   }
 
   data(part: Buffer): void {
