@@ -11,6 +11,14 @@ IG="node bin/infergate.js"
 E="${ENDPOINT_NAME:-my-endpoint}"
 S=examples/azureml/managed/sample
 
+# Azure's blue-deployment.yml names Azure's image, which no registry gives us here: where the docker
+# backend will run it, the local base image (scripts/docker-base-image.sh) stands in under that name.
+AZURE_IMAGE=mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest
+if docker image inspect infergate-python:bookworm >/dev/null 2>&1 && ! docker image inspect "$AZURE_IMAGE" >/dev/null 2>&1; then
+  echo "quickstart: tagging infergate-python:bookworm as $AZURE_IMAGE (docs/backends.md)"
+  docker tag infergate-python:bookworm "$AZURE_IMAGE"
+fi
+
 $IG server "$@" &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER' INT TERM

@@ -9,6 +9,8 @@ export interface ShowContext {
   routerUrl: string;
   workspace: string;
   location: string;
+  /** Where instances run ('process', 'docker'): `online-deployment show` says so (infergate's own field). */
+  backend?: string;
 }
 
 /** Where an endpoint is scored, when not on the shared router (local endpoints have a port each). */
@@ -66,6 +68,10 @@ export function showDeployment(ctx: ShowContext, d: StoredDeployment): Record<st
     id: `${endpointId(ctx, d.spec.endpointName)}/deployments/${d.spec.name}`,
     provisioning_state: d.status.provisioningState,
   };
+  // Azure shows its default when the YAML did not set it; the stored spec keeps "not written" (the
+  // docker backend gives a network only to deployments that ask for one in so many words).
+  if (d.spec.type === 'managed') out.egress_public_network_access ??= 'enabled';
+  if (ctx.backend !== undefined) out.backend = ctx.backend;
   if (d.status.error) out.error = d.status.error;
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }

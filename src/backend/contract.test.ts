@@ -5,14 +5,17 @@
 // (Hono's router contract suite does the same, style-anchors.md §5).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import type { InstancePlan } from '../ir/types.js';
 import { ProcessBackend } from './process/backend.js';
+import { DockerBackend, findDockerEngine } from './docker/backend.js';
 import type { Backend, ObservedInstance } from './types.js';
 
 /** Something the backend did not create, of the kind it manages (a process, a container, a pod). */
@@ -37,12 +40,16 @@ export interface ContractOptions {
   create(root: string): Promise<BackendHarness> | BackendHarness;
   /** Contract tests this backend does not pass yet, by name, each with why. */
   skip?: { test: string; reason: string }[];
+  /** Why the whole suite cannot run on this machine (no engine, no image): every test skips, saying so. */
+  unavailable?: string | false;
 }
 
 /** Scoring modules every backend can run: JavaScript, so no Python environment is needed. */
 const SCRIPTS = {
-  // Prints its pid, so a harness can crash the process that runs the script, and a marker per start.
-  ok: `export function init() { console.log('contract-init pid=' + process.pid); }\nexport function run(raw) { return raw; }\n`,
+  // Prints its pid, so a harness can crash the process that runs the script, and a marker per start. The
+  // token is drawn once per module load, so a new one means a new process even where pids repeat (each
+  // container has pid namespace of its own: its host gets the same pid at every start).
+  ok: `const token = Math.random().toString(36).slice(2);\nexport function init() { console.log('contract-init pid=' + process.pid + ' token=' + token); }\nexport function run(raw) { return raw; }\n`,
   initFails: `export function init() { throw new Error('contract init failure'); }\nexport function run(raw) { return raw; }\n`,
 } as const;
 
@@ -62,7 +69,7 @@ async function until<T>(what: string, fn: () => T | undefined | false | Promise<
 export function backendContract(name: string, options: ContractOptions): void {
   const skipped = new Map((options.skip ?? []).map((s) => [s.test, s.reason]));
   const contractTest = (title: string, fn: () => Promise<void>) => {
-    const reason = skipped.get(title);
+    const reason = options.unavailable || skipped.get(title);
     return reason === undefined ? test(title, fn) : test(title, { skip: reason }, fn);
   };
 
@@ -74,6 +81,7 @@ export function backendContract(name: string, options: ContractOptions): void {
     const codeDirs: Record<keyof typeof SCRIPTS, string> = { ok: '', initFails: '' };
 
     before(() => {
+      if (options.unavailable) return;
       root = mkdtempSync(join(tmpdir(), 'infergate-contract-'));
       for (const key of Object.keys(SCRIPTS) as (keyof typeof SCRIPTS)[]) {
         codeDirs[key] = join(root, 'code', key);
@@ -81,15 +89,19 @@ export function backendContract(name: string, options: ContractOptions): void {
         writeFileSync(join(codeDirs[key], 'score.mjs'), SCRIPTS[key]);
       }
     });
-    after(() => rmSync(root, { recursive: true, force: true }));
+    after(() => {
+      if (root) rmSync(root, { recursive: true, force: true });
+    });
     let run = 0;
     beforeEach(async () => {
+      if (options.unavailable) return;
       h = await options.create(join(root, `run-${++run}`));
       b = h.backend;
       changes = 0;
       b.onChange(() => changes++);
     });
     afterEach(async () => {
+      if (options.unavailable) return;
       await h.backend.close();
       await h.cleanup();
     });
@@ -102,6 +114,10 @@ export function backendContract(name: string, options: ContractOptions): void {
       runtime: 'javascript',
       code: { path: codeDirs[script], scoringScript: 'score.mjs' },
       environment: {},
+      instanceType: 'Standard_DS1_v2',
+      // Limits a backend that enforces them applies (the docker backend's cgroups); ample for a Node host.
+      resources: { cpus: 1, memoryBytes: 1024 ** 3, from: 'the contract suite' },
+      egress: false,
       environmentVariables: {},
       workerCount: 1,
       requestTimeoutMs: 5000,
@@ -178,8 +194,10 @@ export function backendContract(name: string, options: ContractOptions): void {
         return o?.state === 'ready' && o.restarts === 1 ? o : undefined;
       });
       assert.ok(again.address);
-      const pids = await until('the second init', async () => ((await scriptPids('ep', 'blue')).length === 2 ? scriptPids('ep', 'blue') : undefined));
-      assert.notEqual(pids[1], pid, 'a new process runs the script');
+      await until('the second init', async () => (await scriptPids('ep', 'blue')).length === 2);
+      const tokens = [...(await b.logs('ep', 'blue', 'inference-server', 1000)).matchAll(/contract-init pid=\d+ token=(\w+)/g)].map((m) => m[1]);
+      assert.equal(tokens.length, 2);
+      assert.notEqual(tokens[1], tokens[0], 'a new process runs the script');
     });
 
     contractTest('logs: the script\'s output per container; nothing for a deployment that never ran', async () => {
@@ -269,6 +287,82 @@ backendContract('ProcessBackend', {
       },
       running: async (pid) => isAlive(pid),
       async cleanup() {},
+    };
+  },
+});
+
+// The docker backend runs the same JavaScript modules in containers. Azure's images (and the local base
+// image, infergate-python:bookworm) have no Node, so the suite runs on that image with this machine's
+// `node` binary added (this machine is Debian bookworm too; the base image has its libstdc++). No engine
+// or no base image: the suite skips, saying why, unless INFERGATE_REQUIRE_DOCKER=1 (CI), where it fails.
+const BASE_IMAGE = 'infergate-python:bookworm';
+const engine = await findDockerEngine();
+const dockerUnavailable = await (async (): Promise<string | false> => {
+  let reason: string | false = false;
+  if (!engine.docker) reason = `no Docker Engine answers at ${engine.where}: ${engine.reason}`;
+  else if (!(await engine.docker.getImage(BASE_IMAGE).inspect().then(() => true, () => false))) reason = `the image ${BASE_IMAGE} is missing (scripts/setup.sh builds it)`;
+  if (reason && process.env.INFERGATE_REQUIRE_DOCKER === '1') throw new Error(`INFERGATE_REQUIRE_DOCKER=1 but ${reason}`);
+  return reason;
+})();
+const NODE_IMAGE = `infergate-contract-node:${randomBytes(4).toString('hex')}`;
+let nodeImage: Promise<void> | undefined;
+/** Builds NODE_IMAGE once: BASE_IMAGE + this machine's node binary. */
+function buildNodeImage(): Promise<void> {
+  nodeImage ??= (async () => {
+    const context = mkdtempSync(join(tmpdir(), 'infergate-contract-image-'));
+    try {
+      const { copyFileSync } = await import('node:fs');
+      copyFileSync(process.execPath, join(context, 'node'));
+      writeFileSync(join(context, 'Dockerfile'), `FROM ${BASE_IMAGE}\nCOPY node /usr/local/bin/node\n`);
+      await promisify(execFile)('docker', ['build', '-q', '-t', NODE_IMAGE, context]);
+    } finally {
+      rmSync(context, { recursive: true, force: true });
+    }
+  })();
+  return nodeImage;
+}
+after(async () => {
+  if (nodeImage && engine.docker) await engine.docker.getImage(NODE_IMAGE).remove({ force: true }).catch(() => {});
+});
+
+backendContract('DockerBackend', {
+  unavailable: dockerUnavailable,
+  async create(root) {
+    const docker = engine.docker!;
+    await buildNodeImage();
+    const workspace = join(root, 'workspace');
+    mkdirSync(workspace, { recursive: true });
+    const backend = new DockerBackend({ workspace, docker, engine: engine.where, defaultImage: NODE_IMAGE });
+    // The backend's workspace label (sha256 of the workspace path): what tells its containers from others.
+    const label = `io.infergate.workspace=${createHash('sha256').update(workspace).digest('hex').slice(0, 16)}`;
+    const ours = (all = false) => docker.listContainers({ all, filters: { label: [label] } });
+    const foreignNames: string[] = [];
+    return {
+      backend,
+      // `docker kill` of the instance's container, as the kernel or an operator would: no stop, no grace.
+      async crash(instance) {
+        const [c] = (await ours()).filter((x) => x.Labels['io.infergate.instance'] === instance.id);
+        assert.ok(c, `a container runs for ${instance.id}`);
+        await docker.getContainer(c.Id).kill({ signal: 'SIGKILL' });
+      },
+      // A container of the same image the backend did not make: no labels, a name of its own.
+      async foreign() {
+        const name = `infergate-contract-foreign-${randomBytes(4).toString('hex')}`;
+        foreignNames.push(name);
+        const c = await docker.createContainer({ name, Image: BASE_IMAGE, Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none', AutoRemove: false } });
+        await c.start();
+        return {
+          alive: async () => (await c.inspect().catch(() => null))?.State.Running === true,
+          remove: async () => void (await c.remove({ force: true }).catch(() => {})),
+        };
+      },
+      // A pid from inside a container means nothing outside it: the script's process runs while a
+      // container of this backend's workspace does (one per instance, the script in it).
+      running: async () => (await ours()).length > 0,
+      async cleanup() {
+        for (const c of await ours(true)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+        for (const n of foreignNames) await docker.getContainer(n).remove({ force: true }).catch(() => {});
+      },
     };
   },
 });

@@ -31,7 +31,7 @@ export interface ObservedInstance {
 }
 
 export interface Backend {
-  readonly kind: 'process' | 'kubernetes';
+  readonly kind: 'process' | 'docker' | 'kubernetes';
   observe(): ObservedInstance[];
   /** Starts instance `id` (index `index` of `plan`) unless it exists. Resolves once it is launched, not ready. */
   start(id: string, plan: InstancePlan, index: number): Promise<void>;

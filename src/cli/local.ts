@@ -1,4 +1,5 @@
-// `--local`: Azure's local endpoints (contract §2.4, deploy-local-endpoint.sh) without Docker. The
+// `--local`: Azure's local endpoints (contract §2.4, deploy-local-endpoint.sh): in containers when a Docker
+// Engine answers (the server's --backend auto), as processes otherwise. The
 // commands talk to a server of their own on the workspace's `local/` folder, started in the background
 // on first use and left running (as Azure leaves its containers running); `infergate server
 // --workspace <home>/local --local-mode` is the same thing in the foreground.
@@ -37,7 +38,14 @@ export async function localServerUrl(home?: string): Promise<string> {
   const end = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < end) {
     const rec = readServerRecord(workspace);
-    if (rec) return rec.url;
+    if (rec) {
+      // Azure's local endpoints run in Docker; ours do when an engine answers (--backend auto), else
+      // as processes: say which, once, when this command started the server.
+      if (child !== undefined && process.stderr.isTTY && rec.backend) {
+        process.stderr.write(rec.backend === 'docker' ? 'Local endpoints run in containers (Docker Engine found).\n' : `Local endpoints run as processes (no Docker Engine answered; see ${logFile}).\n`);
+      }
+      return rec.url;
+    }
     // No live server, starting or serving: start one (once). If ours exited and nobody holds the
     // workspace for a while, it failed for a reason of its own, which is in the log. Not at once: the
     // server that beat ours to the lock writes its record a moment after winning it.

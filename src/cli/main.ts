@@ -112,7 +112,7 @@ function endpointCommands(program: Command): void {
     .addOption(new Option('--auth-mode <mode>', 'key or aml_token').choices(['key', 'aml_token', 'aad_token']))
     .option('--set <key=value...>', 'override a YAML key before validation', collect)
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score; containers when Docker runs, else processes')
     .action(async (o: Common & { name?: string; file?: string; authMode?: string; set?: string[]; wait: boolean; local?: boolean }) => {
       const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.authMode ? [`auth_mode=${o.authMode}`] : [])];
       let result;
@@ -135,7 +135,7 @@ function endpointCommands(program: Command): void {
 
   common(ep.command('show').description('Show an endpoint'))
     .requiredOption('-n, --name <name>', 'endpoint name')
-    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score; containers when Docker runs, else processes')
     .action(async (o: Common & { name: string; local?: boolean }) => {
       emit(await (await client(o)).getEndpoint(o.name), o);
     });
@@ -153,7 +153,7 @@ function endpointCommands(program: Command): void {
     .option('--mirror-traffic <rules>', 'mirror traffic, e.g. "green=10"; "green=0" turns it off')
     .option('--set <key=value...>', 'override a key', collect)
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score; containers when Docker runs, else processes')
     .action(async (o: Common & { name: string; file?: string; traffic?: string; mirrorTraffic?: string; set?: string[]; wait: boolean; local?: boolean }) => {
       const c = await client(o);
       let doc: Record<string, unknown>;
@@ -182,7 +182,7 @@ function endpointCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'endpoint name')
     .option('-y, --yes', 'do not prompt for confirmation')
     .option('--no-wait', 'do not wait for the operation to finish')
-    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score; containers when Docker runs, else processes')
     .action(async (o: Common & { name: string; yes?: boolean; wait: boolean; local?: boolean }) => {
       const c = await client(o);
       await c.getEndpoint(o.name); // a missing endpoint is an error before any prompt
@@ -195,7 +195,7 @@ function endpointCommands(program: Command): void {
     .requiredOption('-n, --name <name>', 'endpoint name')
     .requiredOption('-r, --request-file <file>', 'JSON request body')
     .option('-d, --deployment-name <name>', 'send to this deployment (azureml-model-deployment header)')
-    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score, no Docker')
+    .option('--local', 'local endpoint: no key, its own http://localhost:<port>/score; containers when Docker runs, else processes')
     .action(async (o: Common & { name: string; requestFile: string; deploymentName?: string; local?: boolean }) => {
       // A regular file of at most the router's body limit (util/files.ts): PathNotReadable, FileTooLarge,
       // or RequestFileInvalid when it is missing or not JSON.
@@ -393,7 +393,7 @@ function deploymentCommands(program: Command): void {
 function serverCommand(program: Command): void {
   program
     .command('server')
-    .description('Run infergate: control-plane API and router in one process, instances as child processes')
+    .description('Run infergate: control-plane API and router in one process, instances as containers (docker) or child processes')
     .option('--workspace <dir>', 'workspace directory (default: $INFERGATE_HOME or ~/.infergate)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--api-host <host>', 'address the control plane listens on (default: --host)')
@@ -413,7 +413,9 @@ function serverCommand(program: Command): void {
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--tls-dev', 'serve HTTPS with a development certificate from a local CA made once in <workspace>/tls (prints how to trust it)')
     .option('--insecure', 'allow plain HTTP on a non-loopback --host/--api-host (refused otherwise)')
-    .action(async (o: { workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
+    .addOption(new Option('--backend <kind>', 'where instances run: docker (containers on the Docker Engine), process (child processes), auto (docker when an engine answers)').choices(['auto', 'process', 'docker']).default('auto').env('INFERGATE_BACKEND'))
+    .option('--docker-image <image>', 'docker backend: the image of an environment that names none', 'infergate-python:bookworm')
+    .action(async (o: { backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
       if (o.tlsDev && o.tlsCert !== undefined) throw errorOf('TlsFlagsConflict');
       const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
@@ -422,8 +424,8 @@ function serverCommand(program: Command): void {
       const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
       const { startServer, VERSION } = await import('../main/server.js');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
-      print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n${server.tlsNotice ?? ''}`);
+      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n  backend:       ${server.backend}\n${server.tlsNotice ?? ''}`);
       if (tls) {
         // SIGHUP: the certificate and key are read again (a renewed certificate) and serve new connections;
         // open connections keep theirs (nginx -s reload). A file that fails to load keeps the old one.

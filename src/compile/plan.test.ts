@@ -157,3 +157,123 @@ test('a registered environment gives its stored conda file and image; references
     );
   }
 });
+
+// ---- custom containers (BYOC), instance sizes and egress ----------------------------------------------
+
+const tfserving = {
+  image: 'docker.io/tensorflow/serving:latest',
+  inference_config: {
+    liveness_route: { port: 8501, path: '/v1/models/half_plus_two' },
+    readiness_route: { port: 8501, path: '/v1/models/half_plus_two' },
+    scoring_route: { port: 8501, path: '/v1/models/half_plus_two:predict' },
+  },
+};
+
+const customContainer = (d: Record<string, any>) => {
+  delete d.code_configuration;
+  d.environment = tfserving;
+};
+
+test('an environment with inference_config and no code_configuration compiles to a container with its routes', () => {
+  const p = compileInstancePlan(spec(customContainer));
+  assert.equal(p.runtime, 'container');
+  assert.equal(p.code, undefined);
+  assert.deepEqual(p.environment, {
+    image: 'docker.io/tensorflow/serving:latest',
+    inferenceConfig: {
+      liveness: { port: 8501, path: '/v1/models/half_plus_two' },
+      readiness: { port: 8501, path: '/v1/models/half_plus_two' },
+      scoring: { port: 8501, path: '/v1/models/half_plus_two:predict' },
+    },
+  });
+  assert.equal(scriptName(p), '');
+});
+
+test('a custom container with a scoring script (an inference image) is a container too, and keeps its code', () => {
+  const p = compileInstancePlan(spec((d) => (d.environment = tfserving)));
+  assert.equal(p.runtime, 'container');
+  assert.deepEqual(p.code, { path: join(testdata, 'assets/py'), scoringScript: 'score.py' });
+});
+
+test('without inference_config and without code_configuration the deployment is still refused', () => {
+  for (const environment of [{ image: 'docker.io/tensorflow/serving:latest' }, { build: { path: 'assets/build' } }, undefined]) {
+    assert.throws(
+      () =>
+        compileInstancePlan(
+          spec((d) => {
+            delete d.code_configuration;
+            if (environment) d.environment = environment;
+            else delete d.environment;
+          }),
+        ),
+      // CodeConfigurationRequired: a BadArgument, known by its message.
+      (e: unknown) => (e as InfergateError).code === 'BadArgument' && (e as Error).message.startsWith("deployment 'blue': code_configuration is required"),
+      JSON.stringify(environment),
+    );
+  }
+});
+
+test('a registered environment with inference_config makes a container', () => {
+  const routes = { livenessRoute: { port: 8080, path: '/live' }, readinessRoute: { port: 8080, path: '/ready' }, scoringRoute: { port: 8080, path: '/score' } };
+  const assets = lookupWith((s) => s.putAsset('environment', { name: 'byoc', version: '1', tags: {}, osType: 'linux', image: 'my/image:1', inferenceConfig: routes }));
+  const p = compileInstancePlan(spec((d) => ((d.environment = 'azureml:byoc:1'), delete d.code_configuration)), assets);
+  assert.equal(p.runtime, 'container');
+  assert.deepEqual(p.environment, {
+    image: 'my/image:1',
+    inferenceConfig: { liveness: { port: 8080, path: '/live' }, readiness: { port: 8080, path: '/ready' }, scoring: { port: 8080, path: '/score' } },
+  });
+});
+
+test('a build context passes through: absolute folder, Dockerfile relative to it (default Dockerfile)', () => {
+  const built = compileInstancePlan(spec((d) => (d.environment = { build: { path: 'assets/build', dockerfile_path: 'sub/Dockerfile.gpu' }, inference_config: tfserving.inference_config })));
+  assert.deepEqual(built.environment.build, { path: join(testdata, 'assets/build'), dockerfilePath: 'sub/Dockerfile.gpu' });
+  assert.equal(built.environment.image, undefined);
+  const byDefault = compileInstancePlan(spec((d) => (d.environment = { build: { path: 'assets/build' }, conda_file: 'assets/conda.yaml' })));
+  assert.deepEqual(byDefault.environment, { condaFile: join(testdata, 'assets/conda.yaml'), build: { path: join(testdata, 'assets/build'), dockerfilePath: 'Dockerfile' } });
+  // A scoring script beside a build context without routes runs on infergate's own host, as before.
+  assert.equal(byDefault.runtime, 'python');
+});
+
+test('egress: false when egress_public_network_access is disabled, true only when enabled is written', () => {
+  assert.equal(compileInstancePlan(spec((d) => (d.egress_public_network_access = 'disabled'))).egress, false);
+  assert.equal(compileInstancePlan(spec((d) => (d.egress_public_network_access = 'enabled'))).egress, true);
+  assert.equal(compileInstancePlan(spec()).egress, false);
+});
+
+test('instance type and resources: the SKU sizes a managed instance, limits size a Kubernetes one', () => {
+  const managed = compileInstancePlan(spec());
+  assert.equal(managed.instanceType, 'Standard_DS3_v2');
+  assert.deepEqual(managed.resources, { cpus: 4, memoryBytes: 14 * 1024 ** 3, from: 'instance_type Standard_DS3_v2' });
+  const k8s = compileInstancePlan(
+    spec((d) => {
+      d.type = 'kubernetes';
+      d.resources = { requests: { cpu: '250m', memory: '32Mi' }, limits: { cpu: '500m', memory: '64Mi' } };
+    }),
+  );
+  assert.deepEqual(k8s.resources, { cpus: 0.5, memoryBytes: 64 * 1024 ** 2, from: 'resources.limits' });
+});
+
+test('model_mount_path is kept as written, and absent when not written', () => {
+  assert.equal(compileInstancePlan(spec((d) => (customContainer(d), (d.model_mount_path = '/models/half_plus_two')))).modelMountPath, '/models/half_plus_two');
+  assert.equal('modelMountPath' in compileInstancePlan(spec(customContainer)), false);
+});
+
+test('routes, build context, instance type, egress and model mount path change the revision', () => {
+  const r = revision(customContainer);
+  const withRoute = (scoring: { port: number; path: string }) => ({ ...tfserving, inference_config: { ...tfserving.inference_config, scoring_route: scoring } });
+  const changes: [string, (d: Record<string, any>) => void][] = [
+    ['scoring port', (d) => (customContainer(d), (d.environment = withRoute({ port: 8502, path: '/v1/models/half_plus_two:predict' })))],
+    ['scoring path', (d) => (customContainer(d), (d.environment = withRoute({ port: 8501, path: '/v1/models/half_plus_two:classify' })))],
+    ['build instead of image', (d) => (customContainer(d), (d.environment = { build: { path: 'assets/build' }, inference_config: tfserving.inference_config }))],
+    ['instance type', (d) => (customContainer(d), (d.instance_type = 'Standard_DS4_v2'))],
+    ['egress', (d) => (customContainer(d), (d.egress_public_network_access = 'enabled'))],
+    ['model mount path', (d) => (customContainer(d), (d.model_mount_path = '/models'))],
+    ['code added', (d) => (d.environment = tfserving)],
+  ];
+  const seen = new Map<string, string>([[r, 'base']]);
+  for (const [what, change] of changes) {
+    const next = revision(change);
+    assert.ok(!seen.has(next), `${what} gives the same revision as ${seen.get(next)}`);
+    seen.set(next, what);
+  }
+});

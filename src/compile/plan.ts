@@ -7,6 +7,7 @@ import type { InstancePlan } from '../ir/types.js';
 import { formatAssetRef } from '../spec/assets.js';
 import type { AssetVersion, DeploymentSpec } from '../spec/types.js';
 import { LABELS, type AssetLookup } from '../store/assets.js';
+import { instanceResources } from './sku.js';
 import type { AssetQuery, EnvironmentAsset } from '../store/types.js';
 
 const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
@@ -24,21 +25,25 @@ const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
  */
 export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup): InstancePlan {
   const where = `deployment '${spec.name}'`;
-  if (!spec.codeConfiguration) {
-    throw errorOf('CodeConfigurationRequired', { where });
-  }
-  if (spec.codeConfiguration.code.startsWith('azureml:')) {
-    throw errorOf('CodeAssetUnsupported', { where, code: spec.codeConfiguration.code });
-  }
-  const script = spec.codeConfiguration.scoringScript;
-  const ext = extname(script).toLowerCase();
-  const runtime = ext === '.py' ? 'python' : JS_EXTENSIONS.has(ext) ? 'javascript' : undefined;
-  if (!runtime) {
-    throw errorOf('ScoringScriptKind', { where, script });
-  }
-
   const model = compileModel(spec, where, assets);
   const environment = compileEnvironment(spec, where, assets);
+  // A custom container (inference_config) runs its image as it is: no scoring script needed (Azure's
+  // custom-container examples have no code_configuration).
+  const custom = environment.inferenceConfig !== undefined;
+  if (!spec.codeConfiguration && !custom) {
+    throw errorOf('CodeConfigurationRequired', { where });
+  }
+  if (spec.codeConfiguration?.code.startsWith('azureml:')) {
+    throw errorOf('CodeAssetUnsupported', { where, code: spec.codeConfiguration.code });
+  }
+  let runtime: InstancePlan['runtime'] = 'container';
+  if (!custom) {
+    const script = spec.codeConfiguration!.scoringScript;
+    const ext = extname(script).toLowerCase();
+    const kind = ext === '.py' ? 'python' : JS_EXTENSIONS.has(ext) ? 'javascript' : undefined;
+    if (!kind) throw errorOf('ScoringScriptKind', { where, script });
+    runtime = kind;
+  }
 
   const workerCount = Number.parseInt(spec.environmentVariables.WORKER_COUNT ?? '1', 10);
   const plan: Omit<InstancePlan, 'revision'> = {
@@ -47,8 +52,14 @@ export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup):
     instanceCount: spec.instanceCount,
     runtime,
     ...(model ? { model } : {}),
-    code: { path: spec.resolvedAssets?.code?.path ?? spec.codeConfiguration.code, scoringScript: script },
+    ...(spec.codeConfiguration ? { code: { path: spec.resolvedAssets?.code?.path ?? spec.codeConfiguration.code, scoringScript: spec.codeConfiguration.scoringScript } } : {}),
     environment,
+    instanceType: spec.instanceType,
+    resources: instanceResources(spec.instanceType, spec.resources),
+    // A network only when asked for in so many words (the docker backend's default is none; Azure's
+    // default 'enabled' is what `show` prints, dump.ts).
+    egress: spec.egressPublicNetworkAccess === 'enabled',
+    ...(spec.modelMountPath !== undefined ? { modelMountPath: spec.modelMountPath } : {}),
     environmentVariables: { ...spec.environmentVariables },
     workerCount: Number.isFinite(workerCount) && workerCount > 0 ? workerCount : 1,
     requestTimeoutMs: spec.requestSettings.requestTimeoutMs,
@@ -99,15 +110,18 @@ function compileEnvironment(spec: DeploymentSpec, where: string, assets: AssetLo
   const stored = pin && assets ? assets.environment(pin) : undefined;
   if (pin && assets && !stored) throw assetNotFound(where, 'environment', `inline environment (registered as ${pin.name}:${pin.version})`, pin);
   if (stored) return environmentOf(stored);
-  return {
-    ...(e.condaFile !== undefined ? { condaFile: e.condaFile } : {}),
-    ...(e.image !== undefined ? { image: e.image } : {}),
-  };
+  return environmentOf({ condaFile: e.condaFile, image: e.image, build: e.build, inferenceConfig: e.inferenceConfig });
 }
 
-function environmentOf(asset: EnvironmentAsset): InstancePlan['environment'] {
+function environmentOf(asset: Pick<EnvironmentAsset, 'image' | 'build' | 'inferenceConfig'> & { condaFile?: string | Record<string, unknown>; conda?: Record<string, unknown> }): InstancePlan['environment'] {
   const condaFile = asset.condaFile ?? asset.conda;
-  return { ...(condaFile !== undefined ? { condaFile } : {}), ...(asset.image !== undefined ? { image: asset.image } : {}) };
+  const ic = asset.inferenceConfig;
+  return {
+    ...(condaFile !== undefined ? { condaFile } : {}),
+    ...(asset.image !== undefined ? { image: asset.image } : {}),
+    ...(asset.build !== undefined ? { build: { path: asset.build.path, dockerfilePath: asset.build.dockerfilePath } } : {}),
+    ...(ic !== undefined ? { inferenceConfig: { liveness: { ...ic.livenessRoute }, readiness: { ...ic.readinessRoute }, scoring: { ...ic.scoringRoute } } } : {}),
+  };
 }
 
 function assetNotFound(where: string, kind: 'model' | 'environment', ref: string, query: AssetQuery | AssetVersion): InfergateError {

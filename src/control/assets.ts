@@ -156,11 +156,16 @@ export class AssetRegistry {
 
   /** Registers an environment version: stores its conda file and the local files its pip list names. */
   async registerEnvironment(spec: EnvironmentAssetSpec, options: { anonymous?: boolean } = {}): Promise<StoredAsset<'environment'>> {
-    return this.staged(async (materialise) => this.registerEnvironmentWith(spec, await storedConda(spec.condaFile, materialise), options));
+    return this.staged(async (materialise) => this.registerEnvironmentWith(spec, await storedConda(spec.condaFile, materialise), await storedBuild(spec.build, materialise), options));
   }
 
-  private async registerEnvironmentWith(spec: EnvironmentAssetSpec, conda: StoredConda | undefined, options: { anonymous?: boolean }): Promise<StoredAsset<'environment'>> {
+  /**
+   * `build`: the uploaded Docker build context, stored as the asset's `build/` folder (the docker
+   * backend builds from it), as the conda file is stored as its `conda.yaml`.
+   */
+  private async registerEnvironmentWith(spec: EnvironmentAssetSpec, conda: StoredConda | undefined, build: string | undefined, options: { anonymous?: boolean }): Promise<StoredAsset<'environment'>> {
     return this.commit('environment', spec.name, spec.version, options.anonymous === true, async (tmp) => {
+      if (build !== undefined) await copyTree(build, join(tmp, 'build'), { what: 'build.path' });
       if (!conda) return;
       await writeFile(join(tmp, 'conda.yaml'), conda.text);
       for (const f of conda.files) await copyTree(f.from, join(tmp, f.to), { what: 'conda_file pip entry' });
@@ -170,7 +175,7 @@ export class AssetRegistry {
       description: spec.description,
       tags: { ...spec.tags },
       image: spec.image,
-      build: spec.build,
+      build: spec.build && (build !== undefined ? { ...spec.build, path: join(dir, 'build') } : spec.build),
       osType: spec.osType,
       inferenceConfig: spec.inferenceConfig,
       conda: conda?.content,
@@ -226,7 +231,7 @@ export class AssetRegistry {
       resolved.environment = await this.staged(async (materialise) => {
         const conda = await storedConda(env.condaFile, materialise);
         const version = await anonymousEnvironmentVersion(env, conda);
-        const a = await this.registerEnvironmentWith({ ...env, version }, conda, { anonymous: true });
+        const a = await this.registerEnvironmentWith({ ...env, version }, conda, await storedBuild(env.build, materialise), { anonymous: true });
         return { name: a.asset.name, version: a.asset.version };
       });
     }
@@ -353,6 +358,12 @@ interface StoredConda {
  * environment's content hash is what it was when the server read them from the user's disk. Any other
  * local entry is refused: it would name a path on the server.
  */
+/** The uploaded build context, materialised (a folder); undefined without one. */
+async function storedBuild(build: EnvironmentAssetSpec['build'], materialise: Materialise): Promise<string | undefined> {
+  if (build === undefined || !isUploadRef(build.path)) return undefined;
+  return materialise(build.path, 'build.path', 'folder');
+}
+
 async function storedConda(condaFile: string | Record<string, unknown> | undefined, materialise: Materialise): Promise<StoredConda | undefined> {
   if (condaFile === undefined) return undefined;
   let content: Record<string, unknown>;

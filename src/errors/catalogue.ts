@@ -39,6 +39,9 @@ export const catalogue = {
   UserScriptFunctionNotFound: { status: 500, summary: 'The scoring script does not define init() and run().' },
   StorageInitializerFailed: { status: 500, summary: 'Copying the model or code into the instance failed.' },
   EnvironmentNotSatisfied: { status: 500, summary: 'No interpreter on this machine can run the environment.' },
+  EnvironmentImageNotFound: { status: 500, summary: 'The docker backend cannot find the environment\'s image on this machine (infergate never pulls).' },
+  EnvironmentImageBuildFailed: { status: 500, summary: 'Building the environment image (conda file or build context) failed; get-logs has the build output.' },
+  ContainerEngineUnavailable: { status: 503, summary: 'The docker backend was asked for and no Docker Engine answers.' },
   // Client side
   ServerNotFound: { status: 503, summary: 'No running infergate server was found for this workspace.' },
   ServerUnreachable: { status: 503, summary: 'The infergate server did not answer.' },
@@ -75,6 +78,14 @@ export const messages = {
   // Documents against the request that carries them
   DocumentNameMismatch: { code: 'BadArgument', template: "The document names {kind} '{named}' but the request is for '{requested}'." },
   AadTokenUnsupported: { code: 'BadArgument', template: "auth_mode 'aad_token' needs Microsoft Entra ID, which infergate does not use; use 'key' or 'aml_token'." },
+  // Containers (docker backend, docs/backends.md)
+  ImageNotFound: { code: 'EnvironmentImageNotFound', template: "The image '{image}' is not on this machine, and infergate does not pull images ({reason}). Provide it with 'docker pull {image}' where a registry is reachable, 'docker load -i <file>', or 'docker tag <local image> {image}'." },
+  ImageBuildFailed: { code: 'EnvironmentImageBuildFailed', template: 'Building the environment image {tag} from {source} failed: {reason}. The build output is in get-logs.' },
+  NodeMissingInImage: { code: 'EnvironmentNotSatisfied', template: "The image '{image}' has no 'node' on its PATH: JavaScript and TypeScript scoring modules need Node.js 20 in the image (Azure's inference images have Python only). Use a Python scoring script, an image with Node.js, or --backend process." },
+  PythonMissingInImage: { code: 'EnvironmentNotSatisfied', template: "The image '{image}' has no 'python3' on its PATH: the scoring script's host needs Python 3.9 or later in the image." },
+  ContainerStartFailed: { code: 'ResourceNotReady', template: 'The container of instance {instance} could not be started: {reason}' },
+  ContainerOomKilled: { code: 'ResourceNotReady', template: 'OOMKilled: instance {instance} used more than its memory limit ({limit}, from {source}) and was killed; restarting in {delay} ms (restart {restarts}).' },
+  ContainerEngineUnavailable: { code: 'ContainerEngineUnavailable', template: '--backend docker: no Docker Engine answers at {where} ({reason}). Start dockerd, set DOCKER_HOST, or use --backend process.' },
   ContainerTypeInvalid: { code: 'BadArgument', template: "Invalid container type '{container}'. Supported container types are inference-server and storage-initializer" },
   // Endpoints and deployments
   EndpointNotFound: { code: 'EndpointNotFound', template: "Endpoint '{endpoint}' not found." },
@@ -153,7 +164,7 @@ export const messages = {
   PipEntryNotFound: { code: 'BadArgument', template: "conda_file: pip entry '{entry}' names {path}, which does not exist" },
   AssetAlreadyExists: { code: 'AssetAlreadyExists', template: '{Kind} {name} version {version} already exists. Assets are immutable: register a new version (leave out --version for the next one).' },
   // Compiling a deployment into an instance plan
-  CodeConfigurationRequired: { code: 'BadArgument', template: '{where}: code_configuration is required (no-code MLflow and custom-container deployments are not supported yet)' },
+  CodeConfigurationRequired: { code: 'BadArgument', template: '{where}: code_configuration is required unless the environment is a custom container (inference_config); no-code MLflow deployments are not supported yet' },
   CodeAssetUnsupported: { code: 'BadArgument', template: "{where}: code '{code}' refers to a registered code asset; give a local folder" },
   ScoringScriptKind: { code: 'BadArgument', template: "{where}: scoring_script '{script}' must be a Python (.py) or JavaScript/TypeScript (.js, .mjs, .cjs, .ts, .mts) file" },
   ModelOutsideWorkspace: { code: 'BadArgument', template: "{where}: model '{uri}' is in a registry or another workspace; register it here with 'infergate ml model create' and refer to it as azureml:<name>:<version>" },

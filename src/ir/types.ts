@@ -2,12 +2,15 @@
 // Plain, immutable, JSON-serialisable data. The router sees only RoutingTable; backends see only
 // InstancePlan. Neither ever sees a spec.
 
-/** Where a ready instance listens. `framed`: infergate's instance protocol over a Unix socket. */
-export interface InstanceAddress {
-  instanceId: string;
-  transport: 'framed';
-  socketPath: string;
-}
+/**
+ * Where a ready instance listens. `framed`: infergate's instance protocol over a Unix socket (every
+ * instance infergate's own hosts run). `http`: a custom container (BYOC, an environment with
+ * inference_config) that only speaks HTTP: the router forwards to its scoring route on a loopback port,
+ * the one place an HTTP hop is right (DESIGN.md "The instance protocol").
+ */
+export type InstanceAddress =
+  | { instanceId: string; transport: 'framed'; socketPath: string }
+  | { instanceId: string; transport: 'http'; host: string; port: number; path: string };
 
 export interface DeploymentRoute {
   name: string;
@@ -48,6 +51,17 @@ export interface ProbePlan {
   failureThreshold: number;
 }
 
+/** One route of a custom container (contract §1.6 RouteSchema). */
+export interface InferenceRoute {
+  port: number;
+  path: string;
+}
+export interface InferenceRoutes {
+  liveness: InferenceRoute;
+  readiness: InferenceRoute;
+  scoring: InferenceRoute;
+}
+
 /** Everything a backend needs to run the instances of one deployment. */
 export interface InstancePlan {
   endpoint: string;
@@ -55,7 +69,8 @@ export interface InstancePlan {
   /** Content hash of everything that needs new instances when it changes (model, code, env...). */
   revision: string;
   instanceCount: number;
-  runtime: 'python' | 'javascript';
+  /** `container`: a custom container (BYOC) run as it is, answering HTTP on its inference_config routes. */
+  runtime: 'python' | 'javascript' | 'container';
   model?: {
     name: string;
     version: string;
@@ -69,7 +84,26 @@ export interface InstancePlan {
    * virtual environment from the conda file where pip can install it (backend/process/env-builder.ts),
    * else picks an interpreter that can import what it lists; images are not run. It logs what it did.
    */
-  environment: { condaFile?: string | Record<string, unknown>; image?: string };
+  environment: {
+    condaFile?: string | Record<string, unknown>;
+    image?: string;
+    /** A Docker build context (Azure's `build: {path, dockerfile_path}`): absolute folder, Dockerfile relative to it. */
+    build?: { path: string; dockerfilePath: string };
+    /** Custom container routes (all three, contract §1.6); only with runtime `container`. */
+    inferenceConfig?: InferenceRoutes;
+  };
+  /** The instance type as written (a SKU name; Kubernetes deployments: the cluster's instance type). */
+  instanceType: string;
+  /**
+   * CPU and memory limits of one instance: from `resources.limits` (Kubernetes-style deployments), else
+   * from the instance type's SKU (contract §8.1), else none (an instance type infergate does not know).
+   * The process backend does not enforce them; the docker backend does.
+   */
+  resources: { cpus?: number; memoryBytes?: number; from: string };
+  /** egress_public_network_access: a container gets a network only when enabled (or for BYOC). */
+  egress: boolean;
+  /** Custom containers: where the model is mounted (model_mount_path); default AZUREML_MODEL_DIR's place. */
+  modelMountPath?: string;
   environmentVariables: Record<string, string>;
   workerCount: number;
   requestTimeoutMs: number;

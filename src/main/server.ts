@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { buildApi } from '../api/index.js';
 import { AuditLog } from '../api/audit.js';
 import { ensureOwnerToken } from '../api/auth.js';
-import { ProcessBackend } from '../backend/index.js';
+import { DockerBackend, findDockerEngine, ProcessBackend, type Backend } from '../backend/index.js';
 import { Controller } from '../reconcile/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
@@ -57,6 +57,14 @@ export interface ServerOptions {
   /** Serve plain HTTP on a non-loopback address anyway (`--insecure`); refused without it. */
   insecure?: boolean;
   /**
+   * Where instances run (`--backend`): `docker` needs a Docker Engine (DOCKER_HOST or
+   * /var/run/docker.sock) and fails without one; `process` runs child processes; `auto` (default) takes
+   * docker when an engine answers, else process, and says which.
+   */
+  backend?: 'auto' | 'process' | 'docker';
+  /** docker backend: the image of an environment that names none (`--docker-image`). */
+  dockerImage?: string;
+  /**
    * The workspace lock, if the caller took it already (the CLI does, before it loads the server's
    * modules, so a refused server exits in about the time Node takes to start). Released on close.
    */
@@ -65,6 +73,8 @@ export interface ServerOptions {
 
 export interface RunningServer {
   url: string;
+  /** Where instances run: 'process' or 'docker'. */
+  backend: string;
   routerUrl: string;
   /** With TLS: what to tell the user about trusting the certificate (the dev CA's file and how). */
   tlsNotice?: string;
@@ -87,6 +97,18 @@ export function checkBinding(o: Pick<ServerOptions, 'host' | 'apiHost' | 'tls' |
     throw errorOf('PlainHttpExposed', { where });
   }
   log(`WARNING: --insecure: serving plain HTTP on ${where}; tokens, endpoint keys and scoring requests cross the network unencrypted`);
+}
+
+/** The backend `--backend` asks for; auto: docker when an engine answers (DOCKER_HOST, /var/run/docker.sock), else process. */
+async function chooseBackend(o: ServerOptions, log: (line: string) => void): Promise<(ProcessBackend | DockerBackend) & Backend> {
+  const want = o.backend ?? 'process';
+  if (want !== 'process') {
+    const engine = await findDockerEngine();
+    if (engine.docker) return new DockerBackend({ workspace: o.workspace, docker: engine.docker, engine: engine.where, log, ...(o.dockerImage ? { defaultImage: o.dockerImage } : {}) });
+    if (want === 'docker') throw errorOf('ContainerEngineUnavailable', { where: engine.where, reason: engine.reason });
+    log(`backend: process (--backend auto: no Docker Engine answers at ${engine.where}: ${engine.reason})`);
+  }
+  return new ProcessBackend({ workspace: o.workspace, log });
 }
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -116,10 +138,13 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   // A wildcard bind names no host a certificate can be checked against: URLs name the machine instead.
   const urlHost = (h: string): string => (secure && (h === '0.0.0.0' || h === '::') ? hostname() : h);
   const store = openStateStore(o.workspace);
-  const backend = new ProcessBackend({ workspace: o.workspace, log });
+  const backend = await chooseBackend(o, log);
   // Files of deployments deleted just before an earlier server died (store deleted, files not yet).
   const stored = new Set(store.listDeployments().map((d) => `${d.spec.endpointName}/${d.spec.name}`));
-  await backend.forgetUnknown((endpoint, deployment) => stored.has(`${endpoint}/${deployment}`));
+  const known = (endpoint: string, deployment: string) => stored.has(`${endpoint}/${deployment}`);
+  await backend.forgetUnknown(known);
+  // Containers an earlier server left running (it died): adopted by the first reconcile, or removed.
+  if (backend instanceof DockerBackend) await backend.adopt(known);
   const router = new Router({
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
@@ -149,6 +174,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     workspace: basename(o.workspace),
     assetsDir: join(o.workspace, 'assets'),
     location: o.local ? 'local' : hostname(),
+    backend: backend.kind,
     ...(o.local ? { scoringUriOf: async (name: string) => `${secure ? 'https' : 'http'}://localhost:${await router.endpointPort(name)}/score` } : {}),
     ...(tls !== undefined ? { https: tls.context } : {}),
     version: VERSION,
@@ -157,13 +183,14 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   await api.listen({ port: o.port, host: apiHost });
   const apiPort = (api.server.address() as { port: number }).port;
   const url = httpUrl(urlHost(apiHost), apiPort, secure);
-  writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION, ...(tls?.caFile !== undefined ? { caFile: tls.caFile } : {}) });
+  writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION, backend: backend.kind, ...(tls?.caFile !== undefined ? { caFile: tls.caFile } : {}) });
 
   // After a restart every stored endpoint and deployment is provisioned again (nothing is lost).
   const endpoints = store.listEndpoints().length;
   const deployments = store.listDeployments().length;
   if (endpoints > 0) log(`restoring ${endpoints} endpoint(s) and ${deployments} deployment(s) from ${join(o.workspace, 'state.db')}`);
   await controller.kick();
+  if (backend instanceof DockerBackend) await backend.removeUnadopted();
 
   let closing: Promise<void> | undefined;
   let reloading: Promise<void> | undefined;
@@ -179,6 +206,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   };
   return {
     url,
+    backend: backend.kind,
     routerUrl,
     ...(tls !== undefined && 'dev' in o.tls! && tls.caFile !== undefined ? { tlsNotice: trustHint(tls.caFile) } : {}),
     reloadTls: () => (reloading ??= reloadTls().finally(() => (reloading = undefined))),

@@ -47,6 +47,28 @@ export interface Exchange {
   onFailure(reason: 'timeout' | 'unavailable' | 'dropped'): void;
 }
 
+/**
+ * What the router uses of a connection to one instance, whatever its transport: the framed client below
+ * (infergate's own hosts) and HttpInstanceConnection (./http-client.ts: custom containers that only speak
+ * HTTP). Both hand the answer over as a RESPONSE frame, so the router's stages never know which it is.
+ */
+export interface InstanceChannel {
+  /** Requests sent and not yet answered (least-outstanding balancing, the per-instance limit). */
+  readonly outstanding: number;
+  /** Failed on its own and avoided for a while (retryAfterMs); usable again afterwards. */
+  readonly broken: boolean;
+  /** Not closing: it still takes requests. */
+  readonly isOpen: boolean;
+  /** A streamed body's writes are backing up: its sender should wait (whenDrained). */
+  readonly congested: boolean;
+  send(method: string, url: string, headers: readonly string[], requestId: string, body: Buffer, ex: Exchange): number;
+  sendStream(method: string, url: string, headers: readonly string[], requestId: string, ex: Exchange): number;
+  sendBody(id: number, part: Buffer, last: boolean): void;
+  cancel(id: number): void;
+  whenDrained(fn: () => void): void;
+  close(): void;
+}
+
 const SWEEP_MS = 20;
 /**
  * A streamed body's writes wait for the socket above this many bytes queued: the client's socket stops
@@ -54,7 +76,7 @@ const SWEEP_MS = 20;
  */
 const STREAM_HIGH_WATER = 1024 * 1024;
 
-export class InstanceConnection {
+export class InstanceConnection implements InstanceChannel {
   /** Requests written and not yet answered: the "outstanding" in least-outstanding balancing. */
   outstanding = 0;
   private socket: Socket | null = null;

@@ -26,6 +26,12 @@
 export type HostMessage =
   | { type: 'ready'; pid: number }
   | { type: 'init-failed'; code: 'UserScriptInitFailed' | 'UserScriptImportError' | 'UserScriptFunctionNotFound'; message: string };
+// A host without an IPC channel (the Python host in a container, src/runtime/python/infergate_host.py;
+// its stdout and stderr reach the backend as the container's log) sends the same messages as one line
+// each on stdout: HOST_MESSAGE_PREFIX then the message as JSON, e.g.
+//   INFERGATE_HOST {"type":"ready","pid":7}
+// The backend takes the first such line and writes every other line to the console log.
+export const HOST_MESSAGE_PREFIX = 'INFERGATE_HOST ';
 // Its stdout and stderr are the instance's console log (`get-logs --container inference-server`), lines
 // in azmlinfsrv's format `<UTC time> <level initial> [<pid>] <logger> - <message>`; the user script's own
 // output goes there unchanged (the runtime's own lines, and everything a Python script prints, go to
@@ -35,7 +41,7 @@ export type HostMessage =
 // closes (the backend is gone); 1 when a Python worker died (its in-flight requests were answered 502;
 // restart the instance) or on an internal error; 2 when the environment above is unusable
 // (INFERGATE_SOCKET or AZUREML_ENTRY_SCRIPT missing, WORKER_COUNT or SCORING_TIMEOUT_MS not a number).
-// Without an IPC channel (a manual run) the host prints the init-failed message as a log line instead.
+// Without an IPC channel (a container, a manual run) the host prints each message as a HOST_MESSAGE_PREFIX line.
 //
 // The storage initializer is `node dist/runtime/storage-initializer.js <request.json>` where request.json is:
 export interface StorageRequest {

@@ -118,6 +118,13 @@ export class Controller {
       const state = d.status.provisioningState;
       if (p.phase === 'failed' && state !== 'Failed') this.setDeployment(d, 'Failed', p.error);
       else if (p.phase === 'ready' && (IN_PROGRESS.has(state) || (state === 'Failed' && d.status.observedGeneration !== d.generation))) this.setDeployment(d, 'Succeeded');
+      else if (IN_PROGRESS.has(state) && p.crashLoop && p.failedOperation) {
+        // A create or update whose new instances keep crashing never becomes ready: the operation fails
+        // (Azure: ResourceNotReady, "Back-off restarting failed container"), so `create`/`update` return
+        // with the reason instead of waiting for ever. An older revision keeps serving (plan.ts); the
+        // crashing instance goes on restarting with back-off, and a later update replaces it.
+        this.setDeployment(d, 'Failed', p.crashLoop);
+      }
       else if (state === 'Succeeded' && d.status.error?.code !== p.crashLoop?.code) {
         // A serving deployment stays Succeeded, as Azure's does, but says why an instance keeps restarting.
         this.setDeployment(d, 'Succeeded', p.crashLoop);

@@ -13,6 +13,9 @@ function desired(deployment: string, revision: string, instanceCount: number, en
     endpoint,
     deployment,
     revision,
+    instanceType: 'Standard_DS3_v2',
+    resources: { from: 'test' },
+    egress: false,
     instanceCount,
     runtime: 'python',
     code: { path: '/code', scoringScript: 'score.py' },
@@ -175,6 +178,21 @@ const rows: Row[] = [
         phase: 'progressing',
         readyCount: 1,
         crashLoop: { code: 'CrashLoopBackOff', message: 'instance ep.blue.r1.1 restarted 3 times: exit code 1; see get-logs' },
+        // Three restarts: a create, update or scale still in progress fails (controller.ts).
+        failedOperation: true,
+      },
+    },
+  },
+  {
+    name: 'two restarts show the crash loop but do not fail an operation yet',
+    desired: [desired('blue', 'r1', 2)],
+    observed: [inst('blue', 'r1', 0, 'ready'), inst('blue', 'r1', 1, 'restarting', { restarts: 2, error: { code: 'ResourceNotReady', message: 'exit code 1' } })],
+    actions: [],
+    progress: {
+      'ep/blue': {
+        phase: 'progressing',
+        readyCount: 1,
+        crashLoop: { code: 'CrashLoopBackOff', message: 'instance ep.blue.r1.1 restarted 2 times: exit code 1; see get-logs' },
       },
     },
   },

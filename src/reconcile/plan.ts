@@ -15,10 +15,21 @@ export interface DeploymentProgress {
   readyCount: number;
   /** Set while an instance crash-loops (restarted again and again): the deployment shows it. */
   crashLoop?: { code: string; message: string };
+  /**
+   * A wanted instance has crash-looped FAIL_OPERATION_RESTARTS times without becoming ready in between:
+   * a create or update in progress fails (controller.ts) rather than waiting for ever.
+   */
+  failedOperation?: boolean;
 }
 
 /** Restarts after which an instance counts as crash-looping (Kubernetes' CrashLoopBackOff shows at 2-3). */
 export const CRASH_LOOP_RESTARTS = 2;
+/**
+ * Restarts after which a create or update in progress fails: one more than CRASH_LOOP_RESTARTS, so a
+ * single crash at start (an OOM kill under a burst) is retried before the operation gives up (back-off
+ * 0.5 + 1 + 2 s: about 4 s of crash-looping).
+ */
+export const FAIL_OPERATION_RESTARTS = 3;
 
 /** Azure reserves 20% extra capacity for upgrades (contract §8.2); at least one instance. */
 export function surgeOf(instanceCount: number): number {
@@ -72,7 +83,10 @@ export function plan(desired: InstancePlan[], observed: ObservedInstance[]): { a
 
     const looping = wanted.find((o) => o.restarts >= CRASH_LOOP_RESTARTS && o.state !== 'ready');
     const crashLoop = looping
-      ? { crashLoop: { code: 'CrashLoopBackOff', message: `instance ${looping.id} restarted ${looping.restarts} times: ${looping.error?.message ?? 'it keeps exiting'}; see get-logs` } }
+      ? {
+          crashLoop: { code: 'CrashLoopBackOff', message: `instance ${looping.id} restarted ${looping.restarts} times: ${looping.error?.message ?? 'it keeps exiting'}; see get-logs` },
+          ...(looping.restarts >= FAIL_OPERATION_RESTARTS ? { failedOperation: true } : {}),
+        }
       : {};
     if (failed) progress.set(k, { phase: 'failed', error: failed.error ?? { code: 'ResourceNotReady', message: 'an instance failed' }, readyCount });
     else if (allReady && olderLeft === 0) progress.set(k, { phase: 'ready', readyCount, ...crashLoop });

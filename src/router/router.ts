@@ -10,7 +10,7 @@
 //                                which is per deployment.
 //   3. admission  (admission.ts) concurrency, queue, deadline: 503/429 before anything is sent (and, in the
 //                                head hook, before the body is read).
-//   4. proxy      (proxy.ts)     the Flight over the framed instance protocol; the body buffered or streamed.
+//   4. proxy      (proxy.ts)     the Flight over its instance's channel; the body buffered or streamed.
 //   5. mirror     (mirror.ts)    after the live request went out, so a copy never delays it; never queued.
 //   6. answer     (answer.ts)    the model's answer as Azure passes it on (424 wrapping), the router's own
 //                                error answers (one header set), and the record of the request.
@@ -20,15 +20,22 @@
 // (Azure: https://<endpoint-name>.<region>.inference.ml.azure.com/score — a host per endpoint needs DNS;
 // a path per endpoint works on loopback with no setup.) `GET .../swagger.json` reaches an instance's
 // generated OpenAPI document (Azure's openapi_uri).
+//
+// Instances are reached over the framed instance protocol, except custom containers (BYOC, an `http`
+// InstanceAddress), which only speak HTTP: their requests go over protocol/http-client.ts, which answers
+// in RESPONSE frames too, so no stage branches on the transport. Only scoring reaches a custom container
+// (at its scoring_route, with the client's query), as Azure's front end forwards only the scoring URI; its
+// swagger.json is a 404.
 
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
-import type { DeploymentRoute, RoutingTable } from '../ir/types.js';
+import type { DeploymentRoute, InstanceAddress, RoutingTable } from '../ir/types.js';
 import { connectionMeters, deploymentMeters, type ConnectionMeters } from '../telemetry/metrics.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { TokenVerifier } from '../util/token.js';
 import { FailedAuthLimiter, type FailedAuthOptions } from './auth-limit.js';
-import { InstanceConnection, type InstanceConnectionOptions } from '../protocol/client.js';
+import { InstanceConnection, type InstanceChannel, type InstanceConnectionOptions } from '../protocol/client.js';
+import { HttpInstanceConnection } from '../protocol/http-client.js';
 import { Http1Server, type BodySink, type Http1Request } from './http1.js';
 import type { DeploymentState, EndpointState } from './state.js';
 import { Admission, pickFree } from './stages/admission.js';
@@ -44,7 +51,8 @@ export interface RouterOptions {
   maxBodyBytes?: number;
   /**
    * Largest answer body accepted from an instance (bytes; default maxBodyBytes). A larger RESPONSE frame
-   * ends that instance's connection and its requests get 502: instance code is untrusted.
+   * ends that instance's connection and its requests get 502 (a custom container's larger answer: that
+   * request gets 502): instance code is untrusted.
    */
   maxResponseBytes?: number;
   /** Longest request line URL accepted; longer gets 414. */
@@ -108,7 +116,8 @@ export interface DeploymentStats {
 export class Router {
   private endpoints = new Map<string, EndpointState>();
   private readonly deployments = new Map<string, DeploymentState>();
-  private readonly connections = new Map<string, InstanceConnection>();
+  /** By instance id: its channel, and the address it was opened for (a changed one replaces it). */
+  private readonly connections = new Map<string, { channel: InstanceChannel; target: string }>();
   private readonly server: Http1Server;
   private readonly maxUrlLength: number;
   private readonly trafficLog: TrafficSink;
@@ -124,6 +133,7 @@ export class Router {
   private readonly sel = new Selection();
   version = 0;
   private readonly connectionOptions: InstanceConnectionOptions;
+  private readonly maxResponseBytes: number;
 
   constructor(options: RouterOptions = {}) {
     this.maxUrlLength = options.maxUrlLength ?? 8192;
@@ -134,8 +144,9 @@ export class Router {
     this.admission = new Admission(this.trafficLog);
     // An instance's answer is bounded like a client's body, plus room for its status and headers: a
     // larger frame ends that instance's connection (client.ts) instead of growing the router's memory.
+    this.maxResponseBytes = options.maxResponseBytes ?? options.maxBodyBytes ?? 100 * 1024 * 1024;
     this.connectionOptions = {
-      maxFrameBytes: (options.maxResponseBytes ?? options.maxBodyBytes ?? 100 * 1024 * 1024) + 1024 * 1024,
+      maxFrameBytes: this.maxResponseBytes + 1024 * 1024,
       // A connection usable again after its back-off serves what queued while it was avoided.
       onUsable: () => {
         for (const d of this.deployments.values()) this.admission.dispatchQueued(d);
@@ -212,7 +223,7 @@ export class Router {
   async close(): Promise<void> {
     this.admission.close();
     for (const name of [...this.listeners.keys()]) this.closeListener(name);
-    for (const c of this.connections.values()) c.close();
+    for (const c of this.connections.values()) c.channel.close();
     await this.server.close();
     await this.trafficLog.close();
   }
@@ -225,15 +236,22 @@ export class Router {
     for (const route of table.endpoints) {
       const byName = new Map<string, DeploymentState>();
       for (const d of route.deployments) {
+        // A custom container's connections: as many as its instance may serve at once (16 when unlimited).
+        const maxSockets = d.maxConcurrentRequestsPerInstance > 0 ? d.maxConcurrentRequestsPerInstance : 16;
         const connections = d.instances.map((a) => {
           live.add(a.instanceId);
+          const target = targetOf(a);
           let c = this.connections.get(a.instanceId);
-          if (c === undefined || !c.isOpen || c.broken || c.address.socketPath !== a.socketPath) {
-            c?.close(); // what it still has in flight finishes; its back-off timer ends with it
-            c = new InstanceConnection(a, undefined, this.connectionOptions);
+          if (c === undefined || !c.channel.isOpen || c.channel.broken || c.target !== target) {
+            c?.channel.close(); // what it still has in flight finishes; its back-off timer ends with it
+            const channel: InstanceChannel =
+              a.transport === 'http'
+                ? new HttpInstanceConnection(a, { maxSockets, maxBodyBytes: this.maxResponseBytes, onUsable: this.connectionOptions.onUsable })
+                : new InstanceConnection(a, undefined, this.connectionOptions);
+            c = { channel, target };
             this.connections.set(a.instanceId, c);
-          }
-          return c;
+          } else if (c.channel instanceof HttpInstanceConnection) c.channel.maxSockets = maxSockets;
+          return c.channel;
         });
         const state = this.deploymentState(route.name, d, connections);
         liveDeployments.add(`${route.name}/${d.name}`);
@@ -264,7 +282,7 @@ export class Router {
     }
     for (const [id, c] of this.connections) {
       if (!live.has(id)) {
-        c.close();
+        c.channel.close();
         this.connections.delete(id);
       }
     }
@@ -296,7 +314,7 @@ export class Router {
     return { mirrorSent: o.sent, mirrorAnswered: o.answered + o.error, mirrorErrors: o.error, mirrorFailed: o.failed, mirrorDropped: o.dropped, mirrorInflight: m.mirrorInFlight, mirrorLatencyMs: m.mirrorLatencyMs };
   }
 
-  private deploymentState(endpoint: string, route: DeploymentRoute, connections: InstanceConnection[]): DeploymentState {
+  private deploymentState(endpoint: string, route: DeploymentRoute, connections: InstanceChannel[]): DeploymentState {
     const key = `${endpoint}/${route.name}`;
     let d = this.deployments.get(key);
     if (d === undefined) {
@@ -382,4 +400,9 @@ export class Router {
     if (sel.mirror !== null) sel.mirror.m.mirror.dropped++;
     return admission.stream(newFlight(admission, req, d, sel.rest, EMPTY, endpoint.authType), conn);
   };
+}
+
+/** What a channel was opened for: a connection is replaced when its instance's address changes (a new port). */
+function targetOf(a: InstanceAddress): string {
+  return a.transport === 'http' ? `http ${a.host} ${a.port} ${a.path}` : `framed ${a.socketPath}`;
 }

@@ -4,7 +4,7 @@
 import type { DeploymentRoute, EndpointRoute } from '../ir/types.js';
 import type { DeploymentMeters } from '../telemetry/metrics.js';
 import type { TokenVerifier } from '../util/token.js';
-import type { InstanceConnection } from '../protocol/client.js';
+import type { InstanceChannel } from '../protocol/client.js';
 import type { Flight } from './stages/proxy.js';
 
 /**
@@ -15,7 +15,8 @@ export interface DeploymentState {
   readonly endpoint: string;
   readonly name: string;
   route: DeploymentRoute;
-  connections: InstanceConnection[];
+  /** One per ready instance: framed (our hosts) or HTTP (custom containers), one interface. */
+  connections: InstanceChannel[];
   /** Per-instance concurrency limit; Infinity when max_concurrent_requests_per_instance is 0. */
   perInstance: number;
   /** Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). */

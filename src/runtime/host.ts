@@ -43,7 +43,7 @@ import {
   HEADER_BYTES,
   type HeaderList,
 } from '../protocol/frame.js';
-import type { HostMessage } from '../protocol/messages.js';
+import { HOST_MESSAGE_PREFIX, type HostMessage } from '../protocol/messages.js';
 import { formatError, JS_EXTENSIONS, JsScorer, loadScoringModule } from './js-scorer.js';
 import { log } from './log.js';
 import { FrameWriter } from '../protocol/writer.js';
@@ -329,7 +329,9 @@ function send(msg: HostMessage, then?: () => void): void {
   if (typeof process.send === 'function' && process.connected) {
     process.send(msg, undefined, {}, () => then?.());
   } else {
-    then?.();
+    // No IPC channel (a container on the docker backend, or a manual run): the message as one line on
+    // stdout, which the backend reads from the container's log (protocol/messages.ts).
+    process.stdout.write(`${HOST_MESSAGE_PREFIX}${JSON.stringify(msg)}\n`, () => then?.());
   }
 }
 

@@ -288,7 +288,7 @@ export const deployment: Type<DeploymentSpec> = to(refuseUnsafeEnvironment(deplo
     requestSettings: { ...DEFAULT_REQUEST_SETTINGS, ...d.request_settings },
     livenessProbe: { ...DEFAULT_PROBE, ...d.liveness_probe },
     readinessProbe: { ...DEFAULT_PROBE, ...d.readiness_probe },
-    egressPublicNetworkAccess: d.egress_public_network_access ?? 'enabled',
+    ...(d.egress_public_network_access !== undefined ? { egressPublicNetworkAccess: d.egress_public_network_access } : {}),
     resources: d.resources,
     dataCollector: d.data_collector,
   });

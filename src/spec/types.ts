@@ -114,7 +114,11 @@ export interface DeploymentSpec {
   requestSettings: RequestSettings;
   livenessProbe: ProbeSettings;
   readinessProbe: ProbeSettings;
-  egressPublicNetworkAccess: 'enabled' | 'disabled';
+  /**
+   * As written; Azure shows 'enabled' when it is not (api/show.ts). Kept unset when not written: the docker
+   * backend gives an instance a network only when the deployment asks for it explicitly.
+   */
+  egressPublicNetworkAccess?: 'enabled' | 'disabled';
   /** Kubernetes deployments only. */
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Accepted and validated; kept as written (data collection is not implemented yet). */

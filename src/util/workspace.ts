@@ -22,6 +22,8 @@ export interface ServerRecord {
   routerUrl: string;
   startedAt: string;
   version: string;
+  /** Where its instances run: 'process' or 'docker' (`--backend`). */
+  backend?: string;
   /**
    * With TLS: a CA file the CLI on this machine trusts for `url` and `routerUrl` (the --tls-dev CA, or a
    * self-signed --tls-cert), so it needs no --cacert (util/tls.ts).

@@ -79,7 +79,7 @@ test('registered model and environment: deploy by azureml:name:version, update t
   assert.equal(shown.model, 'azureml:my-model:1', 'show prints the reference as written');
   assert.equal(shown.environment, 'azureml:my-env:1');
   const logs = await ok(['online-deployment', 'get-logs', '-n', 'blue', '-e', E]);
-  assert.match(logs, /no container engine: running the scoring script on the host/);
+  assert.match(logs, /process backend: running the scoring script on the host, not in image/);
   // The model-1 conda file pins numpy=2.3.1 etc.: without them on the index the build falls back.
   assert.match(logs, /building environment [0-9a-f]{16}|reusing environment [0-9a-f]{16}|could not be built/);
   const storage = await ok(['online-deployment', 'get-logs', '-n', 'blue', '-e', E, '--container', 'storage-initializer']);
@@ -194,7 +194,7 @@ test('an environment whose conda file lists a local wheel is built once and reus
   const built = /building environment ([0-9a-f]{16})/.exec(first);
   assert.ok(built, `the first deployment builds the environment:\n${first}`);
   assert.match(first, new RegExp(`environment ${built[1]} is ready`));
-  assert.match(first, /no container engine: running the scoring script on the host/);
+  assert.match(first, /process backend: running the scoring script on the host, not in image/);
   const a = JSON.parse(JSON.parse(await ok(['online-endpoint', 'invoke', '-n', E, '-r', REQUEST])) as string) as { answer: number; module: string };
   assert.equal(a.answer, 42);
   assert.ok(a.module.startsWith(realpathSync(join(ws.dir, 'envs', built[1]))), `the package is imported from the environment: ${a.module}`);

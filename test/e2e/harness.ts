@@ -24,14 +24,19 @@ export class Workspace {
   server: ChildProcess | null = null;
   serverLog = '';
 
-  constructor() {
+  /**
+   * `backend`: where the servers this workspace starts run instances (INFERGATE_BACKEND, which
+   * `--backend` defaults to; `--local` servers inherit it). The suites written for the process backend
+   * keep it whether or not a Docker Engine runs on the machine; the docker suites ask for docker.
+   */
+  constructor(readonly backend: 'process' | 'docker' = 'process') {
     this.dir = mkdtempSync(join(tmpdir(), 'infergate-e2e-'));
   }
 
   get env(): NodeJS.ProcessEnv {
     // A config of its own (infergate login writes there), so a login on the machine running the tests
     // cannot redirect the CLI; and no token or URL from the caller's environment.
-    const env: NodeJS.ProcessEnv = { ...process.env, INFERGATE_HOME: this.dir, INFERGATE_CONFIG: join(this.dir, 'cli-config.json') };
+    const env: NodeJS.ProcessEnv = { ...process.env, INFERGATE_HOME: this.dir, INFERGATE_CONFIG: join(this.dir, 'cli-config.json'), INFERGATE_BACKEND: this.backend };
     delete env.INFERGATE_URL;
     delete env.INFERGATE_TOKEN;
     return env;

@@ -33,6 +33,9 @@ function plan(endpoint: string, deployment: string, codeDir: string, revision = 
     endpoint,
     deployment,
     revision,
+    instanceType: 'Standard_DS3_v2',
+    resources: { from: 'test' },
+    egress: false,
     instanceCount: 1,
     runtime: 'javascript',
     code: { path: codeDir, scoringScript: 'score.mjs' },
@@ -80,13 +83,13 @@ test('a stopped instance leaves no directory or socket behind; its logs stay whi
     await backend.start(id, plan('ep1', 'blue', code('stop', 3)), 0);
     const inst = await ready(backend, id);
     assert.ok(existsSync(join(ws, 'instances', 'ep1', 'blue', id, '.initialized')));
-    assert.ok(inst.address?.socketPath && existsSync(inst.address.socketPath));
+    assert.ok(inst.address?.transport === 'framed' && existsSync(inst.address.socketPath));
     assert.match(await backend.logs('ep1', 'blue', 'inference-server', 50), /init done/);
 
     await backend.stop(id);
     assert.deepEqual(backend.observe(), []);
     assert.equal(existsSync(join(ws, 'instances')) && readdirSync(join(ws, 'instances')).length, 0, 'instances/ is empty: no <endpoint>/<deployment> folders left');
-    assert.equal(existsSync(inst.address.socketPath), false);
+    assert.equal(existsSync(inst.address.transport === 'framed' ? inst.address.socketPath : ''), false);
     // get-logs of a live deployment whose instance stopped (scaled in, failed, replaced) still shows it.
     assert.match(await backend.logs('ep1', 'blue', 'inference-server', 50), /init done/);
     assert.match(await backend.logs('ep1', 'blue', 'storage-initializer', 5), /Copied code/);

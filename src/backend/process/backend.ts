@@ -11,23 +11,17 @@ import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } fr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { InstancePlan } from '../../ir/types.js';
-import { STORAGE_RESULT_PREFIX } from '../../protocol/messages.js';
+import { initializeStorage } from '../storage.js';
+import { pruneStoppedLogs, readDeploymentLogs, unknownDeployments } from '../files.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
-import { ConsoleLog, consoleLogFiles, CONSOLE_LOG_DEFAULTS, tailLines, type ConsoleLogOptions } from './console-log.js';
+import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
-import { RestartBackOff, RUNTIME_EXEC_ARGV, spawnHost, stopHost, STORAGE_SCRIPT, superviseHost } from './supervisor.js';
+import { RestartBackOff, spawnHost, stopHost, superviseHost } from './supervisor.js';
 import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
 const STOP_GRACE_MS = 10_000;
-/**
- * Logs of instances stopped while their deployment lives on (scale-in, a rolling update's old revision,
- * a retried failure) are kept for get-logs, which shows the most recent stopped one when none runs; of
- * those, this many per deployment stay, the oldest go. A deleted deployment's logs go with it (forget()),
- * as on Azure, where a deployment's logs are gone once it is deleted.
- */
-const KEEP_STOPPED_LOGS = 3;
 
 interface Instance {
   observed: ObservedInstance;
@@ -207,18 +201,7 @@ export class ProcessBackend implements Backend {
    * an earlier server died, between the store's delete and forget()).
    */
   async forgetUnknown(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
-    const seen = new Set<string>();
-    for (const tree of ['instances', 'logs']) {
-      const root = join(this.options.workspace, tree);
-      for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
-        if (!e.isDirectory()) continue;
-        for (const d of await readdir(join(root, e.name), { withFileTypes: true }).catch(() => [])) {
-          if (d.isDirectory() && !exists(e.name, d.name)) seen.add(JSON.stringify([e.name, d.name]));
-        }
-      }
-    }
-    for (const k of seen) {
-      const [endpoint, deployment] = JSON.parse(k) as [string, string];
+    for (const [endpoint, deployment] of await unknownDeployments(this.options.workspace, exists)) {
       this.options.log?.(`removing the files of deleted deployment ${endpoint}/${deployment}`);
       await this.forget(endpoint, deployment);
     }
@@ -241,12 +224,7 @@ export class ProcessBackend implements Backend {
       await removeIfEmpty(dirname(instancesDir));
       // While the server stops, every instance stops: their logs stay whole for the next start.
       if (this.closed) return;
-      const logsDir = join(this.options.workspace, 'logs', endpoint, deployment);
-      const stopped = await Promise.all(
-        (await readdir(logsDir).catch(() => [] as string[])).filter((id) => !inUse.has(id)).map(async (id) => ({ id, mtime: (await stat(join(logsDir, id)).catch(() => null))?.mtimeMs ?? 0 })),
-      );
-      stopped.sort((a, b) => b.mtime - a.mtime);
-      for (const { id } of stopped.slice(KEEP_STOPPED_LOGS)) await rm(join(logsDir, id), { recursive: true, force: true });
+      await pruneStoppedLogs(this.options.workspace, endpoint, deployment, inUse);
     });
   }
 
@@ -261,29 +239,9 @@ export class ProcessBackend implements Backend {
     return next;
   }
 
-  async logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
-    const base = join(this.options.workspace, 'logs', endpoint, deployment);
-    let ids: string[];
-    try {
-      ids = await readdir(base);
-    } catch {
-      return '';
-    }
-    // Live instances first (newest index last started first), then the most recent stopped one.
+  logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
     const live = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
-    const withTimes = await Promise.all(
-      ids.map(async (id) => ({ id, mtime: (await stat(join(base, id)).catch(() => null))?.mtimeMs ?? 0 })),
-    );
-    withTimes.sort((a, b) => b.mtime - a.mtime);
-    const chosen = withTimes.filter((x) => live.has(x.id));
-    if (chosen.length === 0 && withTimes.length > 0) chosen.push(withTimes[0]);
-    const parts: string[] = [];
-    for (const { id } of chosen) {
-      // The current file and its rotated predecessors: --lines N reads across a rotation.
-      const tail = await tailLines(consoleLogFiles(join(base, id, `${container}.log`), this.consoleLog.keepFiles), lines);
-      parts.push(chosen.length > 1 ? `=== instance ${id} ===\n${tail}` : tail);
-    }
-    return parts.join('\n');
+    return readDeploymentLogs(this.options.workspace, endpoint, deployment, container, lines, live, this.consoleLog.keepFiles);
   }
 
   async close(): Promise<void> {
@@ -402,7 +360,6 @@ export class ProcessBackend implements Backend {
   }
 
   private async initializeStorage(inst: Instance): Promise<{ modelDir: string; appRoot: string } | undefined> {
-    const { plan } = inst;
     await mkdir(inst.dir, { recursive: true, mode: 0o711 });
     if (this.isolation.on) {
       // instances/<endpoint>/<deployment>/: instances pass through to their own directory, list nothing
@@ -411,34 +368,10 @@ export class ProcessBackend implements Backend {
       await chmod(dirname(dirname(inst.dir)), 0o711);
       await chmod(inst.dir, 0o700);
     }
-    const requestFile = join(inst.dir, 'storage-request.json');
-    await writeFile(requestFile, JSON.stringify({ instanceDir: inst.dir, ...(plan.model ? { model: plan.model } : {}), ...(plan.code ? { code: { path: plan.code.path } } : {}) }));
-    const log = new ConsoleLog(join(inst.logDir, 'storage-initializer.log'), this.consoleLog);
-    const child = spawn(process.execPath, [...RUNTIME_EXEC_ARGV, STORAGE_SCRIPT, requestFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    inst.child = child;
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      log.write(c);
-    });
-    child.stderr!.on('data', (c: Buffer) => {
-      err += c.toString();
-      log.write(c);
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    inst.child = null;
-    await log.end();
-    if (code !== 0) {
-      if (!inst.stopping) this.setFailed(inst, 'StorageInitializerFailed', `storage initializer failed: ${err.trim() || `exit code ${code}`}`);
-      return undefined;
-    }
-    const line = out.split('\n').find((l) => l.startsWith(STORAGE_RESULT_PREFIX));
-    if (!line) {
-      this.setFailed(inst, 'StorageInitializerFailed', 'storage initializer printed no result');
-      return undefined;
-    }
-    return JSON.parse(line.slice(STORAGE_RESULT_PREFIX.length)) as { modelDir: string; appRoot: string };
+    const outcome = await initializeStorage(inst.plan, inst.dir, join(inst.logDir, 'storage-initializer.log'), this.consoleLog, (child) => (inst.child = child));
+    if (outcome.ok) return outcome.result;
+    if (!inst.stopping) this.setFailed(inst, 'StorageInitializerFailed', outcome.message);
+    return undefined;
   }
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {

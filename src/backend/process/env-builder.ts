@@ -13,8 +13,8 @@
 // (python-env.ts), as before environments were built. A failure is remembered for a while, so instances
 // that start after it do not each wait for pip again.
 //
-// `image:`: images would run in a container engine when one is present (`docker info` succeeds); running
-// them is not implemented yet, so the scoring script runs on the host either way and the log says so.
+// `image:`: the process backend never runs images (the docker backend does, backend/docker/); the
+// scoring script runs on the host and the log says so.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -68,14 +68,6 @@ interface Requirements {
 
 const failures = new Map<string, { at: number; reason: string }>();
 const inflight = new Map<string, Promise<{ ok: true } | { ok: false; reason: string }>>();
-let engine: Promise<boolean> | undefined;
-
-/** Whether a container engine answers (`docker info` succeeds); asked once per process. */
-export function containerEngineAvailable(): Promise<boolean> {
-  engine ??= new Promise((resolve) => execFile('docker', ['info'], { timeout: 5_000 }, (err) => resolve(!err)));
-  return engine;
-}
-
 /**
  * Prepares the environment of a Python instance. Returns the interpreter of a built (or reused) virtual
  * environment, or undefined when there is nothing to build or it cannot be built: the caller then picks a
@@ -143,10 +135,9 @@ export async function prepareEnvironment(environment: InstancePlan['environment'
 async function logImage(image: string, log: (line: string) => void): Promise<void> {
   if (image.startsWith('azureml:')) {
     log(`environment ${image} is a curated or registry environment, which this machine cannot fetch: running the scoring script on the host`);
-  } else if (await containerEngineAvailable()) {
-    log(`a container engine is present, but running images is not supported yet: running the scoring script on the host (image ${image} is not pulled)`);
   } else {
-    log(`no container engine: running the scoring script on the host (image ${image} is not pulled)`);
+    // The process backend never runs images; the docker backend does (server --backend docker|auto).
+    log(`process backend: running the scoring script on the host, not in image ${image} (a server started with --backend docker runs it in the image)`);
   }
 }
 

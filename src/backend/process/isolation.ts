@@ -126,6 +126,11 @@ export class UidPool {
     throw new Error(`all ${this.count} instance uids are in use`);
   }
 
+  /** Marks a uid taken that an earlier server gave out and that is still in use (an adopted container). */
+  reserve(uid: number): void {
+    this.inUse.add(uid);
+  }
+
   release(uid: number): void {
     this.inUse.delete(uid);
   }

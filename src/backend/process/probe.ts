@@ -1,8 +1,10 @@
 // Liveness and readiness probes (contract §1.7): `GET /` to the instance over its own framed socket,
 // as Azure's probes call the inference server's `/` route. A fresh connection per probe, so a probe
-// never queues behind scoring traffic on the router's connection.
+// never queues behind scoring traffic on the router's connection. Custom containers (BYOC) are probed
+// over HTTP at their liveness_route and readiness_route instead (httpProbeOnce, startProbesWith).
 
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { InstanceConnection } from '../../protocol/client.js';
 import { responseStatus } from '../../protocol/frame.js';
@@ -29,6 +31,36 @@ export function probeOnce(socketPath: string, timeoutMs: number): Promise<boolea
   });
 }
 
+/**
+ * True when `GET http://host:port<path>` answers 200-399 within `timeoutMs` (Kubernetes' httpGet rule,
+ * which Azure's probes of a custom container follow). Refused, reset, a timeout or any other status fail.
+ * A connection of its own, closed after the answer: a probe never waits behind scoring requests for one
+ * of the router's sockets, and a hung container cannot keep a probe's socket open past its timeout.
+ */
+export function httpProbeOnce(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(ok);
+    };
+    const req = request({ host, port, path: path.startsWith('/') ? path : `/${path}`, method: 'GET', agent: false, headers: { connection: 'close', 'user-agent': 'infergate-probe' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      // The status is the answer; the body is not read (a large or endless one must not hold the probe).
+      finish(status >= 200 && status < 400);
+    });
+    req.on('error', () => finish(false));
+    const timer = setTimeout(() => finish(false), timeoutMs).unref();
+    req.end();
+  });
+}
+
+/** One probe attempt: resolves true when it passed. `timeoutMs` is the probe's timeout setting. */
+export type ProbeFn = (timeoutMs: number) => Promise<boolean>;
+
 export interface ProbeSettings {
   initialDelay: number;
   period: number;
@@ -50,12 +82,21 @@ export interface ProbeCallbacks {
  * row → onDead (its success threshold is fixed at 1, as Azure's).
  */
 export function startProbes(socketPath: string, liveness: ProbeSettings, readiness: ProbeSettings, cb: ProbeCallbacks): () => void {
+  const framed: ProbeFn = (timeoutMs) => probeOnce(socketPath, timeoutMs);
+  return startProbesWith(framed, framed, liveness, readiness, cb);
+}
+
+/**
+ * startProbes with the probe attempts given: a custom container's liveness and readiness routes may differ
+ * (port and path each), e.g. `(t) => httpProbeOnce('127.0.0.1', port, route.path, t)`.
+ */
+export function startProbesWith(liveProbe: ProbeFn, readyProbe: ProbeFn, liveness: ProbeSettings, readiness: ProbeSettings, cb: ProbeCallbacks): () => void {
   const timers: (NodeJS.Timeout | null)[] = [null, null];
   let stopped = false;
-  const loop = (slot: number, p: ProbeSettings, onResult: (ok: boolean) => void) => {
+  const loop = (slot: number, p: ProbeSettings, probe: ProbeFn, onResult: (ok: boolean) => void) => {
     const tick = async () => {
       if (stopped) return;
-      const ok = await probeOnce(socketPath, p.timeout * 1000);
+      const ok = await probe(p.timeout * 1000);
       if (stopped) return;
       onResult(ok);
       if (!stopped) timers[slot] = setTimeout(tick, p.period * 1000).unref();
@@ -64,7 +105,7 @@ export function startProbes(socketPath: string, liveness: ProbeSettings, readine
   };
 
   let liveFailures = 0;
-  loop(0, liveness, (ok) => {
+  loop(0, liveness, liveProbe, (ok) => {
     liveFailures = ok ? 0 : liveFailures + 1;
     if (liveFailures >= liveness.failureThreshold) {
       stopped = true;
@@ -73,7 +114,7 @@ export function startProbes(socketPath: string, liveness: ProbeSettings, readine
   });
   let ready = true;
   let streak = 0;
-  loop(1, readiness, (ok) => {
+  loop(1, readiness, readyProbe, (ok) => {
     if (ok === ready) {
       streak = 0;
       return;

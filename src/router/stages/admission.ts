@@ -5,7 +5,7 @@
 // reports back to, so slots are counted in one place.
 
 import type { TrafficSink } from '../../telemetry/traffic-log.js';
-import type { InstanceConnection } from '../../protocol/client.js';
+import type { InstanceChannel } from '../../protocol/client.js';
 import type { DeploymentState } from '../state.js';
 import { record } from './answer.js';
 import { send, StreamedBody, type Flight, type FlightControl } from './proxy.js';
@@ -47,7 +47,7 @@ export class Admission implements FlightControl {
   }
 
   /** A body streamed to `conn` (a free slot found at its head) as it arrives. */
-  stream(f: Flight, conn: InstanceConnection): StreamedBody {
+  stream(f: Flight, conn: InstanceChannel): StreamedBody {
     f.d.admitted++;
     // Its body is not kept: it cannot be sent again elsewhere.
     f.retried = true;
@@ -85,7 +85,7 @@ export class Admission implements FlightControl {
     this.finish(f, 499, 0);
   }
 
-  retry(f: Flight, failed: InstanceConnection | null): void {
+  retry(f: Flight, failed: InstanceChannel | null): void {
     f.d.m.inFlight--;
     const conn = pickFree(f.d, failed);
     if (conn !== null) send(f, conn);
@@ -184,12 +184,12 @@ export class Admission implements FlightControl {
  * The least busy instance with a free slot (least outstanding requests; ties round-robin), skipping
  * `avoid` and connections that failed on their own. null when every slot is taken.
  */
-export function pickFree(d: DeploymentState, avoid: InstanceConnection | null): InstanceConnection | null {
+export function pickFree(d: DeploymentState, avoid: InstanceChannel | null): InstanceChannel | null {
   const list = d.connections;
   const n = list.length;
   const start = d.next;
   d.next = n > 0 ? (start + 1) % n : 0;
-  let best: InstanceConnection | null = null;
+  let best: InstanceChannel | null = null;
   for (let i = 0; i < n; i++) {
     const c = list[(start + i) % n];
     if (c === avoid || c.broken || c.outstanding >= d.perInstance) continue;

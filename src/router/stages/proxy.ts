@@ -1,11 +1,12 @@
-// Stage 4, proxy: one admitted request over the framed instance protocol (../connection.ts) — forwarded
-// headers, the REQUEST (or REQUEST_STREAM + BODY frames), the instance's answer or failure. A Flight
+// Stage 4, proxy: one admitted request over its instance's channel (protocol/client.ts: the framed instance
+// protocol, or HTTP to a custom container, protocol/http-client.ts) — forwarded headers, the REQUEST (or
+// REQUEST_STREAM + BODY frames), the instance's answer (a RESPONSE frame either way) or failure. A Flight
 // talks to the rest of the router only through FlightControl (admission's slot accounting and the
 // answer stage's record), never through Router itself.
 
 import { randomUUID } from 'node:crypto';
 import { FRAME_INSTANCE_ERROR, readResponseHeadersFlat, responseStatus } from '../../protocol/frame.js';
-import type { InstanceConnection, Exchange } from '../../protocol/client.js';
+import type { Exchange, InstanceChannel } from '../../protocol/client.js';
 // Request headers not forwarded: hop-by-hop (RFC 9110 §7.6.1), the credential, and the router's own.
 import { HOP_BY_HOP } from '../../protocol/headers.js';
 import type { BodySink, Http1Request } from '../http1.js';
@@ -17,7 +18,7 @@ export interface FlightControl {
   /** The flight left its instance (answered, failed, timed out): free its slot and serve the queue. */
   release(f: Flight): void;
   /** Never written to `failed`: send it to another instance with a free slot, or fail it (502). */
-  retry(f: Flight, failed: InstanceConnection | null): void;
+  retry(f: Flight, failed: InstanceChannel | null): void;
   /** Final accounting (metrics, traffic log), once per request. */
   finish(f: Flight, status: number, responseBytes: number): void;
   /** The client left before the answer: the flight leaves the queue, or is cancelled at its instance. */
@@ -38,7 +39,7 @@ export class Flight implements Exchange {
   queuedAt = 0;
   sentAt = 0;
   retried = false;
-  conn: InstanceConnection | null = null;
+  conn: InstanceChannel | null = null;
   /** Its request id on `conn` (for CANCEL) while it is there. */
   id = 0;
   /** Waiting in its deployment's queue (admission.ts). */
@@ -161,7 +162,7 @@ export function newFlight(control: FlightControl, req: Http1Request, d: Deployme
 }
 
 /** Sends `f` whole on `conn` (a free slot the admission stage found). */
-export function send(f: Flight, conn: InstanceConnection): void {
+export function send(f: Flight, conn: InstanceChannel): void {
   f.conn = conn;
   f.sentAt = performance.now();
   f.d.m.inFlight++;
@@ -180,7 +181,7 @@ export class StreamedBody implements BodySink {
 
   constructor(
     private readonly f: Flight,
-    private readonly conn: InstanceConnection,
+    private readonly conn: InstanceChannel,
   ) {
     f.conn = conn;
     f.sentAt = performance.now();

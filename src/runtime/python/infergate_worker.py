@@ -5,6 +5,10 @@ Started by the instance host (src/runtime/host.ts) as `<INFERGATE_PYTHON> -u inf
 process per WORKER_COUNT, with cwd = AML_APP_ROOT. Standard library only, Python 3.9+: it has to run in
 whatever interpreter the user's environment provides.
 
+Also a module: the Python instance host (infergate_host.py) serves WORKER_COUNT=1 in its own process with
+these same pieces (take_frame_channel's fd moves, configure_logging(), load_and_init(), Worker.handle(),
+_scan_cancels()), so importing this file has no side effects; main() is what only a worker process does.
+
 Why a framed pipe and not HTTP: DESIGN.md "The instance protocol". A persistent worker fed length-prefixed
 frames over stdin/stdout measured 0.69-0.91x a bare Node server; Python's own HTTP servers 0.05-0.30x.
 
@@ -12,7 +16,7 @@ Channels
   fd 0 (original stdin)   REQUEST frames from the host           -> kept as a private fd, fd 0 -> /dev/null
   fd 1 (original stdout)  RESPONSE frames to the host            -> kept as a private fd, fd 1 -> stderr
   fd 2                    the instance's console log (log lines, print() output, tracebacks)
-The private fds are taken before any user code runs, so print(), os.write(1, ...) or a C library writing
+The private fds are taken (main(): take_frame_channel()) before any user code runs, so print(), os.write(1, ...) or a C library writing
 to stdout land in the console log and can never corrupt a frame, and input() sees end-of-file instead
 of eating frames.
 
@@ -70,35 +74,60 @@ x-ms-client-request-id and TraceId when the request has them, and carries x-ms-s
 HTTP_X_MS_SERVER_VERSION is set; any of the three ids over 100 characters -> 431 (section 5.5).
 """
 
+import importlib.util
+import inspect
+import json
+import logging
 import os
+import select
+import signal
+import struct
 import sys
+import time
+import traceback
+import urllib.parse
 
-# --- Take the frame channel off fds 0 and 1 before anything else can write to them. -------------------
-# os.dup returns non-inheritable fds (PEP 446), so subprocesses started by user code do not get them.
-_FRAMES_IN_FD = os.dup(0)
-_FRAMES_OUT_FD = os.dup(1)
-os.dup2(2, 1)
-_devnull = os.open(os.devnull, os.O_RDONLY)
-os.dup2(_devnull, 0)
-os.close(_devnull)
-
-import importlib.util  # noqa: E402  (after the fd shuffle on purpose)
-import inspect  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import select  # noqa: E402
-import signal  # noqa: E402
-import struct  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-import urllib.parse  # noqa: E402
-
-# Our own directory is sys.path[0] (the script's folder); user code must not import from it. Its compat/
-# folder (stand-ins for azureml-inference-server-http and inference-schema) goes at the end of sys.path.
+# Importing this module does nothing else: infergate_host.py imports it to run the script in its own process
+# (WORKER_COUNT=1), and main() below does what only a worker process needs.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _COMPAT = os.path.join(_HERE, "compat")
-if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == _HERE:
-    del sys.path[0]
+
+
+def take_frame_channel():
+    """Moves the frame channel off fds 0 and 1 before any user code runs; returns (in_fd, out_fd).
+
+    os.dup returns non-inheritable fds (PEP 446), so subprocesses started by user code do not get them.
+    """
+    in_fd = os.dup(0)
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return in_fd, out_fd
+
+
+_channel = None
+
+
+def __getattr__(name):
+    """`_FRAMES_IN_FD` / `_FRAMES_OUT_FD`, the fds the import used to take: src/protocol/testdata/
+    check_python_codec.py still reads _FRAMES_OUT_FD. Taken on first use; drop this once it calls
+    take_frame_channel() itself."""
+    global _channel
+    if name in ("_FRAMES_IN_FD", "_FRAMES_OUT_FD"):
+        if _channel is None:
+            _channel = take_frame_channel()
+        return _channel[0] if name == "_FRAMES_IN_FD" else _channel[1]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def isolate_sys_path():
+    """Our own directory is sys.path[0] when this file or the host is run as a script: user code must not
+    import from it. (Its compat/ folder goes at the end of sys.path in load_and_init().)"""
+    if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == _HERE:
+        del sys.path[0]
+
 
 FRAME_REQUEST = 1
 FRAME_RESPONSE = 2
@@ -152,7 +181,7 @@ class _Formatter(logging.Formatter):
         return line
 
 
-def _configure_logging():
+def configure_logging():
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter())
     root = logging.getLogger()
@@ -873,15 +902,17 @@ def _die_with_parent():
 
 
 def main():
-    _configure_logging()
+    frames_in_fd, frames_out_fd = take_frame_channel()  # first: nothing may write to fd 1 before this
+    isolate_sys_path()
+    configure_logging()
     _die_with_parent()
     # The host owns shutdown: it closes our stdin once in-flight requests are answered (graceful), and
     # kills us if that takes too long. A Ctrl-C or SIGTERM sent to the whole process group must not cut
     # requests short here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out = os.fdopen(_FRAMES_OUT_FD, "wb")
-    inp = os.fdopen(_FRAMES_IN_FD, "rb", buffering=0)
+    out = os.fdopen(frames_out_fd, "wb")
+    inp = os.fdopen(frames_in_fd, "rb", buffering=0)
     logger.info("Python worker pid %d: %s (Python %s)", os.getpid(), sys.executable, sys.version.split()[0])
     try:
         script = load_and_init()
