@@ -33,14 +33,14 @@ import Docker from 'dockerode';
 import { errorOf } from '../../errors/index.js';
 import type { InstanceAddress, InstancePlan } from '../../ir/types.js';
 import { HOST_MESSAGE_PREFIX, type HostMessage, type StorageResult } from '../../protocol/messages.js';
-import { pruneStoppedLogs, readDeploymentLogs, unknownDeployments } from '../files.js';
+import { pruneStoppedLogs } from '../files.js';
+import { LocalBackend } from '../local.js';
 import { initializeStorage } from '../storage.js';
-import type { Backend, LogContainer, ObservedInstance } from '../types.js';
-import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from '../process/console-log.js';
+import type { Backend, ObservedInstance } from '../types.js';
+import { ConsoleLog, type ConsoleLogOptions } from '../process/console-log.js';
 import { chownTree, DEFAULT_UID_RANGE, UidPool } from '../process/isolation.js';
 import { httpProbeOnce, probeOnce, startProbesWith } from '../process/probe.js';
 import { RestartBackOff, RUNTIME_EXEC_ARGV } from '../process/supervisor.js';
-import { logTime } from '../process/backend.js';
 import { EnvironmentImages, ImageError, MANAGED_LABEL } from './images.js';
 
 const STOP_GRACE_S = 10;
@@ -117,11 +117,8 @@ export async function findDockerEngine(env: NodeJS.ProcessEnv = process.env, tim
   }
 }
 
-export class DockerBackend implements Backend {
+export class DockerBackend extends LocalBackend<Instance> implements Backend {
   readonly kind = 'docker' as const;
-  private readonly instances = new Map<string, Instance>();
-  private readonly listeners: (() => void)[] = [];
-  private readonly consoleLog: Required<ConsoleLogOptions>;
   private readonly docker: Docker;
   private readonly images: EnvironmentImages;
   private readonly workspaceLabel: string;
@@ -134,7 +131,7 @@ export class DockerBackend implements Backend {
   private closed = false;
 
   constructor(private readonly options: DockerBackendOptions) {
-    this.consoleLog = { ...CONSOLE_LOG_DEFAULTS, ...options.consoleLog };
+    super(options.workspace, options.log, options.consoleLog);
     this.docker = options.docker;
     this.images = new EnvironmentImages(this.docker);
     this.workspaceLabel = createHash('sha256').update(options.workspace).digest('hex').slice(0, 16);
@@ -144,14 +141,6 @@ export class DockerBackend implements Backend {
     // backend does; without root the engine still runs containers, as nobody.
     this.uids = this.root ? new UidPool(DEFAULT_UID_RANGE.base, DEFAULT_UID_RANGE.count) : null;
     options.log?.(`backend: docker (engine at ${options.engine}); instances run as containers: own uid, read-only root filesystem, no capabilities, no network unless asked for, CPU and memory limits from the instance type`);
-  }
-
-  observe(): ObservedInstance[] {
-    return [...this.instances.values()].map((i) => ({ ...i.observed, ...(i.observed.address ? { address: { ...i.observed.address } } : {}) }));
-  }
-
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
   }
 
   /**
@@ -179,14 +168,6 @@ export class DockerBackend implements Backend {
       if (!keep.has(dir)) rmSync(dir, { recursive: true, force: true });
     }
     if (this.adoptable.size > 0) this.options.log?.(`found ${this.adoptable.size} running container(s) of an earlier server; adopting those still wanted`);
-  }
-
-  /** At start-up: removes the files of deployments deleted just before an earlier server died. */
-  async forgetUnknown(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
-    for (const [endpoint, deployment] of await unknownDeployments(this.options.workspace, exists)) {
-      this.options.log?.(`removing the files of deleted deployment ${endpoint}/${deployment}`);
-      await this.forget(endpoint, deployment);
-    }
   }
 
   /** After the first reconcile: containers of an earlier server that no instance took over go. */
@@ -272,11 +253,6 @@ export class DockerBackend implements Backend {
     }
   }
 
-  logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
-    const live = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
-    return readDeploymentLogs(this.options.workspace, endpoint, deployment, container, lines, live, this.consoleLog.keepFiles);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.instances.keys()].map((id) => this.stop(id)));
@@ -284,26 +260,9 @@ export class DockerBackend implements Backend {
     await rmdir(this.socketBase).catch(() => {});
   }
 
-  private changed(): void {
-    for (const l of this.listeners) l();
-  }
-
-  private setFailed(inst: Instance, code: string, message: string): void {
-    if (inst.stopping) return;
-    inst.observed.state = 'failed';
-    inst.observed.error = { code, message };
-    delete inst.observed.address;
-    this.changed();
-  }
-
-  private writeLog(inst: Instance, message: string): void {
-    inst.log?.write(`${logTime()} I [${process.pid}] infergate.backend - ${message}\n`);
-    this.options.log?.(`[${inst.observed.id}] ${message}`);
-  }
-
   /** Instance directories no instance uses any more, and logs of stopped instances beyond what is kept. */
   private async tidy(endpoint: string, deployment: string): Promise<void> {
-    const inUse = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
+    const inUse = this.idsOf(endpoint, deployment);
     const dir = join(this.options.workspace, 'instances', endpoint, deployment);
     for (const id of await readdir(dir).catch(() => [] as string[])) if (!inUse.has(id)) await rm(join(dir, id), { recursive: true, force: true });
     await rmdir(dir).catch(() => {});

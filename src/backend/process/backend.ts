@@ -4,17 +4,18 @@
 // that crash after becoming ready are started again with exponential back-off; an init() failure is
 // final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { InstancePlan } from '../../ir/types.js';
 import { initializeStorage } from '../storage.js';
-import { pruneStoppedLogs, readDeploymentLogs, unknownDeployments } from '../files.js';
-import type { Backend, LogContainer, ObservedInstance } from '../types.js';
-import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from './console-log.js';
+import { pruneStoppedLogs } from '../files.js';
+import { LocalBackend } from '../local.js';
+import type { Backend, ObservedInstance } from '../types.js';
+import { ConsoleLog, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
@@ -55,12 +56,9 @@ export interface ProcessBackendOptions {
   isolation?: Isolation;
 }
 
-export class ProcessBackend implements Backend {
+export class ProcessBackend extends LocalBackend<Instance> implements Backend {
   readonly kind = 'process' as const;
-  private readonly instances = new Map<string, Instance>();
-  private readonly listeners: (() => void)[] = [];
   private readonly socketDir: string;
-  private readonly consoleLog: Required<ConsoleLogOptions>;
   /** Per deployment: the file tidying (tidy(), forget()) in progress, so it runs one at a time and launches wait for it. */
   private readonly tidying = new Map<string, Promise<void>>();
   /**
@@ -82,7 +80,7 @@ export class ProcessBackend implements Backend {
    * with -9) and is removed, never the files of a server that is running.
    */
   constructor(private readonly options: ProcessBackendOptions) {
-    this.consoleLog = { ...CONSOLE_LOG_DEFAULTS, ...options.consoleLog };
+    super(options.workspace, options.log, options.consoleLog);
     // Unix socket paths are limited to ~107 bytes, so sockets live under a short tmp path keyed by workspace.
     this.socketDir = join(tmpdir(), `infergate-${createHash('sha256').update(options.workspace).digest('hex').slice(0, 10)}`);
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
@@ -107,14 +105,6 @@ export class ProcessBackend implements Backend {
       this.envsDir = join(options.workspace, 'envs');
       options.log?.(`WARNING: instance isolation is off: ${this.isolation.reason}. Scoring scripts run as the server's own user and can read the whole workspace (state.db with every key, tokens) and every other deployment's files.`);
     }
-  }
-
-  observe(): ObservedInstance[] {
-    return [...this.instances.values()].map((i) => ({ ...i.observed, ...(i.observed.address ? { address: { ...i.observed.address } } : {}) }));
-  }
-
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
   }
 
   async start(id: string, plan: InstancePlan, index: number): Promise<void> {
@@ -197,17 +187,6 @@ export class ProcessBackend implements Backend {
   }
 
   /**
-   * At start-up: forgets every deployment found on disk that `exists` does not know (deleted just before
-   * an earlier server died, between the store's delete and forget()).
-   */
-  async forgetUnknown(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
-    for (const [endpoint, deployment] of await unknownDeployments(this.options.workspace, exists)) {
-      this.options.log?.(`removing the files of deleted deployment ${endpoint}/${deployment}`);
-      await this.forget(endpoint, deployment);
-    }
-  }
-
-  /**
    * Removes a deployment's leftovers: instance directories no instance of this backend uses (an earlier
    * server's old revisions; a directory of an id that starts again is kept, its storage is reused), and
    * logs of stopped instances beyond KEEP_STOPPED_LOGS. Empty directories go too: nothing stays behind
@@ -215,7 +194,7 @@ export class ProcessBackend implements Backend {
    */
   private tidy(endpoint: string, deployment: string): Promise<void> {
     return this.serially(endpoint, deployment, async () => {
-      const inUse = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
+      const inUse = this.idsOf(endpoint, deployment);
       const instancesDir = join(this.instancesDir, endpoint, deployment);
       for (const id of await readdir(instancesDir).catch(() => [] as string[])) {
         if (!inUse.has(id)) await rm(join(instancesDir, id), { recursive: true, force: true });
@@ -239,11 +218,6 @@ export class ProcessBackend implements Backend {
     return next;
   }
 
-  logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
-    const live = new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
-    return readDeploymentLogs(this.options.workspace, endpoint, deployment, container, lines, live, this.consoleLog.keepFiles);
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.instances.keys()].map((id) => this.stop(id)));
@@ -254,17 +228,6 @@ export class ProcessBackend implements Backend {
     } catch {
       // not empty or already gone
     }
-  }
-
-  private changed(): void {
-    for (const l of this.listeners) l();
-  }
-
-  private setFailed(inst: Instance, code: string, message: string): void {
-    inst.observed.state = 'failed';
-    inst.observed.error = { code, message };
-    delete inst.observed.address;
-    this.changed();
   }
 
   private async launch(inst: Instance): Promise<void> {
@@ -453,15 +416,6 @@ export class ProcessBackend implements Backend {
     });
   }
 
-  private writeLog(inst: Instance, message: string): void {
-    inst.log?.write(`${logTime()} I [${process.pid}] infergate.backend - ${message}\n`);
-    this.options.log?.(`[${inst.observed.id}] ${message}`);
-  }
-}
-
-/** azmlinfsrv's timestamp format: `2022-12-24 07:37:54,518` (UTC). */
-export function logTime(d = new Date()): string {
-  return d.toISOString().replace('T', ' ').replace('.', ',').slice(0, 23);
 }
 
 /** rmdir: removes a directory only if it is empty (another instance's files are never touched). */

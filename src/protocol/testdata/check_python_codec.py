@@ -103,7 +103,8 @@ def linear():
 
 def main():
     result = golden(sys.argv[2]) if sys.argv[1] == "golden" else linear()
-    with os.fdopen(w._FRAMES_OUT_FD, "w") as out:
+    _, out_fd = w.take_frame_channel()
+    with os.fdopen(out_fd, "w") as out:
         out.write(json.dumps(result))
 
 

@@ -107,21 +107,6 @@ def take_frame_channel():
     return in_fd, out_fd
 
 
-_channel = None
-
-
-def __getattr__(name):
-    """`_FRAMES_IN_FD` / `_FRAMES_OUT_FD`, the fds the import used to take: src/protocol/testdata/
-    check_python_codec.py still reads _FRAMES_OUT_FD. Taken on first use; drop this once it calls
-    take_frame_channel() itself."""
-    global _channel
-    if name in ("_FRAMES_IN_FD", "_FRAMES_OUT_FD"):
-        if _channel is None:
-            _channel = take_frame_channel()
-        return _channel[0] if name == "_FRAMES_IN_FD" else _channel[1]
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))
-
-
 def isolate_sys_path():
     """Our own directory is sys.path[0] when this file or the host is run as a script: user code must not
     import from it. (Its compat/ folder goes at the end of sys.path in load_and_init().)"""

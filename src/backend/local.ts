@@ -1,0 +1,74 @@
+// What the process and docker backends share: instances kept in a map by id, their observed state, the
+// change listeners, failure and log-line bookkeeping, get-logs over the console-log files, and the
+// removal of a deleted deployment's files found at start-up. How an instance runs is the subclass's.
+
+import { formatLogLine } from '../protocol/log.js';
+import { readDeploymentLogs, unknownDeployments } from './files.js';
+import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from './process/console-log.js';
+import type { LogContainer, ObservedInstance } from './types.js';
+
+export interface LocalInstance {
+  observed: ObservedInstance;
+  log: ConsoleLog | null;
+  stopping: boolean;
+}
+
+export abstract class LocalBackend<I extends LocalInstance> {
+  protected readonly instances = new Map<string, I>();
+  protected readonly consoleLog: Required<ConsoleLogOptions>;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    protected readonly workspace: string,
+    protected readonly serverLog: ((line: string) => void) | undefined,
+    consoleLog: ConsoleLogOptions | undefined,
+  ) {
+    this.consoleLog = { ...CONSOLE_LOG_DEFAULTS, ...consoleLog };
+  }
+
+  observe(): ObservedInstance[] {
+    return [...this.instances.values()].map((i) => ({ ...i.observed, ...(i.observed.address ? { address: { ...i.observed.address } } : {}) }));
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  abstract forget(endpoint: string, deployment: string): Promise<void>;
+
+  logs(endpoint: string, deployment: string, container: LogContainer, lines: number): Promise<string> {
+    return readDeploymentLogs(this.workspace, endpoint, deployment, container, lines, this.idsOf(endpoint, deployment), this.consoleLog.keepFiles);
+  }
+
+  /** At start-up: removes the files of deployments deleted just before an earlier server died. */
+  async forgetUnknown(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
+    for (const [endpoint, deployment] of await unknownDeployments(this.workspace, exists)) {
+      this.serverLog?.(`removing the files of deleted deployment ${endpoint}/${deployment}`);
+      await this.forget(endpoint, deployment);
+    }
+  }
+
+  /** Ids of this backend's instances of one deployment (running, starting or stopping). */
+  protected idsOf(endpoint: string, deployment: string): Set<string> {
+    return new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));
+  }
+
+  protected changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  /** Final for the instance: its deployment shows `code` and `message` (a stop in progress wins). */
+  protected setFailed(inst: I, code: string, message: string): void {
+    if (inst.stopping) return;
+    inst.observed.state = 'failed';
+    inst.observed.error = { code, message };
+    delete inst.observed.address;
+    this.changed();
+  }
+
+  /** A line of the backend's own in the instance's console log (get-logs) and in the server's log. */
+  protected writeLog(inst: I, message: string): void {
+    inst.log?.write(formatLogLine('I', 'infergate.backend', message));
+    this.serverLog?.(`[${inst.observed.id}] ${message}`);
+  }
+}
