@@ -25,13 +25,16 @@ const ALLOWED: Record<string, string[]> = {
   // Runs inside an instance: nothing of the control plane or router, only the protocol it speaks.
   runtime: ['protocol', 'util'],
   reconcile: ['backend', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  // Autoscale (issue 12): settings, metrics, the pure engine and its runner; it scales through an
+  // injected Scaler (main/ wires it to the control plane), never by importing it.
+  autoscale: ['store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
   // The service layer: the rules of endpoints, deployments, traffic and assets, behind any front end.
   control: ['reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
-  api: ['control', 'reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  api: ['control', 'autoscale', 'reconcile', 'compile', 'store', 'spec', 'ir', 'errors', 'telemetry', 'util'],
   client: ['errors', 'util'],
   // backend: `infergate serve` runs its instance host with the process backend's supervisor.
   cli: ['client', 'backend', 'protocol', 'spec', 'errors', 'util', 'main'],
-  main: ['api', 'backend', 'reconcile', 'router', 'protocol', 'store', 'compile', 'spec', 'ir', 'errors', 'telemetry', 'util'],
+  main: ['api', 'autoscale', 'control', 'backend', 'reconcile', 'router', 'protocol', 'store', 'compile', 'spec', 'ir', 'errors', 'telemetry', 'util'],
 };
 
 function files(dir: string): string[] {

@@ -13,6 +13,7 @@ import { registry } from '../telemetry/metrics.js';
 import { MAX_NESTING } from '../util/yaml.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 import { registerAssetRoutes, type AssetApiOptions } from './assets.js';
+import { registerAutoscaleRoutes } from './autoscale.js';
 import type { AuditLog } from './audit.js';
 import { allowedHostNames, createToken, FailedAuthLimiter, installAccessControl, parseDuration, ROLES } from './auth.js';
 
@@ -348,6 +349,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   registerAssetRoutes(app, o, control.assets);
+  registerAutoscaleRoutes(app, { store, workspace: o.workspace, location: o.location });
   app.get('/openapi.json', { config: READ, schema: { hide: true } }, async () => app.swagger());
   app.get('/metrics', { config: READ, schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()));

@@ -48,6 +48,11 @@ export abstract class LocalBackend<I extends LocalInstance> {
     }
   }
 
+  /** A line of infergate's own (the autoscaler's decisions) in the console log of each of the deployment's instances. */
+  note(endpoint: string, deployment: string, line: string): void {
+    for (const inst of this.instances.values()) if (inst.observed.endpoint === endpoint && inst.observed.deployment === deployment) inst.log?.write(formatLogLine('I', 'infergate.autoscale', line));
+  }
+
   /** Ids of this backend's instances of one deployment (running, starting or stopping). */
   protected idsOf(endpoint: string, deployment: string): Set<string> {
     return new Set([...this.instances.values()].filter((i) => i.observed.endpoint === endpoint && i.observed.deployment === deployment).map((i) => i.observed.id));

@@ -30,6 +30,25 @@ export interface ObservedInstance {
   error?: { code: string; message: string };
 }
 
+/**
+ * What one instance uses now, for the autoscale metrics CpuUtilizationPercentage and
+ * MemoryUtilizationPercentage (issue 12). Cumulative CPU time, so the reader turns two readings into a
+ * rate; a reading lower than the last one means a new process tree or container (a restart).
+ */
+export interface InstanceUsage {
+  id: string;
+  endpoint: string;
+  deployment: string;
+  /** CPU time (user + system) since the instance's processes or container started. */
+  cpuSeconds: number;
+  /** Resident memory now (a container: its cgroup's usage less inactive page cache, as `docker stats`). */
+  memoryBytes: number;
+  /** The CPUs the instance may use: its limit or instance type, at most the machine's cores. */
+  cpus: number;
+  /** Its memory limit or instance type's memory, at most the machine's memory. */
+  memoryLimitBytes: number;
+}
+
 export interface Backend {
   readonly kind: 'process' | 'docker' | 'kubernetes';
   observe(): ObservedInstance[];
@@ -44,6 +63,14 @@ export interface Backend {
    * (logs, instance directories). Optional: a backend that keeps nothing need not have it.
    */
   forget?(endpoint: string, deployment: string): Promise<void>;
+  /**
+   * CPU and memory of the instances that have processes or a container running now. Read every second
+   * by the autoscale sampler, so it reads the kernel's files (procfs, cgroups), never a slow API.
+   * Optional: a backend without it gives no CPU or memory metrics.
+   */
+  usage?(): Promise<InstanceUsage[]>;
+  /** Writes a line of infergate's own into the deployment's console logs (get-logs). Optional. */
+  note?(endpoint: string, deployment: string, line: string): void;
   /** Called whenever an instance changes state. */
   onChange(listener: () => void): void;
   close(): Promise<void>;

@@ -18,6 +18,7 @@ import { Progress } from './progress.js';
 import { serveCommand } from './serve.js';
 import { assetCommands } from './assets.js';
 import { accessCommands } from './tokens.js';
+import { monitorCommands } from './monitor.js';
 import { uploadDeployment, withUploads } from './uploads.js';
 
 interface Common extends CommonOptions {
@@ -415,7 +416,9 @@ function serverCommand(program: Command): void {
     .option('--insecure', 'allow plain HTTP on a non-loopback --host/--api-host (refused otherwise)')
     .addOption(new Option('--backend <kind>', 'where instances run: docker (containers on the Docker Engine), process (child processes), auto (docker when an engine answers)').choices(['auto', 'process', 'docker']).default('auto').env('INFERGATE_BACKEND'))
     .option('--docker-image <image>', 'docker backend: the image of an environment that names none', 'infergate-python:bookworm')
-    .action(async (o: { backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
+    .option('--autoscale-interval <seconds>', 'how often autoscale settings are evaluated', wholeNumber('--autoscale-interval', 1), 5)
+    .option('--autoscale-idle <seconds>', 'idle time before a deployment with min_instances 0 goes to zero instances', wholeNumber('--autoscale-idle', 1), 30)
+    .action(async (o: { autoscaleInterval: number; autoscaleIdle: number; backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
       if (o.tlsDev && o.tlsCert !== undefined) throw errorOf('TlsFlagsConflict');
       const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
@@ -424,7 +427,7 @@ function serverCommand(program: Command): void {
       const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
       const { startServer, VERSION } = await import('../main/server.js');
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, autoscaleIntervalMs: o.autoscaleInterval * 1000, autoscaleIdleMs: o.autoscaleIdle * 1000, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n  backend:       ${server.backend}\n${server.tlsNotice ?? ''}`);
       if (tls) {
         // SIGHUP: the certificate and key are read again (a renewed certificate) and serve new connections;
@@ -460,6 +463,7 @@ export function buildProgram(): Command {
   serveCommand(program);
   assetCommands(program);
   accessCommands(program);
+  monitorCommands(program);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const c of allCommands(program)) c.exitOverride();

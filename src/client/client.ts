@@ -128,6 +128,29 @@ export class Client {
   updateDeployment = (endpoint: string, name: string, doc: Json, keepAssets = false) =>
     this.request<Json>('PUT', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}${keepAssets ? '?keep_assets=true' : ''}`, doc);
   deleteDeployment = (endpoint: string, name: string) => this.request<Json>('DELETE', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}`);
+  // Autoscale settings (`infergate monitor autoscale`): bodies are az's flags in snake_case, answers
+  // Azure Monitor's AutoscaleSetting JSON (src/spec/autoscale.ts has its type; the client keeps to Json).
+  listAutoscale = () => this.request<Json[]>('GET', '/api/autoscale');
+  getAutoscale = (name: string) => this.request<Json>('GET', `/api/autoscale/${enc(name)}`);
+  createAutoscale = (body: { name: string; resource: string; min_count?: number | string; max_count?: number | string; count?: number | string; disabled?: boolean; tags?: Record<string, string> }) =>
+    this.request<Json>('POST', '/api/autoscale', body);
+  updateAutoscale = (name: string, body: { enabled?: boolean | string; min_count?: number | string; max_count?: number | string; count?: number | string; tags?: Record<string, string> }) =>
+    this.request<Json>('PATCH', `/api/autoscale/${enc(name)}`, body);
+  deleteAutoscale = (name: string) => this.request<Json>('DELETE', `/api/autoscale/${enc(name)}`);
+  listAutoscaleRules = (name: string, profile?: string) =>
+    this.request<Json[]>('GET', `/api/autoscale/${enc(name)}/rules${profile !== undefined ? `?profile=${enc(profile)}` : ''}`);
+  createAutoscaleRule = (name: string, body: { condition: string; scale: string | string[]; cooldown?: string | number; resource?: string; timegrain?: string; profile_name?: string }) =>
+    this.request<Json>('POST', `/api/autoscale/${enc(name)}/rules`, body);
+  /** Rule indexes as `rule list` prints them, or '*' for every rule. */
+  deleteAutoscaleRules = (name: string, index: Array<number | string> | '*', profile?: string) =>
+    this.request<Json>('DELETE', `/api/autoscale/${enc(name)}/rules?index=${enc(index === '*' ? '*' : index.join(','))}${profile !== undefined ? `&profile=${enc(profile)}` : ''}`);
+  listAutoscaleProfiles = (name: string) => this.request<Json[]>('GET', `/api/autoscale/${enc(name)}/profiles`);
+  getAutoscaleProfile = (name: string, profile: string) => this.request<Json>('GET', `/api/autoscale/${enc(name)}/profiles/${enc(profile)}`);
+  createAutoscaleProfile = (name: string, body: { name: string; min_count?: number | string; max_count?: number | string; count?: number | string; recurrence?: string[]; timezone?: string; start?: string; end?: string; copy_rules?: string }) =>
+    this.request<Json>('POST', `/api/autoscale/${enc(name)}/profiles`, body);
+  deleteAutoscaleProfile = (name: string, profile: string) => this.request<Json>('DELETE', `/api/autoscale/${enc(name)}/profiles/${enc(profile)}`);
+  autoscaleHistory = (name: string, limit?: number) => this.request<Json[]>('GET', `/api/autoscale/${enc(name)}/history${limit !== undefined ? `?limit=${limit}` : ''}`);
+
   logs = (endpoint: string, name: string, container: LogContainer, lines: number) =>
     this.request<string>('GET', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}/logs?container=${container}&lines=${lines}`, undefined, 'text');
 }

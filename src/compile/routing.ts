@@ -15,6 +15,16 @@ export interface RoutingInput {
    * everything to it, as Azure's local mode serves its single container.
    */
   local?: boolean;
+  /**
+   * Deployments (`${endpoint}/${deployment}`) that may be held at zero instances besides those whose
+   * scale_settings say min_instances 0: the controller's autoscale hook (reconcile/controller.ts allowZero).
+   */
+  scaleFromZero?: ReadonlySet<string>;
+}
+
+/** scale_settings target_utilization with min_instances 0: the deployment may keep no instance when idle. */
+export function mayScaleToZero(d: DeploymentSpec): boolean {
+  return d.scaleSettings.type === 'target_utilization' && d.scaleSettings.minInstances === 0;
 }
 
 export function sha256Hex(text: string): string {
@@ -36,6 +46,7 @@ export function compileRoutingTable(version: number, input: RoutingInput): Routi
           requestTimeoutMs: d.requestSettings.requestTimeoutMs,
           maxConcurrentRequestsPerInstance: d.requestSettings.maxConcurrentRequestsPerInstance,
           maxQueueWaitMs: d.requestSettings.maxQueueWaitMs,
+          scaleFromZero: mayScaleToZero(d) || (input.scaleFromZero?.has(`${spec.name}/${d.name}`) ?? false),
           instances: input.ready.get(`${spec.name}/${d.name}`) ?? [],
         }))
         .sort((a, b) => byCodePoint(a.name, b.name));

@@ -17,6 +17,12 @@ export interface DeploymentRoute {
   requestTimeoutMs: number;
   maxConcurrentRequestsPerInstance: number;
   maxQueueWaitMs: number;
+  /**
+   * The deployment may run no instance at all (scale_settings target_utilization with min_instances 0, or
+   * an autoscaler allowed to take it to zero): with no ready instance its requests wait for one to start,
+   * within request_timeout_ms, instead of getting 503, and the router asks for one (RouterOptions.onDemand).
+   */
+  scaleFromZero: boolean;
   /** Ready instances only, in a stable order. */
   instances: InstanceAddress[];
 }

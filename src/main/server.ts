@@ -9,6 +9,10 @@ import { AuditLog } from '../api/audit.js';
 import { ensureOwnerToken } from '../api/auth.js';
 import { DockerBackend, findDockerEngine, ProcessBackend, type Backend } from '../backend/index.js';
 import { Controller } from '../reconcile/index.js';
+import { Autoscaler, MetricStore, Sampler } from '../autoscale/index.js';
+import { ControlPlane } from '../control/index.js';
+import { dumpDeployment } from '../spec/index.js';
+import type { StateStore } from '../store/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
 import { FileTrafficLog } from '../telemetry/index.js';
@@ -58,10 +62,15 @@ export interface ServerOptions {
   insecure?: boolean;
   /**
    * Where instances run (`--backend`): `docker` needs a Docker Engine (DOCKER_HOST or
-   * /var/run/docker.sock) and fails without one; `process` runs child processes; `auto` (default) takes
-   * docker when an engine answers, else process, and says which.
+   * /var/run/docker.sock) and fails without one; `process` runs child processes; `auto` takes docker
+   * when an engine answers, else process, and says which. Default here `process` (in-process tests and
+   * embedders ask for docker explicitly); the CLI's `--backend` defaults to `auto`.
    */
   backend?: 'auto' | 'process' | 'docker';
+  /** Autoscale: how often settings are evaluated (`--autoscale-interval`, ms; default 5000). */
+  autoscaleIntervalMs?: number;
+  /** Autoscale: idle time before a min_instances 0 deployment goes to zero (ms; default 30000). */
+  autoscaleIdleMs?: number;
   /** docker backend: the image of an environment that names none (`--docker-image`). */
   dockerImage?: string;
   /**
@@ -111,6 +120,11 @@ async function chooseBackend(o: ServerOptions, log: (line: string) => void): Pro
   return new ProcessBackend({ workspace: o.workspace, log });
 }
 
+/** Whether an autoscale setting scales the deployment with a profile whose minimum is 0 (scale to zero). */
+function autoscaleMinimumIsZero(store: StateStore, endpoint: string, deployment: string): boolean {
+  return store.listAutoscaleSettings().some((s) => s.endpoint === endpoint && s.deployment === deployment && s.setting.enabled && s.setting.profiles.some((p) => Number(p.capacity.minimum) === 0));
+}
+
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
@@ -145,7 +159,10 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   await backend.forgetUnknown(known);
   // Containers an earlier server left running (it died): adopted by the first reconcile, or removed.
   if (backend instanceof DockerBackend) await backend.adopt(known);
+  // The controller is made after the router (it publishes to it); a cold request wakes it (scale to zero).
+  let controller: Controller | undefined;
   const router = new Router({
+    onDemand: (endpoint, deployment) => controller?.wake(endpoint, deployment).catch((e: unknown) => log(`waking ${endpoint}/${deployment}: ${(e as Error).message}`)),
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
     ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),
@@ -158,7 +175,16 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   });
   const routerAddress = await router.listen(o.routerPort, o.host);
   const routerUrl = httpUrl(urlHost(o.host), routerAddress.port, secure);
-  const controller = new Controller({ store, backend, publish: (t) => router.setTable(t), log, ...(o.local ? { local: true } : {}) });
+  const ctl = new Controller({
+    store,
+    backend,
+    publish: (t) => router.setTable(t),
+    log,
+    ...(o.local ? { local: true } : {}),
+    // An autoscale setting whose profiles allow a minimum of 0 may take its deployment to zero instances.
+    allowZero: (endpoint, deployment) => autoscaleMinimumIsZero(store, endpoint, deployment),
+  });
+  controller = ctl;
   // The local owner token (owner.token beside server.json, 0600): the CLI on this machine uses it.
   ensureOwnerToken(store, o.workspace);
   const audit = new AuditLog(join(o.workspace, 'logs', 'audit.jsonl'), log);
@@ -168,7 +194,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     audit,
     log,
     store,
-    controller,
+    controller: ctl,
     logs: (e, d, c, n) => backend.logs(e, d, c, n),
     routerUrl,
     workspace: basename(o.workspace),
@@ -189,8 +215,32 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   const endpoints = store.listEndpoints().length;
   const deployments = store.listDeployments().length;
   if (endpoints > 0) log(`restoring ${endpoints} endpoint(s) and ${deployments} deployment(s) from ${join(o.workspace, 'state.db')}`);
-  await controller.kick();
+  await ctl.kick();
   if (backend instanceof DockerBackend) await backend.removeUnadopted();
+
+  // Autoscale (docs/autoscale.md): metrics sampled every second, settings and target_utilization
+  // evaluated every few seconds; a scale is an ordinary instance_count change (drains on scale-in).
+  const metrics = new MetricStore();
+  const sampler = new Sampler({ store: metrics, log, ...(backend.usage ? { usage: () => backend.usage!() } : {}) });
+  sampler.start();
+  const control = new ControlPlane({ store, controller: ctl, logs: (e, d, c, n) => backend.logs(e, d, c, n) });
+  const autoscaler = new Autoscaler({
+    store,
+    metrics,
+    log,
+    ...(o.autoscaleIntervalMs !== undefined ? { intervalMs: o.autoscaleIntervalMs } : {}),
+    ...(o.autoscaleIdleMs !== undefined ? { idleMs: o.autoscaleIdleMs } : {}),
+    scaler: {
+      capacity: (endpoint, deployment) => ctl.instanceCount(endpoint, deployment),
+      scale: async (endpoint, deployment, count) => {
+        if (count === 0) return ctl.scaleToZero(endpoint, deployment);
+        const doc = dumpDeployment(control.deployment(endpoint, deployment).spec);
+        await control.updateDeployment(endpoint, deployment, { ...doc, instance_count: count }, true);
+      },
+      note: (endpoint, deployment, line) => backend.note?.(endpoint, deployment, line),
+    },
+  });
+  autoscaler.start();
 
   let closing: Promise<void> | undefined;
   let reloading: Promise<void> | undefined;
@@ -213,7 +263,9 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     close: () =>
       (closing ??= (async () => {
         try {
-          controller.stop();
+          await autoscaler.stop();
+          await sampler.stop();
+          ctl.stop();
           await api.close();
           await audit.close();
           await router.close();

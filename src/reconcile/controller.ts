@@ -1,10 +1,17 @@
 // Applies plan() against the store and a backend, records provisioning states, and publishes routing
 // tables. One pass reconciles every endpoint; passes are coalesced (a kick during a pass runs one more
 // pass after it, never two at once), and every pass reads the store afresh, so a lost kick is harmless.
+//
+// Scale to zero (issue 12 item 5): instance_count cannot be 0 in a deployment's spec (Azure's validation,
+// kept), so a deployment held at zero is an override the controller keeps beside the spec: the count the
+// autoscaler set (scaleToZero) or a request asked for (wake), for the spec's generation it was set at. A
+// user's update of the deployment (a new generation) ends it, as a user's instance_count wins over
+// autoscale. It is kept in memory: after a restart a deployment runs its instance_count again until the
+// autoscaler finds it idle, which costs an idle instance for a while, never a request.
 
 import type { Backend, ObservedInstance } from '../backend/types.js';
-import { compileInstancePlan, compileRoutingTable, stableJson } from '../compile/index.js';
-import { InfergateError } from '../errors/index.js';
+import { compileInstancePlan, compileRoutingTable, mayScaleToZero, stableJson } from '../compile/index.js';
+import { errorOf, InfergateError } from '../errors/index.js';
 import type { InstanceAddress, InstancePlan, RoutingTable } from '../ir/types.js';
 import { assetLookup } from '../store/index.js';
 import type { ProvisioningState, StateStore, StoredDeployment } from '../store/types.js';
@@ -19,6 +26,18 @@ export interface ControllerOptions {
   local?: boolean;
   /** How long a serving instance stays up after leaving the routing table (default 100 ms). */
   deregistrationDelayMs?: number;
+  /**
+   * Deployments that may be held at zero instances besides those whose scale_settings say min_instances 0:
+   * main/ answers true for a deployment whose autoscale setting has a minimum count of 0. Their requests
+   * then wait for an instance instead of getting 503 (the routing table's scaleFromZero).
+   */
+  allowZero?: (endpoint: string, deployment: string) => boolean;
+}
+
+/** An instance count held beside the spec: valid while the spec is at `generation`. */
+interface CountOverride {
+  count: number;
+  generation: number;
 }
 
 const DEREGISTRATION_DELAY_MS = 100;
@@ -33,6 +52,8 @@ export class Controller {
   private readonly waiters: (() => void)[] = [];
   private stopped = false;
   private readonly pendingStops = new Set<string>();
+  /** By deploymentKey: counts held beside the spec (scale to zero, wake). */
+  private readonly overrides = new Map<string, CountOverride>();
 
   constructor(private readonly o: ControllerOptions) {
     o.backend.onChange(() => this.kick());
@@ -48,6 +69,64 @@ export class Controller {
 
   stop(): void {
     this.stopped = true;
+  }
+
+  /**
+   * The number of instances the deployment is meant to run: its instance_count, or the count held beside
+   * it (0 while scaled to zero). undefined when there is no such deployment. (The autoscaler's
+   * Scaler.capacity.)
+   */
+  instanceCount(endpoint: string, deployment: string): number | undefined {
+    const d = this.o.store.getDeployment(endpoint, deployment);
+    return d === undefined ? undefined : this.countOf(d);
+  }
+
+  /** Whether the deployment may run no instance (min_instances 0, or ControllerOptions.allowZero). */
+  mayScaleToZero(endpoint: string, deployment: string): boolean {
+    const d = this.o.store.getDeployment(endpoint, deployment);
+    return d !== undefined && this.allowsZero(d);
+  }
+
+  /**
+   * Takes the deployment to zero instances (the autoscaler, after an idle period): its instances leave the
+   * routing table and are stopped as in any scale-in (those serving finish what they have), and its
+   * requests wait for wake(). Throws for a deployment that does not exist or may not scale to zero.
+   * Resolves after the pass that applied it.
+   */
+  scaleToZero(endpoint: string, deployment: string): Promise<void> {
+    const d = this.o.store.getDeployment(endpoint, deployment);
+    if (d === undefined) throw errorOf('DeploymentNotFound', { endpoint, deployment });
+    if (!this.allowsZero(d)) {
+      throw new Error(`deployment ${endpoint}/${deployment} may not scale to zero: its scale_settings are not target_utilization with min_instances 0, and no autoscale setting allows a count of 0`);
+    }
+    this.overrides.set(deploymentKey(endpoint, deployment), { count: 0, generation: d.generation });
+    this.o.log?.(`deployment ${endpoint}/${deployment}: scaled to zero instances`);
+    return this.kick();
+  }
+
+  /**
+   * A request is waiting for a deployment with no instance (Router onDemand): make it run at least one,
+   * now. Its instance_count when that is 1 or more, else 1. Does nothing for a deployment that runs
+   * instances already, or does not exist (the request then times out, or the deployment was deleted).
+   * Resolves after the pass that started the instance (not when it is ready: the routing table says that).
+   */
+  wake(endpoint: string, deployment: string): Promise<void> {
+    const d = this.o.store.getDeployment(endpoint, deployment);
+    if (d === undefined || this.countOf(d) > 0) return Promise.resolve();
+    const k = deploymentKey(endpoint, deployment);
+    if (d.spec.instanceCount >= 1) this.overrides.delete(k);
+    else this.overrides.set(k, { count: 1, generation: d.generation });
+    this.o.log?.(`deployment ${endpoint}/${deployment}: a request is waiting; starting ${Math.max(1, d.spec.instanceCount)} instance(s) from zero`);
+    return this.kick();
+  }
+
+  private countOf(d: StoredDeployment): number {
+    const o = this.overrides.get(deploymentKey(d.spec.endpointName, d.spec.name));
+    return o !== undefined && o.generation === d.generation ? o.count : d.spec.instanceCount;
+  }
+
+  private allowsZero(d: StoredDeployment): boolean {
+    return mayScaleToZero(d.spec) || (this.o.allowZero?.(d.spec.endpointName, d.spec.name) ?? false);
   }
 
   /** Removes a deployment's failed instances so the next pass starts them afresh. */
@@ -85,14 +164,21 @@ export class Controller {
     for (const d of deployments) {
       const k = deploymentKey(d.spec.endpointName, d.spec.name);
       stored.set(k, d);
+      // A count held for an older spec (the user updated the deployment since) ends here.
+      const held = this.overrides.get(k);
+      if (held !== undefined && held.generation !== d.generation) this.overrides.delete(k);
       if (d.status.provisioningState === 'Deleting' || endpointState.get(d.spec.endpointName) === 'Deleting') continue;
       try {
-        desired.push(compileInstancePlan(d.spec, assetLookup(store)));
+        const p = compileInstancePlan(d.spec, assetLookup(store));
+        // instanceCount is not part of the revision (compile/plan.ts), so a held count never restarts anything.
+        desired.push(held !== undefined && held.generation === d.generation ? { ...p, instanceCount: held.count } : p);
       } catch (e) {
         const err = e instanceof InfergateError ? { code: e.code, message: e.message } : { code: 'InternalError', message: String(e) };
         this.setDeployment(d, 'Failed', err);
       }
     }
+
+    for (const k of this.overrides.keys()) if (!stored.has(k)) this.overrides.delete(k);
 
     const observed = backend.observe();
     const { actions, progress } = plan(desired, observed);
@@ -173,8 +259,11 @@ export class Controller {
       ready.set(k, list);
     }
     const endpoints = store.listEndpoints().filter((e) => endpointState.get(e.spec.name) !== 'Deleting' && e.status.provisioningState !== 'Deleting');
-    const deployments = store.listDeployments().filter((d) => d.status.provisioningState !== 'Deleting').map((d) => d.spec);
-    const table = compileRoutingTable(0, { endpoints, deployments, ready, ...(this.o.local ? { local: true } : {}) });
+    const live = store.listDeployments().filter((d) => d.status.provisioningState !== 'Deleting');
+    const deployments = live.map((d) => d.spec);
+    const allowZero = this.o.allowZero;
+    const scaleFromZero = allowZero ? new Set(live.filter((d) => allowZero(d.spec.endpointName, d.spec.name)).map((d) => deploymentKey(d.spec.endpointName, d.spec.name))) : undefined;
+    const table = compileRoutingTable(0, { endpoints, deployments, ready, ...(scaleFromZero ? { scaleFromZero } : {}), ...(this.o.local ? { local: true } : {}) });
     const text = stableJson(table.endpoints);
     if (text === this.lastTable) return;
     this.lastTable = text;

@@ -66,8 +66,8 @@ const table: RoutingTable = {
   version: 1,
   endpoints: [
     // No ready instance: a request that passes auth gets 503, one that does not 401 (or 429).
-    { name: 'key-endpoint', authMode: 'key', keyHashes: [sha256Hex(KEY)], deployments: [{ name: 'blue', requestTimeoutMs: 1000, maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 0, instances: [] }], traffic: [{ deployment: 'blue', weight: 100 }], mirror: null },
-    { name: 'token-endpoint', authMode: 'aml_token', keyHashes: [], tokenSecret: SECRET, deployments: [{ name: 'blue', requestTimeoutMs: 1000, maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 0, instances: [] }], traffic: [{ deployment: 'blue', weight: 100 }], mirror: null },
+    { name: 'key-endpoint', authMode: 'key', keyHashes: [sha256Hex(KEY)], deployments: [{ name: 'blue', requestTimeoutMs: 1000, maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 0, scaleFromZero: false, instances: [] }], traffic: [{ deployment: 'blue', weight: 100 }], mirror: null },
+    { name: 'token-endpoint', authMode: 'aml_token', keyHashes: [], tokenSecret: SECRET, deployments: [{ name: 'blue', requestTimeoutMs: 1000, maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 0, scaleFromZero: false, instances: [] }], traffic: [{ deployment: 'blue', weight: 100 }], mirror: null },
   ],
 };
 

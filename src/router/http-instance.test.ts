@@ -124,7 +124,7 @@ function httpAddress(id: string, c: FakeContainer, path = SCORING_PATH): Instanc
 }
 
 function dep(name: string, instances: InstanceAddress[], over: Partial<DeploymentRoute> = {}): DeploymentRoute {
-  return { name, requestTimeoutMs: 5000, maxConcurrentRequestsPerInstance: 0, maxQueueWaitMs: 500, instances, ...over };
+  return { name, requestTimeoutMs: 5000, maxConcurrentRequestsPerInstance: 0, maxQueueWaitMs: 500, scaleFromZero: false, instances, ...over };
 }
 
 function endpoint(deployments: DeploymentRoute[], traffic: Record<string, number>, mirror: EndpointRoute['mirror'] = null): RoutingTable {

@@ -65,6 +65,7 @@ function endpoint(over: Partial<DeploymentRoute>): EndpointRoute {
         requestTimeoutMs: 30_000,
         maxConcurrentRequestsPerInstance: 0,
         maxQueueWaitMs: 10_000,
+        scaleFromZero: false,
         instances: [{ instanceId: 'blue-0', transport: 'framed', socketPath }],
         ...over,
       },

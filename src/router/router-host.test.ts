@@ -78,6 +78,7 @@ function endpoint(instances: Host[], over: Partial<DeploymentRoute> = {}): Endpo
         requestTimeoutMs: 30_000,
         maxConcurrentRequestsPerInstance: 0,
         maxQueueWaitMs: 10_000,
+        scaleFromZero: false,
         instances: instances.map((h, i) => ({ instanceId: `blue-${h.socketPath}-${i}`, transport: 'framed', socketPath: h.socketPath })),
         ...over,
       },

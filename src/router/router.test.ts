@@ -86,6 +86,7 @@ function dep(name: string, instances: FakeInstance[], over: Partial<DeploymentRo
     // Unlimited (Azure's 0) unless a test is about admission: balancing is then least-outstanding alone.
     maxConcurrentRequestsPerInstance: 0,
     maxQueueWaitMs: 500,
+    scaleFromZero: false,
     instances: instances.map((i) => ({ instanceId: `${name}-${i.name}`, transport: 'framed', socketPath: i.socketPath })),
     ...over,
   };

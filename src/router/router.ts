@@ -99,6 +99,13 @@ export interface RouterOptions {
    * Tests pass exact sequences.
    */
   random?: () => number;
+  /**
+   * Scale from zero (DeploymentRoute.scaleFromZero): called once per cold start, when a request (or a
+   * mirror copy) comes for such a deployment while it has no ready instance. The request waits (queued,
+   * until request_timeout_ms) for a routing table in which the deployment has one. main/ connects it to
+   * the controller's wake(). Called synchronously on the request path: it must not block.
+   */
+  onDemand?: (endpoint: string, deployment: string) => unknown;
 }
 
 /** Counters per deployment that outlive routing-table swaps. */
@@ -141,7 +148,7 @@ export class Router {
     this.endpointHost = options.endpointListeners?.host;
     this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
     this.random = options.random ?? Math.random;
-    this.admission = new Admission(this.trafficLog);
+    this.admission = new Admission(this.trafficLog, options.onDemand ?? null);
     // An instance's answer is bounded like a client's body, plus room for its status and headers: a
     // larger frame ends that instance's connection (client.ts) instead of growing the router's memory.
     this.maxResponseBytes = options.maxResponseBytes ?? options.maxBodyBytes ?? 100 * 1024 * 1024;
@@ -329,6 +336,7 @@ export class Router {
         queue: [],
         queueHead: 0,
         next: 0,
+        demandedAt: 0,
         m: deploymentMeters(endpoint, route.name),
       };
       this.deployments.set(key, d);
@@ -338,7 +346,11 @@ export class Router {
     const mc = route.maxConcurrentRequestsPerInstance;
     // 0 means unlimited (a real Azure show prints max_concurrent_requests_per_instance: 0, contract §1.7).
     d.perInstance = mc > 0 ? mc : Infinity;
-    d.admitLimit = mc > 0 ? 2 * mc * connections.length : Infinity;
+    // No instance: nothing is admitted (503), unless the deployment scales from zero, whose requests wait
+    // for its first instance within the bound that instance will have.
+    const n = connections.length > 0 ? connections.length : route.scaleFromZero ? 1 : 0;
+    d.admitLimit = n === 0 ? 0 : mc > 0 ? 2 * mc * n : Infinity;
+    if (connections.length > 0) d.demandedAt = 0;
     d.m.readyInstances = connections.length;
     return d;
   }
@@ -359,7 +371,7 @@ export class Router {
     // 3. admission, 4. proxy (sent now, or queued and sent when a slot frees)
     if (!this.admission.admit(f)) return;
     // 5. mirror
-    if (mirror !== null) sendMirror(mirror, f.method, f.path, f.headers, f.requestId, body);
+    if (mirror !== null) sendMirror(mirror, f.method, f.path, f.headers, f.requestId, body, this.admission);
     // 6. answer: when the instance answers or fails (Flight → ./stages/answer.ts)
   }
 

@@ -19,7 +19,11 @@ export interface DeploymentState {
   connections: InstanceChannel[];
   /** Per-instance concurrency limit; Infinity when max_concurrent_requests_per_instance is 0. */
   perInstance: number;
-  /** Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). */
+  /**
+   * Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). With no ready
+   * instance: 0 (every request is refused, 503), or, for a deployment that scales from zero, the bound of
+   * one instance (requests wait for it to start).
+   */
   admitLimit: number;
   /** Requests admitted and not yet answered: in flight at instances plus queued. */
   admitted: number;
@@ -27,6 +31,12 @@ export interface DeploymentState {
   queueHead: number;
   /** Round-robin start among equally busy instances, so ties spread. */
   next: number;
+  /**
+   * When an instance of this scale-from-zero deployment was last asked for (onDemand; performance.now()),
+   * 0 when not: asked once per cold start, not once per waiting request. Cleared when an instance is
+   * ready, or when nothing waits any more, so a start that never came is asked for again.
+   */
+  demandedAt: number;
   /** Counters and gauges for /metrics (telemetry/metrics.ts), plain fields bumped here. */
   m: DeploymentMeters;
 }

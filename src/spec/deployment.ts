@@ -96,15 +96,17 @@ const scaleSettings: Type<ScaleSettings> = to(
   struct(
     {
       type: req(oneOf(['default', 'target_utilization'])),
-      min_instances: opt(int({ min: 1 })),
+      // 0: scale to zero (beyond Azure, docs/autoscale.md): requests wait for a cold start.
+      min_instances: opt(int({ min: 0 })),
       max_instances: opt(int({ min: 1 })),
       polling_interval: opt(int({ min: 1 })),
       target_utilization_percentage: opt(int({ min: 1, max: 100 })),
     },
     {
-      check(raw, { issue, cx }) {
-        // The SDK's own message (contract §1.4).
-        if (raw.type === 'target_utilization' && cx.kind === 'managed') issue('type', 'ManagedOnlineEndpoint supports DefaultScaleSettings only.');
+      check(raw, { issue }) {
+        // Azure allows target_utilization on Kubernetes only (the SDK refuses it for managed deployments with
+        // "ManagedOnlineEndpoint supports DefaultScaleSettings only."); infergate's autoscaler runs it for
+        // any deployment (issue 12, docs/autoscale.md).
         const min = raw.min_instances ?? TARGET_UTILIZATION_DEFAULTS.minInstances;
         const max = raw.max_instances ?? TARGET_UTILIZATION_DEFAULTS.maxInstances;
         if (raw.type === 'target_utilization' && min > max) issue('max_instances', `max_instances (${max}) must be at least min_instances (${min})`);
@@ -234,8 +236,8 @@ const deploymentDocument = struct(
     environment_variables: opt(environmentVariables),
     // Optional on Kubernetes: the cluster's default instance type (§1.10).
     instance_type: { type: str, required: 'managed' },
-    // Required for managed here; for Kubernetes only with default scale settings (rule below).
-    instance_count: { type: int({ min: 1, max: (cx: Cx) => (cx.kind === 'managed' ? MAX_MANAGED_INSTANCES : undefined) }), required: 'managed' },
+    // Required with default scale settings (rule below); target_utilization starts at min_instances.
+    instance_count: opt(int({ min: 1, max: (cx: Cx) => (cx.kind === 'managed' ? MAX_MANAGED_INSTANCES : undefined) })),
     app_insights_enabled: opt(bool),
     scale_settings: opt(scaleSettings),
     request_settings: opt(requestSettings),
@@ -253,9 +255,11 @@ const deploymentDocument = struct(
   },
   {
     check(raw, { has, issue, cx }) {
-      if (cx.kind !== 'kubernetes') return;
       const scaleType = has('scale_settings') ? raw.scale_settings?.type : 'default';
-      if (scaleType === 'default' && !has('instance_count')) issue('instance_count', "missing required key 'instance_count' (required with default scale settings)");
+      if (scaleType === 'default' && !has('instance_count')) {
+        issue('instance_count', cx.kind === 'managed' ? "missing required key 'instance_count'" : "missing required key 'instance_count' (required with default scale settings)");
+      }
+      if (cx.kind !== 'kubernetes') return;
       if (raw.name !== undefined && raw.endpoint_name !== undefined && raw.name.length + raw.endpoint_name.length > MAX_K8S_NAME_PAIR) {
         issue('name', `on Kubernetes the endpoint name and the deployment name together must be at most ${MAX_K8S_NAME_PAIR} characters long`);
       }
@@ -281,8 +285,9 @@ export const deployment: Type<DeploymentSpec> = to(refuseUnsafeEnvironment(deplo
     environment: d.environment,
     environmentVariables: d.environment_variables ?? {},
     instanceType: d.instance_type ?? DEFAULT_K8S_INSTANCE_TYPE,
-    // Kubernetes autoscale without instance_count starts at min_instances.
-    instanceCount: d.instance_count ?? (scale.type === 'target_utilization' ? scale.minInstances : 1),
+    // target_utilization without instance_count starts at min_instances (one instance when that is 0:
+    // the autoscaler takes it to zero once idle).
+    instanceCount: d.instance_count ?? (scale.type === 'target_utilization' ? Math.max(1, scale.minInstances) : 1),
     appInsightsEnabled: d.app_insights_enabled ?? false,
     scaleSettings: scale,
     requestSettings: { ...DEFAULT_REQUEST_SETTINGS, ...d.request_settings },

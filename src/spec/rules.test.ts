@@ -69,7 +69,7 @@ table('deployment: probes (contract §1.7)', deployment, [
 
 table('deployment: enums are case-insensitive, other values rejected', deployment, [
   [['scale_settings.type=Default'], []],
-  [['scale_settings.type=target_utilization'], ['scale_settings.type: ManagedOnlineEndpoint supports DefaultScaleSettings only.']],
+  [['scale_settings.type=TARGET_UTILIZATION'], []],
   [['scale_settings.type=manual'], ['scale_settings.type: expected one of default, target_utilization, got the string "manual"']],
   [['scale_settings={}'], ["scale_settings.type: missing required key 'type'"]],
   [['egress_public_network_access=DISABLED'], []],
@@ -134,6 +134,19 @@ test('deployment: a Kubernetes autoscaled deployment starts at min_instances and
   assert.equal(spec?.instanceCount, 2);
   assert.equal(spec?.instanceType, 'defaultinstancetype');
   assert.deepEqual(spec?.scaleSettings, { type: 'target_utilization', minInstances: 2, maxInstances: 5, pollingInterval: 1, targetUtilizationPercentage: 70 });
+});
+
+table('deployment: target_utilization on managed deployments too (beyond Azure, issue 12)', deployment, [
+  [['scale_settings.type=target_utilization'], []],
+  [['instance_count=', 'scale_settings.type=target_utilization'], []],
+  [['instance_count=', 'scale_settings.type=default'], ["instance_count: missing required key 'instance_count'"]],
+  [['scale_settings.type=target_utilization', 'scale_settings.min_instances=4', 'scale_settings.max_instances=2'], ['scale_settings.max_instances: max_instances (2) must be at least min_instances (4)']],
+]);
+
+test('deployment: a managed target_utilization deployment without instance_count starts at min_instances', () => {
+  const { spec } = deployment('instance_count=', 'scale_settings.type=target_utilization', 'scale_settings.min_instances=2', 'scale_settings.max_instances=4', 'scale_settings.polling_interval=5');
+  assert.equal(spec?.instanceCount, 2);
+  assert.deepEqual(spec?.scaleSettings, { type: 'target_utilization', minInstances: 2, maxInstances: 4, pollingInterval: 5, targetUtilizationPercentage: 70 });
 });
 
 test('deployment: enum values are stored in canonical lower case', () => {

@@ -35,3 +35,11 @@ export function assetAlreadyExists(kind: 'model' | 'environment', name: string, 
   const Kind = kind === 'model' ? 'Model' : 'Environment';
   return errorOf('AssetAlreadyExists', { Kind, name, version });
 }
+
+export function deploymentNotFound(endpoint: string, deployment: string): InfergateError {
+  return errorOf('DeploymentNotFound', { deployment, endpoint });
+}
+
+export function autoscaleResourceTaken(endpoint: string, deployment: string, existing: string): InfergateError {
+  return errorOf('AutoscaleResourceTaken', { resource: `Deployment '${deployment}' of endpoint '${endpoint}'`, existing });
+}

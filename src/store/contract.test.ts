@@ -9,7 +9,9 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { InfergateError } from '../errors/index.js';
 import { DEFAULT_PROBE, DEFAULT_REQUEST_SETTINGS, type DeploymentSpec, type EndpointSpec } from '../spec/types.js';
+import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
 import {
+  AUTOSCALE_HISTORY_LIMIT,
   MemoryStateStore,
   openStateStore,
   SCHEMA_VERSION,
@@ -64,6 +66,25 @@ function modelAsset(name: string, version: string, overrides: Partial<ModelAsset
 
 function environmentAsset(name: string, version: string, overrides: Partial<EnvironmentAsset> = {}): EnvironmentAsset {
   return { name, version, tags: {}, osType: 'linux', image: 'python:3.11-slim', ...overrides };
+}
+
+function autoscaleSetting(name: string, endpoint: string, deployment: string, overrides: Partial<AutoscaleSetting> = {}): AutoscaleSetting {
+  return {
+    id: `/workspaces/ws/autoscalesettings/${name}`,
+    name,
+    location: 'local',
+    type: 'Microsoft.Insights/autoscaleSettings',
+    targetResourceUri: `/workspaces/ws/onlineEndpoints/${endpoint}/deployments/${deployment}`,
+    enabled: true,
+    profiles: [{ name: 'default', capacity: { minimum: '1', maximum: '3', default: '1' }, rules: [] }],
+    notifications: [],
+    tags: {},
+    ...overrides,
+  };
+}
+
+function autoscaleEvent(setting: string, n: number): AutoscaleEvent {
+  return { time: at(n), setting, profile: 'default', outcome: 'unchanged', from: 1, to: 1, message: `event ${n}` };
 }
 
 const KEYS: EndpointKeys = { primaryKey: 'pk-secret', secondaryKey: 'sk-secret', tokenSecret: 'dG9rZW4tc2VjcmV0' };
@@ -469,7 +490,106 @@ function contractSuite(name: string, create: (options: StoreOptions) => Harness,
       assert.equal(store.getToken('t')!.role, 'reader');
     });
 
+    describe('autoscale settings', () => {
+      beforeEach(() => {
+        store.putEndpoint(endpointSpec('ep1'), KEYS);
+        store.putDeployment(deploymentSpec('ep1', 'blue'));
+        store.putDeployment(deploymentSpec('ep1', 'green'));
+      });
+
+      test('put, get (names compare case-insensitively), list by name, replace keeps createdAt', () => {
+        const put = store.putAutoscaleSetting(autoscaleSetting('scale-blue', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        assert.deepEqual(put, { setting: autoscaleSetting('scale-blue', 'ep1', 'blue'), endpoint: 'ep1', deployment: 'blue', createdAt: at(4), updatedAt: at(4) });
+        assert.deepEqual(store.getAutoscaleSetting('SCALE-BLUE'), put);
+        store.putAutoscaleSetting(autoscaleSetting('a-green', 'ep1', 'green'), { endpoint: 'ep1', deployment: 'green' });
+        assert.deepEqual(store.listAutoscaleSettings().map((s) => s.setting.name), ['a-green', 'scale-blue']);
+        const replaced = store.putAutoscaleSetting(autoscaleSetting('scale-blue', 'ep1', 'blue', { enabled: false }), { endpoint: 'ep1', deployment: 'blue' });
+        assert.equal(replaced.setting.enabled, false);
+        assert.equal(replaced.createdAt, at(4));
+        assert.equal(replaced.updatedAt, at(6));
+        assert.equal(store.getAutoscaleSetting('nope'), undefined);
+      });
+
+      test('refuses a deployment that does not exist and a second setting for one deployment, writing nothing', () => {
+        assert.throws(() => store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'red'), { endpoint: 'ep1', deployment: 'red' }), (e: unknown) => e instanceof InfergateError && e.code === 'DeploymentNotFound');
+        assert.throws(() => store.putAutoscaleSetting(autoscaleSetting('s', 'ep9', 'red'), { endpoint: 'ep9', deployment: 'red' }), (e: unknown) => e instanceof InfergateError && e.code === 'EndpointNotFound');
+        store.putAutoscaleSetting(autoscaleSetting('first', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        assert.throws(
+          () => store.putAutoscaleSetting(autoscaleSetting('second', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' }),
+          (e: unknown) => e instanceof InfergateError && e.code === 'AutoscaleSettingConflict' && /'first'/.test(e.message),
+        );
+        assert.deepEqual(store.listAutoscaleSettings().map((s) => s.setting.name), ['first']);
+      });
+
+      test('setting writes roll back with the transaction, and records are copies', () => {
+        assert.throws(() =>
+          store.transaction(() => {
+            store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+            store.appendAutoscaleEvent(autoscaleEvent('s', 1));
+            throw new Error('boom');
+          }),
+        );
+        assert.equal(store.getAutoscaleSetting('s'), undefined);
+        const put = store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        put.setting.profiles[0].capacity.maximum = '99';
+        store.getAutoscaleSetting('s')!.setting.profiles.pop();
+        assert.equal(store.getAutoscaleSetting('s')!.setting.profiles[0].capacity.maximum, '3');
+      });
+
+      test('history: appended in order, the newest kept up to the limit, dropped for an unknown setting', () => {
+        store.putAutoscaleSetting(autoscaleSetting('Scale', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        store.putAutoscaleSetting(autoscaleSetting('other', 'ep1', 'green'), { endpoint: 'ep1', deployment: 'green' });
+        for (let i = 1; i <= AUTOSCALE_HISTORY_LIMIT + 5; i++) store.appendAutoscaleEvent(autoscaleEvent(i % 2 ? 'scale' : 'Scale', i));
+        store.appendAutoscaleEvent(autoscaleEvent('other', 1));
+        store.appendAutoscaleEvent(autoscaleEvent('missing', 1));
+        const all = store.listAutoscaleEvents('SCALE');
+        assert.equal(all.length, AUTOSCALE_HISTORY_LIMIT);
+        assert.equal(all[0].message, 'event 6');
+        assert.equal(all.at(-1)!.message, `event ${AUTOSCALE_HISTORY_LIMIT + 5}`);
+        assert.deepEqual(store.listAutoscaleEvents('scale', 2).map((e) => e.message), [`event ${AUTOSCALE_HISTORY_LIMIT + 4}`, `event ${AUTOSCALE_HISTORY_LIMIT + 5}`]);
+        assert.deepEqual(store.listAutoscaleEvents('other'), [autoscaleEvent('other', 1)]);
+        assert.deepEqual(store.listAutoscaleEvents('missing'), []);
+        assert.equal(store.deleteAutoscaleSetting('scale'), true);
+        assert.equal(store.deleteAutoscaleSetting('scale'), false);
+        assert.deepEqual(store.listAutoscaleEvents('scale'), []);
+        // A new setting of the same name starts with no history.
+        store.putAutoscaleSetting(autoscaleSetting('scale', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        assert.deepEqual(store.listAutoscaleEvents('scale'), []);
+      });
+
+      test('deleting a deployment deletes its setting and history; deleting the endpoint deletes the rest', () => {
+        store.putAutoscaleSetting(autoscaleSetting('sb', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+        store.putAutoscaleSetting(autoscaleSetting('sg', 'ep1', 'green'), { endpoint: 'ep1', deployment: 'green' });
+        store.appendAutoscaleEvent(autoscaleEvent('sb', 1));
+        store.appendAutoscaleEvent(autoscaleEvent('sg', 1));
+        assert.equal(store.deleteDeployment('ep1', 'blue'), true);
+        assert.deepEqual(store.listAutoscaleSettings().map((s) => s.setting.name), ['sg']);
+        assert.deepEqual(store.listAutoscaleEvents('sb'), []);
+        // A deployment created again under the same name does not get the old setting back.
+        store.putDeployment(deploymentSpec('ep1', 'blue'));
+        assert.equal(store.getAutoscaleSetting('sb'), undefined);
+        assert.equal(store.deleteEndpoint('ep1'), true);
+        assert.deepEqual(store.listAutoscaleSettings(), []);
+        assert.deepEqual(store.listAutoscaleEvents('sg'), []);
+      });
+    });
+
     if (persistent) {
+      test('autoscale settings and their history persist across close and reopen', () => {
+        store.putEndpoint(endpointSpec('ep1'), KEYS);
+        store.putDeployment(deploymentSpec('ep1', 'blue'));
+        store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'blue', { enabled: false }), { endpoint: 'ep1', deployment: 'blue' });
+        store.appendAutoscaleEvent(autoscaleEvent('s', 1));
+        const settings = store.listAutoscaleSettings();
+        const reopened = h.reopen!();
+        store = reopened;
+        assert.deepEqual(reopened.listAutoscaleSettings(), settings);
+        assert.deepEqual(reopened.listAutoscaleEvents('s'), [autoscaleEvent('s', 1)]);
+        // The cascade holds after a reopen too (foreign keys are on in every connection).
+        reopened.deleteEndpoint('ep1');
+        assert.deepEqual(reopened.listAutoscaleSettings(), []);
+      });
+
       test('tokens persist across close and reopen', () => {
         store.putToken({ id: 't1', role: 'owner', hash: 'h1', description: 'd' });
         store.putToken({ id: 't2', role: 'reader', hash: 'h2', expiresAt: at(50) });
@@ -544,7 +664,7 @@ describe('SqliteStateStore specifics', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('opens in WAL mode at the current schema version, with its six tables', () => {
+  test('opens in WAL mode at the current schema version, with its eight tables', () => {
     const file = join(dir, 'state.db');
     SqliteStateStore.open(file).close();
     const db = new Database(file, { readonly: true });
@@ -552,7 +672,7 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-      assert.deepEqual(tables, ['assets', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints', 'tokens']);
+      assert.deepEqual(tables, ['assets', 'autoscale_events', 'autoscale_settings', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints', 'tokens']);
     } finally {
       db.close();
     }
@@ -582,7 +702,7 @@ describe('SqliteStateStore specifics', () => {
     old.putEndpoint(endpointSpec('ep1'), KEYS);
     old.close();
     const db = new Database(file);
-    db.exec('DROP TABLE assets; DROP TABLE tokens');
+    db.exec('DROP TABLE autoscale_events; DROP TABLE autoscale_settings; DROP TABLE assets; DROP TABLE tokens');
     db.pragma('user_version = 1');
     db.close();
     const store = SqliteStateStore.open(file);
@@ -592,6 +712,9 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(store.listAssets('model').length, 1);
       store.putToken({ id: 't', role: 'owner', hash: 'h' });
       assert.equal(store.getToken('t')!.role, 'owner');
+      store.putDeployment(deploymentSpec('ep1', 'blue'));
+      store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
+      assert.equal(store.listAutoscaleSettings().length, 1);
     } finally {
       store.close();
     }

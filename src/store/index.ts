@@ -6,6 +6,7 @@ import type { StoreOptions } from './common.js';
 import { SqliteStateStore } from './sqlite.js';
 
 export type * from './types.js';
+export { AUTOSCALE_HISTORY_LIMIT } from './types.js';
 export { assetAlreadyExists, INITIAL_STATUS, type Clock, type InitialStatus, type StoreOptions } from './common.js';
 export { MemoryStateStore } from './memory.js';
 export { migrate, SCHEMA_VERSION, SqliteStateStore } from './sqlite.js';

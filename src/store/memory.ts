@@ -3,8 +3,9 @@
 // savepoints (an inner throw undoes only the inner writes).
 
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
-import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, StateStore, StoredAsset, StoredDeployment, StoredEndpoint, StoredToken } from './types.js';
+import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
+import { assetAlreadyExists, assertNotPromise, autoscaleResourceTaken, deploymentNotFound, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredEndpoint, type StoredToken } from './types.js';
 
 interface State {
   endpoints: Map<string, StoredEndpoint>;
@@ -14,6 +15,10 @@ interface State {
   assets: Map<string, StoredAsset>;
   /** Keyed by id; a Map keeps creation order. */
   tokens: Map<string, StoredToken>;
+  /** Keyed by the lower-cased name (names compare case-insensitively, as SQLite's NOCASE column does). */
+  autoscale: Map<string, StoredAutoscaleSetting>;
+  /** Keyed as `autoscale`; oldest first. */
+  events: Map<string, AutoscaleEvent[]>;
 }
 
 const assetKey = (kind: AssetKind, name: string, version: string): string => `${kind}\0${name}\0${version}`;
@@ -28,7 +33,7 @@ const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export class MemoryStateStore implements StateStore {
-  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map(), tokens: new Map() };
+  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map(), tokens: new Map(), autoscale: new Map(), events: new Map() };
   private readonly clock: Clock;
 
   constructor(options: StoreOptions = {}) {
@@ -66,6 +71,7 @@ export class MemoryStateStore implements StateStore {
     for (const [key, d] of this.state.deployments) {
       if (d.spec.endpointName === name) this.state.deployments.delete(key);
     }
+    this.dropAutoscale((s) => s.endpoint === name);
     return true;
   }
 
@@ -104,7 +110,18 @@ export class MemoryStateStore implements StateStore {
   }
 
   deleteDeployment(endpoint: string, name: string): boolean {
-    return this.state.deployments.delete(deploymentKey(endpoint, name));
+    if (!this.state.deployments.delete(deploymentKey(endpoint, name))) return false;
+    this.dropAutoscale((s) => s.endpoint === endpoint && s.deployment === name);
+    return true;
+  }
+
+  /** As SQLite's ON DELETE CASCADE: the settings of a deleted deployment go, with their history. */
+  private dropAutoscale(which: (s: StoredAutoscaleSetting) => boolean): void {
+    for (const [key, s] of this.state.autoscale) {
+      if (!which(s)) continue;
+      this.state.autoscale.delete(key);
+      this.state.events.delete(key);
+    }
   }
 
   setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void {
@@ -171,6 +188,51 @@ export class MemoryStateStore implements StateStore {
   touchToken(id: string): void {
     const record = this.state.tokens.get(id);
     if (record) record.lastUsedAt = timestamp(this.clock);
+  }
+
+  getAutoscaleSetting(name: string): StoredAutoscaleSetting | undefined {
+    const found = this.state.autoscale.get(name.toLowerCase());
+    return found && copy(found);
+  }
+
+  listAutoscaleSettings(): StoredAutoscaleSetting[] {
+    // SQLite's ORDER BY on a NOCASE column: case-insensitive order.
+    return [...this.state.autoscale.entries()].sort(([a], [b]) => byString(a, b)).map(([, s]) => copy(s));
+  }
+
+  putAutoscaleSetting(setting: AutoscaleSetting, target: { endpoint: string; deployment: string }): StoredAutoscaleSetting {
+    if (!this.state.deployments.has(deploymentKey(target.endpoint, target.deployment))) {
+      throw this.state.endpoints.has(target.endpoint) ? deploymentNotFound(target.endpoint, target.deployment) : endpointNotFound(target.endpoint);
+    }
+    const key = setting.name.toLowerCase();
+    for (const [k, s] of this.state.autoscale) {
+      if (k !== key && s.endpoint === target.endpoint && s.deployment === target.deployment) throw autoscaleResourceTaken(target.endpoint, target.deployment, s.setting.name);
+    }
+    const now = timestamp(this.clock);
+    const existing = this.state.autoscale.get(key);
+    const record: StoredAutoscaleSetting = { setting: copy(setting), endpoint: target.endpoint, deployment: target.deployment, createdAt: existing?.createdAt ?? now, updatedAt: now };
+    this.state.autoscale.set(key, record);
+    return copy(record);
+  }
+
+  deleteAutoscaleSetting(name: string): boolean {
+    const key = name.toLowerCase();
+    this.state.events.delete(key);
+    return this.state.autoscale.delete(key);
+  }
+
+  appendAutoscaleEvent(event: AutoscaleEvent): void {
+    const key = event.setting.toLowerCase();
+    if (!this.state.autoscale.has(key)) return;
+    const events = this.state.events.get(key) ?? [];
+    events.push(copy(event));
+    if (events.length > AUTOSCALE_HISTORY_LIMIT) events.splice(0, events.length - AUTOSCALE_HISTORY_LIMIT);
+    this.state.events.set(key, events);
+  }
+
+  listAutoscaleEvents(setting: string, limit?: number): AutoscaleEvent[] {
+    const events = this.state.events.get(setting.toLowerCase()) ?? [];
+    return copy(limit === undefined ? events : events.slice(Math.max(0, events.length - Math.max(0, Math.floor(limit)))));
   }
 
   transaction<T>(fn: () => T): T {

@@ -11,8 +11,9 @@
 import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
-import { assetAlreadyExists, assertNotPromise, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import type { AssetKind, AssetRecords, EndpointKeys, ObservedStatus, ProvisioningState, Role, StateStore, StoredAsset, StoredDeployment, StoredEndpoint, StoredToken } from './types.js';
+import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
+import { assetAlreadyExists, assertNotPromise, autoscaleResourceTaken, deploymentNotFound, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
+import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type ProvisioningState, type Role, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredEndpoint, type StoredToken } from './types.js';
 
 /**
  * Schema migrations, in order: MIGRATIONS[i] takes a database from version i to i + 1 (PRAGMA user_version).
@@ -85,6 +86,28 @@ const MIGRATIONS: readonly string[] = [
     last_used_at  TEXT
   ) STRICT;
   `,
+  // 4: autoscale settings (issue 12) and their history. A setting hangs off the deployment it scales
+  // (one per deployment), its events off the setting, both ON DELETE CASCADE: deleting a deployment or its
+  // endpoint deletes them in the same statement. Names compare case-insensitively, as Azure's do.
+  `
+  CREATE TABLE autoscale_settings (
+    name        TEXT PRIMARY KEY COLLATE NOCASE,
+    endpoint    TEXT NOT NULL,
+    deployment  TEXT NOT NULL,
+    setting     TEXT NOT NULL,     -- AutoscaleSetting as JSON
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (endpoint, deployment),
+    FOREIGN KEY (endpoint, deployment) REFERENCES deployments(endpoint, name) ON DELETE CASCADE
+  ) STRICT;
+
+  CREATE TABLE autoscale_events (
+    id       INTEGER PRIMARY KEY,  -- rowid: insertion order
+    setting  TEXT NOT NULL COLLATE NOCASE REFERENCES autoscale_settings(name) ON DELETE CASCADE,
+    event    TEXT NOT NULL         -- AutoscaleEvent as JSON
+  ) STRICT;
+  CREATE INDEX autoscale_events_by_setting ON autoscale_events (setting, id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -142,6 +165,15 @@ interface TokenRow {
   created_at: string;
   expires_at: string | null;
   last_used_at: string | null;
+}
+
+interface AutoscaleRow {
+  name: string;
+  endpoint: string;
+  deployment: string;
+  setting: string;
+  created_at: string;
+  updated_at: string;
 }
 
 interface StatusParams {
@@ -219,6 +251,27 @@ function prepareStatements(db: Database.Database) {
       INSERT INTO tokens (id, role, hash, description, created_at, expires_at) VALUES (@id, @role, @hash, @description, @now, @expiresAt)`),
     deleteToken: db.prepare<[string]>(`DELETE FROM tokens WHERE id = ?`),
     touchToken: db.prepare<[string, string]>(`UPDATE tokens SET last_used_at = ? WHERE id = ?`),
+
+    getAutoscale: db.prepare<[string], AutoscaleRow>(`SELECT * FROM autoscale_settings WHERE name = ?`),
+    autoscaleOf: db.prepare<[string, string], AutoscaleRow>(`SELECT * FROM autoscale_settings WHERE endpoint = ? AND deployment = ?`),
+    listAutoscale: db.prepare<[], AutoscaleRow>(`SELECT * FROM autoscale_settings ORDER BY name`),
+    deploymentExists: db.prepare<[string, string], number>(`SELECT 1 FROM deployments WHERE endpoint = ? AND name = ?`).pluck(),
+    upsertAutoscale: db.prepare<[{ name: string; endpoint: string; deployment: string; setting: string; now: string }]>(`
+      INSERT INTO autoscale_settings (name, endpoint, deployment, setting, created_at, updated_at)
+      VALUES (@name, @endpoint, @deployment, @setting, @now, @now)
+      ON CONFLICT (name) DO UPDATE SET
+        endpoint = excluded.endpoint, deployment = excluded.deployment, setting = excluded.setting, updated_at = excluded.updated_at`),
+    deleteAutoscale: db.prepare<[string]>(`DELETE FROM autoscale_settings WHERE name = ?`),
+    // The stored spelling of the name, so an event written as 'MySetting' joins 'mysetting'.
+    autoscaleName: db.prepare<[string], string>(`SELECT name FROM autoscale_settings WHERE name = ?`).pluck(),
+    insertEvent: db.prepare<[string, string]>(`INSERT INTO autoscale_events (setting, event) VALUES (?, ?)`),
+    // Keeps the newest `keep` of one setting: everything at or below the (keep+1)-th newest id goes.
+    trimEvents: db.prepare<[{ setting: string; keep: number }]>(`
+      DELETE FROM autoscale_events WHERE setting = @setting AND id <= (
+        SELECT id FROM autoscale_events WHERE setting = @setting ORDER BY id DESC LIMIT 1 OFFSET @keep)`),
+    listEvents: db.prepare<[string], string>(`SELECT event FROM autoscale_events WHERE setting = ? ORDER BY id`).pluck(),
+    listNewestEvents: db.prepare<[string, number], string>(`
+      SELECT event FROM (SELECT id, event FROM autoscale_events WHERE setting = ? ORDER BY id DESC LIMIT ?) ORDER BY id`).pluck(),
   };
 }
 
@@ -366,6 +419,46 @@ export class SqliteStateStore implements StateStore {
     this.stmt.touchToken.run(timestamp(this.clock), id);
   }
 
+  getAutoscaleSetting(name: string): StoredAutoscaleSetting | undefined {
+    const row = this.stmt.getAutoscale.get(name);
+    return row && toAutoscale(row);
+  }
+
+  listAutoscaleSettings(): StoredAutoscaleSetting[] {
+    return this.stmt.listAutoscale.all().map(toAutoscale);
+  }
+
+  putAutoscaleSetting(setting: AutoscaleSetting, target: { endpoint: string; deployment: string }): StoredAutoscaleSetting {
+    return this.transaction(() => {
+      // Checked here so the caller gets our errors rather than SQLite's constraint failures.
+      if (this.stmt.deploymentExists.get(target.endpoint, target.deployment) === undefined) {
+        throw this.stmt.endpointExists.get(target.endpoint) === undefined ? endpointNotFound(target.endpoint) : deploymentNotFound(target.endpoint, target.deployment);
+      }
+      const holder = this.stmt.autoscaleOf.get(target.endpoint, target.deployment);
+      if (holder && holder.name.toLowerCase() !== setting.name.toLowerCase()) throw autoscaleResourceTaken(target.endpoint, target.deployment, holder.name);
+      this.stmt.upsertAutoscale.run({ name: setting.name, ...target, setting: JSON.stringify(setting), now: timestamp(this.clock) });
+      return this.getAutoscaleSetting(setting.name)!;
+    });
+  }
+
+  deleteAutoscaleSetting(name: string): boolean {
+    return this.stmt.deleteAutoscale.run(name).changes > 0;
+  }
+
+  appendAutoscaleEvent(event: AutoscaleEvent): void {
+    this.transaction(() => {
+      const name = this.stmt.autoscaleName.get(event.setting);
+      if (name === undefined) return;
+      this.stmt.insertEvent.run(name, JSON.stringify(event));
+      this.stmt.trimEvents.run({ setting: name, keep: AUTOSCALE_HISTORY_LIMIT });
+    });
+  }
+
+  listAutoscaleEvents(setting: string, limit?: number): AutoscaleEvent[] {
+    const rows = limit === undefined ? this.stmt.listEvents.all(setting) : this.stmt.listNewestEvents.all(setting, Math.max(0, Math.floor(limit)));
+    return rows.map((e) => JSON.parse(e) as AutoscaleEvent);
+  }
+
   transaction<T>(fn: () => T): T {
     return this.tx(fn) as T;
   }
@@ -435,4 +528,8 @@ function toAsset<K extends AssetKind>(row: AssetRow): StoredAsset<K> {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
+}
+
+function toAutoscale(row: AutoscaleRow): StoredAutoscaleSetting {
+  return { setting: JSON.parse(row.setting), endpoint: row.endpoint, deployment: row.deployment, createdAt: row.created_at, updatedAt: row.updated_at };
 }

@@ -3,6 +3,7 @@
 // never race a user's spec change. Synchronous: the SQLite implementation is better-sqlite3.
 
 import type { DeploymentSpec, EndpointSpec, InferenceConfig, ModelType } from '../spec/types.js';
+import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
 
 /** Azure's provisioning states (contract §1.11). */
 export type ProvisioningState = 'Creating' | 'Updating' | 'Scaling' | 'Succeeded' | 'Failed' | 'Deleting' | 'Canceled';
@@ -125,6 +126,21 @@ export interface StoredToken {
   lastUsedAt?: string;
 }
 
+/**
+ * An autoscale setting (issue 12) and the deployment it scales, resolved from its targetResourceUri when it
+ * was written: the store deletes the setting and its history with that deployment (or its endpoint).
+ */
+export interface StoredAutoscaleSetting {
+  setting: AutoscaleSetting;
+  endpoint: string;
+  deployment: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The autoscale history kept per setting: the newest events, older ones dropped as new ones come. */
+export const AUTOSCALE_HISTORY_LIMIT = 500;
+
 export interface StateStore {
   getEndpoint(name: string): StoredEndpoint | undefined;
   listEndpoints(): StoredEndpoint[];
@@ -133,7 +149,7 @@ export interface StateStore {
    * A new endpoint gets `status` as given; an existing one keeps its status. Returns the stored record.
    */
   putEndpoint(spec: EndpointSpec, keys: EndpointKeys, status?: Omit<ObservedStatus, 'observedGeneration' | 'updatedAt'>): StoredEndpoint;
-  /** Deletes the endpoint and all its deployments. */
+  /** Deletes the endpoint and all its deployments (and their autoscale settings and history). */
   deleteEndpoint(name: string): boolean;
   setEndpointStatus(name: string, status: Omit<ObservedStatus, 'updatedAt'>): void;
 
@@ -141,6 +157,7 @@ export interface StateStore {
   /** Deployments of one endpoint (or of all endpoints), ordered by endpoint then name. */
   listDeployments(endpoint?: string): StoredDeployment[];
   putDeployment(spec: DeploymentSpec, status?: Omit<ObservedStatus, 'observedGeneration' | 'updatedAt'>): StoredDeployment;
+  /** Deletes the deployment, and the autoscale setting that scales it with its history. */
   deleteDeployment(endpoint: string, name: string): boolean;
   setDeploymentStatus(endpoint: string, name: string, status: Omit<ObservedStatus, 'updatedAt'>): void;
 
@@ -165,6 +182,23 @@ export interface StateStore {
   deleteToken(id: string): boolean;
   /** Records that the token was just used (`token list` shows it). */
   touchToken(id: string): void;
+
+  /** Autoscale setting names compare case-insensitively, as Azure's resource names do. */
+  getAutoscaleSetting(name: string): StoredAutoscaleSetting | undefined;
+  /** Every setting, by name. */
+  listAutoscaleSettings(): StoredAutoscaleSetting[];
+  /**
+   * Inserts or replaces (by name) a setting that scales `target`. A deployment that does not exist throws
+   * DeploymentNotFound (EndpointNotFound for its endpoint); a deployment another setting scales throws
+   * AutoscaleResourceTaken (one setting per resource); either writes nothing.
+   */
+  putAutoscaleSetting(setting: AutoscaleSetting, target: { endpoint: string; deployment: string }): StoredAutoscaleSetting;
+  /** Deletes a setting and its history; says whether it existed. */
+  deleteAutoscaleSetting(name: string): boolean;
+  /** Adds a decision to `event.setting`'s history, keeping the newest AUTOSCALE_HISTORY_LIMIT; dropped when the setting is gone. */
+  appendAutoscaleEvent(event: AutoscaleEvent): void;
+  /** A setting's history, oldest first: all kept, or the newest `limit`. */
+  listAutoscaleEvents(setting: string, limit?: number): AutoscaleEvent[];
 
   /** Runs fn atomically: every write inside commits together or not at all. */
   transaction<T>(fn: () => T): T;

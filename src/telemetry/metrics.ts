@@ -53,6 +53,12 @@ export class DeploymentMeters {
   mirrorInFlight = 0;
   /** Sum of the mirror answers' latencies (ms), for a mean. */
   mirrorLatencyMs = 0;
+  /**
+   * Mean CPU and memory use of the deployment's serving instances, percent of their limits (written by
+   * the autoscale sampler, src/autoscale/metrics.ts, each second); NaN while nothing was measured.
+   */
+  cpuUtilizationPercent = NaN;
+  memoryUtilizationPercent = NaN;
   /** False once the deployment is gone: its gauges are no longer exported, its counters are. */
   live = true;
 
@@ -76,6 +82,11 @@ export function deploymentMeters(endpoint: string, deployment: string): Deployme
   return m;
 }
 
+/** Every deployment's meters, deleted deployments' too (`live` false); read by the autoscale sampler. */
+export function allDeploymentMeters(): Iterable<DeploymentMeters> {
+  return meters.values();
+}
+
 interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
@@ -96,8 +107,16 @@ function collected(name: string, help: string, type: 'counter' | 'gauge' | 'hist
 
 const ed = (m: DeploymentMeters) => ({ endpoint: m.endpoint, deployment: m.deployment });
 
+/** A gauge per live deployment; a NaN value (nothing measured yet) leaves the deployment out. */
 function gauge(name: string, help: string, read: (m: DeploymentMeters) => number): void {
-  collected(name, help, 'gauge', () => [...meters.values()].filter((m) => m.live).map((m) => ({ labels: ed(m), value: read(m) })));
+  collected(name, help, 'gauge', () => {
+    const out: MetricValue[] = [];
+    for (const m of meters.values()) {
+      const value = m.live ? read(m) : NaN;
+      if (!Number.isNaN(value)) out.push({ labels: ed(m), value });
+    }
+    return out;
+  });
 }
 
 function histogram(name: string, help: string, read: (m: DeploymentMeters) => FastHistogram): void {
@@ -136,6 +155,8 @@ gauge('infergate_requests_in_flight', 'Requests sent to instances and not yet an
 gauge('infergate_requests_queued', 'Requests waiting for a free instance slot (max_concurrent_requests_per_instance).', (m) => m.queued);
 /** Azure: DeploymentCapacity (number of instances). */
 gauge('infergate_ready_instances', 'Instances ready to serve, per deployment (Azure: DeploymentCapacity).', (m) => m.readyInstances);
+gauge('infergate_cpu_utilization_percent', "Mean CPU use of the deployment's serving instances over the last second, percent of each instance's CPUs: its limit or instance type, at most this machine's cores (Azure: CpuUtilizationPercentage).", (m) => m.cpuUtilizationPercent);
+gauge('infergate_memory_utilization_percent', "Mean memory use of the deployment's serving instances, percent of each instance's memory limit or instance type, at most this machine's memory (Azure: CpuMemoryUtilizationPercentage; autoscale rules: MemoryUtilizationPercentage).", (m) => m.memoryUtilizationPercent);
 
 collected('infergate_mirror_requests_total', 'Mirror-traffic copies, by outcome: sent, answered, error (answered non-200), failed (timeout or connection lost), dropped (no free instance slot).', 'counter', () => {
   const out: MetricValue[] = [];

@@ -27,6 +27,8 @@ import { readHolderRecord, removeServerRecord, writeServerRecord, type ServerRec
 
 export const LOCK_FILE = 'server.lock';
 
+/** Tries before a server is refused (a few ms apart: see lockWorkspace). */
+const LOCK_ATTEMPTS = 5;
 /** How long a refused server waits for the winner's server.json to name it (it is written right after the lock). */
 const HOLDER_RECORD_WAIT_MS = 300;
 
@@ -48,17 +50,25 @@ export async function lockWorkspace(workspace: string, version: string): Promise
   mkdirSync(workspace, { recursive: true, mode: 0o700 });
   const file = join(workspace, LOCK_FILE);
   let db: Database.Database | undefined;
-  try {
-    db = new Database(file, { timeout: 0 });
-    db.pragma('locking_mode = EXCLUSIVE');
-    // No rollback journal file next to the lock: nothing is ever written to this database.
-    db.pragma('journal_mode = MEMORY');
-    db.exec('BEGIN EXCLUSIVE');
-  } catch (e) {
-    db?.close();
-    const code = (e as { code?: string }).code;
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw errorOf('WorkspaceLocked', { workspace, holder: await describeHolder(workspace, file) });
-    throw errorOf('WorkspaceLockFailed', { file, reason: (e as Error).message });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      db = new Database(file, { timeout: 0 });
+      db.pragma('locking_mode = EXCLUSIVE');
+      // No rollback journal file next to the lock: nothing is ever written to this database.
+      db.pragma('journal_mode = MEMORY');
+      db.exec('BEGIN EXCLUSIVE');
+      break;
+    } catch (e) {
+      db?.close();
+      db = undefined;
+      const code = (e as { code?: string }).code;
+      if (code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') throw errorOf('WorkspaceLockFailed', { file, reason: (e as Error).message });
+      // Two servers started at the same moment can each hold the SHARED lock that reading the file
+      // takes (kept in exclusive locking mode) and so refuse each other: both let go and try again after
+      // a random pause, and one of them wins. A server that really holds the lock keeps refusing.
+      if (attempt >= LOCK_ATTEMPTS) throw errorOf('WorkspaceLocked', { workspace, holder: await describeHolder(workspace, file) });
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
   }
   const held = db;
   let released = false;

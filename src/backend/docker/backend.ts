@@ -24,7 +24,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { PassThrough } from 'node:stream';
@@ -36,12 +36,13 @@ import { HOST_MESSAGE_PREFIX, type HostMessage, type StorageResult } from '../..
 import { pruneStoppedLogs } from '../files.js';
 import { LocalBackend } from '../local.js';
 import { initializeStorage } from '../storage.js';
-import type { Backend, ObservedInstance } from '../types.js';
+import type { Backend, InstanceUsage, ObservedInstance } from '../types.js';
 import { ConsoleLog, type ConsoleLogOptions } from '../process/console-log.js';
 import { chownTree, DEFAULT_UID_RANGE, UidPool } from '../process/isolation.js';
 import { httpProbeOnce, probeOnce, startProbesWith } from '../process/probe.js';
 import { RestartBackOff, RUNTIME_EXEC_ARGV } from '../process/supervisor.js';
 import { EnvironmentImages, ImageError, MANAGED_LABEL } from './images.js';
+import { CgroupUsage } from './usage.js';
 
 const STOP_GRACE_S = 10;
 /** Where things are inside a container (Azure's layout: /var/azureml-app holds model and code). */
@@ -128,6 +129,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
   private readonly cpus = availableParallelism();
   /** Containers of an earlier server of this workspace, by instance id, until adopted or removed. */
   private readonly adoptable = new Map<string, Docker.ContainerInfo>();
+  private readonly cgroups = new CgroupUsage();
   private closed = false;
 
   constructor(private readonly options: DockerBackendOptions) {
@@ -473,6 +475,25 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     inst.adopt = null;
     this.ready(inst, container, address!);
     await this.follow(inst, container, Math.floor(Date.now() / 1000));
+  }
+
+  /** CPU and memory of the serving containers (ready or unready), from their cgroups on this machine. */
+  async usage(): Promise<InstanceUsage[]> {
+    const serving = [...this.instances.values()].filter((i) => i.container !== null && (i.observed.state === 'ready' || i.observed.state === 'unready'));
+    this.cgroups.retain(new Set(serving.map((i) => i.container!.id)));
+    const machineMemory = totalmem();
+    const out: InstanceUsage[] = [];
+    await Promise.all(
+      serving.map(async (inst) => {
+        const u = await this.cgroups.read(inst.container!.id);
+        if (u === undefined) return;
+        const { cpus, memoryBytes } = inst.plan.resources;
+        const { id, endpoint, deployment } = inst.observed;
+        // As containerSpec sets them: a CPU count of the machine's or more is no quota at all.
+        out.push({ id, endpoint, deployment, ...u, cpus: Math.min(cpus ?? this.cpus, this.cpus), memoryLimitBytes: Math.min(memoryBytes ?? machineMemory, machineMemory) });
+      }),
+    );
+    return out;
   }
 
   /** Where the router reaches the instance: its socket, or (custom container) the published scoring port. */

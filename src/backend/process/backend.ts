@@ -14,12 +14,13 @@ import type { InstancePlan } from '../../ir/types.js';
 import { initializeStorage } from '../storage.js';
 import { pruneStoppedLogs } from '../files.js';
 import { LocalBackend } from '../local.js';
-import type { Backend, ObservedInstance } from '../types.js';
+import type { Backend, InstanceUsage, ObservedInstance } from '../types.js';
 import { ConsoleLog, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
 import { RestartBackOff, spawnHost, stopHost, superviseHost } from './supervisor.js';
+import { processUsage } from './usage.js';
 import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
 const STOP_GRACE_MS = 10_000;
@@ -393,6 +394,19 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
       },
       () => inst.stopping || this.closed,
     );
+  }
+
+  /** CPU and memory of the serving instances (ready or unready: their host runs, init() is done), from procfs. */
+  usage(): Promise<InstanceUsage[]> {
+    const roots = [];
+    for (const inst of this.instances.values()) {
+      const { state } = inst.observed;
+      const pid = inst.child?.pid;
+      if ((state === 'ready' || state === 'unready') && pid !== undefined && inst.child!.exitCode === null) {
+        roots.push({ id: inst.observed.id, endpoint: inst.observed.endpoint, deployment: inst.observed.deployment, pid, resources: inst.plan.resources });
+      }
+    }
+    return processUsage(roots);
   }
 
   /** Probes for a ready instance: readiness moves it in and out of traffic, liveness restarts it. */

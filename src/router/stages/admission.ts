@@ -3,6 +3,13 @@
 // ready instance; 429 beyond Azure's bound of 2 × max_concurrent_requests_per_instance × instances
 // pending, contract §4.2). It owns every deployment's slot accounting, and is the FlightControl a Flight
 // reports back to, so slots are counted in one place.
+//
+// Scale from zero (issue 12, DeploymentRoute.scaleFromZero): a deployment with no ready instance that may
+// scale to zero is not refused with 503. Its requests queue, within the bound of one instance and until
+// their deadline (request_timeout_ms; 408 after it, as any queued request), and the first of them asks
+// for an instance (onDemand); a table with ready instances dispatches them (Router.setTable). A warm
+// deployment's requests pay nothing for it: the bound is computed per table (admitLimit), and the rest
+// runs only on the queueing path.
 
 import type { TrafficSink } from '../../telemetry/traffic-log.js';
 import type { InstanceChannel } from '../../protocol/client.js';
@@ -12,23 +19,55 @@ import { send, StreamedBody, type Flight, type FlightControl } from './proxy.js'
 
 /** How often queued requests are checked against their deadline and max_queue_wait_ms. */
 const SWEEP_MS = 10;
+/**
+ * A cold start asked for and not come within this long (the autoscaler took the count back to zero, the
+ * callback failed) is asked for again by the next request or mirror copy that finds no instance.
+ */
+const DEMAND_AGAIN_MS = 5000;
 
 export class Admission implements FlightControl {
   private readonly queued = new Set<DeploymentState>();
   private sweepTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly log: TrafficSink) {}
+  constructor(
+    private readonly log: TrafficSink,
+    /** Asks for an instance of a scale-from-zero deployment that has none (RouterOptions.onDemand). */
+    private readonly onDemand: ((endpoint: string, deployment: string) => unknown) | null = null,
+  ) {}
 
-  /** No ready instance, or the pending bound is reached: a new request would be refused. */
+  /**
+   * The pending bound is reached, or the deployment has no ready instance and cannot wait for one (its
+   * admitLimit is 0 then, Router.deploymentState): a new request would be refused.
+   */
   full(d: DeploymentState): boolean {
-    return d.connections.length === 0 || d.admitted >= d.admitLimit;
+    return d.admitted >= d.admitLimit;
   }
 
   /** Not admitted: no ready instance (503), or the deployment's pending bound is full (429, fast). */
   refuse(f: Flight): void {
     const d = f.d;
-    if (d.connections.length === 0) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
+    if (d.connections.length === 0) {
+      if (!d.route.scaleFromZero) return f.fail(503, `Deployment '${d.name}' has no ready instance`);
+      return f.fail(429, `Too many pending requests for deployment '${d.name}' while an instance starts: at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × 1 instance)`, '1');
+    }
     f.fail(429, `Too many pending requests for deployment '${d.name}': at most ${d.admitLimit} (2 × max_concurrent_requests_per_instance × instances)`, '1');
+  }
+
+  /**
+   * A scale-from-zero deployment has no instance and a request for it (or a mirror copy) came: ask for
+   * one, once per cold start. A failing callback must not fail the request: it waits to its deadline.
+   */
+  demand(d: DeploymentState): void {
+    if (this.onDemand === null) return;
+    const now = performance.now();
+    if (d.demandedAt !== 0 && now - d.demandedAt < DEMAND_AGAIN_MS) return;
+    d.demandedAt = now;
+    try {
+      const r = this.onDemand(d.endpoint, d.name);
+      if (r instanceof Promise) r.catch(() => {});
+    } catch {
+      // the request still waits until its deadline
+    }
   }
 
   /** A complete request: sent to a free slot, queued, or refused. false when refused (nothing is mirrored then). */
@@ -137,6 +176,11 @@ export class Admission implements FlightControl {
     const d = f.d;
     f.queuedAt = performance.now();
     f.queued = true;
+    if (d.connections.length === 0) {
+      // Only a scale-from-zero deployment gets here without an instance (full() refuses the others).
+      f.cold = true;
+      this.demand(d);
+    }
     d.queue.push(f);
     d.m.queued++;
     this.queued.add(d);
@@ -148,6 +192,8 @@ export class Admission implements FlightControl {
       d.queue = [];
       d.queueHead = 0;
       this.queued.delete(d);
+      // Nothing waits: a start asked for and never come is asked for again by the next request.
+      d.demandedAt = 0;
     } else if (d.queueHead > 1024 && d.queueHead * 2 > d.queue.length) {
       d.queue = d.queue.slice(d.queueHead);
       d.queueHead = 0;
@@ -166,13 +212,14 @@ export class Admission implements FlightControl {
       while (d.queueHead < d.queue.length) {
         const f = d.queue[d.queueHead];
         const timedOut = f.deadline <= now;
-        const waitedTooLong = maxWait > 0 && now - f.queuedAt >= maxWait;
+        const waitedTooLong = maxWait > 0 && !f.cold && now - f.queuedAt >= maxWait;
         if (!timedOut && !waitedTooLong) break;
         d.queue[d.queueHead++] = undefined as unknown as Flight;
         f.queued = false;
         d.m.queued--;
         d.admitted--;
-        if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);
+        if (timedOut && f.cold && d.connections.length === 0) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms (request_timeout_ms) waiting for an instance of deployment '${d.name}' to start from zero`);
+        else if (timedOut) f.fail(408, `Request timed out after ${d.route.requestTimeoutMs} ms waiting for a free instance of deployment '${d.name}'`);
         else f.fail(429, `Request waited ${maxWait} ms (max_queue_wait_ms) for a free instance of deployment '${d.name}'`, '1');
       }
       this.compact(d);

@@ -4,17 +4,20 @@
 
 import { responseStatus } from '../../protocol/frame.js';
 import type { DeploymentState } from '../state.js';
-import { pickFree } from './admission.js';
+import { pickFree, type Admission } from './admission.js';
 
 /**
  * A copy goes only to an instance with a free slot (max_concurrent_requests_per_instance holds for
- * mirrors too) and is never queued: no free slot means the copy is dropped and counted.
+ * mirrors too) and is never queued: no free slot means the copy is dropped and counted. A mirror
+ * deployment scaled to zero is asked for an instance (the user asked for it to see this traffic), and
+ * gets copies once one is ready.
  */
-export function sendMirror(d: DeploymentState, method: string, path: string, headers: string[], requestId: string, body: Buffer): void {
+export function sendMirror(d: DeploymentState, method: string, path: string, headers: string[], requestId: string, body: Buffer, admission: Admission): void {
   const m = d.m;
   const conn = pickFree(d, null);
   if (conn === null) {
     m.mirror.dropped++;
+    if (d.connections.length === 0 && d.route.scaleFromZero) admission.demand(d);
     return;
   }
   m.mirror.sent++;

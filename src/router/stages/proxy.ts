@@ -44,6 +44,11 @@ export class Flight implements Exchange {
   id = 0;
   /** Waiting in its deployment's queue (admission.ts). */
   queued = false;
+  /**
+   * Queued while its deployment had no instance (scaled to zero): it waits for an instance to start, up
+   * to its deadline, and max_queue_wait_ms (a bound on waiting for a busy instance's slot) does not apply.
+   */
+  cold = false;
   modelStatus = 0;
   /** Body bytes sent (a streamed body's grow as its parts go). */
   bodyBytes: number;
