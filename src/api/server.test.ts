@@ -358,6 +358,21 @@ test('updating only instance_count scales (Scaling), without replacing running i
   assert.equal((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.provisioning_state, 'Succeeded');
 });
 
+test('two updates prepared at once: one is saved, the other is refused (409) instead of saving over it', async () => {
+  await createEndpoint();
+  await createReadyDeployment('blue');
+  const [a, b] = await Promise.all([
+    call('PUT', '/api/endpoints/my-endpoint/deployments/blue', deploymentDoc('blue', 'my-endpoint', { instance_count: 2 })),
+    call('PUT', '/api/endpoints/my-endpoint/deployments/blue', deploymentDoc('blue', 'my-endpoint', { instance_count: 3 })),
+  ]);
+  const statuses = [a.status, b.status].sort();
+  assert.deepEqual(statuses, [200, 409], `${a.text}\n${b.text}`);
+  const [won, lost] = a.status === 200 ? [a, b] : [b, a];
+  assert.equal(lost.json.error.code, 'OperationInProgress');
+  assert.match(lost.json.error.message, /changed by another request \(or the autoscaler\) while this update was being prepared; nothing was saved/);
+  assert.equal((await call('GET', '/api/endpoints/my-endpoint/deployments/blue')).json.instance_count, won.json.instance_count);
+});
+
 // ---------------------------------------------------------------------------------------------------
 // Traffic
 

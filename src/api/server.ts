@@ -3,8 +3,12 @@
 // prints. Errors are `{ "error": { "code", "message", "details" } }` with codes from the one catalogue.
 
 import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ControlPlane, type ControlPlaneOptions } from '../control/index.js';
 import { errorOf, InfergateError } from '../errors/index.js';
 import { dumpDeployment, dumpEndpoint } from '../spec/index.js';
@@ -31,8 +35,19 @@ export interface ApiOptions extends ShowContext, AssetApiOptions, ControlPlaneOp
   allowedHosts?: readonly string[];
   /** Where every change and credential read is recorded (`<workspace>/logs/audit.jsonl`). */
   audit?: AuditLog;
-  /** The server log: details of 500s (the client gets only a request id), refused routes. */
-  log?: (line: string) => void;
+  /**
+   * The server log: details of 500s (the client gets only a request id), refused routes, and the access
+   * log (one line per request) when there is no `logger`. A function that carries a pino logger as its
+   * `logger` property (cli/common.ts serverLog) gives the API that logger too.
+   */
+  log?: ((line: string) => void) & { logger?: FastifyBaseLogger };
+  /** A pino logger: Fastify's own, and the access log as structured records in the server log's stream. */
+  logger?: FastifyBaseLogger;
+  /**
+   * The workspace's logs/ folder, where get-logs --follow finds each deployment's `current` console log
+   * (backend/files.ts). Default: logs/ beside assetsDir (both are in the workspace).
+   */
+  logsDir?: string;
   /** Failed authentications allowed per client address in a window before 429 (default 20 a minute). */
   failedAuth?: { maxFailures?: number; windowMs?: number };
   /** Clock for token expiry (tests). */
@@ -127,6 +142,89 @@ function clientErrorOf(e: { validation?: { instancePath?: string; message?: stri
   return errorOf('RequestMalformed', { reason: e.code ?? `HTTP ${e.statusCode ?? 400}` });
 }
 
+/** get-logs --follow: how often a follower looks at its file, and the most it reads per look. */
+export const FOLLOW_POLL_MS = 250;
+const FOLLOW_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * The text of get-logs --follow: `first` (the tail), then what is appended to `file` from `start` on (the
+ * file's identity and size when the tail was read). One follower costs one poll every FOLLOW_POLL_MS and
+ * at most one chunk in memory: it reads only when the client has taken what it was given (pull-based
+ * stream), so a slow client slows the follower, never grows a buffer. When the path names another file
+ * (the log rotated, or `current` moved to a newer instance), the old file is read to its end and the new
+ * one from its start. Ends when `alive()` says the deployment is gone, or when destroyed.
+ */
+export function followLog(first: string, file: string, start: { ino: number; size: number } | null, alive: () => boolean): Readable {
+  let fh: FileHandle | null = null;
+  let ino = 0;
+  let pos = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let pulling = false;
+  let done = false;
+  const buf = Buffer.allocUnsafe(FOLLOW_CHUNK_BYTES);
+  const later = () => {
+    timer = setTimeout(() => {
+      timer = null;
+      void pull();
+    }, FOLLOW_POLL_MS);
+  };
+  const finish = () => {
+    if (done) return;
+    done = true;
+    stream.push(null);
+  };
+  const pull = async (): Promise<void> => {
+    if (pulling || timer || done || stream.destroyed) return;
+    pulling = true;
+    try {
+      if (!alive()) return finish();
+      if (fh === null) {
+        try {
+          fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+        } catch {
+          return later(); // no instance has written yet
+        }
+        const st = await fh.stat();
+        ino = st.ino;
+        pos = start !== null && start.ino === st.ino ? Math.min(start.size, st.size) : 0;
+        start = null;
+      }
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (done || stream.destroyed) return;
+      if (bytesRead > 0) {
+        pos += bytesRead;
+        // A copy: buf is read into again. push() false: wait for read() to ask again.
+        if (stream.push(Buffer.from(buf.subarray(0, bytesRead)))) setImmediate(() => void pull());
+        return;
+      }
+      const now = await stat(file).catch(() => null);
+      if (now !== null && (now.ino !== ino || now.size < pos)) {
+        await fh.close();
+        fh = null;
+        setImmediate(() => void pull());
+        return;
+      }
+      later();
+    } catch (e) {
+      stream.destroy(e as Error);
+    } finally {
+      pulling = false;
+    }
+  };
+  const stream = new Readable({
+    read: () => void pull(),
+    destroy: (err, cb) => {
+      done = true;
+      if (timer) clearTimeout(timer);
+      const h = fh;
+      fh = null;
+      (h ? h.close() : Promise.resolve()).then(() => cb(err), () => cb(err));
+    },
+  });
+  if (first !== '') stream.push(first);
+  return stream;
+}
+
 const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
 const depParams = { type: 'object', properties: { name: { type: 'string' }, deployment: { type: 'string' } }, required: ['name', 'deployment'] } as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
@@ -154,8 +252,10 @@ const OWNER = { role: 'owner' } as const;
 export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const limits = { ...API_HTTP_LIMITS, ...o.http };
   const log = o.log ?? (() => {});
+  const logger = o.logger ?? o.log?.logger;
   const app = Fastify({
-    logger: false,
+    // Fastify's per-request lines are off: the access log below is ours (route, status, ms, token id).
+    ...(logger ? { loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }) } : { logger: false }),
     // Unguessable, so a request id in an answer says nothing about the server's other traffic.
     genReqId: () => randomUUID(),
     bodyLimit: limits.bodyLimitBytes,
@@ -173,6 +273,19 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     },
   });
   app.server.maxConnections = limits.maxConnections;
+  // The access log: every control-plane request, in the server log's stream. The route's pattern, never
+  // its URL (a query string could carry anything), and the token's id, never the token.
+  app.addHook('onResponse', async (req, reply) => {
+    const record = {
+      method: req.method,
+      route: req.is404 ? null : (req.routeOptions.url ?? null),
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      token_id: req.principal?.id ?? null,
+    };
+    if (logger) req.log.info({ access: record }, 'request');
+    else log(`${record.method} ${record.route ?? '(no route)'} ${record.status} ${record.ms} ms token=${record.token_id ?? '-'} req=${req.id}`);
+  });
   // Before any route: from here on a route without config.role cannot be registered (auth.ts).
   installAccessControl(app, {
     store: o.store,
@@ -218,6 +331,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorOf('RouteNotFound', { method: req.method, url: req.url }).toBody()));
 
   const { store } = o;
+  // get-logs --follow streams: ended (cleanly, so clients see the end of the text) when the server closes.
+  const followers = new Set<Readable>();
+  app.addHook('preClose', async () => {
+    for (const f of followers) f.push(null);
+  });
+  const logsDir = o.logsDir ?? (o.assetsDir ? join(dirname(o.assetsDir), 'logs') : undefined);
+  const currentLogFileOf = (endpoint: string, deployment: string, container: string): string => {
+    if (logsDir === undefined) throw errorOf('LogFollowUnavailable');
+    // The layout of backend/files.ts (currentLogFile): <logs>/<endpoint>/<deployment>/current/<container>.log.
+    return join(logsDir, endpoint, deployment, 'current', `${container}.log`);
+  };
   // The service layer (control/): every rule of endpoints, deployments, traffic and assets is there; each
   // handler below parses the HTTP request, calls one of its methods and shapes the answer.
   const control = new ControlPlane(o); // o: store, controller, logs, maxDeploymentsPerEndpoint, assetsDir, blobsDir, maxUploadBytes
@@ -303,12 +427,34 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     schema: {
       summary: "A deployment's console or storage-initializer log",
       params: depParams,
-      querystring: { type: 'object', properties: { container: { type: 'string' }, lines: { type: 'integer', minimum: 0 } } },
+      querystring: {
+        type: 'object',
+        properties: {
+          container: { type: 'string' },
+          lines: { type: 'integer', minimum: 0 },
+          follow: { type: 'boolean', description: 'after the tail, stream new lines of the newest live instance (chunked) until the client or the server goes' },
+        },
+      },
     },
   }, async (req, reply) => {
     const { name, deployment } = req.params as DP;
-    const q = req.query as { container?: string; lines?: number };
-    return reply.type('text/plain; charset=utf-8').send(await control.logs(name, deployment, q.container, q.lines ?? 5000));
+    const q = req.query as { container?: string; lines?: number; follow?: boolean };
+    if (!q.follow) return reply.type('text/plain; charset=utf-8').send(await control.logs(name, deployment, q.container, q.lines ?? 5000));
+    // Where the current file is before the tail is read: a line written in between is shown twice rather
+    // than lost.
+    const d = control.deployment(name, deployment);
+    const container = (q.container ?? 'inference-server').toLowerCase();
+    const file = currentLogFileOf(d.spec.endpointName, d.spec.name, container);
+    const start = await stat(file).catch(() => null);
+    const tail = await control.logs(name, deployment, q.container, q.lines ?? 5000);
+    const alive = () => store.getDeployment(d.spec.endpointName, d.spec.name) !== undefined;
+    const stream = followLog(tail === '' || tail.endsWith('\n') ? tail : `${tail}\n`, file, start ? { ino: start.ino, size: start.size } : null, alive);
+    followers.add(stream);
+    stream.once('close', () => followers.delete(stream));
+    // A quiet log is no idle connection: the client waits for lines as long as it likes.
+    req.raw.socket.setTimeout(0);
+    req.raw.once('close', () => stream.destroy());
+    return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(stream);
   });
 
   // ---- control-plane tokens (owner only; `whoami` for any valid token)

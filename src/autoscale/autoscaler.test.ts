@@ -212,6 +212,52 @@ test('a deployment still being created or being deleted is left alone', async ()
   assert.deepEqual(scaler.calls.map((c) => c[1]), [4]);
 });
 
+test("a deployment the user is updating, or that failed, is left alone until the operation is over", async () => {
+  const { store, metrics, scaler, autoscaler } = rig();
+  store.settings.push(stored('as1', [cpuProfile]));
+  const d = deployment('blue', { type: 'default' });
+  store.deployments.push(d);
+  scaler.counts.set('ep/blue', 2);
+  metrics.set('blue', 'CpuUtilizationPercentage', 90);
+  for (const state of ['Updating', 'Failed'] as const) {
+    d.status.provisioningState = state;
+    await autoscaler.evaluateNow();
+    assert.equal(scaler.calls.length, 0, `no scale while ${state}`);
+  }
+  // Its own scales leave a deployment Scaling: that does not stop the next decision.
+  d.status.provisioningState = 'Scaling';
+  await autoscaler.evaluateNow();
+  assert.deepEqual(scaler.calls.map((c) => c[1]), [4]);
+});
+
+test('a deleted setting takes its cooldown and in-memory history with it; one created again under its name starts afresh', async () => {
+  const { store, metrics, scaler, autoscaler, advance } = rig();
+  store.settings.push(stored('as1', [cpuProfile]));
+  store.deployments.push(deployment('blue', { type: 'default' }));
+  scaler.counts.set('ep/blue', 2);
+  metrics.set('blue', 'CpuUtilizationPercentage', 90);
+  await autoscaler.evaluateNow();
+  assert.equal(autoscaler.history('as1').length, 1);
+  store.settings = [];
+  advance(5000);
+  await autoscaler.evaluateNow();
+  assert.deepEqual(autoscaler.history('as1'), [], 'forgotten with its setting');
+  store.settings.push(stored('as1', [cpuProfile]));
+  advance(5000);
+  await autoscaler.evaluateNow();
+  assert.deepEqual(scaler.calls.map((c) => c[1]), [4, 5], 'no cooldown inherited from the deleted setting');
+  assert.deepEqual(autoscaler.history('as1').map((e) => e.outcome), ['scaled']);
+  // A target_utilization deployment's history goes with the deployment.
+  store.deployments = [deployment('green', tu(1, 3))];
+  scaler.counts.set('ep/green', 5);
+  await autoscaler.evaluateNow();
+  assert.equal(autoscaler.history('ep/green').length, 1);
+  store.deployments = [];
+  store.settings = [];
+  await autoscaler.evaluateNow();
+  assert.deepEqual(autoscaler.history('ep/green'), []);
+});
+
 test('a scale call still running is not repeated by the next tick', async () => {
   const { store, metrics, scaler, autoscaler, advance } = rig();
   store.settings.push(stored('as1', [{ ...cpuProfile, rules: [rule('CpuUtilizationPercentage', 'GreaterThan', 70, 'Increase', 1, 'PT0S')] }]));

@@ -17,7 +17,7 @@
 
 import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
 import type { DeploymentSpec } from '../spec/types.js';
-import type { StateStore } from '../store/types.js';
+import type { ProvisioningState, StateStore } from '../store/types.js';
 import { decide, type Decision } from './engine.js';
 import type { Clock, MetricReader, Scaler } from './types.js';
 
@@ -52,6 +52,9 @@ interface UtilizationState {
 }
 
 const TOLERANCE = 0.1;
+
+/** Provisioning states in which autoscale does not touch a deployment (tick() says why). */
+const LEFT_ALONE: ReadonlySet<ProvisioningState> = new Set<ProvisioningState>(['Creating', 'Updating', 'Deleting', 'Failed']);
 
 export class Autoscaler {
   private readonly clock: Clock;
@@ -119,16 +122,24 @@ export class Autoscaler {
     const now = this.clock();
     const work: Array<Promise<void>> = [];
     const utilizationTargets = new Map<string, DeploymentSpec>();
-    // A deployment being created or deleted is the control plane's; autoscale joins in once it exists.
+    // A deployment being created, updated to a new revision, or deleted is the user's operation: a scale
+    // now would turn its state to Scaling, or hold a count the rollout does not expect (Azure answers
+    // OperationInProgress). A Failed one is left alone too: a scale is an update, and an update of a
+    // Failed deployment retries it (control/provisioning.ts), which only the user should ask for.
+    // Autoscale joins in once the operation has finished.
     const busy = new Set<string>();
+    const live = new Set<string>();
     for (const d of this.o.store.listDeployments()) {
       const k = key(d.spec.endpointName, d.spec.name);
-      if (d.status.provisioningState === 'Creating' || d.status.provisioningState === 'Deleting') busy.add(k);
+      live.add(k);
+      if (LEFT_ALONE.has(d.status.provisioningState)) busy.add(k);
       else if (d.spec.scaleSettings.type === 'target_utilization') utilizationTargets.set(k, d.spec);
     }
     if (force || now >= this.nextSettings) {
       this.nextSettings = now + this.intervalMs;
-      for (const stored of this.o.store.listAutoscaleSettings()) {
+      const settings = this.o.store.listAutoscaleSettings();
+      this.forgetGone(settings.map((s) => s.setting.name.toLowerCase()), live);
+      for (const stored of settings) {
         const target = key(stored.endpoint, stored.deployment);
         if (!stored.setting.enabled || busy.has(target)) continue;
         if (utilizationTargets.has(target)) {
@@ -155,6 +166,18 @@ export class Autoscaler {
     }
     for (const target of this.utilization.keys()) if (!utilizationTargets.has(target)) this.utilization.delete(target);
     await Promise.allSettled(work);
+  }
+
+  /**
+   * Settings deleted and deployments gone take their cooldowns and in-memory history with them: names come
+   * and go for the life of the server, and a setting created again under an old name starts afresh.
+   */
+  private forgetGone(settings: string[], deployments: ReadonlySet<string>): void {
+    const keep = new Set(settings);
+    for (const k of deployments) keep.add(k); // target_utilization history is kept under `<endpoint>/<deployment>`
+    for (const k of this.events.keys()) if (!keep.has(k)) this.events.delete(k);
+    for (const k of this.lastRecorded.keys()) if (!keep.has(k)) this.lastRecorded.delete(k);
+    for (const k of this.lastAction.keys()) if (!keep.has(k)) this.lastAction.delete(k);
   }
 
   private async evaluateSetting(setting: AutoscaleSetting, endpoint: string, deployment: string, now: number): Promise<void> {

@@ -14,7 +14,7 @@
 //                         mean over the serving instances of CPU time ÷ wall time ÷ the instance's CPUs,
 //                         and resident memory ÷ its memory limit, in percent; none without instances
 
-import { allDeploymentMeters, type DeploymentMeters } from '../telemetry/metrics.js';
+import { allDeploymentMeters, setInstanceUtilization, type DeploymentMeters, type InstanceUtilization } from '../telemetry/metrics.js';
 import type { Clock, MetricName, MetricReader, ResourceRef } from './types.js';
 
 /**
@@ -260,6 +260,7 @@ export class Sampler {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;
+    if (this.usage) setInstanceUtilization([]);
   }
 
   /** Takes one sample of everything now (the timer calls it; tests call it directly). */
@@ -322,17 +323,23 @@ export class Sampler {
     }
 
     const seenInstances = new Set<string>();
+    const perInstance: InstanceUtilization[] = [];
     for (const u of usage) {
       seenInstances.add(u.id);
       const r = readingOf(u.endpoint, u.deployment);
-      if (u.memoryLimitBytes > 0) r.memory.push((u.memoryBytes / u.memoryLimitBytes) * 100);
+      const memoryPercent = u.memoryLimitBytes > 0 ? (u.memoryBytes / u.memoryLimitBytes) * 100 : NaN;
+      if (!Number.isNaN(memoryPercent)) r.memory.push(memoryPercent);
       const before = this.cpuBefore.get(u.id);
       this.cpuBefore.set(u.id, { cpuSeconds: u.cpuSeconds, time: now });
       // Less CPU time than before: the instance's processes or container started again; a new baseline.
-      if (before === undefined || u.cpuSeconds < before.cpuSeconds || now <= before.time || u.cpus <= 0) continue;
-      r.cpu.push(((u.cpuSeconds - before.cpuSeconds) / ((now - before.time) / 1000) / u.cpus) * 100);
+      const rated = before !== undefined && u.cpuSeconds >= before.cpuSeconds && now > before.time && u.cpus > 0;
+      const cpuPercent = rated ? ((u.cpuSeconds - before.cpuSeconds) / ((now - before.time) / 1000) / u.cpus) * 100 : NaN;
+      if (rated) r.cpu.push(cpuPercent);
+      perInstance.push({ instance: u.id, endpoint: u.endpoint, deployment: u.deployment, cpuPercent, memoryPercent, memoryBytes: u.memoryBytes });
     }
     for (const id of this.cpuBefore.keys()) if (!seenInstances.has(id)) this.cpuBefore.delete(id);
+    // Per instance on /metrics (infergate_instance_cpu/memory_*): the whole list, replaced each sample.
+    if (this.usage) setInstanceUtilization(perInstance);
 
     const byEndpoint = new Map<string, Reading>();
     for (const [key, r] of readings) {

@@ -1,8 +1,14 @@
 // Files of local instances, shared by the process and docker backends. Console logs: each instance writes
 // <workspace>/logs/<endpoint>/<deployment>/<instance>/<container>.log (rotated, console-log.ts), and
 // get-logs reads the live instances' files, or the most recent stopped one's when none runs.
+//
+// <workspace>/logs/<endpoint>/<deployment>/current is a symbolic link to the folder of the deployment's
+// newest live instance (the last one started that is not failed or stopping), so that
+// `tail -F <workspace>/logs/<endpoint>/<deployment>/current/inference-server.log` follows the deployment
+// across restarts, scale-outs and rolling updates without looking up instance ids. When no instance runs it
+// keeps naming the last one (whose logs are kept), and it goes with the deployment's logs.
 
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LogContainer } from './types.js';
 import { consoleLogFiles, tailLines } from './process/console-log.js';
@@ -14,8 +20,37 @@ import { consoleLogFiles, tailLines } from './process/console-log.js';
  */
 export const KEEP_STOPPED_LOGS = 3;
 
+/** The name of the link to the newest live instance's log folder, beside the instances' own folders. */
+export const CURRENT_LINK = 'current';
+
+/** The stable path of a deployment's current console log (what `tail -F` and get-logs --follow read). */
+export function currentLogFile(workspace: string, endpoint: string, deployment: string, container: LogContainer): string {
+  return join(workspace, 'logs', endpoint, deployment, CURRENT_LINK, `${container}.log`);
+}
+
+/**
+ * Points `current` at the instance `id` (relative, so the workspace can move). Replaced by rename, so a
+ * reader never finds it missing. False when the deployment's log folder does not exist yet (the instance
+ * has written nothing): the caller tries again at the next change.
+ */
+export async function linkCurrent(workspace: string, endpoint: string, deployment: string, id: string): Promise<boolean> {
+  const dir = join(workspace, 'logs', endpoint, deployment);
+  const tmp = join(dir, `.${CURRENT_LINK}-${process.pid}-${id}`);
+  try {
+    await rm(tmp, { force: true });
+    await symlink(id, tmp);
+    await rename(tmp, join(dir, CURRENT_LINK));
+    return true;
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
 async function byAge(dir: string): Promise<{ id: string; mtime: number }[]> {
-  const ids = await readdir(dir).catch(() => [] as string[]);
+  // Instance folders only: not the `current` link nor a link being replaced.
+  const ids = (await readdir(dir).catch(() => [] as string[])).filter((id) => id !== CURRENT_LINK && !id.startsWith('.'));
   const withTimes = await Promise.all(ids.map(async (id) => ({ id, mtime: (await stat(join(dir, id)).catch(() => null))?.mtimeMs ?? 0 })));
   return withTimes.sort((a, b) => b.mtime - a.mtime);
 }

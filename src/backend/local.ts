@@ -3,7 +3,7 @@
 // removal of a deleted deployment's files found at start-up. How an instance runs is the subclass's.
 
 import { formatLogLine } from '../protocol/log.js';
-import { readDeploymentLogs, unknownDeployments } from './files.js';
+import { linkCurrent, readDeploymentLogs, unknownDeployments } from './files.js';
 import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from './process/console-log.js';
 import type { LogContainer, ObservedInstance } from './types.js';
 
@@ -59,7 +59,36 @@ export abstract class LocalBackend<I extends LocalInstance> {
   }
 
   protected changed(): void {
+    this.updateCurrentLinks();
     for (const l of this.listeners) l();
+  }
+
+  /** Per deployment ("endpoint/deployment"), the instance its `current` log link names (files.ts). */
+  private readonly currentLinks = new Map<string, string>();
+  /** Link changes run one after another, so the last change is the one left on disk. */
+  private linking: Promise<void> = Promise.resolve();
+
+  /** Moves each deployment's `current` link to its newest live instance: the last started (map order) that is not failed or stopping. */
+  private updateCurrentLinks(): void {
+    const newest = new Map<string, ObservedInstance>();
+    for (const i of this.instances.values()) {
+      const o = i.observed;
+      if (i.stopping || o.state === 'failed' || o.state === 'stopping') continue;
+      newest.set(`${o.endpoint}/${o.deployment}`, o);
+    }
+    // A deployment with no live instance keeps its link (the last instance's logs stay); forgotten here
+    // so that its next instance is linked again.
+    for (const key of this.currentLinks.keys()) if (!newest.has(key)) this.currentLinks.delete(key);
+    for (const [key, o] of newest) {
+      if (this.currentLinks.get(key) === o.id) continue;
+      this.currentLinks.set(key, o.id);
+      this.linking = this.linking
+        .then(async () => {
+          if (this.currentLinks.get(key) !== o.id) return; // superseded before it ran
+          if (!(await linkCurrent(this.workspace, o.endpoint, o.deployment, o.id)) && this.currentLinks.get(key) === o.id) this.currentLinks.delete(key);
+        })
+        .catch((e: unknown) => this.serverLog?.(`logs/${key}/current not updated: ${(e as Error).message}`));
+    }
   }
 
   /** Final for the instance: its deployment shows `code` and `message` (a stop in progress wins). */

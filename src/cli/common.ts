@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { pino, type Logger } from 'pino';
 import { Client, resolveServer } from '../client/index.js';
 import { validationError, type Problem } from '../errors/index.js';
 import { readUserFileSync, YAML_FILE_LIMIT } from '../util/files.js';
@@ -62,4 +63,48 @@ export function fail(problems: Problem[], what: string): never {
 export function readYaml(file: string, what = '--file'): { text: string; path: string } {
   const path = resolve(file);
   return { text: readUserFileSync(path, { what, limit: YAML_FILE_LIMIT }).toString('utf8'), path };
+}
+
+export const LOG_FORMATS = ['text', 'json'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The server's log: lines for the server's modules (`log(line)`), with the pino logger behind them as `.logger`. */
+export type ServerLog = ((line: string) => void) & { logger: Logger };
+
+/** A line's level by its words: the server's modules write plain lines, and their warnings and failures say so. */
+export function levelOfLine(line: string): 'info' | 'warn' | 'error' {
+  if (/^WARNING\b|\bwarning:/i.test(line)) return 'warn';
+  if (/internal error|\bfailed\b|\berror while\b|\bNOT reloaded\b/i.test(line)) return 'error';
+  return 'info';
+}
+
+/**
+ * `infergate server`'s log on stderr through pino: `json` is one JSON object a line (pino's own: level as a
+ * number, time in ISO 8601, msg, and for the access log an `access` object with method, route, status,
+ * ms, token_id, plus reqId); `text` is today's format, `<ISO time> <message>`, with an access line's fields
+ * after it. Written synchronously: a line is on stderr before the server goes on (and before it exits).
+ */
+export function serverLog(format: LogFormat, level: LogLevel, out: { write(s: string): unknown } = process.stderr): ServerLog {
+  const destination = format === 'json' ? { write: (s: string) => void out.write(s) } : { write: (s: string) => void out.write(textLine(s)) };
+  const logger = pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  const log = ((line: string) => logger[levelOfLine(line)](line)) as ServerLog;
+  log.logger = logger;
+  return log;
+}
+
+/** One pino record as today's text line, `<time> <msg>`; an access record as `<time> <method> <route> <status> <ms> ms token=<id> req=<id>`. */
+function textLine(json: string): string {
+  const { level: _level, time, msg, access, reqId, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  const words: string[] = [String(time)];
+  if (access !== null && typeof access === 'object') {
+    const a = access as Record<string, unknown>;
+    words.push(String(a.method), String(a.route ?? '(no route)'), String(a.status), `${String(a.ms)} ms`, `token=${String(a.token_id ?? '-')}`);
+  } else {
+    words.push(String(msg ?? ''));
+  }
+  if (reqId !== undefined) words.push(`req=${String(reqId)}`);
+  for (const [k, v] of Object.entries(rest)) words.push(`${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return `${words.join(' ')}\n`;
 }

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InfergateError } from '../errors/index.js';
 import { collect } from './common.js';
-import { buildProgram, expandPrefixes, main, parseTrafficFlag, portNumber, wholeNumber } from './main.js';
+import { buildProgram, EXIT, exitCodeOf, expandPrefixes, main, parseTrafficFlag, portNumber, wholeNumber } from './main.js';
+import { errorOf } from '../errors/index.js';
 
 function badArgument(fn: () => unknown, message: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof InfergateError && e.code === 'BadArgument' && message.test(e.message));
@@ -63,13 +64,13 @@ test('an unambiguous prefix of a long flag is expanded, as argparse (and so az) 
   assert.deepEqual(expandPrefixes(program, ['online-endpoint', 'show', '--', '--nam']), ['online-endpoint', 'show', '--', '--nam']);
 });
 
-test('a flag parser error ends the command with exit code 1 and az\'s "ERROR: (code) message", before any server is contacted', async () => {
+test('a flag parser error ends the command with exit code 2 (argparse\'s) and az\'s "ERROR: (code) message", before any server is contacted', async () => {
   const written: string[] = [];
   const original = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stderr.write;
   try {
-    assert.equal(await main(['online-deployment', 'get-logs', '-n', 'blue', '-e', 'ep', '--lines', '10x', '--server', 'http://127.0.0.1:9']), 1);
-    assert.equal(await main(['ml', 'server', '--router-port', '70000']), 1, 'a leading `ml` word is optional');
+    assert.equal(await main(['online-deployment', 'get-logs', '-n', 'blue', '-e', 'ep', '--lines', '10x', '--server', 'http://127.0.0.1:9']), 2);
+    assert.equal(await main(['ml', 'server', '--router-port', '70000']), 2, 'a leading `ml` word is optional');
     assert.equal(await main(['online-endpoint', 'no-such-verb']), 2, 'commander usage errors exit 2');
   } finally {
     process.stderr.write = original;
@@ -77,4 +78,13 @@ test('a flag parser error ends the command with exit code 1 and az\'s "ERROR: (c
   const text = written.join('');
   assert.match(text, /ERROR: \(BadArgument\) --lines must be a whole number of at least 0, not '10x'/);
   assert.match(text, /ERROR: \(BadArgument\) --router-port must be a port from 0 to 65535, not '70000'/);
+});
+
+test("az's exit codes: 3 for every not-found (az maps each 404 to ResourceNotFoundError), 2 while flags parse, else 1", () => {
+  for (const e of [errorOf('EndpointNotFound', { endpoint: 'x' }), errorOf('DeploymentNotFound', { endpoint: 'x', deployment: 'y' })]) assert.equal(exitCodeOf(e, false), EXIT.notFound, e.code);
+  assert.equal(exitCodeOf(errorOf('WholeNumberInvalid', { flag: '--lines', min: 0, value: 'x' }), true), EXIT.usage);
+  assert.equal(exitCodeOf(errorOf('WholeNumberInvalid', { flag: '--lines', min: 0, value: 'x' }), false), EXIT.error);
+  assert.equal(exitCodeOf(new InfergateError('ServerNotFound', 'no server'), false), EXIT.error);
+  assert.equal(exitCodeOf(new InfergateError('ValidationFailed', 'bad'), false), EXIT.error);
+  assert.deepEqual(EXIT, { ok: 0, error: 1, usage: 2, notFound: 3 });
 });

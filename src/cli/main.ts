@@ -13,7 +13,7 @@ import { readUserFileSync, REQUEST_FILE_LIMIT } from '../util/files.js';
 import { trustedFetch } from '../util/tls.js';
 import { defaultWorkspace } from '../util/workspace.js';
 import { localServer } from './local.js';
-import { collect, common, emit, fail, print, readYaml, serverClient, type CommonOptions } from './common.js';
+import { collect, common, emit, fail, LOG_FORMATS, LOG_LEVELS, print, readYaml, serverClient, serverLog, type CommonOptions, type LogFormat, type LogLevel } from './common.js';
 import { Progress } from './progress.js';
 import { serveCommand } from './serve.js';
 import { assetCommands } from './assets.js';
@@ -381,13 +381,20 @@ function deploymentCommands(program: Command): void {
     .addOption(endpointOption().makeOptionMandatory())
     .option('-l, --lines <n>', 'how many of the last lines', wholeNumber('--lines', 0), 5000)
     .option('-c, --container <name>', 'inference-server or storage-initializer', 'inference-server')
+    // az's get-logs has no follow flag; kubectl's is --follow/-f, but -f is az's --file everywhere else.
+    .option('--follow', "after the last lines, print new ones as the deployment's newest instance writes them, until Ctrl-C or the server stops")
     .option('--local', 'local deployment (creates the local endpoint if missing)')
-    .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; local?: boolean }) => {
+    .action(async (o: Common & { name: string; endpointName: string; lines: number; container: string; follow?: boolean; local?: boolean }) => {
       const container = o.container.toLowerCase();
       if (container !== 'inference-server' && container !== 'storage-initializer') {
         throw errorOf('ContainerTypeInvalid', { container: String(o.container) });
       }
-      print(await (await client(o)).logs(o.endpointName, o.name, container, o.lines));
+      const c = await client(o);
+      if (!o.follow) return print(await c.logs(o.endpointName, o.name, container, o.lines));
+      // Written as it comes, waiting for stdout (a pipe into a slow reader) before reading more.
+      for await (const chunk of c.followLogs(o.endpointName, o.name, container, o.lines)) {
+        if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+      }
     });
 }
 
@@ -418,7 +425,9 @@ function serverCommand(program: Command): void {
     .option('--docker-image <image>', 'docker backend: the image of an environment that names none', 'infergate-python:bookworm')
     .option('--autoscale-interval <seconds>', 'how often autoscale settings are evaluated', wholeNumber('--autoscale-interval', 1), 5)
     .option('--autoscale-idle <seconds>', 'idle time before a deployment with min_instances 0 goes to zero instances', wholeNumber('--autoscale-idle', 1), 30)
-    .action(async (o: { autoscaleInterval: number; autoscaleIdle: number; backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
+    .addOption(new Option('--log-format <format>', "the server log on stderr: text (one '<time> <message>' line each) or json (one JSON object a line, pino's)").choices([...LOG_FORMATS]).default('text').env('INFERGATE_LOG_FORMAT'))
+    .addOption(new Option('--log-level <level>', 'the least severe server log lines written (info includes the control-plane access log)').choices([...LOG_LEVELS]).default('info').env('INFERGATE_LOG_LEVEL'))
+    .action(async (o: { logFormat: LogFormat; logLevel: LogLevel; autoscaleInterval: number; autoscaleIdle: number; backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
       if (o.tlsDev && o.tlsCert !== undefined) throw errorOf('TlsFlagsConflict');
       const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
@@ -426,7 +435,8 @@ function serverCommand(program: Command): void {
       // The workspace lock before the server's modules load: a second server is refused at once.
       const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
       const { startServer, VERSION } = await import('../main/server.js');
-      const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      // The log function the server's modules take; the pino logger rides along for the API (api/server.ts).
+      const log = serverLog(o.logFormat, o.logLevel);
       const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, autoscaleIntervalMs: o.autoscaleInterval * 1000, autoscaleIdleMs: o.autoscaleIdle * 1000, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n  backend:       ${server.backend}\n${server.tlsNotice ?? ''}`);
       if (tls) {
@@ -505,24 +515,44 @@ export function expandPrefixes(program: Command, args: string[]): string[] {
 }
 
 /**
- * Runs one command line and returns the exit code: 0, 1 for an error of ours (printed as az prints
- * one), 2 for a usage error. Importing this module runs nothing (its parsers are unit-tested):
- * bin/infergate.js calls it.
+ * az's exit codes (azure-cli README "Exit codes" and azure.cli.core.util.handle_exception), which scripts
+ * test with `$?`: 0 success; 1 any other error; 2 the command line did not parse (argparse: an unknown
+ * command or flag, a missing required flag, a flag value of the wrong type such as `--lines abc`); 3 a
+ * resource was not found (az maps every 404 to ResourceNotFoundError and exits 3, which `show` relies on
+ * for existence checks: `infergate online-endpoint show -n x || create`).
+ */
+export const EXIT = { ok: 0, error: 1, usage: 2, notFound: 3 } as const;
+
+/** The exit code of an error of ours: 3 for a 404 (a missing endpoint, deployment, asset ...), else 1. */
+export function exitCodeOf(e: InfergateError, whileParsing: boolean): number {
+  if (whileParsing) return EXIT.usage;
+  return e.status === 404 ? EXIT.notFound : EXIT.error;
+}
+
+/**
+ * Runs one command line and returns the exit code (EXIT). Importing this module runs nothing (its
+ * parsers are unit-tested): bin/infergate.js calls it.
  */
 export async function main(argv: string[]): Promise<number> {
   const args = argv[0] === 'ml' ? argv.slice(1) : argv;
   const program = buildProgram();
+  // A flag's own parser (wholeNumber, portNumber) runs before the action: its error is a parse error,
+  // exit 2 as argparse gives `--lines abc`, though it is printed as az prints ours.
+  let acting = false;
+  program.hook('preAction', () => {
+    acting = true;
+  });
   try {
     await program.parseAsync(expandPrefixes(program, args), { from: 'user' });
-    return 0;
+    return EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return 2; // commander already printed the usage error
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage; // commander already printed the usage error
     }
     if (e instanceof InfergateError) {
       process.stderr.write(`ERROR: (${e.code}) ${e.message}\n`);
-      return 1;
+      return exitCodeOf(e, !acting);
     }
     process.stderr.write(`ERROR: (InternalError) ${(e as Error).stack ?? e}\n`);
     return 1;

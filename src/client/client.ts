@@ -91,16 +91,7 @@ export class Client {
       throw errorOf('ServerUnreachable', { url: this.baseUrl, reason: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message });
     }
     const text = await res.text();
-    if (!res.ok) {
-      let parsed: ErrorBody | undefined;
-      try {
-        parsed = JSON.parse(text) as ErrorBody;
-      } catch {
-        /* not JSON */
-      }
-      const code = parsed?.error?.code;
-      throw new InfergateError(isErrorCode(code) ? code : 'InternalError', parsed?.error?.message ?? `HTTP ${res.status}: ${text}`, parsed?.error?.details);
-    }
+    if (!res.ok) throw errorOfResponse(res.status, text);
     return (accept === 'text' ? text : text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -153,6 +144,51 @@ export class Client {
 
   logs = (endpoint: string, name: string, container: LogContainer, lines: number) =>
     this.request<string>('GET', `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}/logs?container=${container}&lines=${lines}`, undefined, 'text');
+
+  /**
+   * get-logs --follow: the last `lines` lines, then new ones as they are written, as byte chunks (split
+   * anywhere, even inside a character: write them as they are). Ends when the server ends the stream (it
+   * stops, or the deployment is deleted); a connection that breaks is ServerUnreachable.
+   */
+  async *followLogs(endpoint: string, name: string, container: LogContainer, lines: number): AsyncGenerator<Uint8Array> {
+    const path = `/api/endpoints/${enc(endpoint)}/deployments/${enc(name)}/logs?container=${container}&lines=${lines}&follow=true`;
+    let res: Response;
+    try {
+      res = await trustedFetch(this.baseUrl + path, { method: 'GET', headers: this.auth });
+    } catch (e) {
+      throw errorOf('ServerUnreachable', { url: this.baseUrl, reason: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message });
+    }
+    if (!res.ok) throw errorOfResponse(res.status, await res.text());
+    if (res.body === null) return;
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (e) {
+          throw errorOf('ServerUnreachable', { url: this.baseUrl, reason: (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message });
+        }
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      reader.releaseLock();
+      await res.body.cancel().catch(() => {});
+    }
+  }
+}
+
+/** The coded error of a failed answer: the server's `{ error: { code, message } }`, or the status and text. */
+function errorOfResponse(status: number, text: string): InfergateError {
+  let parsed: ErrorBody | undefined;
+  try {
+    parsed = JSON.parse(text) as ErrorBody;
+  } catch {
+    /* not JSON */
+  }
+  const code = parsed?.error?.code;
+  return new InfergateError(isErrorCode(code) ? code : 'InternalError', parsed?.error?.message ?? `HTTP ${status}: ${text}`, parsed?.error?.details);
 }
 
 const enc = encodeURIComponent;

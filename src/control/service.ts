@@ -179,6 +179,11 @@ export class ControlPlane {
     }
     const state = deploymentUpdateState(current.status.provisioningState, revision === this.revisionOf(current));
     const stored = this.store.transaction(() => {
+      // parseDeployment awaited (uploads, asset resolution): another update — a user's, or the
+      // autoscaler's instance_count change — may have been saved meanwhile. Saving over it would lose it.
+      if (this.store.getDeployment(endpoint, current.spec.name)?.generation !== current.generation) {
+        throw errorOf('DeploymentChangedMeanwhile', { deployment: current.spec.name, endpoint });
+      }
       const d = this.store.putDeployment(spec);
       this.store.setDeploymentStatus(endpoint, spec.name, { provisioningState: state, observedGeneration: current.generation });
       return d;

@@ -15,7 +15,7 @@ import { dumpDeployment } from '../spec/index.js';
 import type { StateStore } from '../store/index.js';
 import { Router } from '../router/index.js';
 import { openStateStore } from '../store/index.js';
-import { FileTrafficLog } from '../telemetry/index.js';
+import { FileTrafficLog, setInstanceSource } from '../telemetry/index.js';
 import { httpUrl, removeServerRecord, writeServerRecord } from '../util/workspace.js';
 import { devNames, isLoopbackHost, loadTls, trustHint, type TlsMaterial, type TlsSource } from '../util/tls.js';
 import type { Server as TlsServer } from 'node:tls';
@@ -153,6 +153,8 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   const urlHost = (h: string): string => (secure && (h === '0.0.0.0' || h === '::') ? hostname() : h);
   const store = openStateStore(o.workspace);
   const backend = await chooseBackend(o, log);
+  // /metrics reads instance states and restarts at scrape time (infergate_instances, infergate_instance_restarts).
+  setInstanceSource(() => backend.observe());
   // Files of deployments deleted just before an earlier server died (store deleted, files not yet).
   const stored = new Set(store.listDeployments().map((d) => `${d.spec.endpointName}/${d.spec.name}`));
   const known = (endpoint: string, deployment: string) => stored.has(`${endpoint}/${deployment}`);
@@ -190,6 +192,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   const audit = new AuditLog(join(o.workspace, 'logs', 'audit.jsonl'), log);
   const api = await buildApi({
     apiHost,
+    logsDir: join(o.workspace, 'logs'),
     ...(o.apiAllowedHosts ? { allowedHosts: o.apiAllowedHosts } : {}),
     audit,
     log,
@@ -271,6 +274,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
           await router.close();
           await backend.close();
           store.close();
+          setInstanceSource(null);
         } finally {
           // Only our own record (the lock guarantees no other server wrote one meanwhile; the check
           // keeps that true whatever happens), and the lock last of all.

@@ -99,6 +99,11 @@ export class Controller {
     if (!this.allowsZero(d)) {
       throw new Error(`deployment ${endpoint}/${deployment} may not scale to zero: its scale_settings are not target_utilization with min_instances 0, and no autoscale setting allows a count of 0`);
     }
+    // A create, update or scale the user asked for is under way (its generation is already stored): a count
+    // held at zero for that generation would outlive it and end its rollout as Succeeded with no instance.
+    if (d.status.provisioningState !== 'Succeeded') {
+      throw new Error(`deployment ${endpoint}/${deployment} is not scaled to zero while it is ${d.status.provisioningState}`);
+    }
     this.overrides.set(deploymentKey(endpoint, deployment), { count: 0, generation: d.generation });
     this.o.log?.(`deployment ${endpoint}/${deployment}: scaled to zero instances`);
     return this.kick();
@@ -122,7 +127,7 @@ export class Controller {
 
   private countOf(d: StoredDeployment): number {
     const o = this.overrides.get(deploymentKey(d.spec.endpointName, d.spec.name));
-    return o !== undefined && o.generation === d.generation ? o.count : d.spec.instanceCount;
+    return o !== undefined && o.generation === d.generation && (o.count > 0 || this.allowsZero(d)) ? o.count : d.spec.instanceCount;
   }
 
   private allowsZero(d: StoredDeployment): boolean {
@@ -164,14 +169,19 @@ export class Controller {
     for (const d of deployments) {
       const k = deploymentKey(d.spec.endpointName, d.spec.name);
       stored.set(k, d);
-      // A count held for an older spec (the user updated the deployment since) ends here.
-      const held = this.overrides.get(k);
-      if (held !== undefined && held.generation !== d.generation) this.overrides.delete(k);
+      let held = this.overrides.get(k);
+      // A count held for an older spec (the user updated the deployment since) ends here, and so does a
+      // zero that is no longer allowed (its autoscale setting was disabled, deleted or given a minimum
+      // above 0): its requests would get 503 from a deployment nothing wakes any more.
+      if (held !== undefined && (held.generation !== d.generation || (held.count === 0 && !this.allowsZero(d)))) {
+        this.overrides.delete(k);
+        held = undefined;
+      }
       if (d.status.provisioningState === 'Deleting' || endpointState.get(d.spec.endpointName) === 'Deleting') continue;
       try {
         const p = compileInstancePlan(d.spec, assetLookup(store));
         // instanceCount is not part of the revision (compile/plan.ts), so a held count never restarts anything.
-        desired.push(held !== undefined && held.generation === d.generation ? { ...p, instanceCount: held.count } : p);
+        desired.push(held !== undefined ? { ...p, instanceCount: held.count } : p);
       } catch (e) {
         const err = e instanceof InfergateError ? { code: e.code, message: e.message } : { code: 'InternalError', message: String(e) };
         this.setDeployment(d, 'Failed', err);

@@ -176,3 +176,30 @@ test('allowZero (an autoscale setting with minimum 0) lets a deployment with def
   await controller.wake('ep', 'blue');
   assert.equal(backend.instances.size, 1);
 });
+
+test('a count held at zero ends when zero is no longer allowed (its autoscale setting deleted or disabled): the deployment runs again', async () => {
+  const file = join(sample, 'blue-deployment.yml');
+  const spec = { ...loadDeploymentYaml(readFileSync(file, 'utf8'), file).spec!, endpointName: 'ep' };
+  let allowed = true;
+  const { backend, controller, route } = await fixture(spec, { allowZero: () => allowed });
+  await controller.scaleToZero('ep', 'blue');
+  await instancesBecome(controller, backend, 0);
+  allowed = false;
+  // Without the fix the next table says scaleFromZero false with no instance: every request gets 503.
+  assert.equal(controller.instanceCount('ep', 'blue'), 1);
+  await instancesBecome(controller, backend, 1);
+  backend.ready();
+  await controller.kick();
+  assert.equal(route().scaleFromZero, false);
+  assert.equal(route().instances.length, 1);
+});
+
+test("scaleToZero is refused while the user's create, update or scale is under way: the count would outlive it", async () => {
+  const { store, backend, controller } = await fixture(blueSpec(0));
+  for (const state of ['Updating', 'Scaling', 'Creating'] as const) {
+    store.setDeploymentStatus('ep', 'blue', { provisioningState: state, observedGeneration: 1 });
+    assert.throws(() => controller.scaleToZero('ep', 'blue'), new RegExp(`while it is ${state}`));
+  }
+  assert.equal(controller.instanceCount('ep', 'blue'), 1);
+  assert.deepEqual(backend.stopped, []);
+});

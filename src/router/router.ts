@@ -106,6 +106,8 @@ export interface RouterOptions {
    * the controller's wake(). Called synchronously on the request path: it must not block.
    */
   onDemand?: (endpoint: string, deployment: string) => unknown;
+  /** A cold start asked for and not come within this long is asked for again (default 5000 ms; tests shorten it). */
+  demandAgainMs?: number;
 }
 
 /** Counters per deployment that outlive routing-table swaps. */
@@ -148,7 +150,7 @@ export class Router {
     this.endpointHost = options.endpointListeners?.host;
     this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
     this.random = options.random ?? Math.random;
-    this.admission = new Admission(this.trafficLog, options.onDemand ?? null);
+    this.admission = new Admission(this.trafficLog, options.onDemand ?? null, options.demandAgainMs);
     // An instance's answer is bounded like a client's body, plus room for its status and headers: a
     // larger frame ends that instance's connection (client.ts) instead of growing the router's memory.
     this.maxResponseBytes = options.maxResponseBytes ?? options.maxBodyBytes ?? 100 * 1024 * 1024;
@@ -351,6 +353,7 @@ export class Router {
     const n = connections.length > 0 ? connections.length : route.scaleFromZero ? 1 : 0;
     d.admitLimit = n === 0 ? 0 : mc > 0 ? 2 * mc * n : Infinity;
     if (connections.length > 0) d.demandedAt = 0;
+    else this.admission.instancesGone(d);
     d.m.readyInstances = connections.length;
     return d;
   }

@@ -288,3 +288,76 @@ test('a deployment removed while requests wait for its instance: they get 503, c
   assert.equal((await waiting).status, 503);
   assert.equal(meters.queued, 0);
 });
+
+/** Keeps every request unanswered until release(): its one slot stays busy, so the next request queues. */
+class HoldingInstance {
+  readonly held: Array<() => void> = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly server: Server;
+
+  constructor(readonly socketPath: string) {
+    this.server = createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('error', () => {});
+      const reader = new FrameReader((_frame, type, id) => {
+        if (type !== FRAME_REQUEST) return;
+        const body = Buffer.from(JSON.stringify({ served: 'held' }));
+        this.held.push(() => socket.write(Buffer.concat([encodeResponseHead(id, 200, [['content-type', 'application/json']], body.length), body])));
+      });
+      socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    });
+  }
+  listen(): Promise<void> {
+    return new Promise((resolve) => this.server.listen(this.socketPath, resolve));
+  }
+  release(): void {
+    for (const answer of this.held.splice(0)) answer();
+  }
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+test('requests queued behind a busy instance when the deployment is scaled to zero ask for an instance and are answered by it', async () => {
+  const busy = new HoldingInstance(join(dir, 'held-0.sock'));
+  await busy.listen();
+  try {
+    const { router, port, demands } = await start();
+    const meters = deploymentMeters('ep', 'blue');
+    const opts = { maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 50, requestTimeoutMs: 5000 };
+    const heldRoute = { ...dep('blue', [], opts), instances: [{ instanceId: 'blue-held-0', transport: 'framed' as const, socketPath: busy.socketPath }] };
+    router.setTable(table([heldRoute], { blue: 100 }));
+    const inFlight = call(port);
+    await until(() => busy.held.length === 1, 'the first request to reach the instance');
+    const queued = call(port);
+    await until(() => meters.queued === 1, 'the second request to queue behind it');
+    // The autoscaler took the deployment to zero: its instance left the table (it finishes what it has).
+    router.setTable(table([dep('blue', [], opts)], { blue: 100 }));
+    await until(() => demands.length === 1, 'an instance to be asked for the queued request', 1000);
+    assert.deepEqual(demands, ['ep/blue']);
+    busy.release();
+    assert.equal((await inFlight).status, 200, 'the draining instance answers what it had');
+    // Longer than max_queue_wait_ms: a request waiting for a cold start waits to its deadline instead.
+    await sleep(120);
+    assert.equal(meters.queued, 1);
+    router.setTable(table([dep('blue', [blue], opts)], { blue: 100 }));
+    const r = await queued;
+    assert.equal(r.status, 200, r.body);
+    assert.equal(JSON.parse(r.body).served, 'blue-0');
+  } finally {
+    await busy.close();
+  }
+});
+
+test('a cold start asked for and lost is asked for again by the requests still waiting', async () => {
+  const { router, port, demands } = await start({ demandAgainMs: 100 });
+  router.setTable(table([dep('blue', [], { requestTimeoutMs: 5000 })], { blue: 100 }));
+  const waiting = call(port);
+  await until(() => demands.length === 1, 'the first onDemand');
+  // Nothing comes (the controller's count went back to zero before the instance was ready).
+  await until(() => demands.length === 2, 'onDemand again for the same waiting request', 2000);
+  router.setTable(table([dep('blue', [blue], { requestTimeoutMs: 5000 })], { blue: 100 }));
+  assert.equal((await waiting).status, 200);
+});

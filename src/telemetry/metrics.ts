@@ -5,7 +5,8 @@
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'infergate_process_' });
+// No prefix: process_* and nodejs_* are the names every Node.js dashboard and alert already uses.
+collectDefaultMetrics({ register: registry });
 
 const ED = ['endpoint', 'deployment'] as const;
 
@@ -82,6 +83,29 @@ export function deploymentMeters(endpoint: string, deployment: string): Deployme
   return m;
 }
 
+/**
+ * What the router answers for an endpoint before a deployment is selected (auth: 401). Kept apart from
+ * DeploymentMeters so that the autoscale sampler and the per-deployment gauges never see a deployment ''.
+ */
+export class EndpointMeters {
+  /** Answered requests by status code (index = code). */
+  readonly byStatus = new Float64Array(600);
+
+  constructor(readonly endpoint: string) {}
+}
+
+const endpointMetersByName = new Map<string, EndpointMeters>();
+
+/** The meters of an endpoint's answers given before selection (the same object for as long as the process runs). */
+export function endpointMeters(endpoint: string): EndpointMeters {
+  let m = endpointMetersByName.get(endpoint);
+  if (m === undefined) {
+    m = new EndpointMeters(endpoint);
+    endpointMetersByName.set(endpoint, m);
+  }
+  return m;
+}
+
 /** Every deployment's meters, deleted deployments' too (`live` false); read by the autoscale sampler. */
 export function allDeploymentMeters(): Iterable<DeploymentMeters> {
   return meters.values();
@@ -136,15 +160,21 @@ function histogram(name: string, help: string, read: (m: DeploymentMeters) => Fa
   });
 }
 
-/** Azure: RequestsPerMinute (dimensions deployment, statusCode, statusCodeClass, modelStatusCode). */
-collected('infergate_requests_total', 'Scoring requests answered, by endpoint, deployment, status code and class (Azure: RequestsPerMinute).', 'counter', () => {
+/**
+ * Azure: RequestsPerMinute (dimensions deployment, statusCode, statusCodeClass, modelStatusCode).
+ * Answers given before a deployment is selected (401 from auth) carry deployment="" (UNSELECTED).
+ */
+export const UNSELECTED = '';
+collected('infergate_requests_total', 'Scoring requests answered, by endpoint, deployment, status code and class (Azure: RequestsPerMinute). deployment is empty for answers given before one is selected (401: no valid key or token).', 'counter', () => {
   const out: MetricValue[] = [];
-  for (const m of meters.values()) {
-    for (let code = 100; code < m.byStatus.length; code++) {
-      const n = m.byStatus[code];
-      if (n > 0) out.push({ labels: { ...ed(m), status_code: String(code), status_code_class: statusClass(code) }, value: n });
+  const add = (labels: { endpoint: string; deployment: string }, byStatus: Float64Array) => {
+    for (let code = 100; code < byStatus.length; code++) {
+      const n = byStatus[code];
+      if (n > 0) out.push({ labels: { ...labels, status_code: String(code), status_code_class: statusClass(code) }, value: n });
     }
-  }
+  };
+  for (const m of meters.values()) add(ed(m), m.byStatus);
+  for (const m of endpointMetersByName.values()) add({ endpoint: m.endpoint, deployment: UNSELECTED }, m.byStatus);
   return out;
 });
 
@@ -157,6 +187,97 @@ gauge('infergate_requests_queued', 'Requests waiting for a free instance slot (m
 gauge('infergate_ready_instances', 'Instances ready to serve, per deployment (Azure: DeploymentCapacity).', (m) => m.readyInstances);
 gauge('infergate_cpu_utilization_percent', "Mean CPU use of the deployment's serving instances over the last second, percent of each instance's CPUs: its limit or instance type, at most this machine's cores (Azure: CpuUtilizationPercentage).", (m) => m.cpuUtilizationPercent);
 gauge('infergate_memory_utilization_percent', "Mean memory use of the deployment's serving instances, percent of each instance's memory limit or instance type, at most this machine's memory (Azure: CpuMemoryUtilizationPercentage; autoscale rules: MemoryUtilizationPercentage).", (m) => m.memoryUtilizationPercent);
+
+// ---- per-instance CPU and memory: handed over by the autoscale sampler, which already turns the
+// backend's cumulative CPU time into a rate (src/autoscale/metrics.ts) ---------------------------------
+
+/** One instance's use of its limits, as the sampler computed it in its last sample. */
+export interface InstanceUtilization {
+  /** The instance id (backend ObservedInstance.id). */
+  instance: string;
+  endpoint: string;
+  deployment: string;
+  /** CPU time ÷ wall time ÷ the instance's CPUs, percent; NaN on its first reading (no rate yet). */
+  cpuPercent: number;
+  /** Resident memory ÷ its memory limit, percent; NaN without a limit. */
+  memoryPercent: number;
+  /** Resident memory, bytes. */
+  memoryBytes: number;
+}
+
+let instanceUtilization: readonly InstanceUtilization[] = [];
+
+/**
+ * Replaces every instance's figures with one sample's: an instance left out (stopped, deleted) is no
+ * longer exported. Called once per sample, so nothing per instance outlives its instance.
+ */
+export function setInstanceUtilization(instances: readonly InstanceUtilization[]): void {
+  instanceUtilization = instances;
+}
+
+function instanceGauge(name: string, help: string, read: (u: InstanceUtilization) => number): void {
+  collected(name, help, 'gauge', () => {
+    const out: MetricValue[] = [];
+    for (const u of instanceUtilization) {
+      const value = read(u);
+      if (Number.isFinite(value)) out.push({ labels: { endpoint: u.endpoint, deployment: u.deployment, instance: u.instance }, value });
+    }
+    return out;
+  });
+}
+
+instanceGauge('infergate_instance_cpu_utilization_percent', "CPU use of one instance over the last second, percent of its CPUs (its limit or instance type, at most this machine's cores).", (u) => u.cpuPercent);
+instanceGauge('infergate_instance_memory_utilization_percent', "Resident memory of one instance, percent of its memory limit or instance type's memory.", (u) => u.memoryPercent);
+instanceGauge('infergate_instance_memory_bytes', 'Resident memory of one instance (a container: cgroup usage less inactive page cache, as docker stats).', (u) => u.memoryBytes);
+
+// ---- instance states and restarts: read at scrape time from the backend ------------------------------
+
+/** The fields of backend ObservedInstance these metrics read (telemetry may not import backend). */
+export interface InstanceObservation {
+  id: string;
+  endpoint: string;
+  deployment: string;
+  state: string;
+  restarts: number;
+}
+
+export const INSTANCE_STATES = ['starting', 'ready', 'unready', 'restarting', 'failed', 'stopping'] as const;
+
+let observeInstances: (() => readonly InstanceObservation[]) | null = null;
+
+/** Where the instance metrics come from (the server passes `() => backend.observe()`); null stops them. */
+export function setInstanceSource(source: (() => readonly InstanceObservation[]) | null): void {
+  observeInstances = source;
+}
+
+function observed(): readonly InstanceObservation[] {
+  try {
+    return observeInstances === null ? [] : observeInstances();
+  } catch {
+    // A scrape must not fail because the backend could not answer; the series go missing instead.
+    return [];
+  }
+}
+
+collected('infergate_instances', 'Instances per deployment by state: starting, ready, unready (readiness probe failing), restarting (crashed, waiting for its back-off), failed (gave up), stopping.', 'gauge', () => {
+  const counts = new Map<string, { endpoint: string; deployment: string; byState: Map<string, number> }>();
+  for (const o of observed()) {
+    const key = `${o.endpoint}/${o.deployment}`;
+    let c = counts.get(key);
+    if (c === undefined) counts.set(key, (c = { endpoint: o.endpoint, deployment: o.deployment, byState: new Map() }));
+    c.byState.set(o.state, (c.byState.get(o.state) ?? 0) + 1);
+  }
+  const out: MetricValue[] = [];
+  for (const c of counts.values()) {
+    // Every state, zeros too: an alert on state="restarting" then resolves instead of losing its series.
+    for (const state of INSTANCE_STATES) out.push({ labels: { endpoint: c.endpoint, deployment: c.deployment, state }, value: c.byState.get(state) ?? 0 });
+  }
+  return out;
+});
+
+collected('infergate_instance_restarts', 'Times an instance crashed and was started again since it last served for a minute (the crash back-off count, as Kubernetes restartCount with its reset). A crash loop keeps it climbing.', 'gauge', () =>
+  observed().map((o) => ({ labels: { endpoint: o.endpoint, deployment: o.deployment, instance: o.id }, value: o.restarts })),
+);
 
 collected('infergate_mirror_requests_total', 'Mirror-traffic copies, by outcome: sent, answered, error (answered non-200), failed (timeout or connection lost), dropped (no free instance slot).', 'counter', () => {
   const out: MetricValue[] = [];

@@ -162,6 +162,20 @@ test('a Dockerfile that fails (RUN exit 3): Failed with EnvironmentImageBuildFai
   await deleteDeployment('badbuild');
 });
 
+test('a build context FROM an image that is not here: Failed at once with EnvironmentImageNotFound (the engine would try to pull it)', { skip: SKIP, timeout: 60_000 }, async (t) => {
+  const context = join(ws.dir, 'scratch', 'missing-from-context');
+  mkdirSync(context, { recursive: true });
+  writeFileSync(join(context, 'Dockerfile'), ['FROM nosuch/base:7 AS build', 'FROM build', 'RUN echo never', ''].join('\n'));
+  const started = Date.now();
+  const r = await ws.cli(['online-deployment', 'create', '-f', deployment('nofrom', ['build:', `  path: ${context}`])]);
+  t.diagnostic(`create → Failed in ${Date.now() - started} ms`);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /EnvironmentImageNotFound/);
+  assert.match(r.stderr, /nosuch\/base:7/);
+  assert.ok(Date.now() - started < 15_000, 'no pull was waited for');
+  await deleteDeployment('nofrom');
+});
+
 test('an image that is not on this machine: Failed at once with EnvironmentImageNotFound, naming docker load and docker tag', { skip: SKIP, timeout: 60_000 }, async (t) => {
   const started = Date.now();
   const r = await ws.cli(['online-deployment', 'create', '-f', deployment('noimage', ['image: nosuch/image:1'])]);

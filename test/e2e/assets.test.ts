@@ -138,7 +138,7 @@ test('registered model and environment: deploy by azureml:name:version, update t
   // A reference that does not resolve fails creation, with the reason.
   const missing = deploymentYaml(dir, 'missing.yml', ['name: green', `endpoint_name: ${E}`, 'model: azureml:my-model:9', 'code_configuration:', `  code: ${join(EXAMPLES, 'model-1', 'onlinescoring')}`, '  scoring_script: score.py']);
   const refused = await ws.cli(['ml', 'online-deployment', 'create', '-f', missing]);
-  assert.equal(refused.code, 1);
+  assert.equal(refused.code, 3, 'a 404 exits 3, as az does');
   assert.match(refused.stderr, /\(AssetNotFound\) deployment 'green': model 'azureml:my-model:9' does not resolve: no model my-model version 9 is registered/);
   assert.match((await ws.cli(['online-deployment', 'show', '-n', 'green', '-e', E])).stderr, /DeploymentNotFound/, 'nothing was stored');
   const noEnv = await ws.cli(['ml', 'model', 'show', '-n', 'nope', '-v', '1']);

@@ -21,9 +21,10 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 
 const json = async (args: string[]): Promise<Json> => JSON.parse(await ws.ok(args)) as Json;
 
-/** A refused command: exit 1 and az's `ERROR: (<code>) <message>` on stderr. */
+/** A refused command: az's exit code (3 for what was not found, else 1) and `ERROR: (<code>) <message>` on stderr. */
 function refused(r: CliResult, code: string, message: RegExp): void {
-  assert.equal(r.code, 1, `expected ${code}, got exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  const exit = /NotFound$/.test(code) ? 3 : 1;
+  assert.equal(r.code, exit, `expected ${code} (exit ${exit}), got exit ${r.code}\n${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, new RegExp(`^ERROR: \\(${code}\\) `), r.stderr);
   assert.match(r.stderr, message);
 }

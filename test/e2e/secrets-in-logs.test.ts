@@ -96,7 +96,14 @@ test('a walkthrough with keys and tokens leaves none of them in any log, output,
   // The traffic log is written by a timer (every 200 ms): wait until every request counted has its
   // record written (or dropped), so the search below sees all of them.
   await until('the traffic log to be written', async () => {
-    const [requests, written, dropped] = await Promise.all(['infergate_requests_total', 'infergate_traffic_log_records_total', 'infergate_traffic_log_dropped_total'].map((m) => ws.metric(m)));
+    const [all, refusedBeforeSelection, written, dropped] = await Promise.all([
+      ws.metric('infergate_requests_total'),
+      // Refusals before a deployment is chosen (401 ...) are counted with deployment="" and have no traffic-log record.
+      ws.metric('infergate_requests_total', { deployment: '' }),
+      ws.metric('infergate_traffic_log_records_total'),
+      ws.metric('infergate_traffic_log_dropped_total'),
+    ]);
+    const requests = all - refusedBeforeSelection;
     return requests > 0 && written + dropped >= requests;
   }, 10_000);
   const searched = files(ws.dir).filter((f) => !SECRET_STORES.test(relative(ws.dir, f)));

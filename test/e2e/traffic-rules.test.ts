@@ -66,7 +66,7 @@ test('traffic cannot be set when an endpoint is created', async () => {
   const r = await ws.cli(['online-endpoint', 'create', '-f', file]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /\(InvalidTraffic\).*can't be set when an endpoint is created/);
-  assert.equal((await ws.cli(['online-endpoint', 'show', '-n', 'endpt-with-traffic'])).code, 1, 'nothing was created');
+  assert.equal((await ws.cli(['online-endpoint', 'show', '-n', 'endpt-with-traffic'])).code, 3, 'nothing was created (not found: exit 3, as az)');
 });
 
 test('mirror traffic: one deployment, at most 50%, never a deployment with live traffic', async () => {
@@ -89,7 +89,7 @@ test('a deployment with live or mirror traffic cannot be deleted', async () => {
 test('the number of deployments per endpoint is limited (here --max-deployments 3)', async () => {
   const r = await ws.cli(['online-deployment', 'create', '-f', join(dir, 'extra.yml')]);
   assert.match(r.stderr, /\(TooManyDeployments\)/);
-  assert.equal((await ws.cli(['online-deployment', 'show', '-n', 'extra', '-e', E])).code, 1, 'nothing was created');
+  assert.equal((await ws.cli(['online-deployment', 'show', '-n', 'extra', '-e', E])).code, 3, 'nothing was created (not found: exit 3, as az)');
 });
 
 test('--all-traffic replaces the whole traffic map', async () => {

@@ -22,8 +22,8 @@
 // their socket) and removes the rest — only ever containers labelled with its own workspace.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmod, chown, link, lstat, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { createServer, type Server } from 'node:net';
@@ -85,7 +85,12 @@ interface Instance {
   plan: InstancePlan;
   dir: string;
   logDir: string;
-  /** This machine's side of the socket folder mounted at SOCKET_DIR. */
+  /**
+   * The instance's socket folder: the server's own (0700). Its `c/` is mounted at SOCKET_DIR and is the
+   * container's to write; the server connects and listens only at paths in the folder itself (host.sock,
+   * a hard link to the socket the host made in c/; log.sock, linked into c/), so nothing the container
+   * puts in c/ (a symlink to the engine's socket, to a file the server would chmod) is followed by it.
+   */
   socketDir: string;
   container: Docker.Container | null;
   log: ConsoleLog | null;
@@ -103,6 +108,14 @@ interface Instance {
   storageChild: import('node:child_process').ChildProcess | null;
   /** Where the host in the container sends its console log (log.sock in the socket folder), for the instance's life. */
   logServer: Server | null;
+  /** Resolved by stop(): what the instance's life waits for (an image build, an engine that does not answer) is not waited for any longer. */
+  stopped: Promise<null>;
+  markStopped: () => void;
+}
+
+/** The container's side of an instance's socket folder (mounted at SOCKET_DIR). */
+function containerSide(socketDir: string): string {
+  return join(socketDir, 'c');
 }
 
 /** Finds a Docker Engine: DOCKER_HOST, else /var/run/docker.sock. Resolves undefined with the reason when none answers. */
@@ -137,8 +150,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     this.docker = options.docker;
     this.images = new EnvironmentImages(this.docker);
     this.workspaceLabel = createHash('sha256').update(options.workspace).digest('hex').slice(0, 16);
-    this.socketBase = join(tmpdir(), `infergate-docker-${this.workspaceLabel.slice(0, 10)}`);
-    mkdirSync(this.socketBase, { recursive: true, mode: 0o711 });
+    this.socketBase = privateFolder(join(tmpdir(), `infergate-docker-${this.workspaceLabel.slice(0, 10)}`), options.log);
     // Root gives every instance a uid of its own from the instance range (isolation.ts), as the process
     // backend does; without root the engine still runs containers, as nobody.
     this.uids = this.root ? new UidPool(DEFAULT_UID_RANGE.base, DEFAULT_UID_RANGE.count) : null;
@@ -153,18 +165,24 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
    */
   async adopt(exists: (endpoint: string, deployment: string) => boolean): Promise<void> {
     const found = await this.docker.listContainers({ all: true, filters: { label: [`${L.workspace}=${this.workspaceLabel}`] } });
+    // Socket folders stay while a container may still run with them mounted (one the engine did not
+    // remove): a recursive removal races a live container that swaps a folder for a symlink.
+    const keep = new Set<string>();
     for (const c of found) {
       const l = c.Labels;
       // A socket folder is only ever one of ours (labels are anyone's to write who can reach the engine):
       // a label naming another path makes the container a stranger to remove, never a path to delete.
       const ours = typeof l[L.socket] === 'string' && dirname(l[L.socket]) === this.socketBase && /^[0-9a-f]{16}$/.test(basename(l[L.socket]));
       if (!ours) delete l[L.socket];
-      if (ours && c.State === 'running' && exists(l[L.endpoint], l[L.deployment])) {
+      // The uid a taken-over instance keeps (and a replacement container runs as): only one this server
+      // would have given, never root because a label says so.
+      const uidOk = this.uidAllowed(l[L.uid]);
+      if (ours && uidOk && c.State === 'running' && exists(l[L.endpoint], l[L.deployment])) {
         this.adoptable.set(l[L.instance], c);
-        if (this.uids && l[L.uid]) this.uids.reserve(Number(l[L.uid]));
-      } else await this.removeContainer(c.Id, `container ${c.Names[0] ?? c.Id} of an earlier server (${c.State})`);
+        this.uids?.reserve(Number(l[L.uid]));
+      } else if (!(await this.removeContainer(c.Id, `container ${c.Names[0] ?? c.Id} of an earlier server (${c.State})`)) && ours) keep.add(l[L.socket]);
     }
-    const keep = new Set([...this.adoptable.values()].map((c) => c.Labels[L.socket]));
+    for (const c of this.adoptable.values()) keep.add(c.Labels[L.socket]);
     for (const name of readdirSync(this.socketBase)) {
       const dir = join(this.socketBase, name);
       if (!keep.has(dir)) rmSync(dir, { recursive: true, force: true });
@@ -177,9 +195,9 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     const left = [...this.adoptable.values()];
     this.adoptable.clear();
     for (const c of left) {
-      if (c.Labels[L.uid]) this.uids?.release(Number(c.Labels[L.uid]));
-      await this.removeContainer(c.Id, `container ${c.Names[0] ?? c.Id} of an earlier server (instance ${c.Labels[L.instance]} is no longer wanted)`);
-      rmSync(c.Labels[L.socket], { recursive: true, force: true }); // checked in adopt(): a folder under socketBase
+      this.uids?.release(Number(c.Labels[L.uid]));
+      const gone = await this.removeContainer(c.Id, `container ${c.Names[0] ?? c.Id} of an earlier server (instance ${c.Labels[L.instance]} is no longer wanted)`);
+      if (gone) rmSync(c.Labels[L.socket], { recursive: true, force: true }); // checked in adopt(): a folder under socketBase
     }
   }
 
@@ -188,10 +206,9 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     const candidate = this.adoptable.get(id);
     const adopt = candidate && candidate.Labels[L.revision] === plan.revision ? candidate : null;
     if (candidate) this.adoptable.delete(id);
-    if (candidate && !adopt) {
-      if (candidate.Labels[L.uid]) this.uids?.release(Number(candidate.Labels[L.uid]));
-      await this.removeContainer(candidate.Id, `container of ${id} from an earlier server (another revision)`);
-    }
+    if (candidate && !adopt) this.uids?.release(Number(candidate.Labels[L.uid]));
+    let markStopped!: () => void;
+    const stopped = new Promise<null>((resolve) => (markStopped = () => resolve(null)));
     const inst: Instance = {
       observed: { id, endpoint: plan.endpoint, deployment: plan.deployment, revision: plan.revision, index, state: 'starting', restarts: 0 },
       plan,
@@ -211,11 +228,15 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       life: null,
       storageChild: null,
       logServer: null,
+      stopped,
+      markStopped,
     };
+    // In the map before anything is awaited: a stop() that comes meanwhile finds the instance to stop.
     this.instances.set(id, inst);
     this.changed();
     void this.tidy(plan.endpoint, plan.deployment);
-    inst.life = (adopt ? this.takeOver(inst) : this.launch(inst)).catch((e: unknown) => {
+    const stale = candidate && !adopt ? this.removeContainer(candidate.Id, `container of ${id} from an earlier server (another revision)`) : Promise.resolve(true);
+    inst.life = stale.then(() => (adopt ? this.takeOver(inst) : this.launch(inst))).catch((e: unknown) => {
       this.writeLog(inst, `instance failed: ${(e as Error).stack ?? e}`);
       this.setFailed(inst, 'ResourceNotReady', (e as Error).message);
     });
@@ -231,16 +252,20 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       if (inst.restartTimer) clearTimeout(inst.restartTimer);
       inst.stopProbes?.();
       inst.storageChild?.kill('SIGKILL');
+      inst.markStopped();
       this.changed();
     }
     // SIGTERM to the host (docker stop), which lets in-flight requests finish; SIGKILL after the grace.
     if (inst.container) await inst.container.stop({ t: STOP_GRACE_S }).catch(() => {});
     await inst.life;
-    if (inst.container) await this.removeContainer(inst.container.id, null);
+    // A follow() that was past its own stopping check when the stop came may have set one.
+    if (inst.restartTimer) clearTimeout(inst.restartTimer);
+    const gone = inst.container ? await this.removeContainer(inst.container.id, null) : true;
     await new Promise<void>((resolve) => (inst.logServer ? inst.logServer.close(() => resolve()) : resolve()));
+    if (!gone) this.writeLog(inst, `the engine did not remove container ${inst.container!.id}; its socket folder ${inst.socketDir} is left for the next server`);
     await inst.log?.end();
     await rm(inst.dir, { recursive: true, force: true });
-    await rm(inst.socketDir, { recursive: true, force: true });
+    if (gone) await rm(inst.socketDir, { recursive: true, force: true });
     if (this.uids) this.uids.release(inst.uid);
     this.instances.delete(id);
     await this.tidy(inst.observed.endpoint, inst.observed.deployment);
@@ -271,9 +296,19 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     if (!this.closed) await pruneStoppedLogs(this.options.workspace, endpoint, deployment, inUse);
   }
 
-  private async removeContainer(id: string, why: string | null): Promise<void> {
+  /** True once the container is gone (removed now, or already); false when the engine did not answer. */
+  private async removeContainer(id: string, why: string | null): Promise<boolean> {
     if (why) this.options.log?.(`removing ${why}`);
-    await this.docker.getContainer(id).remove({ force: true }).catch(() => {});
+    return this.docker.getContainer(id).remove({ force: true }).then(
+      () => true,
+      (e: unknown) => (e as { statusCode?: number }).statusCode === 404,
+    );
+  }
+
+  private uidAllowed(label: string | undefined): boolean {
+    if (label === undefined || !/^[0-9]+$/.test(label)) return false;
+    const uid = Number(label);
+    return this.uids ? uid >= DEFAULT_UID_RANGE.base && uid < DEFAULT_UID_RANGE.base + DEFAULT_UID_RANGE.count : uid === 65534;
   }
 
   /** Storage, image, container: one instance from nothing to running (ready comes from the host's own line). */
@@ -293,18 +328,24 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       else await chmod(inst.dir, 0o755);
       await writeFile(join(inst.dir, '.initialized'), JSON.stringify(outcome.result));
     }
-    let image: string;
+    let image: string | null;
     try {
-      image = await this.images.resolve(plan.environment, this.options.defaultImage ?? DEFAULT_DOCKER_IMAGE, (line) => this.writeLog(inst, line));
+      // A build (or an engine that stops answering) is not the stop's to wait for: it goes on for other
+      // instances of the same environment, and this one leaves.
+      const resolving = this.images.resolve(plan.environment, this.options.defaultImage ?? DEFAULT_DOCKER_IMAGE, (line) => this.writeLog(inst, line));
+      resolving.catch(() => {});
+      image = await Promise.race([resolving, inst.stopped]);
     } catch (e) {
       if (!(e instanceof ImageError)) throw e;
       this.writeLog(inst, e.message);
       return this.setFailed(inst, e.error.code, e.message);
     }
-    if (inst.stopping) return;
+    if (inst.stopping || image === null) return;
     await mkdir(inst.socketDir, { recursive: true, mode: 0o700 });
-    if (this.root) await chown(inst.socketDir, inst.uid, inst.uid);
-    else await chmod(inst.socketDir, 0o777);
+    const side = containerSide(inst.socketDir);
+    await mkdir(side, { recursive: true, mode: 0o700 });
+    if (this.root) await chown(side, inst.uid, inst.uid);
+    else await chmod(side, 0o777);
     await this.listenForLogs(inst);
     await this.run(inst, image);
   }
@@ -317,8 +358,16 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
    * one, is found at the same path. The container can remove the file but reach nothing of ours with it.
    */
   private async listenForLogs(inst: Instance): Promise<void> {
-    if (inst.logServer) return;
-    const path = join(inst.socketDir, 'log.sock');
+    if (!inst.logServer) await this.listenForLogsAt(inst, join(inst.socketDir, 'log.sock'));
+    // The container sees it as a hard link in its side of the folder (a restarted container, or the one
+    // before it, may have removed it). What it put there is removed, never followed.
+    const inside = join(containerSide(inst.socketDir), 'log.sock');
+    await rm(inside, { force: true }).catch(() => {});
+    await link(join(inst.socketDir, 'log.sock'), inside).catch((e: Error) => this.writeLog(inst, `the console log socket cannot be offered to the container: ${e.message}`));
+  }
+
+  /** Listens in the server's own folder, where nothing of the container's can be in the way of the chmod. */
+  private async listenForLogsAt(inst: Instance, path: string): Promise<void> {
     await rm(path, { force: true });
     const server = createServer((socket) => {
       socket.on('data', (chunk: Buffer) => inst.log?.write(chunk));
@@ -355,7 +404,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       }
     } else {
       const appRoot = inside(storage!.appRoot);
-      binds.push(`${storage!.appRoot}:${appRoot}:ro`, `${inst.socketDir}:${SOCKET_DIR}`);
+      binds.push(`${storage!.appRoot}:${appRoot}:ro`, `${containerSide(inst.socketDir)}:${SOCKET_DIR}`);
       Object.assign(env, {
         INFERGATE_SOCKET: `${SOCKET_DIR}/host.sock`,
         INFERGATE_INSTANCE_ID: inst.observed.id,
@@ -457,11 +506,11 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     if (stored) inst.storage = JSON.parse(stored) as StorageResult;
     const container = inst.container!;
     const deadline = Date.now() + ADOPT_PROBE_MS;
-    const address = await this.addressOf(inst, container);
-    const probe = () => (address?.transport === 'http' ? httpProbeOnce(address.host, address.port, inst.plan.environment.inferenceConfig!.readiness.path, 2000) : probeOnce(join(inst.socketDir, 'host.sock'), 2000));
+    let address: InstanceAddress | undefined;
     let ok = false;
     while (!ok && !inst.stopping && Date.now() < deadline) {
-      ok = address !== undefined && (await probe());
+      address = await this.addressOf(inst, container);
+      ok = address !== undefined && (address.transport === 'http' ? await httpProbeOnce(address.host, address.port, inst.plan.environment.inferenceConfig!.readiness.path, 2000) : await probeOnce(address.socketPath, 2000));
       if (!ok) await sleep(250);
     }
     if (inst.stopping) return;
@@ -498,10 +547,31 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
 
   /** Where the router reaches the instance: its socket, or (custom container) the published scoring port. */
   private async addressOf(inst: Instance, container: Docker.Container): Promise<InstanceAddress | undefined> {
-    if (inst.plan.runtime !== 'container') return { instanceId: inst.observed.id, transport: 'framed', socketPath: join(inst.socketDir, 'host.sock') };
+    if (inst.plan.runtime !== 'container') {
+      const socketPath = await this.linkHostSocket(inst);
+      return socketPath === undefined ? undefined : { instanceId: inst.observed.id, transport: 'framed', socketPath };
+    }
     const scoring = inst.plan.environment.inferenceConfig!.scoring;
     const port = await this.publishedPort(container, scoring.port);
     return port === undefined ? undefined : { instanceId: inst.observed.id, transport: 'http', host: '127.0.0.1', port, path: scoring.path };
+  }
+
+  /**
+   * The host's socket as the server reaches it: a hard link, in the server's own folder, to the socket
+   * the host made in the container's side. link() does not follow a symlink the container put there, so
+   * the link is the host's socket or it is refused; and what the container does to its side afterwards
+   * cannot move the router's or the probes' connections elsewhere on this machine.
+   */
+  private async linkHostSocket(inst: Instance): Promise<string | undefined> {
+    const path = join(inst.socketDir, 'host.sock');
+    await rm(path, { force: true });
+    const made = await link(join(containerSide(inst.socketDir), 'host.sock'), path).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => e.code === 'EEXIST', // a concurrent call linked it
+    );
+    if (made && (await lstat(path).catch(() => null))?.isSocket()) return path;
+    await rm(path, { force: true });
+    return undefined;
   }
 
   private async publishedPort(container: Docker.Container, port: number): Promise<number | undefined> {
@@ -524,7 +594,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
   private watch(inst: Instance, container: Docker.Container, address: InstanceAddress): void {
     inst.stopProbes?.();
     const ic = inst.plan.environment.inferenceConfig;
-    const framed = (timeoutMs: number) => probeOnce(join(inst.socketDir, 'host.sock'), timeoutMs);
+    const framed = (timeoutMs: number) => (address.transport === 'framed' ? probeOnce(address.socketPath, timeoutMs) : Promise.resolve(false));
     const live = address.transport === 'http' && ic ? (t: number) => this.httpRoute(container, ic.liveness, t) : framed;
     const ready = address.transport === 'http' && ic ? (t: number) => this.httpRoute(container, ic.readiness, t) : framed;
     inst.stopProbes = startProbesWith(live, ready, inst.plan.livenessProbe, inst.plan.readinessProbe, {
@@ -580,7 +650,15 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
             log.write(line);
             continue;
           }
-          if (message.type === 'ready') void this.addressOf(inst, container).then((a) => a && this.ready(inst, container, a));
+          if (message.type === 'ready') {
+            void this.addressOf(inst, container).then((a) => {
+              if (a) return this.ready(inst, container, a);
+              if (inst.plan.runtime === 'container' || inst.stopping || inst.container !== container) return;
+              const e = errorOf('ContainerStartFailed', { instance: inst.observed.id, reason: `it said it was ready, but ${SOCKET_DIR}/host.sock is not a socket` });
+              this.writeLog(inst, e.message);
+              this.setFailed(inst, e.code, e.message);
+            });
+          }
           else this.setFailed(inst, message.code, message.message);
         } else log.write(line);
       }
@@ -665,6 +743,21 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       await sleep(250);
     }
   }
+}
+
+/**
+ * `path` made (0711) or found as this user's own folder, writable by no one else; else (a folder of that
+ * name someone else made first in the shared temporary directory, or a symlink) a fresh one next to it.
+ * The server creates, chowns and connects to paths in it as root.
+ */
+function privateFolder(path: string, log?: (line: string) => void): string {
+  mkdirSync(path, { recursive: true, mode: 0o711 });
+  const st = lstatSync(path);
+  const me = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+  if (st.isDirectory() && !st.isSymbolicLink() && st.uid === me && (st.mode & 0o022) === 0) return path;
+  const fresh = mkdtempSync(`${path}-`);
+  log?.(`${path} is not this user's own folder (owner ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}); using ${fresh} for instance sockets`);
+  return fresh;
 }
 
 function mib(bytes: number): string {

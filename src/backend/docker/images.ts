@@ -120,6 +120,9 @@ export class EnvironmentImages {
     if (!files.has(build.dockerfilePath)) {
       throw new ImageError(errorOf('ImageBuildFailed', { tag: '(not built)', source: build.path, reason: `there is no ${build.dockerfilePath} in the build context` }));
     }
+    // The engine pulls a FROM image it does not have, even with pull: false: on a machine without a
+    // registry that hangs. Every FROM must name an image that is here (or an earlier stage, or scratch).
+    for (const from of fromImages(files.get(build.dockerfilePath)!.toString('utf8'))) await this.imageId(from);
     const tag = `infergate-env:${hash([BUILD_FORMAT, build.dockerfilePath, ...[...files].flatMap(([name, content]) => [name, content.toString('base64')])])}`;
     await this.build(tag, build.path, files, build.dockerfilePath, log);
     return tag;
@@ -197,6 +200,20 @@ export class EnvironmentImages {
     }
     log(`environment image: built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
+}
+
+/** The images a Dockerfile's FROM lines name: not `scratch`, not an earlier stage, not one built from an ARG. */
+export function fromImages(dockerfile: string): string[] {
+  const stages = new Set<string>();
+  const images: string[] = [];
+  for (const line of dockerfile.split(/\r?\n/)) {
+    const m = /^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$/i.exec(line);
+    if (!m) continue;
+    const image = m[1];
+    if (image.toLowerCase() !== 'scratch' && !stages.has(image.toLowerCase()) && !image.includes('$')) images.push(image);
+    if (m[2]) stages.add(m[2].toLowerCase());
+  }
+  return images;
 }
 
 function hash(parts: string[]): string {

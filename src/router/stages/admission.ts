@@ -33,6 +33,7 @@ export class Admission implements FlightControl {
     private readonly log: TrafficSink,
     /** Asks for an instance of a scale-from-zero deployment that has none (RouterOptions.onDemand). */
     private readonly onDemand: ((endpoint: string, deployment: string) => unknown) | null = null,
+    private readonly demandAgainMs: number = DEMAND_AGAIN_MS,
   ) {}
 
   /**
@@ -60,7 +61,7 @@ export class Admission implements FlightControl {
   demand(d: DeploymentState): void {
     if (this.onDemand === null) return;
     const now = performance.now();
-    if (d.demandedAt !== 0 && now - d.demandedAt < DEMAND_AGAIN_MS) return;
+    if (d.demandedAt !== 0 && now - d.demandedAt < this.demandAgainMs) return;
     d.demandedAt = now;
     try {
       const r = this.onDemand(d.endpoint, d.name);
@@ -68,6 +69,17 @@ export class Admission implements FlightControl {
     } catch {
       // the request still waits until its deadline
     }
+  }
+
+  /**
+   * A new table left a scale-from-zero deployment without an instance (it was scaled to zero, or its last
+   * instance failed) while requests wait behind busy slots: nothing else would ask for an instance for
+   * them, so they become cold requests (waiting to their deadline for one) and one is asked for.
+   */
+  instancesGone(d: DeploymentState): void {
+    if (d.connections.length > 0 || !d.route.scaleFromZero || d.queueHead >= d.queue.length) return;
+    for (let i = d.queueHead; i < d.queue.length; i++) d.queue[i].cold = true;
+    this.demand(d);
   }
 
   /** A complete request: sent to a free slot, queued, or refused. false when refused (nothing is mirrored then). */
@@ -208,6 +220,9 @@ export class Admission implements FlightControl {
     }
     const now = performance.now();
     for (const d of this.queued) {
+      // A start asked for and lost (the autoscaler took the count back to zero before the instance was
+      // ready, the callback failed) is asked for again by the requests still waiting, not only by new ones.
+      if (d.connections.length === 0 && d.route.scaleFromZero) this.demand(d);
       const maxWait = d.route.maxQueueWaitMs;
       while (d.queueHead < d.queue.length) {
         const f = d.queue[d.queueHead];

@@ -4,7 +4,7 @@
 // often is refused before its credential is even checked (../auth-limit.ts).
 
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { ConnectionMeters } from '../../telemetry/metrics.js';
+import { endpointMeters, type ConnectionMeters } from '../../telemetry/metrics.js';
 import type { FailedAuthLimiter } from '../auth-limit.js';
 import type { Http1Connection, Http1Request } from '../http1.js';
 import type { EndpointState } from '../state.js';
@@ -39,12 +39,13 @@ export class Auth {
     if (endpoint.route.authMode === 'none') return true;
     const auth = onlyValue(req.headers, 'authorization');
     // Two credentials: which one counts is ambiguous (a proxy may check one, we another), so neither does.
-    if (auth === null) return void answerError(req, 400, TWO_AUTHORIZATIONS, randomUUID(), ''), false;
+    if (auth === null) return void refused(req, endpoint, 400, TWO_AUTHORIZATIONS), false;
     const verdict = this.verdict(endpoint, auth, req.conn);
     if (verdict === AUTH_OK) return true;
-    if (verdict === AUTH_FAILED) return void answerError(req, 401, UNAUTHORIZED, randomUUID(), ''), false;
+    if (verdict === AUTH_FAILED) return void refused(req, endpoint, 401, UNAUTHORIZED), false;
     // Over the failed-auth limit: the connection closes, so what it pipelined is not read.
     this.meters.failedAuthRefused++;
+    countRefusal(endpoint, 429);
     const seconds = String(Math.max(1, Math.ceil(this.throttledFor / 1000)));
     answerError(req, 429, errorBody(`Too many failed authentication attempts from this address: retry after ${seconds} s`), randomUUID(), '', seconds, true);
     return false;
@@ -81,6 +82,20 @@ export class Auth {
     else conn.handlerState = { endpoint, header: header!, until } satisfies Verified;
     return AUTH_OK;
   }
+}
+
+/**
+ * Counts an answer given before a deployment is selected in infergate_requests_total (deployment ""). A
+ * lookup by the name the endpoint state already holds: nothing is allocated, so a flood of bad keys costs
+ * no more than before.
+ */
+function countRefusal(endpoint: EndpointState, status: number): void {
+  endpointMeters(endpoint.route.name).byStatus[status]++;
+}
+
+function refused(req: Http1Request, endpoint: EndpointState, status: number, body: string): void {
+  countRefusal(endpoint, status);
+  answerError(req, status, body, randomUUID(), '');
 }
 
 /** Until when (ms since the epoch) the credential is valid: Infinity for a key, 0 when it is not valid. */
