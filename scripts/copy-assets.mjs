@@ -1,5 +1,6 @@
 // Copies non-TypeScript runtime assets next to the compiled JavaScript, so dist/ is self-contained: the
-// Python inference host with its compat/ packages (*.py, any depth) and the swagger templates (*.json).
+// Python inference host with its compat/ packages (*.py, any depth) and the swagger templates (*.json);
+// then the JSON Schemas of the YAML documents (json-schemas.mjs).
 import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,3 +21,6 @@ for (const [from, to] of pairs) {
   rmSync(to, { recursive: true, force: true }); // files deleted from src/ must not linger in dist/
   copyTree(from, to);
 }
+
+// The JSON Schemas of the YAML documents, generated from the compiled spec/ (not copied: derived).
+await import('./json-schemas.mjs');

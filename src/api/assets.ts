@@ -128,9 +128,10 @@ export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & 
   registerUploadRoutes(app, registry.blobs);
   for (const kind of ['model', 'environment'] as const) {
     const base = `/api/${KIND_DIR[kind]}`;
+    const Kind = kind === 'model' ? 'Model' : 'Environment';
     const show = (a: StoredAsset) => (kind === 'model' ? showModel(o, a as StoredAsset<'model'>) : showEnvironment(o, a as StoredAsset<'environment'>));
 
-    app.get(base, { config: { role: 'reader' }, schema: { summary: `List ${kind}s (or one ${kind}'s versions)`, querystring: listQuery } }, async (req) => {
+    app.get(base, { config: { role: 'reader' }, schema: { operationId: `list${Kind}s`, tags: [`${kind}s`], summary: `List ${kind}s (or one ${kind}'s versions)`, querystring: listQuery } }, async (req) => {
       const q = req.query as { name?: string; include_archived?: boolean; archived_only?: boolean; include_anonymous?: boolean };
       return listAssets(o, store, kind, {
         ...(q.name !== undefined ? { name: q.name } : {}),
@@ -140,21 +141,21 @@ export function registerAssetRoutes(app: FastifyInstance, o: AssetShowContext & 
       });
     });
 
-    app.post(base, { config: { role: 'contributor' }, schema: { summary: `Register a ${kind} version (the ${kind} YAML as JSON; files as upload:sha256:<manifest> references, see POST /api/blobs/missing)`, body: anyObject } }, async (req, reply) =>
+    app.post(base, { config: { role: 'contributor' }, schema: { operationId: `register${Kind}`, tags: [`${kind}s`], summary: `Register a ${kind} version (the ${kind} YAML as JSON; files as upload:sha256:<manifest> references, see POST /api/blobs/missing)`, body: anyObject } }, async (req, reply) =>
       reply.status(201).send(show(await registry.registerDocument(kind, req.body))));
 
-    app.get(`${base}/:name/versions/:version`, { config: { role: 'reader' }, schema: { summary: `Show a ${kind} version`, params: assetParams } }, async (req) => {
+    app.get(`${base}/:name/versions/:version`, { config: { role: 'reader' }, schema: { operationId: `show${Kind}Version`, tags: [`${kind}s`], summary: `Show a ${kind} version`, params: assetParams } }, async (req) => {
       const { name, version } = req.params as { name: string; version: string };
       return show(registry.version(kind, name, version));
     });
 
-    app.get(`${base}/:name/labels/:label`, { config: { role: 'reader' }, schema: { summary: `Show the ${kind} version a label names (latest)`, params: labelParams } }, async (req) => {
+    app.get(`${base}/:name/labels/:label`, { config: { role: 'reader' }, schema: { operationId: `show${Kind}ByLabel`, tags: [`${kind}s`], summary: `Show the ${kind} version a label names (latest)`, params: labelParams } }, async (req) => {
       const { name, label } = req.params as { name: string; label: string };
       return show(registry.byLabel(kind, name, label));
     });
 
     for (const [verb, archived] of [['archive', true], ['restore', false]] as const) {
-      app.post(`${base}/:name/versions/:version/${verb}`, { config: { role: 'contributor' }, schema: { summary: `${verb === 'archive' ? 'Archive' : 'Restore'} a ${kind} version`, params: assetParams } }, async (req) => {
+      app.post(`${base}/:name/versions/:version/${verb}`, { config: { role: 'contributor' }, schema: { operationId: `${verb}${Kind}Version`, tags: [`${kind}s`], summary: `${verb === 'archive' ? 'Archive' : 'Restore'} a ${kind} version`, params: assetParams } }, async (req) => {
         const { name, version } = req.params as { name: string; version: string };
         return show(registry.setArchived(kind, name, version, archived));
       });

@@ -32,23 +32,23 @@ export function registerAutoscaleRoutes(app: FastifyInstance, o: AutoscaleApiOpt
   const settings = new AutoscaleSettings(o);
   const base = '/api/autoscale';
 
-  app.get(base, { config: READ, schema: { summary: 'List autoscale settings (az monitor autoscale list)' } }, async () => settings.list());
+  app.get(base, { config: READ, schema: { operationId: 'listAutoscaleSettings', tags: ['autoscale'], summary: 'List autoscale settings (az monitor autoscale list)' } }, async () => settings.list());
 
-  app.post(base, { config: CHANGE, schema: { summary: 'Create an autoscale setting for a deployment: name, resource (the deployment id), min_count, max_count, count', body: anyObject } }, async (req, reply) => {
+  app.post(base, { config: CHANGE, schema: { operationId: 'createAutoscaleSetting', tags: ['autoscale'], summary: 'Create an autoscale setting for a deployment: name, resource (the deployment id), min_count, max_count, count', body: anyObject } }, async (req, reply) => {
     const body = req.body as CreateSettingRequest;
     audited(req, body.name);
     return reply.status(201).send(settings.create(body));
   });
 
-  app.get(`${base}/:name`, { config: READ, schema: { summary: 'Show an autoscale setting', params: nameParams } }, async (req) => settings.get((req.params as P).name));
+  app.get(`${base}/:name`, { config: READ, schema: { operationId: 'showAutoscaleSetting', tags: ['autoscale'], summary: 'Show an autoscale setting', params: nameParams } }, async (req) => settings.get((req.params as P).name));
 
-  app.patch(`${base}/:name`, { config: CHANGE, schema: { summary: "Update an autoscale setting: enabled, tags, the default profile's counts", params: nameParams, body: anyObject } }, async (req) => {
+  app.patch(`${base}/:name`, { config: CHANGE, schema: { operationId: 'updateAutoscaleSetting', tags: ['autoscale'], summary: "Update an autoscale setting: enabled, tags, the default profile's counts", params: nameParams, body: anyObject } }, async (req) => {
     const { name } = req.params as P;
     audited(req, name);
     return settings.update(name, req.body as UpdateSettingRequest);
   });
 
-  app.delete(`${base}/:name`, { config: CHANGE, schema: { summary: 'Delete an autoscale setting and its history', params: nameParams } }, async (req) => {
+  app.delete(`${base}/:name`, { config: CHANGE, schema: { operationId: 'deleteAutoscaleSetting', tags: ['autoscale'], summary: 'Delete an autoscale setting and its history', params: nameParams } }, async (req) => {
     const { name } = req.params as P;
     audited(req, name);
     settings.delete(name);
@@ -56,10 +56,10 @@ export function registerAutoscaleRoutes(app: FastifyInstance, o: AutoscaleApiOpt
   });
 
   // ---- rules
-  app.get(`${base}/:name/rules`, { config: READ, schema: { summary: "A profile's rules, each with the index rule delete takes", params: nameParams, querystring: profileQuery } }, async (req) =>
+  app.get(`${base}/:name/rules`, { config: READ, schema: { operationId: 'listAutoscaleRules', tags: ['autoscale'], summary: "A profile's rules, each with the index rule delete takes", params: nameParams, querystring: profileQuery } }, async (req) =>
     settings.listRules((req.params as P).name, (req.query as { profile?: string }).profile));
 
-  app.post(`${base}/:name/rules`, { config: CHANGE, schema: { summary: 'Add a rule: condition, scale, cooldown, resource, timegrain, profile_name', params: nameParams, body: anyObject } }, async (req, reply) => {
+  app.post(`${base}/:name/rules`, { config: CHANGE, schema: { operationId: 'createAutoscaleRule', tags: ['autoscale'], summary: 'Add a rule: condition, scale, cooldown, resource, timegrain, profile_name', params: nameParams, body: anyObject } }, async (req, reply) => {
     const { name } = req.params as P;
     audited(req, name);
     return reply.status(201).send(settings.createRule(name, req.body as CreateRuleRequest));
@@ -68,7 +68,7 @@ export function registerAutoscaleRoutes(app: FastifyInstance, o: AutoscaleApiOpt
   app.delete(`${base}/:name/rules`, {
     config: CHANGE,
     schema: {
-      summary: "Delete rules by index (comma-separated, or '*' for all)",
+      operationId: 'deleteAutoscaleRules', tags: ['autoscale'], summary: "Delete rules by index (comma-separated, or '*' for all)",
       params: nameParams,
       querystring: { type: 'object', properties: { index: { type: 'string' }, profile: { type: 'string' } }, required: ['index'] },
     },
@@ -81,20 +81,20 @@ export function registerAutoscaleRoutes(app: FastifyInstance, o: AutoscaleApiOpt
   });
 
   // ---- profiles
-  app.get(`${base}/:name/profiles`, { config: READ, schema: { summary: "An autoscale setting's profiles", params: nameParams } }, async (req) => settings.listProfiles((req.params as P).name));
+  app.get(`${base}/:name/profiles`, { config: READ, schema: { operationId: 'listAutoscaleProfiles', tags: ['autoscale'], summary: "An autoscale setting's profiles", params: nameParams } }, async (req) => settings.listProfiles((req.params as P).name));
 
-  app.post(`${base}/:name/profiles`, { config: CHANGE, schema: { summary: 'Add a recurring (recurrence, timezone, start hh:mm) or fixed-date (start, end, timezone) profile', params: nameParams, body: anyObject } }, async (req, reply) => {
+  app.post(`${base}/:name/profiles`, { config: CHANGE, schema: { operationId: 'createAutoscaleProfile', tags: ['autoscale'], summary: 'Add a recurring (recurrence, timezone, start hh:mm) or fixed-date (start, end, timezone) profile', params: nameParams, body: anyObject } }, async (req, reply) => {
     const { name } = req.params as P;
     audited(req, name);
     return reply.status(201).send(settings.createProfile(name, req.body as CreateProfileRequest));
   });
 
-  app.get(`${base}/:name/profiles/:profile`, { config: READ, schema: { summary: 'Show a profile', params: profileParams } }, async (req) => {
+  app.get(`${base}/:name/profiles/:profile`, { config: READ, schema: { operationId: 'showAutoscaleProfile', tags: ['autoscale'], summary: 'Show a profile', params: profileParams } }, async (req) => {
     const { name, profile } = req.params as { name: string; profile: string };
     return settings.showProfile(name, profile);
   });
 
-  app.delete(`${base}/:name/profiles/:profile`, { config: CHANGE, schema: { summary: 'Delete a profile (not the default one)', params: profileParams } }, async (req) => {
+  app.delete(`${base}/:name/profiles/:profile`, { config: CHANGE, schema: { operationId: 'deleteAutoscaleProfile', tags: ['autoscale'], summary: 'Delete a profile (not the default one)', params: profileParams } }, async (req) => {
     const { name, profile } = req.params as { name: string; profile: string };
     audited(req, name);
     settings.deleteProfile(name, profile);
@@ -104,7 +104,7 @@ export function registerAutoscaleRoutes(app: FastifyInstance, o: AutoscaleApiOpt
   // ---- history
   app.get(`${base}/:name/history`, {
     config: READ,
-    schema: { summary: "The autoscaler's decisions for this setting, oldest first", params: nameParams, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 } } } },
+    schema: { operationId: 'getAutoscaleHistory', tags: ['autoscale'], summary: "The autoscaler's decisions for this setting, oldest first", params: nameParams, querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 } } } },
   }, async (req) => settings.history((req.params as P).name, (req.query as { limit?: number }).limit));
 
   return settings;

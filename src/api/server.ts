@@ -12,12 +12,14 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import { ControlPlane, type ControlPlaneOptions } from '../control/index.js';
 import { errorOf, InfergateError } from '../errors/index.js';
 import { dumpDeployment, dumpEndpoint } from '../spec/index.js';
+import { SCHEMA_NAMES, yamlSchemas, type SchemaName } from '../spec/json-schema.js';
 import type { Role, StoredDeployment, StoredEndpoint, StoredToken } from '../store/types.js';
 import { registry } from '../telemetry/metrics.js';
 import { MAX_NESTING } from '../util/yaml.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 import { registerAssetRoutes, type AssetApiOptions } from './assets.js';
 import { registerAutoscaleRoutes } from './autoscale.js';
+import { registerReferencePage, swaggerOptions } from './openapi.js';
 import type { AuditLog } from './audit.js';
 import { allowedHostNames, createToken, FailedAuthLimiter, installAccessControl, parseDuration, ROLES } from './auth.js';
 
@@ -306,11 +308,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     }
     parseJson(req, body as string, done);
   });
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'infergate control plane', version: o.version, description: 'Endpoints and deployments, Azure ML managed online endpoint compatible.' },
-    },
-  });
+  await app.register(swagger, swaggerOptions(o.version));
 
   app.setErrorHandler((error, req, reply) => {
     if (error instanceof InfergateError) return reply.status(error.status).send(error.toBody());
@@ -350,54 +348,54 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   type P = { name: string };
   type DP = { name: string; deployment: string };
 
-  app.get('/healthz', { config: { role: 'public' }, schema: { summary: 'Liveness of the control plane (no token needed)' } }, async () => ({ status: 'Healthy' }));
+  app.get('/healthz', { config: { role: 'public' }, schema: { operationId: 'getHealth', tags: ['server'], summary: 'Liveness of the control plane (no token needed)' } }, async () => ({ status: 'Healthy' }));
 
-  app.get('/api/info', { config: READ, schema: { summary: 'Server version and where the router listens' } }, async () => ({
+  app.get('/api/info', { config: READ, schema: { operationId: 'getInfo', tags: ['server'], summary: 'Server version and where the router listens' } }, async () => ({
     version: o.version,
     router_url: o.routerUrl,
     workspace: o.workspace,
   }));
 
   // ---- endpoints
-  app.get('/api/endpoints', { config: READ, schema: { summary: 'List endpoints' } }, async () => Promise.all(control.endpoints().map(showE)));
+  app.get('/api/endpoints', { config: READ, schema: { operationId: 'listEndpoints', tags: ['endpoints'], summary: 'List endpoints' } }, async () => Promise.all(control.endpoints().map(showE)));
 
-  app.post('/api/endpoints', { config: CHANGE, schema: { summary: 'Create an endpoint', body: anyObject } }, async (req, reply) =>
+  app.post('/api/endpoints', { config: CHANGE, schema: { operationId: 'createEndpoint', tags: ['endpoints'], summary: 'Create an endpoint', body: anyObject } }, async (req, reply) =>
     reply.status(201).send(await showE(await control.createEndpoint(req.body))));
 
-  app.get('/api/endpoints/:name', { config: READ, schema: { summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(control.endpoint((req.params as P).name)));
+  app.get('/api/endpoints/:name', { config: READ, schema: { operationId: 'showEndpoint', tags: ['endpoints'], summary: 'Show an endpoint', params: nameParams } }, async (req) => showE(control.endpoint((req.params as P).name)));
 
-  app.get('/api/endpoints/:name/document', { config: READ, schema: { summary: 'The endpoint as a YAML-shaped document (for update)', params: nameParams } }, async (req) =>
+  app.get('/api/endpoints/:name/document', { config: READ, schema: { operationId: 'getEndpointDocument', tags: ['endpoints'], summary: 'The endpoint as a YAML-shaped document (for update)', params: nameParams } }, async (req) =>
     dumpEndpoint(control.endpoint((req.params as P).name).spec));
 
-  app.put('/api/endpoints/:name', { config: CHANGE, schema: { summary: 'Update an endpoint (whole document)', params: nameParams, body: anyObject } }, async (req) =>
+  app.put('/api/endpoints/:name', { config: CHANGE, schema: { operationId: 'updateEndpoint', tags: ['endpoints'], summary: 'Update an endpoint (whole document)', params: nameParams, body: anyObject } }, async (req) =>
     showE(await control.updateEndpoint((req.params as P).name, req.body)));
 
-  app.delete('/api/endpoints/:name', { config: CHANGE, schema: { summary: 'Delete an endpoint and all its deployments', params: nameParams } }, async (req, reply) => {
+  app.delete('/api/endpoints/:name', { config: CHANGE, schema: { operationId: 'deleteEndpoint', tags: ['endpoints'], summary: 'Delete an endpoint and all its deployments', params: nameParams } }, async (req, reply) => {
     const r = await control.deleteEndpoint((req.params as P).name);
     return r.left ? reply.status(202).send(await showE(r.left)) : reply.status(200).send({ name: r.name, provisioning_state: 'Deleted' });
   });
 
-  app.post('/api/endpoints/:name/credentials', { config: CREDENTIAL, schema: { summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) =>
+  app.post('/api/endpoints/:name/credentials', { config: CREDENTIAL, schema: { operationId: 'getEndpointCredentials', tags: ['endpoints'], summary: 'Keys (key auth) or a token (aml_token auth)', params: nameParams } }, async (req) =>
     control.credentials((req.params as P).name));
 
-  app.post('/api/endpoints/:name/regenerate-keys', { config: CREDENTIAL, schema: { summary: 'Regenerate the primary or secondary key', params: nameParams, body: anyObject } }, async (req) => {
+  app.post('/api/endpoints/:name/regenerate-keys', { config: CREDENTIAL, schema: { operationId: 'regenerateEndpointKeys', tags: ['endpoints'], summary: 'Regenerate the primary or secondary key', params: nameParams, body: anyObject } }, async (req) => {
     const keyType = String((req.body as { key_type?: unknown } | undefined)?.key_type ?? 'primary');
     return { key_type: await control.regenerateKeys((req.params as P).name, keyType), regenerated: true };
   });
 
   // ---- deployments
-  app.get('/api/endpoints/:name/deployments', { config: READ, schema: { summary: 'List deployments', params: nameParams } }, async (req) =>
+  app.get('/api/endpoints/:name/deployments', { config: READ, schema: { operationId: 'listDeployments', tags: ['deployments'], summary: 'List deployments', params: nameParams } }, async (req) =>
     control.deployments((req.params as P).name).map(showD));
 
-  app.post('/api/endpoints/:name/deployments', { config: CHANGE, schema: { summary: 'Create a deployment', params: nameParams, body: anyObject } }, async (req, reply) =>
+  app.post('/api/endpoints/:name/deployments', { config: CHANGE, schema: { operationId: 'createDeployment', tags: ['deployments'], summary: 'Create a deployment', params: nameParams, body: anyObject } }, async (req, reply) =>
     reply.status(201).send(showD(await control.createDeployment((req.params as P).name, req.body))));
 
-  app.get('/api/endpoints/:name/deployments/:deployment', { config: READ, schema: { summary: 'Show a deployment', params: depParams } }, async (req) => {
+  app.get('/api/endpoints/:name/deployments/:deployment', { config: READ, schema: { operationId: 'showDeployment', tags: ['deployments'], summary: 'Show a deployment', params: depParams } }, async (req) => {
     const { name, deployment } = req.params as DP;
     return showD(control.deployment(name, deployment));
   });
 
-  app.get('/api/endpoints/:name/deployments/:deployment/document', { config: READ, schema: { summary: 'The deployment as a YAML-shaped document (for update)', params: depParams } }, async (req) => {
+  app.get('/api/endpoints/:name/deployments/:deployment/document', { config: READ, schema: { operationId: 'getDeploymentDocument', tags: ['deployments'], summary: 'The deployment as a YAML-shaped document (for update)', params: depParams } }, async (req) => {
     const { name, deployment } = req.params as DP;
     return dumpDeployment(control.deployment(name, deployment).spec);
   });
@@ -405,7 +403,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.put('/api/endpoints/:name/deployments/:deployment', {
     config: CHANGE,
     schema: {
-      summary: 'Update a deployment (whole document)',
+      operationId: 'updateDeployment', tags: ['deployments'], summary: 'Update a deployment (whole document)',
       params: depParams,
       body: anyObject,
       querystring: { type: 'object', properties: { keep_assets: { type: 'string', enum: ['true', 'false'], description: 'the document is the stored one with overrides: references left as they were keep their resolved versions and code snapshot' } } },
@@ -416,7 +414,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return showD(await control.updateDeployment(name, deployment, req.body, keepAssets));
   });
 
-  app.delete('/api/endpoints/:name/deployments/:deployment', { config: CHANGE, schema: { summary: 'Delete a deployment', params: depParams } }, async (req, reply) => {
+  app.delete('/api/endpoints/:name/deployments/:deployment', { config: CHANGE, schema: { operationId: 'deleteDeployment', tags: ['deployments'], summary: 'Delete a deployment', params: depParams } }, async (req, reply) => {
     const { name, deployment } = req.params as DP;
     const r = await control.deleteDeployment(name, deployment);
     return r.left ? reply.status(202).send(showD(r.left)) : reply.status(200).send({ name: r.name, provisioning_state: 'Deleted' });
@@ -425,7 +423,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   app.get('/api/endpoints/:name/deployments/:deployment/logs', {
     config: READ,
     schema: {
-      summary: "A deployment's console or storage-initializer log",
+      operationId: 'getDeploymentLogs', tags: ['deployments'], summary: "A deployment's console or storage-initializer log",
       params: depParams,
       querystring: {
         type: 'object',
@@ -458,17 +456,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   // ---- control-plane tokens (owner only; `whoami` for any valid token)
-  app.get('/api/whoami', { config: READ, schema: { summary: 'The token this request authenticated with (id, role, expiry)' } }, async (req) => {
+  app.get('/api/whoami', { config: READ, schema: { operationId: 'whoAmI', tags: ['tokens'], summary: 'The token this request authenticated with (id, role, expiry)' } }, async (req) => {
     const t = store.getToken(req.principal!.id);
     return { token_id: req.principal!.id, role: req.principal!.role, expires_at: t?.expiresAt ?? null };
   });
 
-  app.get('/api/tokens', { config: OWNER, schema: { summary: 'List control-plane tokens (never their secrets)' } }, async () => store.listTokens().map(showToken));
+  app.get('/api/tokens', { config: OWNER, schema: { operationId: 'listTokens', tags: ['tokens'], summary: 'List control-plane tokens (never their secrets)' } }, async () => store.listTokens().map(showToken));
 
   app.post('/api/tokens', {
     config: OWNER,
     schema: {
-      summary: 'Create a control-plane token; the answer is the only time its secret is shown',
+      operationId: 'createToken', tags: ['tokens'], summary: 'Create a control-plane token; the answer is the only time its secret is shown',
       body: {
         type: 'object',
         additionalProperties: false,
@@ -488,7 +486,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
     return reply.status(201).send({ ...showToken(record), token });
   });
 
-  app.delete('/api/tokens/:id', { config: OWNER, schema: { summary: 'Revoke a control-plane token (at once)', params: tokenParams } }, async (req) => {
+  app.delete('/api/tokens/:id', { config: OWNER, schema: { operationId: 'deleteToken', tags: ['tokens'], summary: 'Revoke a control-plane token (at once)', params: tokenParams } }, async (req) => {
     const { id } = req.params as { id: string };
     if (!store.deleteToken(id)) throw errorOf('TokenNotFound', { id });
     return { id, revoked: true };
@@ -496,8 +494,17 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
 
   registerAssetRoutes(app, o, control.assets);
   registerAutoscaleRoutes(app, { store, workspace: o.workspace, location: o.location });
+  // The YAML documents' JSON Schemas: public, like the schemas any editor fetches by URL, so no token.
+  const schemas = yamlSchemas();
+  app.get('/schemas/:file', { config: { role: 'public' }, schema: { hide: true } }, async (req, reply) => {
+    const { file } = req.params as { file: string };
+    const name = file.slice(0, -'.json'.length) as SchemaName;
+    if (!file.endsWith('.json') || !SCHEMA_NAMES.includes(name)) throw errorOf('RouteNotFound', { method: req.method, url: req.url });
+    return reply.type('application/schema+json; charset=utf-8').send(JSON.stringify(schemas[name], null, 2) + '\n');
+  });
   app.get('/openapi.json', { config: READ, schema: { hide: true } }, async () => app.swagger());
-  app.get('/metrics', { config: READ, schema: { summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
+  await registerReferencePage(app);
+  app.get('/metrics', { config: READ, schema: { operationId: 'getMetrics', tags: ['server'], summary: 'Prometheus metrics (requests, latency, queue, instances, mirror traffic)' } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()));
   return app;
 }

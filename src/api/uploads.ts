@@ -21,7 +21,7 @@ export function registerUploadRoutes(app: FastifyInstance, blobs: BlobStore | un
   app.post('/api/blobs/missing', {
     config: { role: 'contributor' },
     schema: {
-      summary: 'Which of these file hashes the server does not have yet (ask before uploading)',
+      operationId: 'findMissingBlobs', tags: ['uploads'], summary: 'Which of these file hashes the server does not have yet (ask before uploading)',
       description:
         'Documents never carry file system paths (they are refused): a model path, code folder, conda file or build context is ' +
         'sent as `upload:sha256:<manifest sha256>`. Upload each file the manifest lists with PUT /api/blobs/<sha256>, then the ' +
@@ -45,7 +45,7 @@ export function registerUploadRoutes(app: FastifyInstance, blobs: BlobStore | un
     child.put('/api/blobs/:sha256', {
       config: { role: 'contributor' },
       schema: {
-        summary: 'Upload one file (application/octet-stream), stored under its SHA-256; the body must hash to the name',
+        operationId: 'uploadBlob', tags: ['uploads'], summary: 'Upload one file (application/octet-stream), stored under its SHA-256; the body must hash to the name',
         params: shaParams,
         response: { '2xx': { type: 'object', properties: { sha256: { type: 'string' }, size: { type: 'integer' }, created: { type: 'boolean' } } } },
       },

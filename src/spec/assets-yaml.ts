@@ -4,11 +4,11 @@
 
 import { dirname, resolve } from 'node:path';
 import type { Problem } from '../errors/index.js';
-import { ENVIRONMENT_FIELDS, IN_CONDA_FILE, MODEL_TYPES } from './assets.js';
+import { ENVIRONMENT_FIELDS, IN_CONDA_FILE, localPath, MODEL_TYPES } from './assets.js';
 import { dumpEnvironmentFields, nonEmpty } from './dump.js';
 import type { LoadResult, ObjectContext } from './load.js';
 import { applyOverridesToTree } from './overrides.js';
-import { isReference, localPath } from './paths.js';
+import { isReference } from './paths.js';
 import { anyMap, compact, oneOf, opt, refine, req, str, stringMap, struct, text, to, versionString, type Cx, type Type } from './schema.js';
 import { fromValue, parseYamlTree, type SNode } from './tree.js';
 import type { EnvironmentAssetSpec, ModelAssetSpec } from './types.js';
@@ -35,8 +35,14 @@ export function validateAssetVersion(version: string): string | undefined {
   return undefined;
 }
 
-const assetName: Type<string> = refine(str, validateAssetName, 'an asset name');
-const assetVersion: Type<string> = refine(versionString, validateAssetVersion, 'an asset version');
+const assetName: Type<string> = refine(str, validateAssetName, 'an asset name', (base) => ({ ...base, maxLength: MAX_ASSET_NAME_LENGTH, pattern: ASSET_NAME_PATTERN.source }));
+// `version: 1` is a number: its digits always fit the pattern, so only strings are checked.
+const assetVersion: Type<string> = refine(versionString, validateAssetVersion, 'an asset version', (base) => ({
+  ...base,
+  maxLength: MAX_ASSET_VERSION_LENGTH,
+  pattern: ASSET_NAME_PATTERN.source,
+  minimum: 0,
+}));
 
 /** A local path to register: references (azureml://..., https://...) name remote data this machine cannot copy. */
 const localAssetPath: Type<string> = refine(localPath(), (p) =>
@@ -45,7 +51,7 @@ const localAssetPath: Type<string> = refine(localPath(), (p) =>
 
 // ---- model ---------------------------------------------------------------------------------------------
 
-const modelDocument = to(
+export const modelDocument: Type<ModelAssetSpec> = to(
   struct({
     $schema: opt(text),
     name: req(assetName),
@@ -76,7 +82,7 @@ const modelDocument = to(
 
 // ---- environment ---------------------------------------------------------------------------------------
 
-const environmentDocument = to(
+export const environmentDocument: Type<EnvironmentAssetSpec> = to(
   struct(
     {
       $schema: opt(text),

@@ -3,7 +3,7 @@
 // mapping. `code_configuration` lives here too: it is the third asset a deployment points at.
 
 import { CONDA_FILE_LIMIT } from '../util/files.js';
-import { localPath, checkScript, scriptPath } from './paths.js';
+import { localPath as localPathOnly, checkScript, scriptPath, type LocalPathRule } from './paths.js';
 import {
   anyMap,
   byShape,
@@ -19,9 +19,18 @@ import {
   text,
   to,
   versionString,
+  schemaOf,
+  anyCase,
+  withSchema,
   type Type,
 } from './schema.js';
 import type { EnvironmentRef, InferenceRoute, ModelRef } from './types.js';
+
+/**
+ * paths.ts's localPath with its schema: a non-empty string. Whether the file or folder exists is decode()'s
+ * (it depends on the machine).
+ */
+export const localPath = (expect?: 'file' | 'folder', rule?: LocalPathRule): Type<string> => withSchema(localPathOnly(expect, rule), () => schemaOf(str));
 
 type AssetRef = Extract<ModelRef, { kind: 'registered' | 'uri' }>;
 
@@ -42,9 +51,15 @@ export function formatAssetRef(ref: AssetRef): string {
   return `azureml:${ref.name}${ref.version !== undefined ? `:${ref.version}` : ref.label !== undefined ? `@${ref.label}` : ''}`;
 }
 
+/** What parseAssetRef reads, as a pattern (JSON Schema patterns take no flags: the ARM id's /i is spelt out). */
+const ASSET_REF_PATTERN =
+  `^(?:azureml://|(?:${anyCase('azureml:')})?/${anyCase('subscriptions')}/|` +
+  'azureml:[A-Za-z0-9][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.-]+|@[A-Za-z0-9_.-]+)?$)';
+
 function assetRef(what: 'model' | 'environment'): Type<AssetRef> {
   return {
     label: `a ${what} reference`,
+    schema: () => ({ type: 'string', pattern: ASSET_REF_PATTERN }),
     decode(node, path, cx) {
       const s = str.decode(node, path, cx);
       if (s === undefined) return undefined;

@@ -2,7 +2,7 @@
 // and data_collector of §1.9. One description for both kinds; keys that belong to one kind say so (`only`).
 
 import { codeConfiguration, environment, model } from './assets.js';
-import { resourceName } from './names.js';
+import { nameField } from './endpoint.js';
 import {
   anything,
   bool,
@@ -21,7 +21,9 @@ import {
   stringMap,
   struct,
   text,
+  schemaOf,
   to,
+  withSchema,
   type Cx,
   type Type,
 } from './schema.js';
@@ -143,7 +145,13 @@ export function parseQuantity(s: string): number | undefined {
   return Number(m[1]) * scale;
 }
 
-const quantity = refine(scalarString, (s) => (parseQuantity(s) === undefined ? `'${s}' is not a Kubernetes quantity (e.g. 0.5, 500m, 1Gi)` : undefined), 'a quantity');
+const quantity = refine(
+  scalarString,
+  (s) => (parseQuantity(s) === undefined ? `'${s}' is not a Kubernetes quantity (e.g. 0.5, 500m, 1Gi)` : undefined),
+  'a quantity',
+  // A number is read as written (`0.5`), so only a negative one is not a quantity.
+  () => ({ type: ['string', 'number'], pattern: `^\\s*${QUANTITY.source.slice(1, -1)}\\s*$`, minimum: 0 }),
+);
 const RESOURCE_KEYS = ['cpu', 'memory', 'nvidia.com/gpu'] as const;
 
 const resourceList: Type<Record<string, string>> = to(struct({ cpu: opt(quantity), memory: opt(quantity), 'nvidia.com/gpu': opt(quantity) }), (r) =>
@@ -208,13 +216,19 @@ const envName = (k: string): string | undefined => {
   return undefined;
 };
 
-const envValue: Type<string> = refine(scalarString, (v) => {
-  if (v.includes('\0')) return 'the value contains a NUL character, which no process environment can hold';
-  const bytes = Buffer.byteLength(v);
-  return bytes > MAX_ENV_VALUE_BYTES ? `the value is ${bytes} bytes; at most ${MAX_ENV_VALUE_BYTES} bytes (32 KiB) per environment variable` : undefined;
-});
+const envValue: Type<string> = refine(
+  scalarString,
+  (v) => {
+    if (v.includes('\0')) return 'the value contains a NUL character, which no process environment can hold';
+    const bytes = Buffer.byteLength(v);
+    return bytes > MAX_ENV_VALUE_BYTES ? `the value is ${bytes} bytes; at most ${MAX_ENV_VALUE_BYTES} bytes (32 KiB) per environment variable` : undefined;
+  },
+  undefined,
+  // maxLength counts characters, each at least one byte: the byte limit itself is decode()'s.
+  (base) => ({ ...base, pattern: '^[^\\u0000]*$', maxLength: MAX_ENV_VALUE_BYTES }),
+);
 
-const environmentVariables: Type<Record<string, string>> = refine(dict(envValue, envName), (vars) => {
+const environmentVariables: Type<Record<string, string>> = refine(dict(envValue, envName, { minLength: 1, pattern: '^[^=\\u0000]*$' }), (vars) => {
   let total = 0;
   for (const [k, v] of Object.entries(vars)) total += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
   return total > MAX_ENV_TOTAL_BYTES ? `the variables take ${total} bytes in all; at most ${MAX_ENV_TOTAL_BYTES} bytes (256 KiB) per deployment` : undefined;
@@ -223,21 +237,23 @@ const environmentVariables: Type<Record<string, string>> = refine(dict(envValue,
 const deploymentDocument = struct(
   {
     $schema: opt(text),
-    name: req(resourceName('deployment')),
-    endpoint_name: req(resourceName('endpoint')),
+    name: req(nameField('deployment')),
+    endpoint_name: { ...req(nameField('endpoint')), doc: 'The endpoint this deployment belongs to.' },
     type: opt(oneOf(['managed', 'kubernetes'])),
     description: opt(text),
     tags: opt(stringMap),
     properties: opt(stringMap),
-    model: opt(model),
+    model: opt(model, { doc: 'A registered model (azureml:<name>:<version>) or an inline one ({path: ./model}).' }),
     model_mount_path: opt(str),
-    code_configuration: opt(codeConfiguration),
-    environment: opt(environment),
+    code_configuration: opt(codeConfiguration, { doc: 'The scoring code: a folder (code) and the script in it that defines init() and run() (scoring_script).' }),
+    environment: opt(environment, { doc: 'A registered environment (azureml:<name>:<version>) or an inline one (an image, or a build context).' }),
     environment_variables: opt(environmentVariables),
     // Optional on Kubernetes: the cluster's default instance type (§1.10).
-    instance_type: { type: str, required: 'managed' },
+    instance_type: { type: str, required: 'managed', doc: 'The VM size (e.g. Standard_DS3_v2); on Kubernetes the cluster\'s instance type, its default when absent.' },
     // Required with default scale settings (rule below); target_utilization starts at min_instances.
-    instance_count: opt(int({ min: 1, max: (cx: Cx) => (cx.kind === 'managed' ? MAX_MANAGED_INSTANCES : undefined) })),
+    instance_count: opt(int({ min: 1, max: (cx: Cx) => (cx.kind === 'managed' ? MAX_MANAGED_INSTANCES : undefined) }), {
+      doc: 'How many instances serve the deployment; required unless scale_settings is target_utilization.',
+    }),
     app_insights_enabled: opt(bool),
     scale_settings: opt(scaleSettings),
     request_settings: opt(requestSettings),
@@ -270,7 +286,10 @@ const deploymentDocument = struct(
   },
 );
 
-export const deployment: Type<DeploymentSpec> = to(refuseUnsafeEnvironment(deploymentDocument), (d, cx): DeploymentSpec => {
+// unsafe-env.ts knows no schemas; its rule depends on the tags (an opt-in), so it stays decode()'s.
+const checkedDocument = withSchema(refuseUnsafeEnvironment(deploymentDocument), (_base, sx) => schemaOf(deploymentDocument, sx));
+
+export const deployment: Type<DeploymentSpec> = to(checkedDocument, (d, cx): DeploymentSpec => {
   const scale = d.scale_settings ?? { type: 'default' };
   return compact({
     name: d.name,

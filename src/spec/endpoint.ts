@@ -1,8 +1,14 @@
 // The online ENDPOINT document: managed (contract §1.2) and Kubernetes (§1.3), one description.
 
-import { resourceName, validateName } from './names.js';
-import { anything, compact, dict, int, list, oneOf, opt, report, req, str, stringMap, struct, text, to, type Type } from './schema.js';
+import { MAX_NAME_LENGTH, MIN_NAME_LENGTH, NAME_PATTERN, resourceName, validateName } from './names.js';
+import { anything, compact, dict, int, list, oneOf, opt, report, req, str, stringMap, struct, text, to, withSchema, type Type } from './schema.js';
 import type { EndpointSpec } from './types.js';
+
+/** Azure's endpoint and deployment name rule as JSON Schema keywords (names.ts knows no schemas). */
+export const NAME_SCHEMA = { type: 'string', minLength: MIN_NAME_LENGTH, maxLength: MAX_NAME_LENGTH, pattern: NAME_PATTERN.source };
+
+/** An endpoint or deployment name field, with its schema. */
+export const nameField = (what: 'endpoint' | 'deployment'): Type<string> => withSchema(resourceName(what), () => NAME_SCHEMA);
 
 /** Most mirrored traffic, to protect the endpoint's bandwidth quota (contract §3). */
 export const MAX_MIRROR_PERCENT = 50;
@@ -12,9 +18,10 @@ export const MAX_MIRROR_PERCENT = 50;
  * names lower-cased, zero entries stripped (contract §2.4 `_strip_zeroes_from_traffic`).
  */
 function trafficMap(max: number): Type<Record<string, number>> {
-  const plain = dict(int({ min: 0, max }), (name) => validateName(name, 'deployment'));
+  const plain = dict(int({ min: 0, max }), (name) => validateName(name, 'deployment'), NAME_SCHEMA);
   return {
     label: plain.label,
+    schema: (sx) => plain.schema!(sx),
     decode(node, path, cx) {
       const written = plain.decode(node, path, cx);
       if (written === undefined) return undefined;
@@ -60,17 +67,17 @@ const identity = to(
 const endpointDocument = struct(
   {
     $schema: opt(text),
-    name: req(resourceName('endpoint')),
+    name: { ...req(nameField('endpoint')), doc: 'The endpoint name: 3 to 32 characters, a letter first, then letters, digits and dashes.' },
     description: opt(text),
     tags: opt(stringMap),
     properties: opt(stringMap),
-    auth_mode: opt(oneOf(['key', 'aml_token', 'aad_token'])),
+    auth_mode: opt(oneOf(['key', 'aml_token', 'aad_token']), { doc: 'How clients authenticate to the scoring URI: key (default), aml_token or aad_token.' }),
     identity: opt(identity),
-    traffic: opt(trafficMap(100)),
-    mirror_traffic: opt(trafficMap(MAX_MIRROR_PERCENT)),
+    traffic: opt(trafficMap(100), { doc: 'Percent of live traffic per deployment name; the values sum to 0 or 100.' }),
+    mirror_traffic: opt(trafficMap(MAX_MIRROR_PERCENT), { doc: 'Percent of live traffic copied to one deployment (at most 50); its answers are discarded.' }),
     public_network_access: opt(oneOf(['enabled', 'disabled']), { only: 'managed' }),
     // Its presence is what makes a Kubernetes endpoint (contract §1.1).
-    compute: opt(str),
+    compute: opt(str, { doc: 'azureml:<compute name>: its presence makes this a Kubernetes endpoint.' }),
     // Output keys of `show` (contract §1.2), accepted so its output can be applied again.
     id: opt(anything),
     provisioning_state: opt(anything),

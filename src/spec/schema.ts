@@ -6,6 +6,9 @@
 // - Every problem is reported, never thrown: a user fixing a file wants the whole list at once.
 // - A struct whose keys (or children) had problems decodes to undefined, so code after it (to(), builders)
 //   only ever sees complete, valid values and needs no defensive checks.
+// - Every combinator also describes itself as a JSON Schema (schema()), for editors and the OpenAPI
+//   document (issue 14). It is derived, never used to validate: decode() stays the one validator, so the
+//   schema may accept more than decode() (cross-field rules, path existence) but must accept all it accepts.
 
 import type { Problem } from '../errors/index.js';
 import { isNull, type Origin, type SNode, type SScalar, toValue } from './tree.js';
@@ -35,11 +38,54 @@ export interface Cx {
   readonly problems: Problem[];
 }
 
+/** A JSON Schema (draft 2020-12) object. */
+export type JsonSchema = { [keyword: string]: unknown };
+
+/** What a schema describes: the documents of one kind, or (no kind) of any kind. */
+export interface SchemaCx {
+  readonly kind?: Kind;
+}
+
 export interface Type<T> {
   /** How an expected value is described in messages: "expected <label>, got ...". */
   readonly label: string;
   decode(node: SNode, path: string, cx: Cx): T | undefined;
+  /** The values decode() can accept, as a JSON Schema. Absent on a Type made outside this file: see schemaOf. */
+  schema?(sx: SchemaCx): JsonSchema;
 }
+
+/** The JSON Schema of a Type; one without a schema() accepts anything, so no valid document is refused. */
+export const schemaOf = (t: Type<unknown>, sx: SchemaCx = {}): JsonSchema => t.schema?.(sx) ?? {};
+
+/** `t` described by another schema, given the one it would have had: Types made in files that know no schemas (paths.ts, names.ts). */
+export function withSchema<T>(t: Type<T>, schema: (base: JsonSchema, sx: SchemaCx) => JsonSchema): Type<T> {
+  return { label: t.label, decode: (node, path, cx) => t.decode(node, path, cx), schema: (sx) => schema(schemaOf(t, sx), sx) };
+}
+
+/** The schema also accepting null: `key:` with no value means "not given" (struct). */
+function nullable(s: JsonSchema): JsonSchema {
+  if (Object.keys(s).length === 0) return s;
+  // Keywords for strings, numbers and objects ignore other types, so widening `type` is enough.
+  if (typeof s.type === 'string') return { ...s, type: [s.type, 'null'] };
+  if (Array.isArray(s.type)) return s.type.includes('null') ? s : { ...s, type: [...s.type, 'null'] };
+  if (Array.isArray(s.anyOf)) return { ...s, anyOf: [...s.anyOf, { type: 'null' }] };
+  return { anyOf: [s, { type: 'null' }] };
+}
+
+const escapeRe = (s: string): string => s.replace(/[\\^$.*+?()[\]{}|]/g, (c) => `\\${c}`);
+
+/**
+ * A pattern source matching what enumKey() maps to one of `words`: letters in either case, underscores
+ * anywhere. JSON Schema patterns take no flags, hence the [aA] classes.
+ */
+export function loosePattern(words: readonly string[]): string {
+  const one = (w: string): string => [...w.replace(/_/g, '')].map((c) => anyCase(c) + '_*').join('');
+  return `^_*(?:${words.map(one).join('|')})$`;
+}
+
+/** A pattern source matching `word` in any case. */
+export const anyCase = (word: string): string =>
+  [...word].map((c) => (c.toLowerCase() !== c.toUpperCase() ? `[${c.toLowerCase()}${c.toUpperCase()}]` : escapeRe(c))).join('');
 
 export const joinPath = (path: string, key: string): string => (path ? `${path}.${key}` : key);
 
@@ -76,9 +122,10 @@ function clean<T>(cx: Cx, decode: () => T | undefined): T | undefined {
 
 // ---- scalars -----------------------------------------------------------------------------------------
 
-function scalar<T>(label: string, pick: (n: SScalar, cx: Cx) => T | undefined): Type<T> {
+function scalar<T>(label: string, pick: (n: SScalar, cx: Cx) => T | undefined, schema: JsonSchema): Type<T> {
   return {
     label,
+    schema: () => schema,
     decode(node, path, cx) {
       const v = node.kind === 'scalar' ? pick(node, cx) : undefined;
       return v === undefined ? mismatch(cx, path, node, label) : v;
@@ -87,12 +134,21 @@ function scalar<T>(label: string, pick: (n: SScalar, cx: Cx) => T | undefined): 
 }
 
 /** Any string, empty allowed (descriptions). */
-export const text: Type<string> = scalar('a string', (n) => (typeof n.value === 'string' ? n.value : undefined));
+export const text: Type<string> = scalar('a string', (n) => (typeof n.value === 'string' ? n.value : undefined), { type: 'string' });
 
-/** Adds a rule to a type; the rule returns a message when the (well-typed) value is not acceptable. */
-export function refine<T>(t: Type<T>, rule: (v: T, cx: Cx) => string | undefined, label = t.label): Type<T> {
+/**
+ * Adds a rule to a type; the rule returns a message when the (well-typed) value is not acceptable.
+ * `schema` narrows the type's schema by what the rule allows, where JSON Schema can say it.
+ */
+export function refine<T>(
+  t: Type<T>,
+  rule: (v: T, cx: Cx) => string | undefined,
+  label = t.label,
+  schema: (base: JsonSchema, sx: SchemaCx) => JsonSchema = (base) => base,
+): Type<T> {
   return {
     label,
+    schema: (sx) => schema(schemaOf(t, sx), sx),
     decode(node, path, cx) {
       const v = t.decode(node, path, cx);
       if (v === undefined) return undefined;
@@ -103,7 +159,7 @@ export function refine<T>(t: Type<T>, rule: (v: T, cx: Cx) => string | undefined
 }
 
 /** A non-empty string. */
-export const str: Type<string> = refine(text, (s) => (s.trim() === '' ? 'must not be empty' : undefined), 'a non-empty string');
+export const str: Type<string> = refine(text, (s) => (s.trim() === '' ? 'must not be empty' : undefined), 'a non-empty string', (base) => ({ ...base, pattern: '\\S' }));
 
 /**
  * A scalar as a string, the way the Azure CLI sends `tags`, `properties` and `environment_variables`
@@ -114,14 +170,14 @@ export const scalarString: Type<string> = scalar('a string', (n) => {
   if (typeof n.value === 'number') return n.text ?? String(n.value);
   if (typeof n.value === 'boolean') return n.value ? 'True' : 'False';
   return undefined;
-});
+}, { type: ['string', 'number', 'boolean'] });
 
 /** Asset versions: `version: 1` and `version: "1"` both mean "1". */
 export const versionString: Type<string> = scalar('a version (string or number)', (n) => {
   if (typeof n.value === 'string' && n.value.trim() !== '') return n.value;
   if (typeof n.value === 'number') return n.text ?? String(n.value);
   return undefined;
-});
+}, { type: ['string', 'number'], pattern: '\\S' });
 
 // YAML 1.2 (our parser) reads `yes`/`on` as strings where PyYAML (the Azure CLI's, YAML 1.1) read booleans,
 // and marshmallow's Boolean accepts such strings too; accepting them keeps Azure files working unmodified.
@@ -136,7 +192,7 @@ export const bool: Type<boolean> = scalar('a boolean (true or false)', (n) => {
     if (FALSE_WORDS.has(w)) return false;
   }
   return undefined;
-});
+}, { type: ['boolean', 'string'], pattern: `^(?:${[...TRUE_WORDS, ...FALSE_WORDS].map(anyCase).join('|')})$` });
 
 export interface Range {
   min?: number;
@@ -152,14 +208,25 @@ function inRange(v: number, range: Range, cx: Cx): string | undefined {
   return min !== undefined ? `must be at least ${min}, got ${v}` : `must be at most ${max}, got ${v}`;
 }
 
+/** minimum/maximum of a range; a kind-dependent maximum without a kind is the largest of the kinds'. */
+function rangeSchema(range: Range, sx: SchemaCx): JsonSchema {
+  let max: number | undefined;
+  if (typeof range.max === 'function') {
+    const at = (kind: Kind): number | undefined => (range.max as (cx: Cx) => number | undefined)({ file: '', kind, what: 'deployment', problems: [] });
+    const maxes = sx.kind ? [at(sx.kind)] : [at('managed'), at('kubernetes')];
+    max = maxes.some((m) => m === undefined) ? undefined : Math.max(...(maxes as number[]));
+  } else max = range.max;
+  return { ...(range.min !== undefined ? { minimum: range.min } : {}), ...(max !== undefined ? { maximum: max } : {}) };
+}
+
 export function int(range: Range = {}): Type<number> {
-  const t = scalar('an integer', (n) => (typeof n.value === 'number' && Number.isInteger(n.value) ? n.value : undefined));
-  return refine(t, (v, cx) => inRange(v, range, cx));
+  const t = scalar('an integer', (n) => (typeof n.value === 'number' && Number.isInteger(n.value) ? n.value : undefined), { type: 'integer' });
+  return refine(t, (v, cx) => inRange(v, range, cx), t.label, (base, sx) => ({ ...base, ...rangeSchema(range, sx) }));
 }
 
 export function num(range: Range = {}): Type<number> {
-  const t = scalar('a number', (n) => (typeof n.value === 'number' && Number.isFinite(n.value) ? n.value : undefined));
-  return refine(t, (v, cx) => inRange(v, range, cx));
+  const t = scalar('a number', (n) => (typeof n.value === 'number' && Number.isFinite(n.value) ? n.value : undefined), { type: 'number' });
+  return refine(t, (v, cx) => inRange(v, range, cx), t.label, (base, sx) => ({ ...base, ...rangeSchema(range, sx) }));
 }
 
 // Azure's StringTransformedEnum is case-insensitive and the REST API spells the same values in CamelCase
@@ -174,7 +241,11 @@ export function matchEnum<const V extends string>(values: readonly V[], s: strin
 
 export function oneOf<const V extends string>(values: readonly V[]): Type<V> {
   const label = `one of ${values.join(', ')}`;
-  return scalar(label, (n) => (typeof n.value === 'string' ? matchEnum(values, n.value) : undefined));
+  // enum for editors' completion; the pattern for the other spellings decode() reads (`AMLToken`).
+  return scalar(label, (n) => (typeof n.value === 'string' ? matchEnum(values, n.value) : undefined), {
+    type: 'string',
+    anyOf: [{ enum: [...values] }, { pattern: loosePattern(values) }],
+  });
 }
 
 // ---- collections -------------------------------------------------------------------------------------
@@ -183,6 +254,7 @@ export function list<T>(item: Type<T>): Type<T[]> {
   const label = 'a list';
   return {
     label,
+    schema: (sx) => ({ type: 'array', items: schemaOf(item, sx) }),
     decode(node, path, cx) {
       if (node.kind !== 'seq') return mismatch(cx, path, node, label);
       return clean(cx, () => node.items.map((n, i) => item.decode(n, `${path}[${i}]`, cx)) as T[]);
@@ -190,11 +262,15 @@ export function list<T>(item: Type<T>): Type<T[]> {
   };
 }
 
-/** A mapping with keys chosen by the user (tags, traffic ...); `key` may reject a key with a message. */
-export function dict<T>(value: Type<T>, key?: (k: string) => string | undefined): Type<Record<string, T>> {
+/**
+ * A mapping with keys chosen by the user (tags, traffic ...); `key` may reject a key with a message, and
+ * `keys` says what it allows as a JSON Schema (propertyNames).
+ */
+export function dict<T>(value: Type<T>, key?: (k: string) => string | undefined, keys?: JsonSchema): Type<Record<string, T>> {
   const label = 'a mapping';
   return {
     label,
+    schema: (sx) => ({ type: 'object', ...(keys ? { propertyNames: keys } : {}), additionalProperties: schemaOf(value, sx) }),
     decode(node, path, cx) {
       if (node.kind !== 'map') return mismatch(cx, path, node, label);
       return clean(cx, () => {
@@ -217,11 +293,12 @@ export function dict<T>(value: Type<T>, key?: (k: string) => string | undefined)
 export const stringMap: Type<Record<string, string>> = dict(scalarString);
 
 /** Accepted as any well-formed value and kept as plain data. */
-export const anything: Type<unknown> = { label: 'a value', decode: (node) => toValue(node) };
+export const anything: Type<unknown> = { label: 'a value', decode: (node) => toValue(node), schema: () => ({}) };
 
 /** A mapping kept as plain data (conda file given inline, model flavors). */
 export const anyMap: Type<Record<string, unknown>> = {
   label: 'a mapping',
+  schema: () => ({ type: 'object' }),
   decode: (node, path, cx) => (node.kind === 'map' ? (toValue(node) as Record<string, unknown>) : mismatch(cx, path, node, 'a mapping')),
 };
 
@@ -229,6 +306,7 @@ export const anyMap: Type<Record<string, unknown>> = {
 export function keepAsWritten<T>(t: Type<T>): Type<Record<string, unknown>> {
   return {
     label: t.label,
+    schema: (sx) => schemaOf(t, sx),
     decode: (node, path, cx) => (clean(cx, () => t.decode(node, path, cx)) === undefined ? undefined : (toValue(node) as Record<string, unknown>)),
   };
 }
@@ -237,6 +315,8 @@ export function keepAsWritten<T>(t: Type<T>): Type<Record<string, unknown>> {
 export function byShape<S, M>(label: string, forms: { scalar: Type<S>; map: Type<M> }): Type<S | M> {
   return {
     label,
+    // The scalar form's schema says `type: string` itself: decode() gives it strings only.
+    schema: (sx) => ({ anyOf: [schemaOf(forms.scalar, sx), schemaOf(forms.map, sx)] }),
     decode(node, path, cx) {
       if (node.kind === 'map') return forms.map.decode(node, path, cx);
       if (node.kind === 'scalar' && typeof node.value === 'string') return forms.scalar.decode(node, path, cx);
@@ -249,6 +329,7 @@ export function byShape<S, M>(label: string, forms: { scalar: Type<S>; map: Type
 export function to<A, B>(t: Type<A>, f: (a: A, cx: Cx) => B): Type<B> {
   return {
     label: t.label,
+    schema: (sx) => schemaOf(t, sx),
     decode(node, path, cx) {
       const a = clean(cx, () => t.decode(node, path, cx));
       return a === undefined ? undefined : f(a, cx);
@@ -266,6 +347,8 @@ export interface Field<T> {
   only?: Kind;
   /** Message when a required key is missing, where Azure has its own. */
   missing?: string;
+  /** The key's description in the JSON Schema (editors show it on hover). */
+  doc?: string;
 }
 
 export const req = <T>(type: Type<T>, missing?: string): Field<T> & { required: true } => ({ type, required: true, ...(missing ? { missing } : {}) });
@@ -295,6 +378,21 @@ export function struct<S extends Shape>(shape: S, rules: StructRules<S> = {}): T
   const known = Object.keys(shape);
   return {
     label,
+    schema(sx) {
+      // Keys of the other kind are left out (additionalProperties refuses them), as decode() refuses them;
+      // without a kind they are allowed and no kind's required keys are required. `check` rules stay
+      // decode()'s alone.
+      const properties: Record<string, JsonSchema> = {};
+      const required: string[] = [];
+      for (const [key, field] of Object.entries(shape)) {
+        if (field.only && sx.kind && field.only !== sx.kind) continue;
+        const must = field.required === true || (sx.kind !== undefined && field.required === sx.kind);
+        const s = schemaOf(field.type, sx);
+        properties[key] = { ...(field.doc ? { description: field.doc } : {}), ...(must ? s : nullable(s)) };
+        if (must) required.push(key);
+      }
+      return { type: 'object', properties, ...(required.length ? { required } : {}), additionalProperties: false };
+    },
     decode(node, path, cx) {
       if (node.kind !== 'map') return mismatch(cx, path, node, label);
       return clean(cx, () => {
