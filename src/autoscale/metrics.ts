@@ -15,21 +15,11 @@
 //                         and resident memory ÷ its memory limit, in percent; none without instances
 
 import { allDeploymentMeters, setInstanceUtilization, type DeploymentMeters, type InstanceUtilization } from '../telemetry/metrics.js';
+import type { InstanceUsage } from '../ir/types.js';
 import type { Clock, MetricName, MetricReader, ResourceRef } from './types.js';
 
-/**
- * One instance's CPU and memory, as the backend's `usage()` gives it (backend/types.ts InstanceUsage;
- * autoscale may not import backend, and the two shapes are the same).
- */
-export interface UsageReading {
-  id: string;
-  endpoint: string;
-  deployment: string;
-  cpuSeconds: number;
-  memoryBytes: number;
-  cpus: number;
-  memoryLimitBytes: number;
-}
+/** One instance's CPU and memory, as the backend's `usage()` gives it. */
+export type UsageReading = InstanceUsage;
 
 export interface MetricStoreOptions {
   /** Samples closer than this share one slot, the later one kept. Default 1000 ms. */

@@ -2,7 +2,7 @@
 // idempotent: starting an instance id that runs already, or stopping one that is gone, is a no-op.
 // Backends import ir, errors, telemetry and util only.
 
-import type { InstanceAddress, InstancePlan } from '../ir/types.js';
+import type { InstanceAddress, InstancePlan, InstanceUsage } from '../ir/types.js';
 
 export type InstanceState =
   /** storage initializer or init() still running */
@@ -30,24 +30,7 @@ export interface ObservedInstance {
   error?: { code: string; message: string };
 }
 
-/**
- * What one instance uses now, for the autoscale metrics CpuUtilizationPercentage and
- * MemoryUtilizationPercentage (issue 12). Cumulative CPU time, so the reader turns two readings into a
- * rate; a reading lower than the last one means a new process tree or container (a restart).
- */
-export interface InstanceUsage {
-  id: string;
-  endpoint: string;
-  deployment: string;
-  /** CPU time (user + system) since the instance's processes or container started. */
-  cpuSeconds: number;
-  /** Resident memory now (a container: its cgroup's usage less inactive page cache, as `docker stats`). */
-  memoryBytes: number;
-  /** The CPUs the instance may use: its limit or instance type, at most the machine's cores. */
-  cpus: number;
-  /** Its memory limit or instance type's memory, at most the machine's memory. */
-  memoryLimitBytes: number;
-}
+export type { InstanceUsage };
 
 export interface Backend {
   readonly kind: 'process' | 'docker' | 'kubernetes';

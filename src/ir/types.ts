@@ -116,3 +116,22 @@ export interface InstancePlan {
   livenessProbe: ProbePlan;
   readinessProbe: ProbePlan;
 }
+
+/**
+ * What one instance uses now, for the autoscale metrics CpuUtilizationPercentage and
+ * MemoryUtilizationPercentage (issue 12). Cumulative CPU time, so the reader turns two readings into a
+ * rate; a reading lower than the last one means a new process tree or container (a restart).
+ */
+export interface InstanceUsage {
+  id: string;
+  endpoint: string;
+  deployment: string;
+  /** CPU time (user + system) since the instance's processes or container started. */
+  cpuSeconds: number;
+  /** Resident memory now (a container: its cgroup's usage less inactive page cache, as `docker stats`). */
+  memoryBytes: number;
+  /** The CPUs the instance may use: its limit or instance type, at most the machine's cores. */
+  cpus: number;
+  /** Its memory limit or instance type's memory, at most the machine's memory. */
+  memoryLimitBytes: number;
+}
