@@ -154,7 +154,10 @@ export class HttpInstanceConnection implements InstanceChannel {
   get congested(): boolean {
     for (const c of this.streams) {
       const r = c.req;
-      if (r !== null && (r.writableNeedDrain || r.writableLength > STREAM_HIGH_WATER)) return true;
+      // A request still waiting for one of the Agent's sockets holds its first part in memory and says it
+      // needs a drain; counting it would stop every upload that has a socket, and none could then end
+      // and free one for it.
+      if (r !== null && r.socket && (r.writableNeedDrain || r.writableLength > STREAM_HIGH_WATER)) return true;
     }
     return false;
   }
@@ -246,6 +249,10 @@ export class HttpInstanceConnection implements InstanceChannel {
       call.chunks = [];
       this.forget(call);
       call.ex.onResponse(frame);
+      // Answered before its streamed body was all sent (a 413, a 401): the request never ends on our
+      // side, and Node gives a socket back to the Agent only when both directions are done — it would
+      // stay taken until the container closes it (300 s for Node's own servers). Drop this one.
+      if (!req.writableEnded) req.destroy();
       if (this.closing && this.pending.size === 0) this.destroy();
     });
     // Cut mid-answer (the socket closed before the body's end): the container may have run it.

@@ -373,6 +373,33 @@ test('a large body is streamed to the container (chunked) and arrives whole', as
   assert.equal(container.seen[0].headers['transfer-encoding'], 'chunked', 'streamed, not buffered whole');
 });
 
+test('a container that answers a streamed upload before reading it (413) does not keep the socket: the next request is served', async () => {
+  // One socket (max_concurrent_requests_per_instance 1): a leaked one would leave nothing to serve with.
+  const early = createHttpServer((req, res) => {
+    if (req.headers['transfer-encoding'] === 'chunked') {
+      // Node's server keeps such a connection open waiting for the body: the client must let it go.
+      res.writeHead(413, { 'content-type': 'application/json' }).end('{"message":"too large"}');
+      return;
+    }
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+  });
+  await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve));
+  const earlyPort = (early.address() as AddressInfo).port;
+  try {
+    router.setTable(endpoint([dep('byoc', [{ instanceId: 'early-0', transport: 'http', host: '127.0.0.1', port: earlyPort, path: SCORING_PATH }], { maxConcurrentRequestsPerInstance: 1, maxQueueWaitMs: 4000 })], { byoc: 100 }));
+    const refused = await call('/endpoints/ep/score', { body: Buffer.alloc(600 * 1024, 7), headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(refused.status, 424, refused.body);
+    const started = Date.now();
+    const next = await call('/endpoints/ep/score');
+    assert.equal(next.status, 200, next.body);
+    assert.ok(Date.now() - started < 2000, `the next request waited ${Date.now() - started} ms for a socket`);
+  } finally {
+    early.closeAllConnections();
+    await new Promise((resolve) => early.close(resolve));
+  }
+});
+
 test('mixed endpoint: a framed deployment and a custom container split traffic 50/50; pins and the mirror reach either', async () => {
   container.reset();
   framed.requests.length = 0;

@@ -606,6 +606,13 @@ class Host:
                     continue
             if out.size > max_waiting:
                 max_waiting = out.size
+        # Direct mode: a connection skipped because its answers backed up may have drained in this one
+        # write, which leaves no write event to wake the loop: do not block in select while it can go on.
+        if self.queue and not self.spin and self.phase <= CLOSING:
+            for c in self.queue:
+                if not c.closed and c.out.size <= CONN_HIGH_WATER:
+                    self.spin = True
+                    break
         live = False
         congested = True
         for w in self.workers:
