@@ -5,12 +5,16 @@
 import { formatLogLine } from '../protocol/log.js';
 import { linkCurrent, readDeploymentLogs, unknownDeployments } from './files.js';
 import { ConsoleLog, CONSOLE_LOG_DEFAULTS, type ConsoleLogOptions } from './process/console-log.js';
+import type { InstanceAddress, InstancePlan } from '../ir/types.js';
+import type { ProbeCallbacks } from './process/probe.js';
 import type { LogContainer, ObservedInstance } from './types.js';
 
 export interface LocalInstance {
   observed: ObservedInstance;
   log: ConsoleLog | null;
   stopping: boolean;
+  restartTimer: NodeJS.Timeout | null;
+  stopProbes: (() => void) | null;
 }
 
 export abstract class LocalBackend<I extends LocalInstance> {
@@ -51,6 +55,44 @@ export abstract class LocalBackend<I extends LocalInstance> {
   /** A line of infergate's own (the autoscaler's decisions) in the console log of each of the deployment's instances. */
   note(endpoint: string, deployment: string, line: string): void {
     for (const inst of this.instances.values()) if (inst.observed.endpoint === endpoint && inst.observed.deployment === deployment) inst.log?.write(formatLogLine('I', 'infergate.autoscale', line));
+  }
+
+  /**
+   * The first step of every stop: the instance leaves traffic (no address), restarts and probes end.
+   * False when a stop was already under way (the caller only waits for it then).
+   */
+  protected markStopping(inst: I): boolean {
+    if (inst.stopping) return false;
+    inst.stopping = true;
+    inst.observed.state = 'stopping';
+    delete inst.observed.address;
+    if (inst.restartTimer) clearTimeout(inst.restartTimer);
+    inst.stopProbes?.();
+    return true;
+  }
+
+  /**
+   * What a ready instance's probes do, the same on every local backend: readiness moves it in and out of
+   * traffic, liveness failing kills it (the exit restarts it). `current()` is false once the process or
+   * container the probes were started for is gone or being stopped.
+   */
+  protected probeCallbacks(inst: I & { plan: InstancePlan }, current: () => boolean, address: InstanceAddress, kill: () => void): ProbeCallbacks {
+    return {
+      onReadiness: (ready) => {
+        if (inst.stopping || !current()) return;
+        this.writeLog(inst, ready ? 'Readiness probe passed: the instance takes traffic again' : `Readiness probe failed ${inst.plan.readinessProbe.failureThreshold} times: no traffic until it passes`);
+        inst.observed.state = ready ? 'ready' : 'unready';
+        if (ready) inst.observed.address = address;
+        else delete inst.observed.address;
+        this.changed();
+      },
+      onDead: (failures) => {
+        if (inst.stopping || !current()) return;
+        // Azure's event: "Container inference-server failed liveness probe, will be restarted".
+        this.writeLog(inst, `Killing: the instance failed its liveness probe ${failures} times in a row, will be restarted`);
+        kill();
+      },
+    };
   }
 
   /** Ids of this backend's instances of one deployment (running, starting or stopping). */

@@ -245,12 +245,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
   async stop(id: string): Promise<void> {
     const inst = this.instances.get(id);
     if (inst === undefined) return;
-    if (!inst.stopping) {
-      inst.stopping = true;
-      inst.observed.state = 'stopping';
-      delete inst.observed.address;
-      if (inst.restartTimer) clearTimeout(inst.restartTimer);
-      inst.stopProbes?.();
+    if (this.markStopping(inst)) {
       inst.storageChild?.kill('SIGKILL');
       inst.markStopped();
       this.changed();
@@ -597,21 +592,8 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     const framed = (timeoutMs: number) => (address.transport === 'framed' ? probeOnce(address.socketPath, timeoutMs) : Promise.resolve(false));
     const live = address.transport === 'http' && ic ? (t: number) => this.httpRoute(container, ic.liveness, t) : framed;
     const ready = address.transport === 'http' && ic ? (t: number) => this.httpRoute(container, ic.readiness, t) : framed;
-    inst.stopProbes = startProbesWith(live, ready, inst.plan.livenessProbe, inst.plan.readinessProbe, {
-      onReadiness: (ok) => {
-        if (inst.stopping || inst.container !== container) return;
-        this.writeLog(inst, ok ? 'Readiness probe passed: the instance takes traffic again' : `Readiness probe failed ${inst.plan.readinessProbe.failureThreshold} times: no traffic until it passes`);
-        inst.observed.state = ok ? 'ready' : 'unready';
-        if (ok) inst.observed.address = address;
-        else delete inst.observed.address;
-        this.changed();
-      },
-      onDead: (failures) => {
-        if (inst.stopping || inst.container !== container) return;
-        this.writeLog(inst, `Killing: the instance failed its liveness probe ${failures} times in a row, will be restarted`);
-        void container.kill({ signal: 'SIGKILL' }).catch(() => {});
-      },
-    });
+    const kill = () => void container.kill({ signal: 'SIGKILL' }).catch(() => {});
+    inst.stopProbes = startProbesWith(live, ready, inst.plan.livenessProbe, inst.plan.readinessProbe, this.probeCallbacks(inst, () => inst.container === container, address, kill));
   }
 
   private readonly routePorts = new WeakMap<Docker.Container, Map<number, number>>();

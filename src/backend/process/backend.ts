@@ -137,14 +137,7 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
   async stop(id: string): Promise<void> {
     const inst = this.instances.get(id);
     if (inst === undefined) return;
-    if (!inst.stopping) {
-      inst.stopping = true;
-      inst.observed.state = 'stopping';
-      delete inst.observed.address;
-      if (inst.restartTimer) clearTimeout(inst.restartTimer);
-      inst.stopProbes?.();
-      this.changed();
-    }
+    if (this.markStopping(inst)) this.changed();
     const child = inst.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       // Its last lines ("Instance host stopped") may still be in the pipes when it exits: wait for them
@@ -412,22 +405,8 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
   /** Probes for a ready instance: readiness moves it in and out of traffic, liveness restarts it. */
   private watch(inst: Instance, child: ChildProcess): void {
     inst.stopProbes?.();
-    inst.stopProbes = startProbes(inst.socketPath, inst.plan.livenessProbe, inst.plan.readinessProbe, {
-      onReadiness: (ready) => {
-        if (inst.stopping || inst.child !== child) return;
-        this.writeLog(inst, ready ? 'Readiness probe passed: the instance takes traffic again' : `Readiness probe failed ${inst.plan.readinessProbe.failureThreshold} times: no traffic until it passes`);
-        inst.observed.state = ready ? 'ready' : 'unready';
-        if (ready) inst.observed.address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath };
-        else delete inst.observed.address;
-        this.changed();
-      },
-      onDead: (failures) => {
-        if (inst.stopping || inst.child !== child) return;
-        // Azure's event: "Container inference-server failed liveness probe, will be restarted".
-        this.writeLog(inst, `Killing: the instance failed its liveness probe ${failures} times in a row, will be restarted`);
-        child.kill('SIGKILL');
-      },
-    });
+    const address = { instanceId: inst.observed.id, transport: 'framed', socketPath: inst.socketPath } as const;
+    inst.stopProbes = startProbes(inst.socketPath, inst.plan.livenessProbe, inst.plan.readinessProbe, this.probeCallbacks(inst, () => inst.child === child, address, () => child.kill('SIGKILL')));
   }
 
 }

@@ -383,6 +383,18 @@ def _noop(signum, frame):
     pass  # the wakeup fd tells the loop; a handler must exist for the C-level handler to write it
 
 
+def _watch(sel, fd, events, want, data):
+    """Makes the selector watch `fd` for `want` (0: not at all) where it watched `events`; returns `want`."""
+    if want != events:
+        if events == 0:
+            sel.register(fd, want, data)
+        elif want == 0:
+            sel.unregister(fd)
+        else:
+            sel.modify(fd, want, data)
+    return want
+
+
 class Host:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -627,22 +639,10 @@ class Host:
         for w in self.workers:
             if w.exited:
                 continue
-            want = selectors.EVENT_WRITE if (w.out.waiting and not w.stdin_closed) else 0
-            if want != w.in_events:
-                if w.in_events == 0:
-                    sel.register(w.stdin_fd, want, ("in", w))
-                elif want == 0:
-                    sel.unregister(w.stdin_fd)
-                else:
-                    sel.modify(w.stdin_fd, want, ("in", w))
-                w.in_events = want
-            want = selectors.EVENT_READ if (self.reading_workers and not w.eof) else 0
-            if want != w.out_events:
-                if want:
-                    sel.register(w.stdout_fd, want, ("out", w))
-                else:
-                    sel.unregister(w.stdout_fd)
-                w.out_events = want
+            w.in_events = _watch(sel, w.stdin_fd, w.in_events,
+                                 selectors.EVENT_WRITE if (w.out.waiting and not w.stdin_closed) else 0, ("in", w))
+            w.out_events = _watch(sel, w.stdout_fd, w.out_events,
+                                  selectors.EVENT_READ if (self.reading_workers and not w.eof) else 0, ("out", w))
         reading = not self.workers_congested
         for c in self.conns:
             want = 0
@@ -651,14 +651,7 @@ class Host:
                 want = selectors.EVENT_READ
             if c.out.waiting:
                 want |= selectors.EVENT_WRITE
-            if want != c.events:
-                if c.events == 0:
-                    sel.register(c.fd, want, ("conn", c))
-                elif want == 0:
-                    sel.unregister(c.fd)
-                else:
-                    sel.modify(c.fd, want, ("conn", c))
-                c.events = want
+            c.events = _watch(sel, c.fd, c.events, want, ("conn", c))
 
     def accept(self):
         while True:
