@@ -201,6 +201,15 @@ export function followLog(first: string, file: string, start: { ino: number; siz
       }
       const now = await stat(file).catch(() => null);
       if (now !== null && (now.ino !== ino || now.size < pos)) {
+        // What was appended to the old file between our last read and its rotation comes first: read it
+        // to its end (the read above may have come just before those lines), then go on with the new one.
+        const rest = await fh.read(buf, 0, buf.length, pos);
+        if (done || stream.destroyed) return;
+        if (rest.bytesRead > 0) {
+          pos += rest.bytesRead;
+          if (stream.push(Buffer.from(buf.subarray(0, rest.bytesRead)))) setImmediate(() => void pull());
+          return;
+        }
         await fh.close();
         fh = null;
         setImmediate(() => void pull());
