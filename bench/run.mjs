@@ -20,19 +20,22 @@
 //      BENCH_TRACE_GC=1 starts the infergate server with node --trace-gc and reports its GC pauses,
 //      BENCH_SERVER_ARGS: extra arguments for `infergate server` (e.g. --no-traffic-log).
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 const BENCH = import.meta.dirname;
 const ROOT = resolve(BENCH, '..');
-const BIN = join(ROOT, 'bin', 'infergate.js');
+// BENCH_BIN: another build's bin/infergate.js (a private build while dist/ is shared with other work).
+const BIN = process.env.BENCH_BIN ? resolve(process.env.BENCH_BIN) : join(ROOT, 'bin', 'infergate.js');
+const PROBE = join(BENCH, 'probe.mjs');
 const POST_LUA = join(BENCH, 'wrk', 'post.lua');
 const STATUS_LUA = join(BENCH, 'wrk', 'statuses.lua');
 const BODY = '{"data": [[1,2,3,4,5,6,7,8,9,10],[10,9,8,7,6,5,4,3,2,1]]}';
 const EXPECTED = '[55, 55]';
 const ENDPOINT = 'bench-ep';
+const PY_ENDPOINT = 'bench-py';
 
 const env = process.env;
 const num = (v, d) => (v === undefined || v === '' || Number.isNaN(Number(v)) ? d : Number(v));
@@ -48,7 +51,20 @@ const cfg = {
   keep: env.BENCH_KEEP === '1',
   traceGc: env.BENCH_TRACE_GC === '1',
   serverArgs: (env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
+  probe: env.BENCH_PROBE !== '0',
+  routerWorkers: Math.max(0, Math.floor(num(env.BENCH_ROUTER_WORKERS, 0))),
+  python: env.BENCH_PYTHON !== '0',
+  pyWorkers: Math.max(0, Math.floor(num(env.BENCH_PY_WORKERS, 0))),
+  nodeArgs: (env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+  hostNodeOptions: (env.BENCH_HOST_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean),
 };
+// --router-workers N (or BENCH_ROUTER_WORKERS): passed to `infergate server --router-workers N` (issue 13
+// part 2; 0 = the server's default, the flag is not passed).
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (a === '--router-workers') cfg.routerWorkers = Math.max(0, Math.floor(Number(process.argv[++i])));
+  else if (a.startsWith('--router-workers=')) cfg.routerWorkers = Math.max(0, Math.floor(Number(a.slice(17))));
+}
 cfg.rateSeconds = Math.max(1, num(env.BENCH_RATE_SECONDS, cfg.seconds));
 
 const log = (...a) => console.log(...a);
@@ -77,6 +93,18 @@ function track(name, cmd, args, opts = {}) {
   child.on('error', (e) => (entry.err += `\nspawn error: ${e.message}`));
   started.push(entry);
   return entry;
+}
+
+/** Every process we started (and its descendants) may run on every CPU from now on: the free regime. */
+async function unpinAll() {
+  if (cfg.regime !== 'pinned') return;
+  const all = `0-${cpus().length - 1}`;
+  const table = procTable();
+  for (const e of started) {
+    const pid = e.child.pid;
+    if (pid === undefined || !table.has(pid)) continue;
+    for (const p of [pid, ...descendants(pid, table)]) await run('taskset', ['-a', '-p', '-c', all, String(p)]);
+  }
 }
 
 const pinServer = (cmd, args) => (cfg.regime === 'pinned' ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args]);
@@ -146,6 +174,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     stopAll()
       .then(() => {
         if (!cfg.keep) rmSync(tmp, { recursive: true, force: true });
+        if (probeDirPath !== '') rmSync(probeDirPath, { recursive: true, force: true });
       })
       .catch(() => {})
       .finally(() => process.exit(130));
@@ -274,6 +303,118 @@ function accountingGroups(table) {
   return groups;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Per-process event loop, GC and scheduling during each measured run (issue 13 part 1). Node processes we
+// start (the infergate server, its Node instance hosts, the direct servers) load bench/probe.mjs, which
+// dumps what it saw since the last SIGUSR2 on the next one. Only processes whose command line or
+// environment names the probe are signalled: SIGUSR2 kills any other process.
+
+// Its own directory, world-writable (sticky): the instance hosts run as other users (isolation) and the
+// workspace temp dir is private to ours.
+let probeDirPath = '';
+const probeDir = () => {
+  if (probeDirPath === '') {
+    probeDirPath = mkdtempSync(join(tmpdir(), 'infergate-bench-probe-'));
+    chmodSync(probeDirPath, 0o1777);
+  }
+  return probeDirPath;
+};
+const probed = new Map(); // pid -> boolean
+
+function hasProbe(pid) {
+  let v = probed.get(pid);
+  if (v === undefined) {
+    v = false;
+    try {
+      v = readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('probe.mjs') || readFileSync(`/proc/${pid}/environ`, 'latin1').includes('probe.mjs');
+    } catch {}
+    // A process that has not yet exec'd node (setpriv) would be re-checked: only cache a yes.
+    if (v) probed.set(pid, v);
+  }
+  return v;
+}
+
+/** Asks every probed process among `groups` for what it saw since the last call; name -> [report]. */
+async function probeCollect(groups) {
+  if (!cfg.probe) return {};
+  const want = [];
+  for (const [name, pids] of groups) for (const pid of pids) if (hasProbe(pid)) want.push([name, pid]);
+  for (const [, pid] of want) rmSync(join(probeDir(), `${pid}.json`), { force: true });
+  for (const [, pid] of want) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {}
+  }
+  const out = {};
+  const end = Date.now() + 3000;
+  for (const [name, pid] of want) {
+    const file = join(probeDir(), `${pid}.json`);
+    while (!existsSync(file) && Date.now() < end && alive(pid)) await sleep(5);
+    try {
+      (out[name] ??= []).push(JSON.parse(readFileSync(file, 'utf8')));
+    } catch {}
+  }
+  return out;
+}
+
+/** One figure per group from its processes' probe reports (several processes: the worst of each). */
+function probeSummary(reports) {
+  const res = {};
+  for (const [name, list] of Object.entries(reports)) {
+    const eld = list.map((r) => r.eld_ms).filter(Boolean);
+    const gc = {};
+    for (const r of list) {
+      for (const [k, v] of Object.entries(r.gc)) {
+        const g = (gc[k] ??= { count: 0, total_ms: 0, max_ms: 0 });
+        g.count += v.count;
+        g.total_ms = Math.round((g.total_ms + v.total_ms) * 100) / 100;
+        g.max_ms = Math.max(g.max_ms, v.max_ms);
+      }
+    }
+    const stalls = list.flatMap((r) => r.stalls.map((x) => ({ ...x, pid: r.pid, cause: stallCause(x) })));
+    res[name] = {
+      eld_ms: eld.length ? { p50: Math.max(...eld.map((e) => e.p50)), p99: Math.max(...eld.map((e) => e.p99)), max: Math.max(...eld.map((e) => e.max)) } : null,
+      gc,
+      stalls_over_5ms: stalls.length,
+      stalls_by_cause: stalls.reduce((a, x) => ((a[x.cause] = (a[x.cause] ?? 0) + 1), a), {}),
+      stalls: stalls.sort((a, b) => b.gap_ms - a.gap_ms).slice(0, 20),
+      sched: list.map((r) => r.sched),
+      heap_mb: Math.round(Math.max(...list.map((r) => r.heap.heapUsed)) / 1e5) / 10,
+    };
+  }
+  return res;
+}
+
+/**
+ * Why the event loop did not run for gap_ms: 'gc' when GC pauses fill half of it or more; 'busy' when the
+ * process used CPU for most of it (JavaScript or native work of ours, not GC); 'descheduled' when it used
+ * little CPU — it was runnable or waiting but another process had the core; 'mixed' between.
+ */
+function stallCause({ gap_ms, cpu_ms, gc_ms }) {
+  if (gc_ms >= 0.5 * gap_ms) return 'gc';
+  if (cpu_ms >= 0.7 * gap_ms) return 'busy';
+  if (cpu_ms <= 0.3 * gap_ms) return 'descheduled';
+  return 'mixed';
+}
+
+/** Main-thread scheduling of every process of each group from /proc/<pid>/schedstat: ns on CPU, ns runnable but waiting. */
+function schedOf(groups) {
+  const out = {};
+  for (const [name, pids] of groups) {
+    let run = 0;
+    let wait = 0;
+    for (const pid of pids) {
+      try {
+        const [r, w] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(/\s+/).map(Number);
+        run += r;
+        wait += w;
+      } catch {}
+    }
+    out[name] = { run, wait };
+  }
+  return out;
+}
+
 function ticksOf(pids, table) {
   let t = 0;
   for (const p of pids) t += table.get(p)?.ticks ?? 0;
@@ -292,10 +433,13 @@ function parseWrk(stdout) {
 // CPU wrk used (wrk's own cost per request, which competes with the servers in the free regime).
 const WRK_SH = 'wrk "$@"; s=$?; echo "WRKSTAT $(cat /proc/$$/stat)"; exit $s';
 
-async function wrk({ url, conns, secs, rate = 0, auth, script = POST_LUA }) {
+/** The regime of the runs now: cfg.regime, except the Python/JS phase, which is always free (unpinAll). */
+let regimeNow = '';
+
+async function wrk({ url, conns, secs, rate = 0, auth, script = POST_LUA, deployment = '' }) {
   const args = ['-c', WRK_SH, 'sh', '-t1', `-c${conns}`, `-d${secs}s`, '--timeout', '5s', '--latency', '-s', script, url];
-  const [cmd, full] = cfg.regime === 'pinned' ? ['taskset', ['-c', '1', 'sh', ...args]] : ['sh', args];
-  const wenv = { ...env, BENCH_AUTH: auth };
+  const [cmd, full] = (regimeNow || cfg.regime) === 'pinned' ? ['taskset', ['-c', '1', 'sh', ...args]] : ['sh', args];
+  const wenv = { ...env, BENCH_AUTH: auth, BENCH_DEPLOYMENT: deployment };
   if (rate > 0) wenv.BENCH_RATE = String(rate);
   else delete wenv.BENCH_RATE;
   const r = await run(cmd, full, { env: wenv, timeout: (secs + 30) * 1000 });
@@ -313,12 +457,17 @@ async function measure(scn, { conns, secs, rate = 0, kind }) {
   for (let attempt = 0; attempt < 2; attempt++) {
     if (attempt > 0) await waitQuiet(15_000);
     const t0 = procTable();
+    const g0 = accountingGroups(t0);
+    await probeCollect(g0); // the probes start afresh here
+    const q0 = schedOf(g0);
     const s0 = cpuStat();
     const w0 = performance.now();
-    const out = await wrk({ url: scn.url, conns, secs, rate, auth: scn.auth });
+    const out = await wrk({ url: scn.url, conns, secs, rate, auth: scn.auth, deployment: scn.deployment });
     const w1 = performance.now();
     const t1 = procTable();
     const s1 = cpuStat();
+    const q1 = schedOf(g0);
+    const probes = await probeCollect(g0);
     const wall = (w1 - w0) / 1000;
     const parsed = parseWrk(out.stdout);
     if (!parsed) throw new Error(`wrk failed on ${scn.id} (exit ${out.code}):\n${out.stdout}\n${out.stderr}`);
@@ -337,6 +486,15 @@ async function measure(scn, { conns, secs, rate = 0, kind }) {
       res.cpu.wrk = { pct: Math.round((out.wrkCpuSeconds / wall) * 100), us_per_req: Math.round((out.wrkCpuSeconds * 1e6) / Math.max(1, parsed.requests)) };
     }
     res.cpus = cpuDelta(s0, s1);
+    res.probe = probeSummary(probes);
+    // Time each group's main threads waited on a run queue while runnable (ms per second of the run): the
+    // scheduler's share of the latency, for every process including the Python workers, nginx and wrk.
+    res.runqueue_wait = {};
+    for (const [name, v] of Object.entries(q1)) {
+      const w = v.wait - (q0[name]?.wait ?? 0);
+      const r = v.run - (q0[name]?.run ?? 0);
+      if (r > 0) res.runqueue_wait[name] = { wait_ms_per_s: Math.round(w / 1e4 / wall) / 100, run_ms_per_s: Math.round(r / 1e4 / wall) / 100 };
+    }
     // Other processes (not ours, not wrk, not kernel threads) that used CPU during the run.
     const mine = new Set([process.pid]);
     for (const pids of groups.values()) for (const p of pids) mine.add(p);
@@ -359,12 +517,23 @@ async function measure(scn, { conns, secs, rate = 0, kind }) {
   }
   if (res.errors > 0) {
     // Which statuses? A short diagnostic run that records them (the measured run stays as it was).
-    const diag = await wrk({ url: scn.url, conns, secs: 2, auth: scn.auth, script: STATUS_LUA });
+    const diag = await wrk({ url: scn.url, conns, secs: 2, auth: scn.auth, script: STATUS_LUA, deployment: scn.deployment });
     const line = diag.stdout.split('\n').find((l) => l.startsWith('WRKSTATUS '));
     res.error_diagnosis = line ? JSON.parse(line.slice(10)) : diag.stdout;
     log(`  !! ${scn.id}: ${res.errors} failed requests (connect ${res.err_connect}, read ${res.err_read}, write ${res.err_write}, non-2xx ${res.err_status}, timeout ${res.err_timeout}); 2 s diagnostic run: ${JSON.stringify(res.error_diagnosis)}`);
   }
   return res;
+}
+
+/** The per-run log line's tail: each probed process's event-loop delay p99/max and its stalls by cause. */
+function probeLine(res) {
+  const parts = [];
+  for (const [name, p] of Object.entries(res.probe ?? {})) {
+    if (!p.eld_ms) continue;
+    const causes = Object.entries(p.stalls_by_cause).map(([k, v]) => `${v} ${k}`).join(' ');
+    parts.push(`${name} eld ${p.eld_ms.p99.toFixed(1)}/${p.eld_ms.max.toFixed(1)}${causes ? ` [${causes}]` : ''}`);
+  }
+  return parts.length ? `  | ${parts.join('; ')}` : '';
 }
 
 async function waitQuiet(maxMs) {
@@ -422,9 +591,12 @@ async function version(cmd, args, re) {
   return m ? m[1] : 'unknown';
 }
 
+const probeArgs = () => (cfg.probe ? ['--import', PROBE] : []);
+const probeEnv = () => (cfg.probe ? { INFERGATE_BENCH_PROBE_DIR: probeDir() } : {});
+
 async function startDirect(name) {
-  const [cmd, args] = pinServer(process.execPath, [join(BENCH, 'direct-server.mjs'), '--port', '0']);
-  const e = track(name, cmd, args);
+  const [cmd, args] = pinServer(process.execPath, [...probeArgs(), join(BENCH, 'direct-server.mjs'), '--port', '0']);
+  const e = track(name, cmd, args, { env: { ...env, ...probeEnv() } });
   const m = await waitForOutput(e, /listening (\d+)/, 15_000, name);
   return Number(m[1]);
 }
@@ -537,7 +709,13 @@ async function main() {
       `instance_type: Standard_DS3_v2\ninstance_count: 1\n` +
       // Azure's default (1) admits 2 x 1 x instances pending requests and answers 429 beyond: wrk -c32 would
       // mostly measure rejections. DIRECT and nginx have no such limit, so neither does the router here.
-      `request_settings: {max_concurrent_requests_per_instance: ${cfg.maxConcurrent}}\n`);
+      `request_settings: {max_concurrent_requests_per_instance: ${cfg.maxConcurrent}}\n` +
+      // The instance hosts load the probe too (event loop, GC: bench/probe.mjs); NODE_OPTIONS is refused
+      // unless the deployment names it (spec/unsafe-env.ts).
+      (cfg.probe || cfg.hostNodeOptions.length
+        ? `tags: {infergate.allow-environment-variables: NODE_OPTIONS}\n` +
+          `environment_variables: {NODE_OPTIONS: "${[...(cfg.probe ? [`--import=${PROBE}`] : []), ...cfg.hostNodeOptions].join(' ')}", INFERGATE_BENCH_PROBE_DIR: "${probeDir()}"}\n`
+        : ''));
   }
 
   // DIRECT (also nginx's blue upstream) and the second direct server (nginx's green upstream).
@@ -545,8 +723,9 @@ async function main() {
   const portB = await startDirect('direct-b');
 
   // The infergate server, endpoint and deployments, as a user would create them.
-  const [scmd, sargs] = pinServer(process.execPath, [...(cfg.traceGc ? ['--trace-gc'] : []), BIN, 'server', '--port', '0', '--router-port', '0', ...cfg.serverArgs]);
-  const server = track('infergate', scmd, sargs, { env: cliEnv });
+  const [scmd, sargs] = pinServer(process.execPath, [...cfg.nodeArgs, ...(cfg.traceGc ? ['--trace-gc'] : []), ...probeArgs(), BIN, 'server', '--backend', 'process', '--port', '0', '--router-port', '0',
+    ...(cfg.routerWorkers > 0 ? ['--router-workers', String(cfg.routerWorkers)] : []), ...cfg.serverArgs]);
+  const server = track('infergate', scmd, sargs, { env: { ...cliEnv, ...probeEnv() } });
   await waitForOutput(server, /router:/, 30_000, 'infergate server');
   await cli('online-endpoint', 'create', '-n', ENDPOINT, '-o', 'none');
   await cli('online-deployment', 'create', '-f', join(code, 'blue.yml'), '--all-traffic', '-o', 'none');
@@ -555,6 +734,27 @@ async function main() {
   const key = await cli('online-endpoint', 'get-credentials', '-n', ENDPOINT, '-o', 'tsv', '--query', 'primaryKey');
   const scoringUri = await cli('online-endpoint', 'show', '-n', ENDPOINT, '-o', 'tsv', '--query', 'scoring_uri');
   const auth = `Bearer ${key}`;
+  // Python vs JavaScript through the same router (issue 13 goal): endpoint bench-py, deployment `py` (the
+  // light row-sum score.py of bench:python, WORKER_COUNT BENCH_PY_WORKERS, default the product's default)
+  // and `js` (the same logic as a JS module, score.mjs), one instance each; requests pinned to one or the
+  // other by the azureml-model-deployment header, so both go through the same router and endpoint.
+  let py = null;
+  let js = null;
+  if (cfg.python) {
+    copyFileSync(join(BENCH, 'fixtures', 'python-rowsum', 'score.py'), join(code, 'score.py'));
+    const depYml = (name, script, extra) =>
+      `name: ${name}\nendpoint_name: ${PY_ENDPOINT}\ncode_configuration: {code: ./, scoring_script: ${script}}\n` +
+      `instance_type: Standard_DS3_v2\ninstance_count: 1\nrequest_settings: {max_concurrent_requests_per_instance: ${cfg.maxConcurrent}}\n${extra}`;
+    writeFileSync(join(code, 'py.yml'), depYml('pyrowsum', 'score.py', cfg.pyWorkers > 0 ? `environment_variables: {WORKER_COUNT: "${cfg.pyWorkers}"}\n` : ''));
+    writeFileSync(join(code, 'js.yml'), depYml('jsrowsum', 'score.mjs', ''));
+    await cli('online-endpoint', 'create', '-n', PY_ENDPOINT, '-o', 'none');
+    await cli('online-deployment', 'create', '-f', join(code, 'py.yml'), '--all-traffic', '-o', 'none');
+    await cli('online-deployment', 'create', '-f', join(code, 'js.yml'), '-o', 'none');
+    const pyKey = await cli('online-endpoint', 'get-credentials', '-n', PY_ENDPOINT, '-o', 'tsv', '--query', 'primaryKey');
+    const pyUri = await cli('online-endpoint', 'show', '-n', PY_ENDPOINT, '-o', 'tsv', '--query', 'scoring_uri');
+    py = { id: 'py_router', label: `ROUTER -> score.py (WORKER_COUNT ${cfg.pyWorkers || 'default'})`, url: pyUri, auth: `Bearer ${pyKey}`, traffic: null, deployment: 'pyrowsum' };
+    js = { id: 'js_router', label: 'ROUTER -> score.mjs (same logic)', url: pyUri, auth: `Bearer ${pyKey}`, traffic: null, deployment: 'jsrowsum' };
+  }
   // The instances' socket directories, removed at the end if the server leaves them behind empty.
   for (const kid of descendants(server.child.pid)) {
     try {
@@ -600,6 +800,14 @@ async function main() {
     if (s === blue && Object.keys(seen).join() !== 'blue') throw new Error(`traffic blue=100 but answers from ${JSON.stringify(seen)}`);
     if (s === router && !(seen.green > 0)) throw new Error(`traffic blue=90 green=10 but answers from ${JSON.stringify(seen)}`);
   }
+  for (const s of [py, js]) {
+    if (s === null) continue;
+    await until(`${s.id} answers`, async () => {
+      const r = await fetch(s.url, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json', authorization: s.auth, 'azureml-model-deployment': s.deployment } });
+      const body = await r.text();
+      return (r.status === 200 && body === EXPECTED && r.headers.get('azureml-model-deployment') === s.deployment) || `${r.status} ${body}`;
+    }, 60_000);
+  }
   log(`bench: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (direct :${portA}, nginx :${ngPort}, router ${scoringUri}` +
     `${cfg.serverArgs.length ? `; infergate server ${cfg.serverArgs.join(' ')}` : ''})`);
 
@@ -618,7 +826,7 @@ async function main() {
       const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'max' });
       res.round = r;
       runs.push(res);
-      log(`  round ${r + 1} ${'max'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+      log(`  round ${r + 1} ${'max'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
     }
   }
 
@@ -631,7 +839,8 @@ async function main() {
   const levels = [
     { kind: 'rate', rate: Math.round(directMax / 2), of: `half of direct's median max ${fmtInt(directMax)}`, scenarios: [direct, router, nginx, mirror, blue] },
   ];
-  if (routerMax < 0.9 * directMax) {
+  // Always: the goals name both levels (half of DIRECT's max and half of the router's own).
+  {
     levels.push({ kind: 'rate_router', rate: Math.round(routerMax / 2), of: `half of the router's median max ${fmtInt(routerMax)}`, scenarios: [direct, router, mirror, blue] });
   }
   for (const level of levels) {
@@ -643,7 +852,7 @@ async function main() {
         const res = await measure(s, { conns: level.conns, secs: cfg.rateSeconds, rate: level.rate, kind: level.kind });
         res.round = r;
         runs.push(res);
-        log(`  round ${r + 1} ${level.kind.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps (target ${fmtInt(level.rate)})  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}`);
+        log(`  round ${r + 1} ${level.kind.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps (target ${fmtInt(level.rate)})  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
       }
     }
   }
@@ -660,11 +869,30 @@ async function main() {
     }
   }
 
+  // 4. Python vs JavaScript through the same router, max throughput, free regime: the goal is stated for
+  // the free regime (with everything on one core the ratio would only compare CPU per request).
+  if (py !== null) {
+    await unpinAll();
+    regimeNow = 'free';
+    await wrk({ url: py.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: py.auth, deployment: py.deployment });
+    await wrk({ url: js.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: js.auth, deployment: js.deployment });
+    for (let r = 0; r < cfg.rounds; r++) {
+      // Alternate which goes first, so a drift of the shared host does not favour one.
+      for (const s of r % 2 === 0 ? [py, js] : [js, py]) {
+        const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'pyjs' });
+        res.round = r;
+        runs.push(res);
+        log(`  round ${r + 1} ${'pyjs free'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+      }
+    }
+    regimeNow = '';
+  }
+
   // Server-side error output (anything the router or nginx logged at warn/error).
   const ngErrors = existsSync(join(ngDir, 'error.log')) ? readFileSync(join(ngDir, 'error.log'), 'utf8').trim().split('\n').filter(Boolean) : [];
   const serverErrors = server.err.split('\n').filter((l) => /error|fail|warn|exception/i.test(l));
 
-  const results = summarize({ runs, scenarios, levels });
+  const results = summarize({ runs, scenarios: [...scenarios, ...(py ? [py, js] : [])], levels });
   if (cfg.traceGc) results.router_gc = gcSummary(server.out);
   try {
     results.traffic_log_bytes = statSync(join(home, 'logs', 'traffic.jsonl')).size;
@@ -672,6 +900,7 @@ async function main() {
   results.info = info;
   results.config = { ...cfg, body: BODY, wrk_lua: 'bench/wrk/post.lua' };
   results.server_log_problems = serverErrors.slice(-50);
+  if (cfg.keep) writeFileSync(join(tmp, 'server.out'), server.out); // e.g. BENCH_NODE_ARGS=--trace-gc-nvp output
   results.nginx_error_log = ngErrors.slice(-50);
   results.elapsed_s = Math.round((Date.now() - t0) / 1000);
   report(results, scenarios);
@@ -680,9 +909,9 @@ async function main() {
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
   log(`results: ${file.slice(ROOT.length + 1)} (${results.elapsed_s} s)`);
   const s = results.summary;
-  if (s.added_p99_ms_at_half_router_max !== undefined) {
-    log(`bench (informational, at half the router's max, ${fmtInt(s.rate_router_rps)} rps): added_p99_ms=${f2(s.added_p99_ms_at_half_router_max)} mirror_p99_ratio=${f2(s.mirror_p99_ratio_at_half_router_max)}`);
-  }
+  log(`bench (goals of issue 13): added_p99_ms_at_half_router_max=${f2(s.added_p99_ms_at_half_router_max)} (<= 1) ` +
+    `added_p99_ms_at_half_direct_max=${f2(s.added_p99_ms)} (<= 2) router_cpu_us_per_request=${Number.isFinite(s.router_cpu_us_per_request) ? s.router_cpu_us_per_request : 'n/a'} (<= ~16) ` +
+    `mirror_p99_ratio=${f2(s.mirror_p99_ratio)} (<= 1.05) py/js=${f2(s.py_over_js)} (>= 0.9, free regime)`);
   log(`bench: router/direct=${f2(s.router_over_direct)} router/nginx=${f2(s.router_over_nginx)} added_p99_ms=${f2(s.added_p99_ms)} mirror_p99_ratio=${f2(s.mirror_p99_ratio)}`);
 }
 
@@ -697,6 +926,33 @@ function gcSummary(text) {
     k.count++;
     k.total_ms = Math.round((k.total_ms + pause) * 100) / 100;
     k.max_ms = Math.max(k.max_ms, pause);
+  }
+  return out;
+}
+
+/** Per process group, over the rounds of one scenario and phase: medians of the event-loop delay, GC and stalls. */
+function probeStats(rs) {
+  const out = {};
+  const names = new Set(rs.flatMap((x) => Object.keys(x.probe ?? {})));
+  for (const n of names) {
+    const ps = rs.map((x) => x.probe?.[n]).filter((p) => p && p.eld_ms);
+    if (!ps.length) continue;
+    const gc = {};
+    for (const k of new Set(ps.flatMap((p) => Object.keys(p.gc)))) {
+      gc[k] = {
+        count: median(ps.map((p) => p.gc[k]?.count ?? 0)),
+        total_ms: median(ps.map((p) => p.gc[k]?.total_ms ?? 0)),
+        max_ms: Math.max(...ps.map((p) => p.gc[k]?.max_ms ?? 0)),
+      };
+    }
+    const causes = {};
+    for (const p of ps) for (const [c, v] of Object.entries(p.stalls_by_cause)) causes[c] = (causes[c] ?? 0) + v;
+    out[n] = {
+      eld_ms: { p50: median(ps.map((p) => p.eld_ms.p50)), p99: median(ps.map((p) => p.eld_ms.p99)), max: median(ps.map((p) => p.eld_ms.max)), max_of_rounds: Math.max(...ps.map((p) => p.eld_ms.max)) },
+      gc,
+      stalls_over_5ms_median: median(ps.map((p) => p.stalls_over_5ms)),
+      stalls_by_cause_all_rounds: causes,
+    };
   }
   return out;
 }
@@ -732,6 +988,8 @@ function summarize({ runs, scenarios, levels }) {
         errors: rs.reduce((a, x) => a + x.errors, 0),
         dirty_runs: rs.filter((x) => x.dirty).length,
         cpu,
+        probe: probeStats(rs),
+        runqueue_wait_ms_per_s: Object.fromEntries([...new Set(rs.flatMap((x) => Object.keys(x.runqueue_wait ?? {})))].map((n) => [n, median(rs.map((x) => x.runqueue_wait?.[n]?.wait_ms_per_s ?? NaN))])),
         cpus: {
           cpu0_busy: median(rs.map((x) => (x.cpus.cpu0?.busy ?? NaN) + (x.cpus.cpu0?.softirq ?? 0))),
           cpu1_busy: median(rs.map((x) => (x.cpus.cpu1?.busy ?? NaN) + (x.cpus.cpu1?.softirq ?? 0))),
@@ -751,6 +1009,7 @@ function summarize({ runs, scenarios, levels }) {
     router_blue_over_direct: pair('max', 'router_blue', 'direct', rps),
     mirror_over_router_blue: pair('max', 'router_mirror', 'router_blue', rps),
     mirror_over_router: pair('max', 'router_mirror', 'router', rps),
+    py_over_js: pair('pyjs', 'py_router', 'js_router', rps),
   };
   const p99 = (x) => x.p99_us / 1000;
   const p50 = (x) => x.p50_us / 1000;
@@ -770,8 +1029,11 @@ function summarize({ runs, scenarios, levels }) {
     max: stats('max'),
     levels: levels.map((l) => ({ kind: l.kind, target_rps: l.rate, of: l.of, conns: l.conns, scenarios: stats(l.kind) })),
     c1: stats('c1'),
+    pyjs: stats('pyjs'),
     paired: { ...med(ratios), ...med(latency) },
     summary: {
+      router_cpu_us_per_request: median(by('max', 'router').map((x) => x.cpu.router?.us_per_req ?? NaN)),
+      py_over_js: median(ratios.py_over_js),
       router_over_direct: median(ratios.router_over_direct),
       router_over_nginx: median(ratios.router_over_nginx),
       added_p99_ms: median(latency.added_p99_ms),
@@ -841,6 +1103,40 @@ function report(res, scenarios) {
     show('mirror_p99_ratio_vs_split_at_half_router_max', 'p99 mirror / blue=90 green=10, half router max');
   }
 
+  if (pr.py_over_js && res.pyjs.py_router) {
+    log('');
+    log(`Python vs JavaScript through the same router (endpoint ${PY_ENDPOINT}, wrk -t1 -c${res.config.conns} -d${res.config.seconds}s, regime free, rounds alternate which goes first):`);
+    log(table(['py_router', 'js_router'].filter((id) => res.pyjs[id]).map((id) => {
+      const m = res.pyjs[id];
+      return [id, m.label, fmtInt(m.rps_median), `${fmtInt(m.rps_min)}-${fmtInt(m.rps_max)}`, f2(m.p50_ms), f2(m.p99_ms), m.errors, `${Math.round(m.cpus.cpu0_busy)}/${Math.round(m.cpus.cpu1_busy)}`, cpuText(m.cpu)];
+    }), ['scenario', 'what', 'rps', 'min-max', 'p50 ms', 'p99 ms', 'errors', 'cpu0/1 %', 'CPU by process: % of a core (us/request)']));
+    show('py_over_js', 'score.py / score.mjs via router (goal >= 0.9)');
+  }
+
+  // Event loop and GC of every Node process, per phase (bench/probe.mjs), and where stalls came from.
+  const phases = [['max', res.max], ...res.levels.map((l) => [l.kind, l.scenarios]), ['pyjs', res.pyjs ?? {}]];
+  const rows = [];
+  const gcText = (gc) => Object.entries(gc).filter(([k]) => k === 'scavenge' || k === 'mark-compact').map(([k, v]) => `${k === 'scavenge' ? 'scav' : 'mc'} ${v.count}x ${Math.round(v.total_ms)}ms max ${v.max_ms.toFixed(1)}`).join(', ');
+  for (const [kind, scns] of phases) {
+    for (const [id, m] of Object.entries(scns)) {
+      for (const [proc, p] of Object.entries(m.probe ?? {})) {
+        // The processes the scenario's requests pass through; idle ones only show the machine's noise.
+        const busy = (m.cpu[proc]?.pct ?? 0) >= 5;
+        if (!busy) continue;
+        const causes = Object.entries(p.stalls_by_cause_all_rounds).map(([c, v]) => `${v} ${c}`).join(' ');
+        rows.push([`${kind}/${id}`, proc, `${p.eld_ms.p50.toFixed(2)}/${p.eld_ms.p99.toFixed(2)}/${p.eld_ms.max.toFixed(1)}`, gcText(p.gc) || '-',
+          `${p.stalls_over_5ms_median}${causes ? ` (${causes})` : ''}`, f2(m.runqueue_wait_ms_per_s?.[proc])]);
+      }
+    }
+  }
+  if (rows.length) {
+    log('');
+    log('Event loop and GC per process, medians over rounds (bench/probe.mjs; processes using >= 5% of a core in that run). eld = event-loop delay ' +
+      'beyond a 1 ms timer, p50/p99/max ms; GC pauses per run; stalls = times the loop was > 5 ms late, with their cause over all rounds ' +
+      '(gc: GC pauses filled it; busy: the process ran; descheduled: it did not get the CPU; mixed); runq = ms per second its main thread waited for a CPU.');
+    log(table(rows, ['phase/scenario', 'process', 'eld p50/p99/max', 'GC (scavenge, mark-compact)', 'stalls > 5ms', 'runq ms/s']));
+  }
+
   // Notes: what limits the numbers.
   const notes = [];
   const totalErr = res.runs.reduce((a, x) => a + x.errors, 0);
@@ -902,6 +1198,7 @@ try {
 } finally {
   await stopAll();
   if (!cfg.keep) rmSync(tmp, { recursive: true, force: true });
+  if (probeDirPath !== '') rmSync(probeDirPath, { recursive: true, force: true });
   for (const d of socketDirs) {
     try {
       if (d.startsWith(tmpdir()) && readdirSync(d).length === 0) rmdirSync(d);

@@ -21,6 +21,8 @@ need_apt=()
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The studio's browser tests (test/browser) drive Debian's chromium through playwright-core: no browser download.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 apt_updated=0

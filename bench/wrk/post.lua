@@ -2,6 +2,7 @@
 -- print one line "WRKJSON {...}" with throughput, latency percentiles (us) and error counts.
 --
 -- env: BENCH_AUTH  the whole Authorization header value ("Bearer <key>")
+--      BENCH_DEPLOYMENT  optional: the azureml-model-deployment header (a deployment chosen by name)
 --      BENCH_RATE  optional: total requests/s to pace at (fixed-rate runs). wrk 4 has no -R; wrk calls
 --                  delay() (ms, whole numbers) before each request, so delay() hands out slots of one
 --                  global schedule (start + n/rate) and returns how long until this request's slot.
@@ -12,6 +13,9 @@ wrk.method = "POST"
 wrk.body = '{"data": [[1,2,3,4,5,6,7,8,9,10],[10,9,8,7,6,5,4,3,2,1]]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTH") or "Bearer none"
+-- BENCH_DEPLOYMENT: pin every request to that deployment (azureml-model-deployment), as Azure clients do.
+local deployment = os.getenv("BENCH_DEPLOYMENT")
+if deployment and deployment ~= "" then wrk.headers["azureml-model-deployment"] = deployment end
 
 local rate = tonumber(os.getenv("BENCH_RATE") or "")
 if rate and rate > 0 then

@@ -244,6 +244,21 @@ function bearerOf(req: FastifyRequest): string | undefined {
   return m ? m[1] : undefined;
 }
 
+/**
+ * A studio browser session (api/studio.ts): asked for a request that carries no Authorization header.
+ * undefined: the request has no session cookie (TokenMissing as before); otherwise the verdict on it.
+ */
+export type SessionCheck = (req: FastifyRequest) => Verdict | undefined;
+
+const sessionChecks = new WeakMap<FastifyInstance, SessionCheck>();
+
+/** Lets the access hook of `app` accept studio session cookies as the token they were signed in with. */
+export function acceptSessions(app: FastifyInstance, check: SessionCheck): void {
+  sessionChecks.set(app, check);
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /** Minimum time between two last-used writes of one token: `token list` is exact to the minute. */
 const TOUCH_EVERY_MS = 60_000;
 
@@ -277,12 +292,16 @@ export function installAccessControl(app: FastifyInstance, o: AccessOptions): vo
       return refuse(reply, errorOf('RouteWithoutRole'));
     }
     const bearer = bearerOf(req);
+    // A bearer token wins over a studio cookie: the CLI and scripts never carry one.
+    const session = bearer === '' ? sessionChecks.get(app)?.(req) : undefined;
     const verdict: Verdict =
       bearer === undefined
         ? { ok: false, error: errorOf('AuthorizationAmbiguous') }
-        : bearer === ''
-          ? { ok: false, error: errorOf('TokenMissing') }
-          : verifyToken(o.store, bearer, now());
+        : session !== undefined
+          ? session
+          : bearer === ''
+            ? { ok: false, error: errorOf('TokenMissing') }
+            : verifyToken(o.store, bearer, now());
     if (!verdict.ok) {
       const wait = o.limiter.fail(req.ip);
       if (wait > 0) {
@@ -293,6 +312,11 @@ export function installAccessControl(app: FastifyInstance, o: AccessOptions): vo
       return refuse(reply, verdict.error, { 'www-authenticate': challenge });
     }
     const token = verdict.token;
+    // Cookies go along with any request the browser makes, so a change made with one must also carry a
+    // header no cross-site form or image can set (SameSite=Strict is the first line; this the second).
+    if (session !== undefined && !SAFE_METHODS.has(req.method) && req.headers['x-infergate-studio'] !== '1') {
+      return refuse(reply, errorOf('StudioHeaderMissing'));
+    }
     req.principal = { id: token.id, role: token.role };
     const t = now();
     if ((touched.get(token.id) ?? 0) + TOUCH_EVERY_MS <= t) {

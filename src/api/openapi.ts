@@ -260,7 +260,24 @@ export const operations: Record<string, OperationDoc> = {
   deleteAutoscaleProfile: { ok: [[200, 'DeletedSetting']] },
   getAutoscaleHistory: { ok: [[200, ['AutoscaleDecision']]] },
   getMetrics: { ok: [[200, 'text', 'Prometheus text exposition format']] },
+  listComputes: { ok: [[200, ['Compute']]] },
+  showCompute: { ok: [[200, 'Compute']] },
+  attachCompute: { ok: [[201, 'Compute']], ...changeOf('ComputeAttachRequest') },
+  detachCompute: { ok: [[200, 'DetachedCompute']], conflict: true },
 };
+
+schemas.Compute = {
+  type: 'object',
+  description: 'An attached Kubernetes compute, what `az ml compute show` prints (never its kubeconfig).',
+  properties: { id: str, name: str, type: { type: 'string', enum: ['kubernetes'] }, provisioning_state: str, namespace: str, description: str, properties: { type: 'object', properties: { server: str, context: str, registry: str } }, created_on: str },
+};
+schemas.ComputeAttachRequest = {
+  type: 'object',
+  description: "`az ml compute attach`'s flags in snake_case; `kubeconfig` is the file's content (stored as a credential).",
+  required: ['name', 'kubeconfig'],
+  properties: { name: str, type: { type: 'string', enum: ['kubernetes'] }, kubeconfig: str, context: str, namespace: str, registry: str, description: str },
+};
+schemas.DetachedCompute = { type: 'object', required: ['name', 'detached'], properties: { name: str, detached: { type: 'boolean' } } };
 
 schemas.RegenerateKeysRequest = { type: 'object', properties: { key_type: { type: 'string', enum: ['primary', 'secondary'], default: 'primary' } } };
 schemas.AutoscaleSettingRequest = {
@@ -287,6 +304,8 @@ export const TAGS = [
   { name: 'environments', description: 'Registered environments (az ml environment).' },
   { name: 'uploads', description: 'Files that documents refer to as upload:sha256:<manifest>.' },
   { name: 'autoscale', description: 'Autoscale settings of deployments (az monitor autoscale).' },
+  { name: 'computes', description: 'Attached Kubernetes computes (az ml compute), where endpoints with compute: azureml:<name> run.' },
+  { name: 'instances', description: "What instances on a Kubernetes compute fetch (their revision's own token, no control-plane token)." },
   { name: 'tokens', description: 'Control-plane tokens (owner only) and whoami.' },
   { name: 'server', description: 'Health, version, metrics.' },
 ] as const;

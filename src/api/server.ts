@@ -19,11 +19,16 @@ import { MAX_NESTING } from '../util/yaml.js';
 import { showDeployment, showEndpoint, type ScoringUriOf, type ShowContext } from './show.js';
 import { registerAssetRoutes, type AssetApiOptions } from './assets.js';
 import { registerAutoscaleRoutes } from './autoscale.js';
+import { registerComputeRoutes, type ComputeApiOptions } from './computes.js';
+import { registerInstanceAssetRoutes, type InstanceAssetTokens } from './instance-assets.js';
+import { registerStudio } from './studio.js';
 import { registerReferencePage, swaggerOptions } from './openapi.js';
 import type { AuditLog } from './audit.js';
 import { allowedHostNames, createToken, FailedAuthLimiter, installAccessControl, parseDuration, ROLES } from './auth.js';
 
-export interface ApiOptions extends ShowContext, AssetApiOptions, ControlPlaneOptions {
+export interface ApiOptions extends ShowContext, AssetApiOptions, ControlPlaneOptions, Pick<ComputeApiOptions, 'checkCompute'> {
+  /** Kubernetes computes: signs the storage initializer's asset tokens (api/instance-assets.ts); the route is served with it. */
+  instanceAssetTokens?: InstanceAssetTokens;
   version: string;
   /** Local mode: each endpoint's own scoring URI (contract §2.4). */
   scoringUriOf?: ScoringUriOf;
@@ -354,8 +359,11 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   const control = new ControlPlane(o); // o: store, controller, logs, maxDeploymentsPerEndpoint, assetsDir, blobsDir, maxUploadBytes
   const showE = async (e: StoredEndpoint) => showEndpoint(o, e, store.listDeployments(e.spec.name), o.scoringUriOf ? await o.scoringUriOf(e.spec.name) : undefined);
   const showD = (d: StoredDeployment) => showDeployment(o, d);
+  if (o.instanceAssetTokens) registerInstanceAssetRoutes(app, { store, lookup: control.assets.lookup, tokens: o.instanceAssetTokens });
   type P = { name: string };
   type DP = { name: string; deployment: string };
+  // Before the endpoint routes: its hook checks the compute an endpoint or deployment change names.
+  registerComputeRoutes(app, o);
 
   app.get('/healthz', { config: { role: 'public' }, schema: { operationId: 'getHealth', tags: ['server'], summary: 'Liveness of the control plane (no token needed)' } }, async () => ({ status: 'Healthy' }));
 
@@ -502,6 +510,7 @@ export async function buildApi(o: ApiOptions): Promise<FastifyInstance> {
   });
 
   registerAssetRoutes(app, o, control.assets);
+  await registerStudio(app, { store, control, showEndpoint: showE, ...(o.https ? { https: true } : {}), ...(o.now ? { now: o.now } : {}) });
   registerAutoscaleRoutes(app, { store, workspace: o.workspace, location: o.location });
   // The YAML documents' JSON Schemas: public, like the schemas any editor fetches by URL, so no token.
   const schemas = yamlSchemas();

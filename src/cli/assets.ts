@@ -4,8 +4,10 @@
 // with file:line:column), the files it names uploaded (cli/uploads.ts) and the document sent with
 // upload references in their place; the server stores them in the workspace's asset store (api/assets.ts).
 
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { type Json } from '../client/index.js';
 import { errorOf } from '../errors/index.js';
 import {
@@ -121,11 +123,30 @@ function modelCommands(program: Command): void {
         ['type', o.type],
         ['description', o.description],
       ]);
-      const spec = loadDocument('model', o.file, overrides, loadModelYaml, parseModelObject);
+      const spec = withMlflowFlavors(loadDocument('model', o.file, overrides, loadModelYaml, parseModelObject));
       const c = serverClient(o);
       emit(await c.request<Json>('POST', '/api/models', dumpModelAsset(await withUploads(c, (up) => uploadModelAsset(spec, up)))), o);
     });
   sharedCommands(group, 'model');
+}
+
+/**
+ * An mlflow_model is registered with the flavors of its MLmodel file (as Azure records them), unless the
+ * YAML gives its own; a folder without one is refused here, before anything is uploaded.
+ */
+function withMlflowFlavors<T extends { type?: string; path: string; flavors?: Record<string, unknown> }>(spec: T): T {
+  if (spec.type !== 'mlflow_model' || spec.flavors !== undefined) return spec;
+  const file = join(spec.path, 'MLmodel');
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR';
+    const message = missing ? `mlflow_model '${spec.path}' has no MLmodel file (looked for ${file})` : `${file} is not a readable MLmodel file: ${(e as Error).message.split('\n')[0]}`;
+    return fail([{ path: 'path', message }], 'The model');
+  }
+  const flavors = typeof doc === 'object' && doc !== null ? (doc as { flavors?: unknown }).flavors : undefined;
+  return typeof flavors === 'object' && flavors !== null && !Array.isArray(flavors) ? { ...spec, flavors: flavors as Record<string, unknown> } : spec;
 }
 
 function environmentCommands(program: Command): void {

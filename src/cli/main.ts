@@ -19,6 +19,9 @@ import { serveCommand } from './serve.js';
 import { assetCommands } from './assets.js';
 import { accessCommands } from './tokens.js';
 import { monitorCommands } from './monitor.js';
+import { computeCommands } from './compute.js';
+import { studioCommand } from './studio.js';
+import { routerCommand } from './router.js';
 import { uploadDeployment, withUploads } from './uploads.js';
 
 interface Common extends CommonOptions {
@@ -96,6 +99,19 @@ async function waitFor(what: string, get: () => Promise<Json | undefined>, until
   } finally {
     progress.done();
   }
+}
+
+/** `online-deployment create --dry-run`: the objects on the endpoint's compute, rendered here (issue 17). */
+async function dryRun(c: Client, spec: DeploymentSpec): Promise<unknown> {
+  const endpoint = await c.getEndpoint(spec.endpointName);
+  const ref = typeof endpoint.compute === 'string' ? endpoint.compute : undefined;
+  if (ref === undefined) throw errorOf('DryRunNeedsCompute', { endpoint: spec.endpointName });
+  const name = ref.trim().replace(/^azureml:/i, '').replace(/^.*\/computes\//i, '');
+  const compute = await c.request<{ name: string; namespace: string; properties?: { registry?: string | null } }>('GET', `/api/computes/${encodeURIComponent(name)}`);
+  const { workspace } = await c.info();
+  const { renderDryRun } = await import('../main/kubernetes.js');
+  const registry = compute.properties?.registry ?? undefined;
+  return renderDryRun(spec, { name: compute.name, namespace: compute.namespace, ...(registry ? { registry } : {}) }, { workspaceName: workspace, controlUrl: process.env.INFERGATE_CONTROL_URL ?? c.baseUrl });
 }
 
 function failedError(resource: Json, what: string): InfergateError {
@@ -274,7 +290,8 @@ function deploymentCommands(program: Command): void {
     .option('--no-wait', 'do not wait for the operation to finish')
     .option('--skip-script-validation', 'accepted for az compatibility')
     .option('--local', 'local deployment (creates the local endpoint if missing)')
-    .action(async (o: Common & { name?: string; endpointName?: string; file: string; set?: string[]; allTraffic?: boolean; wait: boolean; local?: boolean }) => {
+    .option('--dry-run', "print the Kubernetes objects the deployment would create on its endpoint's compute (a v1 List; -o yaml for kubectl), create nothing")
+    .action(async (o: Common & { name?: string; endpointName?: string; file: string; set?: string[]; allTraffic?: boolean; wait: boolean; local?: boolean; dryRun?: boolean }) => {
       if (o.allTraffic && !o.wait) throw errorOf('AllTrafficWithoutWait');
       const { text, path } = readYaml(o.file);
       const overrides = [...(o.set ?? []), ...(o.name ? [`name=${o.name}`] : []), ...(o.endpointName ? [`endpoint_name=${o.endpointName}`] : [])];
@@ -282,6 +299,7 @@ function deploymentCommands(program: Command): void {
       if (!loaded.spec || loaded.problems.length) fail(loaded.problems, 'The deployment');
       const spec = loaded.spec;
       const c = await client(o);
+      if (o.dryRun) return emit(await dryRun(c, spec), o);
       try {
         await c.getEndpoint(spec.endpointName); // Azure checks the endpoint first, before uploading anything
       } catch (e) {
@@ -416,6 +434,7 @@ function serverCommand(program: Command): void {
     .option('--min-body-rate <bytes-per-second>', 'slowest request-body upload accepted after a 5 s grace (408 below); 0 disables', wholeNumber('--min-body-rate', 0), 240)
     .option('--failed-auth-limit <n>', 'failed scoring authentications per client address in 10 s before it gets 429 for 10 s; 0 disables (a router behind a proxy sees one address)', wholeNumber('--failed-auth-limit', 0), 50)
     .option('--no-traffic-log', 'do not write the per-request traffic log (<workspace>/logs/traffic.jsonl)')
+    .option('--router-workers <n>', 'router processes sharing the router port (default: 1 on up to 2 cores, else half the cores, at most 8); docs/router-scale.md', wholeNumber('--router-workers', 1))
     .option('--local-mode', "serve local endpoints: no auth, each endpoint on its own http://localhost:<port>/score (what --local commands start)")
     .option('--tls-cert <file>', 'serve HTTPS (router and control plane) with this PEM certificate (chain); reloaded on SIGHUP')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
@@ -427,7 +446,7 @@ function serverCommand(program: Command): void {
     .option('--autoscale-idle <seconds>', 'idle time before a deployment with min_instances 0 goes to zero instances', wholeNumber('--autoscale-idle', 1), 30)
     .addOption(new Option('--log-format <format>', "the server log on stderr: text (one '<time> <message>' line each) or json (one JSON object a line, pino's)").choices([...LOG_FORMATS]).default('text').env('INFERGATE_LOG_FORMAT'))
     .addOption(new Option('--log-level <level>', 'the least severe server log lines written (info includes the control-plane access log)').choices([...LOG_LEVELS]).default('info').env('INFERGATE_LOG_LEVEL'))
-    .action(async (o: { logFormat: LogFormat; logLevel: LogLevel; autoscaleInterval: number; autoscaleIdle: number; backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
+    .action(async (o: { logFormat: LogFormat; logLevel: LogLevel; autoscaleInterval: number; autoscaleIdle: number; backend: 'auto' | 'process' | 'docker'; dockerImage: string; workspace?: string; host: string; apiHost?: string; apiAllowedHost?: string[]; port: number; routerPort: number; maxDeployments: number; maxBodyBytes: number; maxConnections: number; maxConnectionsPerClient: number; maxBufferedBodyMb: number; minBodyRate: number; failedAuthLimit: number; trafficLog: boolean; routerWorkers?: number; localMode?: boolean; tlsCert?: string; tlsKey?: string; tlsDev?: boolean; insecure?: boolean }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
       if (o.tlsDev && o.tlsCert !== undefined) throw errorOf('TlsFlagsConflict');
       const tls = o.tlsCert !== undefined ? { certFile: resolve(o.tlsCert), keyFile: resolve(o.tlsKey!) } : o.tlsDev ? { dev: true as const } : undefined;
@@ -435,9 +454,10 @@ function serverCommand(program: Command): void {
       // The workspace lock before the server's modules load: a second server is refused at once.
       const lock = await (await import('../util/workspace-lock.js')).lockWorkspace(workspace, VERSION_TEXT());
       const { startServer, VERSION } = await import('../main/server.js');
+      const routerWorkers = o.routerWorkers ?? (await import('../main/router-workers.js')).defaultRouterWorkers();
       // The log function the server's modules take; the pino logger rides along for the API (api/server.ts).
       const log = serverLog(o.logFormat, o.logLevel);
-      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, autoscaleIntervalMs: o.autoscaleInterval * 1000, autoscaleIdleMs: o.autoscaleIdle * 1000, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      const server = await startServer({ workspace, host: o.host, ...(o.apiHost ? { apiHost: o.apiHost } : {}), ...(o.apiAllowedHost ? { apiAllowedHosts: o.apiAllowedHost } : {}), port: o.port, routerPort: o.routerPort, maxDeploymentsPerEndpoint: o.maxDeployments, maxBodyBytes: o.maxBodyBytes, maxConnections: o.maxConnections, maxConnectionsPerClient: o.maxConnectionsPerClient, maxBufferedBodyBytes: o.maxBufferedBodyMb * 1024 * 1024, minBodyBytesPerSecond: o.minBodyRate, failedAuthLimit: o.failedAuthLimit, trafficLog: o.trafficLog, routerWorkers, local: o.localMode === true, backend: o.backend, dockerImage: o.dockerImage, autoscaleIntervalMs: o.autoscaleInterval * 1000, autoscaleIdleMs: o.autoscaleIdle * 1000, log, lock, ...(tls ? { tls } : {}), ...(o.insecure ? { insecure: true } : {}) });
       print(`infergate ${VERSION} serving workspace ${workspace}\n  control plane: ${server.url}\n  router:        ${server.routerUrl}\n  backend:       ${server.backend}\n${server.tlsNotice ?? ''}`);
       if (tls) {
         // SIGHUP: the certificate and key are read again (a renewed certificate) and serve new connections;
@@ -470,10 +490,13 @@ export function buildProgram(): Command {
   endpointCommands(program);
   deploymentCommands(program);
   serverCommand(program);
+  routerCommand(program);
   serveCommand(program);
   assetCommands(program);
   accessCommands(program);
   monitorCommands(program);
+  computeCommands(program);
+  studioCommand(program);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const c of allCommands(program)) c.exitOverride();

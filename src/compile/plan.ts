@@ -7,6 +7,7 @@ import type { InstancePlan } from '../ir/types.js';
 import { formatAssetRef } from '../spec/assets.js';
 import type { AssetVersion, DeploymentSpec } from '../spec/types.js';
 import { LABELS, type AssetLookup } from '../store/assets.js';
+import { batchingOf, compileNoCode, type NoCodeModel } from './no-code.js';
 import { instanceResources } from './sku.js';
 import type { AssetQuery, EnvironmentAsset } from '../store/types.js';
 
@@ -23,21 +24,29 @@ const JS_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts']);
  * workspace) a registered model is refused and a registered environment is kept as a reference that the
  * backend treats like an image.
  */
-export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup): InstancePlan {
+export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup, options: { compute?: string } = {}): InstancePlan {
   const where = `deployment '${spec.name}'`;
   const model = compileModel(spec, where, assets);
   const environment = compileEnvironment(spec, where, assets);
   // A custom container (inference_config) runs its image as it is: no scoring script needed (Azure's
   // custom-container examples have no code_configuration).
   const custom = environment.inferenceConfig !== undefined;
-  if (!spec.codeConfiguration && !custom) {
+  // No scoring script and an MLflow or Triton model: infergate's own loaders serve it (docs/no-code.md).
+  const noCodeType = !spec.codeConfiguration && !custom && model && (model.type === 'mlflow_model' || model.type === 'triton_model') ? model.type : undefined;
+  const batching = batchingOf(spec.properties, where);
+  if (batching && !noCodeType) throw errorOf('BatchingNeedsNoCode', { where });
+  if (!spec.codeConfiguration && !custom && !noCodeType) {
     throw errorOf('CodeConfigurationRequired', { where });
   }
   if (spec.codeConfiguration?.code.startsWith('azureml:')) {
     throw errorOf('CodeAssetUnsupported', { where, code: spec.codeConfiguration.code });
   }
   let runtime: InstancePlan['runtime'] = 'container';
-  if (!custom) {
+  let noCode: InstancePlan['noCode'];
+  if (noCodeType) {
+    noCode = compileNoCode(model!, where, batching);
+    runtime = noCode.kind;
+  } else if (!custom) {
     const script = spec.codeConfiguration!.scoringScript;
     const ext = extname(script).toLowerCase();
     const kind = ext === '.py' ? 'python' : JS_EXTENSIONS.has(ext) ? 'javascript' : undefined;
@@ -51,7 +60,8 @@ export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup):
     deployment: spec.name,
     instanceCount: spec.instanceCount,
     runtime,
-    ...(model ? { model } : {}),
+    ...(model ? { model: { name: model.name, version: model.version, path: model.path } } : {}),
+    ...(noCode ? { noCode } : {}),
     ...(spec.codeConfiguration ? { code: { path: spec.resolvedAssets?.code?.path ?? spec.codeConfiguration.code, scoringScript: spec.codeConfiguration.scoringScript } } : {}),
     environment,
     instanceType: spec.instanceType,
@@ -65,11 +75,14 @@ export function compileInstancePlan(spec: DeploymentSpec, assets?: AssetLookup):
     requestTimeoutMs: spec.requestSettings.requestTimeoutMs,
     livenessProbe: { ...spec.livenessProbe },
     readinessProbe: { ...spec.readinessProbe },
+    // Only where there is one, so plans (and revisions) of local deployments are what they were.
+    ...(options.compute !== undefined ? { compute: computeName(options.compute) } : {}),
+    ...(spec.type === 'kubernetes' && spec.resources ? { kubernetesResources: JSON.parse(JSON.stringify(spec.resources)) as NonNullable<InstancePlan['kubernetesResources']> } : {}),
   };
   return { ...plan, revision: revisionOf(plan) };
 }
 
-function compileModel(spec: DeploymentSpec, where: string, assets: AssetLookup | undefined): InstancePlan['model'] {
+function compileModel(spec: DeploymentSpec, where: string, assets: AssetLookup | undefined): NoCodeModel | undefined {
   const m = spec.model;
   if (!m) return undefined;
   const pin = spec.resolvedAssets?.model;
@@ -82,14 +95,14 @@ function compileModel(spec: DeploymentSpec, where: string, assets: AssetLookup |
     const query: AssetQuery = pin ?? m;
     const asset = assets.model(query);
     if (!asset) throw assetNotFound(where, 'model', ref, query);
-    return { name: asset.name, version: asset.version, path: asset.path };
+    return { name: asset.name, version: asset.version, path: asset.path, type: asset.type };
   }
   // Inline: registered anonymously when the deployment was stored; the registered copy is what runs, so a
   // later change to the source folder does not change the deployment. Azure mounts inline models at
   // azureml-models/<name>/<version>; scripts never depend on the name (they use AZUREML_MODEL_DIR).
   const stored = pin && assets ? assets.model(pin) : undefined;
   if (pin && assets && !stored) throw assetNotFound(where, 'model', `${m.path} (registered as ${pin.name}:${pin.version})`, pin);
-  return { name: m.name ?? `${spec.endpointName}-${spec.name}-model`, version: m.version ?? '1', path: stored?.path ?? m.path };
+  return { name: m.name ?? `${spec.endpointName}-${spec.name}-model`, version: m.version ?? '1', path: stored?.path ?? m.path, type: m.type ?? 'custom_model' };
 }
 
 function compileEnvironment(spec: DeploymentSpec, where: string, assets: AssetLookup | undefined): InstancePlan['environment'] {
@@ -135,10 +148,11 @@ function assetNotFound(where: string, kind: 'model' | 'environment', ref: string
 
 /**
  * What needs new instances when it changes: everything in the plan except the instance count (a scale
- * changes how many run, not what they run) and the request timeout (the router enforces it).
+ * changes how many run, not what they run), the request timeout (the router enforces it) and the compute.
  */
 export function revisionOf(plan: Omit<InstancePlan, 'revision'>): string {
-  const { instanceCount: _count, requestTimeoutMs: _timeout, ...identity } = plan;
+  // The compute: where instances run, not what they run (an endpoint's compute cannot change on update).
+  const { instanceCount: _count, requestTimeoutMs: _timeout, compute: _compute, ...identity } = plan;
   return createHash('sha256').update(stableJson(identity)).digest('hex').slice(0, 10);
 }
 
@@ -147,6 +161,11 @@ export function stableJson(value: unknown): string {
   if (Array.isArray(value)) return '[' + value.map(stableJson).join(',') + ']';
   const keys = Object.keys(value as object).sort();
   return '{' + keys.map((k) => JSON.stringify(k) + ':' + stableJson((value as Record<string, unknown>)[k])).join(',') + '}';
+}
+
+/** The compute's name from an endpoint's `compute` (`azureml:<name>`, its ARM id, or the bare name), lower-cased. */
+export function computeName(ref: string): string {
+  return ref.trim().replace(/^azureml:/i, '').replace(/^.*\/computes\//i, '').toLowerCase();
 }
 
 /** Instance ids are stable per (deployment, revision, index) so that reconciling is idempotent. */

@@ -1,6 +1,7 @@
 // Pure: endpoints + deployments + ready instances → the RoutingTable the router serves from.
 
 import { createHash } from 'node:crypto';
+import { batchingOf } from './no-code.js';
 import type { DeploymentRoute, EndpointRoute, InstanceAddress, RoutingTable } from '../ir/types.js';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { EndpointKeys } from '../store/types.js';
@@ -27,6 +28,20 @@ export function mayScaleToZero(d: DeploymentSpec): boolean {
   return d.scaleSettings.type === 'target_utilization' && d.scaleSettings.minInstances === 0;
 }
 
+/**
+ * Requests let through to one instance at a time. A batching deployment (docs/no-code.md) gets at least its
+ * max_batch_size: an instance can only merge requests the router lets reach it together.
+ */
+function concurrencyOf(d: DeploymentSpec): number {
+  const own = d.requestSettings.maxConcurrentRequestsPerInstance;
+  try {
+    const batching = batchingOf(d.properties, '');
+    return batching ? Math.max(own, batching.maxBatchSize) : own;
+  } catch {
+    return own; // refused when the deployment was stored; never stops a routing table
+  }
+}
+
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -44,7 +59,7 @@ export function compileRoutingTable(version: number, input: RoutingInput): Routi
         .map((d) => ({
           name: d.name,
           requestTimeoutMs: d.requestSettings.requestTimeoutMs,
-          maxConcurrentRequestsPerInstance: d.requestSettings.maxConcurrentRequestsPerInstance,
+          maxConcurrentRequestsPerInstance: concurrencyOf(d),
           maxQueueWaitMs: d.requestSettings.maxQueueWaitMs,
           scaleFromZero: mayScaleToZero(d) || (input.scaleFromZero?.has(`${spec.name}/${d.name}`) ?? false),
           instances: input.ready.get(`${spec.name}/${d.name}`) ?? [],

@@ -12,6 +12,19 @@ export type InstanceAddress =
   | { instanceId: string; transport: 'framed'; socketPath: string }
   | { instanceId: string; transport: 'http'; host: string; port: number; path: string };
 
+/**
+ * infergate's instance protocol over one TCP connection: a pod on a Kubernetes compute (its pod IP and the
+ * host's framed port), reached by routers running in the cluster (docs/kubernetes.md). protocol/client.ts
+ * connects to it; it joins InstanceAddress once router.ts (targetOf) and the docker backend's probe
+ * narrow on `transport` for it (issue 17 report).
+ */
+export interface FramedTcpAddress {
+  instanceId: string;
+  transport: 'framed-tcp';
+  host: string;
+  port: number;
+}
+
 export interface DeploymentRoute {
   name: string;
   requestTimeoutMs: number;
@@ -68,6 +81,33 @@ export interface InferenceRoutes {
   scoring: InferenceRoute;
 }
 
+/** A signature column or tensor (MLflow's signature, or an ONNX graph input/output). */
+export interface NoCodeTensorSpec {
+  name: string;
+  /** MLflow types (double, float, long, integer, boolean, string, binary) or OIP datatypes (FP32, INT64 ...). */
+  type: string;
+  /** Tensor shape, -1 for a dynamic dimension; absent for a column. */
+  shape?: number[];
+}
+
+/** The no-code configuration of an instance (see InstancePlan.runtime). */
+export interface NoCodePlan {
+  kind: 'mlflow' | 'onnx';
+  /** The model's name and version as OIP reports them (GET /v2/models/<name>). */
+  modelName: string;
+  modelVersion: string;
+  /** The file to load, relative to AZUREML_MODEL_DIR (the pickle, or the .onnx file). */
+  modelFile: string;
+  /** mlflow: the flavor served (sklearn), its serialization_format, the MLmodel's predict_fn. */
+  flavor?: string;
+  serializationFormat?: string;
+  predictFn?: string;
+  /** mlflow: the signature, when MLmodel has one: columns (or tensors) in, outputs. */
+  signature?: { inputs: NoCodeTensorSpec[]; outputs: NoCodeTensorSpec[]; inputKind: 'columns' | 'tensor' };
+  /** Merge concurrent requests into one model call (beyond Azure): at most maxBatchSize rows, waiting at most maxDelayUs. */
+  batching?: { maxBatchSize: number; maxDelayUs: number };
+}
+
 /** Everything a backend needs to run the instances of one deployment. */
 export interface InstancePlan {
   endpoint: string;
@@ -75,8 +115,15 @@ export interface InstancePlan {
   /** Content hash of everything that needs new instances when it changes (model, code, env...). */
   revision: string;
   instanceCount: number;
-  /** `container`: a custom container (BYOC) run as it is, answering HTTP on its inference_config routes. */
-  runtime: 'python' | 'javascript' | 'container';
+  /**
+   * `container`: a custom container (BYOC) run as it is, answering HTTP on its inference_config routes.
+   * `mlflow` and `onnx`: no-code deployments (docs/no-code.md), no scoring script: `mlflow` runs the Python
+   * host with infergate's MLflow loader (runtime/python/infergate_mlflow.py), `onnx` the Node host with
+   * onnxruntime-node (runtime/onnx-scorer.ts). Both read `noCode`.
+   */
+  runtime: 'python' | 'javascript' | 'container' | 'mlflow' | 'onnx';
+  /** What a no-code host needs (runtime `mlflow` or `onnx`), given to it as JSON in INFERGATE_NO_CODE. */
+  noCode?: NoCodePlan;
   model?: {
     name: string;
     version: string;
@@ -115,6 +162,13 @@ export interface InstancePlan {
   requestTimeoutMs: number;
   livenessProbe: ProbePlan;
   readinessProbe: ProbePlan;
+  /**
+   * The attached compute the endpoint runs on (`compute: azureml:<name>`, lower-cased name): its
+   * instances are pods there (backend/dispatch.ts). Absent: this machine's backend.
+   */
+  compute?: string;
+  /** Kubernetes deployments: `resources` as written (quantities), for the pods' requests and limits. */
+  kubernetesResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 /**

@@ -8,6 +8,7 @@ import { buildApi } from '../api/index.js';
 import { AuditLog } from '../api/audit.js';
 import { ensureOwnerToken } from '../api/auth.js';
 import { DockerBackend, findDockerEngine, ProcessBackend, type Backend } from '../backend/index.js';
+import { withComputes } from './kubernetes.js';
 import { Controller } from '../reconcile/index.js';
 import { Autoscaler, MetricStore, Sampler } from '../autoscale/index.js';
 import { ControlPlane } from '../control/index.js';
@@ -21,6 +22,8 @@ import { devNames, isLoopbackHost, loadTls, trustHint, type TlsMaterial, type Tl
 import type { Server as TlsServer } from 'node:tls';
 import { errorOf } from '../errors/index.js';
 import { lockWorkspace, type WorkspaceLock } from '../util/workspace-lock.js';
+import { RoutingFeed, registerRoutingRoutes } from '../api/routing.js';
+import { startRouterWorkers, type RouterWorkers, type WorkerConfig } from './router-workers.js';
 
 export interface ServerOptions {
   workspace: string;
@@ -49,6 +52,12 @@ export interface ServerOptions {
   failedAuthLimit?: number;
   /** Write the per-request traffic log (<workspace>/logs/traffic.jsonl). */
   trafficLog?: boolean;
+  /**
+   * Router processes sharing the router port (`--router-workers`, docs/router-scale.md). 1 (default): the
+   * router runs in this process, as always. More: worker processes fed this process's routing tables, with
+   * admission at the instances. Local mode always runs one (its per-endpoint ports are this process's).
+   */
+  routerWorkers?: number;
   /** Deployments allowed per endpoint (Azure: 20). */
   maxDeploymentsPerEndpoint?: number;
   log?: (line: string) => void;
@@ -152,35 +161,61 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   // A wildcard bind names no host a certificate can be checked against: URLs name the machine instead.
   const urlHost = (h: string): string => (secure && (h === '0.0.0.0' || h === '::') ? hostname() : h);
   const store = openStateStore(o.workspace);
-  const backend = await chooseBackend(o, log);
+  const local = await chooseBackend(o, log);
+  // Kubernetes computes (issue 17, main/kubernetes.ts): endpoints naming `compute: azureml:<name>` run
+  // on that cluster, the rest on `local`. Pods reach the control plane at INFERGATE_CONTROL_URL.
+  let apiUrl = '';
+  const computes = withComputes({ local, store, workspaceName: basename(o.workspace), controlUrl: () => process.env.INFERGATE_CONTROL_URL ?? apiUrl, log });
+  const backend = computes.backend;
   // /metrics reads instance states and restarts at scrape time (infergate_instances, infergate_instance_restarts).
   setInstanceSource(() => backend.observe());
   // Files of deployments deleted just before an earlier server died (store deleted, files not yet).
   const stored = new Set(store.listDeployments().map((d) => `${d.spec.endpointName}/${d.spec.name}`));
   const known = (endpoint: string, deployment: string) => stored.has(`${endpoint}/${deployment}`);
-  await backend.forgetUnknown(known);
+  await local.forgetUnknown(known);
   // Containers an earlier server left running (it died): adopted by the first reconcile, or removed.
-  if (backend instanceof DockerBackend) await backend.adopt(known);
+  if (local instanceof DockerBackend) await local.adopt(known);
   // The controller is made after the router (it publishes to it); a cold request wakes it (scale to zero).
   let controller: Controller | undefined;
-  const router = new Router({
-    onDemand: (endpoint, deployment) => controller?.wake(endpoint, deployment).catch((e: unknown) => log(`waking ${endpoint}/${deployment}: ${(e as Error).message}`)),
+  const wake = (endpoint: string, deployment: string): unknown => controller?.wake(endpoint, deployment).catch((e: unknown) => log(`waking ${endpoint}/${deployment}: ${(e as Error).message}`));
+  // What crosses to router workers too: plain data, no functions.
+  const routerOptions: WorkerConfig['options'] = {
     ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}),
     ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}),
     ...(o.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: o.maxConnectionsPerClient } : {}),
     ...(o.maxBufferedBodyBytes !== undefined ? { maxBufferedBodyBytes: o.maxBufferedBodyBytes } : {}),
     ...(o.minBodyBytesPerSecond !== undefined ? { minBodyBytesPerSecond: o.minBodyBytesPerSecond } : {}),
     ...(o.failedAuthLimit !== undefined ? { failedAuth: o.failedAuthLimit === 0 ? (false as const) : { failures: o.failedAuthLimit } } : {}),
-    ...(o.trafficLog !== false ? { trafficLog: new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) } : {}),
-    ...(o.local ? { endpointListeners: { host: o.host } } : {}),
     ...(tls !== undefined ? { tls: tls.context } : {}),
-  });
-  const routerAddress = await router.listen(o.routerPort, o.host);
-  const routerUrl = httpUrl(urlHost(o.host), routerAddress.port, secure);
+  };
+  const trafficSink = o.trafficLog !== false ? new FileTrafficLog(join(o.workspace, 'logs', 'traffic.jsonl')) : undefined;
+  const workerCount = o.local ? 1 : Math.max(1, o.routerWorkers ?? 1);
+  let router: Router | undefined;
+  let workers: RouterWorkers | undefined;
+  let routerPort: number;
+  if (workerCount > 1) {
+    workers = await startRouterWorkers({ count: workerCount, port: o.routerPort, host: o.host, options: routerOptions, trafficLog: trafficSink !== undefined, sink: trafficSink ?? null, wake, log });
+    routerPort = workers.port;
+  } else {
+    router = new Router({
+      ...routerOptions,
+      onDemand: wake,
+      ...(trafficSink !== undefined ? { trafficLog: trafficSink } : {}),
+      ...(o.local ? { endpointListeners: { host: o.host } } : {}),
+    });
+    routerPort = (await router.listen(o.routerPort, o.host)).port;
+  }
+  // Routers that run apart (`infergate router --control`) follow the same tables (api/routing.ts).
+  const feed = new RoutingFeed();
+  const dataPlane = { setTable: (t: import('../ir/types.js').RoutingTable) => (router ?? workers!).setTable(t), setSecureContext: (c: import('node:tls').SecureContextOptions) => (router ?? workers!).setSecureContext(c) };
+  const routerUrl = httpUrl(urlHost(o.host), routerPort, secure);
   const ctl = new Controller({
     store,
     backend,
-    publish: (t) => router.setTable(t),
+    publish: (t) => {
+      dataPlane.setTable(t);
+      feed.publish(t);
+    },
     log,
     ...(o.local ? { local: true } : {}),
     // An autoscale setting whose profiles allow a minimum of 0 may take its deployment to zero instances.
@@ -204,14 +239,18 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     assetsDir: join(o.workspace, 'assets'),
     location: o.local ? 'local' : hostname(),
     backend: backend.kind,
-    ...(o.local ? { scoringUriOf: async (name: string) => `${secure ? 'https' : 'http'}://localhost:${await router.endpointPort(name)}/score` } : {}),
+    ...(o.local && router !== undefined ? { scoringUriOf: async (name: string) => `${secure ? 'https' : 'http'}://localhost:${await router!.endpointPort(name)}/score` } : {}),
     ...(tls !== undefined ? { https: tls.context } : {}),
     version: VERSION,
+    checkCompute: computes.checkCompute,
+    instanceAssetTokens: computes.instanceAssetTokens,
     ...(o.maxDeploymentsPerEndpoint !== undefined ? { maxDeploymentsPerEndpoint: o.maxDeploymentsPerEndpoint } : {}),
   });
+  registerRoutingRoutes(api, { feed, wake: (endpoint, deployment) => ctl.wake(endpoint, deployment) });
   await api.listen({ port: o.port, host: apiHost });
   const apiPort = (api.server.address() as { port: number }).port;
   const url = httpUrl(urlHost(apiHost), apiPort, secure);
+  apiUrl = url;
   writeServerRecord(o.workspace, { pid: process.pid, url, routerUrl, startedAt, version: VERSION, backend: backend.kind, ...(tls?.caFile !== undefined ? { caFile: tls.caFile } : {}) });
 
   // After a restart every stored endpoint and deployment is provisioned again (nothing is lost).
@@ -219,7 +258,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
   const deployments = store.listDeployments().length;
   if (endpoints > 0) log(`restoring ${endpoints} endpoint(s) and ${deployments} deployment(s) from ${join(o.workspace, 'state.db')}`);
   await ctl.kick();
-  if (backend instanceof DockerBackend) await backend.removeUnadopted();
+  if (local instanceof DockerBackend) await local.removeUnadopted();
 
   // Autoscale (docs/autoscale.md): metrics sampled every second, settings and target_utilization
   // evaluated every few seconds; a scale is an ordinary instance_count change (drains on scale-in).
@@ -252,7 +291,7 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
     const next = await loadTls(o.tls, o.workspace, tlsNames);
     // Both listeners or neither: a certificate that fails to load keeps the old one serving (nginx's
     // reload does the same), and the error goes to the caller (the SIGHUP handler logs it).
-    router.setSecureContext(next.context);
+    dataPlane.setSecureContext(next.context);
     (api.server as unknown as TlsServer).setSecureContext(next.context);
     tls = next;
     log(`TLS: serving the certificate in ${next.certFile} to new connections`);
@@ -269,9 +308,14 @@ async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): 
           await autoscaler.stop();
           await sampler.stop();
           ctl.stop();
+          feed.close();
           await api.close();
           await audit.close();
-          await router.close();
+          if (router !== undefined) await router.close();
+          else {
+            await workers!.close();
+            await trafficSink?.close();
+          }
           await backend.close();
           store.close();
           setInstanceSource(null);

@@ -5,12 +5,18 @@
 // draining.
 
 import { connect, type Socket } from 'node:net';
-import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, IdAllocator, isWellFormedResponse } from './frame.js';
+import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_BUSY, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, HEADER_BYTES, IdAllocator, isWellFormedResponse } from './frame.js';
 import { FrameWriter } from './writer.js';
 
-/** Where an instance host listens (the IR's InstanceAddress has this shape; protocol/ does not import ir/). */
-export interface FramedAddress {
-  readonly socketPath: string;
+/**
+ * Where an instance host listens (the IR's InstanceAddress has these shapes; protocol/ does not import ir/):
+ * a Unix socket on this machine, or a TCP address (a pod on a Kubernetes compute, docs/kubernetes.md).
+ */
+export type FramedAddress = { readonly socketPath: string } | { readonly host: string; readonly port: number };
+
+/** How an address reads in messages: the socket path, or host:port. */
+export function framedTarget(a: FramedAddress): string {
+  return 'socketPath' in a ? a.socketPath : `${a.host}:${a.port}`;
 }
 
 export interface InstanceConnectionOptions {
@@ -37,7 +43,8 @@ export interface Exchange {
   /**
    * The instance's RESPONSE frame (protocol/frame.ts: responseStatus, readResponseHeadersFlat), a view that
    * stays valid: frames are never overwritten, so the exchange decodes only what it needs. Its type
-   * (frame[8]) is FRAME_INSTANCE_ERROR when the instance host answered because the instance failed.
+   * (frame[8]) is FRAME_INSTANCE_ERROR when the instance host answered because the instance failed, and
+   * FRAME_BUSY (frame[9] the reason, no RESPONSE payload) when it did not take the request (instance admission).
    */
   onResponse(frame: Buffer): void;
   /**
@@ -65,6 +72,11 @@ export interface InstanceChannel {
   sendStream(method: string, url: string, headers: readonly string[], requestId: string, ex: Exchange): number;
   sendBody(id: number, part: Buffer, last: boolean): void;
   cancel(id: number): void;
+  /**
+   * Instance admission (docs/router-scale.md): the LIMITS frame this connection sends first on every
+   * socket it opens, and now if it is open; null sends none. Only the framed client has it.
+   */
+  setLimits?(frame: Buffer | null): void;
   whenDrained(fn: () => void): void;
   close(): void;
 }
@@ -102,6 +114,7 @@ export class InstanceConnection implements InstanceChannel {
   private readonly onUsable: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly reader: FrameReader;
+  private limits: Buffer | null = null;
 
   constructor(
     readonly address: FramedAddress,
@@ -114,10 +127,10 @@ export class InstanceConnection implements InstanceChannel {
     this.onUsable = options.onUsable;
     this.reader = new FrameReader(
       (frame, type, id) => {
-        if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR) return;
+        if (type !== FRAME_RESPONSE && type !== FRAME_INSTANCE_ERROR && type !== FRAME_BUSY) return;
         // Checked before anything reads it (the exchange decodes the frame lazily): a short frame or a
         // header entry past its end is a broken peer, and this connection ends with it.
-        if (!isWellFormedResponse(frame)) {
+        if (type === FRAME_BUSY ? frame.length <= HEADER_BYTES : !isWellFormedResponse(frame)) {
           this.abandon();
           return;
         }
@@ -202,6 +215,12 @@ export class InstanceConnection implements InstanceChannel {
     if (this.closing && this.pending.size === 0) this.destroy();
   }
 
+  setLimits(frame: Buffer | null): void {
+    if (frame !== null && this.limits !== null && frame.equals(this.limits)) return;
+    this.limits = frame;
+    if (frame !== null) this.writer?.push(frame);
+  }
+
   /** Writes wait for the socket (over STREAM_HIGH_WATER, not draining, or not connected yet): the sender should wait. */
   get congested(): boolean {
     const s = this.socket;
@@ -237,7 +256,8 @@ export class InstanceConnection implements InstanceChannel {
   private open(): FrameWriter {
     // A fresh stream: nothing of the previous connection's last (partial or rejected) frame carries over.
     this.reader.reset();
-    const socket = connect(this.address.socketPath);
+    const a = this.address;
+    const socket = 'socketPath' in a ? connect(a.socketPath) : connect({ host: a.host, port: a.port });
     socket.setNoDelay(true);
     const writer = new FrameWriter(socket, {
       // Handed to the socket: a failure now means the instance may have run them ('dropped').
@@ -249,11 +269,13 @@ export class InstanceConnection implements InstanceChannel {
         if (!blocked) this.wakeDrainWaiters();
       },
       maxQueuedBytes: this.maxQueuedBytes,
-      name: `The instance at ${this.address.socketPath}`,
+      name: `The instance at ${framedTarget(a)}`,
     });
     // Until connected, frames wait in the writer: if the connection fails first, none was written and
     // every request can be retried on another instance.
     writer.hold();
+    // A new socket may reach a restarted host: it learns the limits before any request.
+    if (this.limits !== null) writer.push(this.limits);
     socket.on('connect', () => {
       this.connected = true;
       writer.release();

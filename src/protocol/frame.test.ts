@@ -304,3 +304,25 @@ test('a streamed body: REQUEST_STREAM then BODY parts, the last flagged, and INS
   assert.equal(responseStatus(err), 502);
   assert.equal(decodeResponse(err).status, 502);
 });
+
+test('readResponseHeadersFlat: repeated and varying header bytes give the right strings (its cache of recent strings)', () => {
+  // Same lengths, different bytes; utf-8 values; more distinct values than the cache holds; long values.
+  const sets: [string, string][][] = [];
+  for (let i = 0; i < 200; i++) {
+    sets.push([
+      ['content-type', i % 3 === 0 ? 'application/json' : 'application/jsoN'],
+      ['x-n', `v${i % 40}`],
+      ['x-é', i % 2 ? 'é' : 'e\u0301'],
+      ['x-long', 'x'.repeat(30 + (i % 10)) + String(i)],
+      [`x-name-${i % 20}`, 'same'],
+    ]);
+  }
+  for (let round = 0; round < 2; round++) {
+    for (const headers of sets) {
+      const frame = encodeResponseHead(1, 200, headers, 0);
+      const out: string[] = [];
+      readResponseHeadersFlat(frame, new Set(), out);
+      assert.deepEqual(out, headers.flat());
+    }
+  }
+});

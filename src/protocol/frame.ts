@@ -7,7 +7,7 @@
 //   u32 length        bytes that follow this field
 //   u32 id            request id chosen by the sender of the REQUEST; the RESPONSE echoes it
 //   u8  type          1 REQUEST, 2 RESPONSE, 3 CANCEL (deadline passed, or the client went away; no
-//                     payload), 4 REQUEST_STREAM, 5 BODY, 6 INSTANCE_ERROR
+//                     payload), 4 REQUEST_STREAM, 5 BODY, 6 INSTANCE_ERROR, 7 LIMITS, 8 BUSY
 //   payload
 // REQUEST payload:  u8 methodLen, method (ASCII) | u16 urlLen, url (UTF-8, path + query) |
 //                   u16 headerCount, then per header: u16 nameLen, name (lower-case) | u16 valueLen, value |
@@ -39,6 +39,16 @@ export const FRAME_CANCEL = 3;
 export const FRAME_REQUEST_STREAM = 4;
 export const FRAME_BODY = 5;
 export const FRAME_INSTANCE_ERROR = 6;
+/**
+ * Instance admission (docs/router-scale.md): LIMITS (router → instance host, id 0) carries the
+ * deployment's request_settings; BUSY (instance host → router) answers request `id` without running it.
+ */
+export const FRAME_LIMITS = 7;
+export const FRAME_BUSY = 8;
+/** BUSY reasons (its one payload byte). FULL: the host's bound is reached, nothing queued: try another instance. */
+export const BUSY_FULL = 1;
+/** WAITED: it waited max_queue_wait_ms in the host's queue and never started. */
+export const BUSY_WAITED = 2;
 /** BODY flag: this part is the last one. */
 export const BODY_LAST = 1;
 export const HEADER_BYTES = 9; // length + id + type
@@ -234,6 +244,40 @@ export function encodeResponseFrame(id: number, status: number, block: HeaderBlo
   return buf;
 }
 
+/**
+ * What an instance host admits (FRAME_LIMITS): at most `maxConcurrent` requests running (0: no limit, no
+ * admission at all), at most `maxQueued` more waiting, each for at most `maxQueueWaitMs` (0: no bound).
+ */
+export interface InstanceLimits {
+  maxConcurrent: number;
+  maxQueued: number;
+  maxQueueWaitMs: number;
+}
+
+/** LIMITS: u32 maxConcurrent | u32 maxQueued | u32 maxQueueWaitMs; id 0. */
+export function encodeLimits(l: InstanceLimits): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 12);
+  writeFrameStart(buf, 0, FRAME_LIMITS, buf.length - 4);
+  buf.writeUInt32BE(l.maxConcurrent, 9);
+  buf.writeUInt32BE(l.maxQueued, 13);
+  buf.writeUInt32BE(l.maxQueueWaitMs, 17);
+  return buf;
+}
+
+/** The limits in a LIMITS frame, or null if it is too short (a broken peer). */
+export function decodeLimits(frame: Buffer): InstanceLimits | null {
+  if (frame.length < HEADER_BYTES + 12) return null;
+  return { maxConcurrent: frame.readUInt32BE(9), maxQueued: frame.readUInt32BE(13), maxQueueWaitMs: frame.readUInt32BE(17) };
+}
+
+/** BUSY: u8 reason (BUSY_FULL, BUSY_WAITED). */
+export function encodeBusy(id: number, reason: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 1);
+  writeFrameStart(buf, id, FRAME_BUSY, buf.length - 4);
+  buf[9] = reason;
+  return buf;
+}
+
 export function encodeCancel(id: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES);
   writeFrameStart(buf, id, FRAME_CANCEL, 5);
@@ -275,14 +319,51 @@ export function readResponseHeadersFlat(frame: Buffer, skip: ReadonlySet<string>
   let pos = 13;
   for (let i = 0; i < count; i++) {
     const kl = frame.readUInt16BE(pos);
-    const k = frame.toString('latin1', pos + 2, pos + 2 + kl);
+    const k = NAMES.get(frame, pos + 2, kl, 'latin1');
     pos += 2 + kl;
     const vl = frame.readUInt16BE(pos);
-    if (!skip.has(k)) out.push(k, frame.toString('utf8', pos + 2, pos + 2 + vl));
+    if (!skip.has(k)) out.push(k, VALUES.get(frame, pos + 2, vl, 'utf8'));
     pos += 2 + vl;
   }
   return pos;
 }
+
+/**
+ * The strings of recently seen short header names and values, by their bytes. An instance answers with
+ * the same few headers (content-type: application/json, ...) every time: comparing a few bytes returns
+ * the string made before instead of a new one per answer (two strings and two native calls per header,
+ * ~8 % of what the router allocated per request, allocation sampling).
+ */
+class StringCache {
+  private readonly bytes: Buffer[] = [];
+  private readonly strings: string[] = [];
+  private next = 0;
+
+  /** `maxLength`: longer ones are not looked for nor kept (ids, unique per answer, would only churn it). */
+  constructor(
+    private readonly size: number,
+    private readonly maxLength: number,
+  ) {}
+
+  get(buf: Buffer, start: number, length: number, encoding: 'latin1' | 'utf8'): string {
+    if (length > this.maxLength) return buf.toString(encoding, start, start + length);
+    const bytes = this.bytes;
+    search: for (let e = 0; e < bytes.length; e++) {
+      const b = bytes[e];
+      if (b.length !== length) continue;
+      for (let j = 0; j < length; j++) if (b[j] !== buf[start + j]) continue search;
+      return this.strings[e];
+    }
+    const str = buf.toString(encoding, start, start + length);
+    const slot = this.next;
+    this.next = (slot + 1) % this.size;
+    bytes[slot] = Buffer.from(buf.subarray(start, start + length));
+    this.strings[slot] = str;
+    return str;
+  }
+}
+const NAMES = new StringCache(16, 64);
+const VALUES = new StringCache(16, 32);
 
 /**
  * True when `frame` (a whole RESPONSE or INSTANCE_ERROR frame) holds its status, its header count and every

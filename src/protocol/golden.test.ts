@@ -12,16 +12,21 @@ import { fileURLToPath } from 'node:url';
 import {
   BODY_HEADER_BYTES,
   BODY_LAST,
+  decodeLimits,
   decodeRequest,
   decodeResponse,
+  encodeBusy,
+  encodeLimits,
   encodeBodyHead,
   encodeCancel,
   encodeRequestHead,
   encodeRequestHeadFlat,
   encodeResponseHead,
   FRAME_BODY,
+  FRAME_BUSY,
   FRAME_CANCEL,
   FRAME_INSTANCE_ERROR,
+  FRAME_LIMITS,
   FRAME_REQUEST,
   FRAME_REQUEST_STREAM,
   FRAME_RESPONSE,
@@ -35,7 +40,7 @@ const CHECK = join(DIR, 'check_python_codec.py');
 
 interface Golden {
   file: string;
-  type: 'REQUEST' | 'REQUEST_STREAM' | 'RESPONSE' | 'INSTANCE_ERROR' | 'CANCEL' | 'BODY';
+  type: 'REQUEST' | 'REQUEST_STREAM' | 'RESPONSE' | 'INSTANCE_ERROR' | 'CANCEL' | 'BODY' | 'LIMITS' | 'BUSY';
   id: number;
   method?: string;
   url?: string;
@@ -43,10 +48,12 @@ interface Golden {
   headers?: [string, string][];
   bodyHex?: string;
   last?: boolean;
+  limits?: { maxConcurrent: number; maxQueued: number; maxQueueWaitMs: number };
+  reason?: number;
   python: boolean;
 }
 
-const TYPES = { REQUEST: FRAME_REQUEST, REQUEST_STREAM: FRAME_REQUEST_STREAM, RESPONSE: FRAME_RESPONSE, INSTANCE_ERROR: FRAME_INSTANCE_ERROR, CANCEL: FRAME_CANCEL, BODY: FRAME_BODY };
+const TYPES = { REQUEST: FRAME_REQUEST, REQUEST_STREAM: FRAME_REQUEST_STREAM, RESPONSE: FRAME_RESPONSE, INSTANCE_ERROR: FRAME_INSTANCE_ERROR, CANCEL: FRAME_CANCEL, BODY: FRAME_BODY, LIMITS: FRAME_LIMITS, BUSY: FRAME_BUSY };
 const goldens = (JSON.parse(readFileSync(join(DIR, 'golden.json'), 'utf8')) as { frames: Golden[] }).frames;
 
 function encode(g: Golden): Buffer {
@@ -67,6 +74,10 @@ function encode(g: Golden): Buffer {
       return encodeCancel(g.id);
     case 'BODY':
       return Buffer.concat([encodeBodyHead(g.id, body.length, g.last!), body]);
+    case 'LIMITS':
+      return encodeLimits(g.limits!);
+    case 'BUSY':
+      return encodeBusy(g.id, g.reason!);
   }
 }
 
@@ -91,6 +102,10 @@ test('golden frames: the TypeScript codec decodes each to its description and en
     } else if (g.type === 'BODY') {
       assert.equal((frame[BODY_HEADER_BYTES - 1] & BODY_LAST) !== 0, g.last, g.file);
       assert.equal(frame.subarray(BODY_HEADER_BYTES).toString('hex'), g.bodyHex, g.file);
+    } else if (g.type === 'LIMITS') {
+      assert.deepEqual(decodeLimits(frame), g.limits, g.file);
+    } else if (g.type === 'BUSY') {
+      assert.deepEqual([frame.length, frame[HEADER_BYTES]], [HEADER_BYTES + 1, g.reason], g.file);
     } else {
       assert.equal(frame.length, HEADER_BYTES, g.file);
     }

@@ -31,6 +31,7 @@ import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { DeploymentRoute, InstanceAddress, RoutingTable } from '../ir/types.js';
 import { connectionMeters, deploymentMeters, type ConnectionMeters } from '../telemetry/metrics.js';
+import { encodeLimits } from '../protocol/frame.js';
 import { NO_TRAFFIC_LOG, type TrafficSink } from '../telemetry/traffic-log.js';
 import { TokenVerifier } from '../util/token.js';
 import { FailedAuthLimiter, type FailedAuthOptions } from './auth-limit.js';
@@ -108,6 +109,12 @@ export interface RouterOptions {
   onDemand?: (endpoint: string, deployment: string) => unknown;
   /** A cold start asked for and not come within this long is asked for again (default 5000 ms; tests shorten it). */
   demandAgainMs?: number;
+  /**
+   * More than one router serves these deployments (router workers, the router role): admission happens
+   * at the instances (docs/router-scale.md), which get the limits in a LIMITS frame and answer BUSY beyond
+   * them. Default false: one router admits on its own, as it always did.
+   */
+  instanceAdmission?: boolean;
 }
 
 /** Counters per deployment that outlive routing-table swaps. */
@@ -143,6 +150,7 @@ export class Router {
   version = 0;
   private readonly connectionOptions: InstanceConnectionOptions;
   private readonly maxResponseBytes: number;
+  private readonly instanceAdmission: boolean;
 
   constructor(options: RouterOptions = {}) {
     this.maxUrlLength = options.maxUrlLength ?? 8192;
@@ -150,6 +158,7 @@ export class Router {
     this.endpointHost = options.endpointListeners?.host;
     this.streamThreshold = options.streamBodyThresholdBytes ?? 1024 * 1024;
     this.random = options.random ?? Math.random;
+    this.instanceAdmission = options.instanceAdmission === true;
     this.admission = new Admission(this.trafficLog, options.onDemand ?? null, options.demandAgainMs);
     // An instance's answer is bounded like a client's body, plus room for its status and headers: a
     // larger frame ends that instance's connection (client.ts) instead of growing the router's memory.
@@ -333,6 +342,7 @@ export class Router {
         route,
         connections,
         perInstance: Infinity,
+        hostAdmission: false,
         admitLimit: 0,
         admitted: 0,
         queue: [],
@@ -346,8 +356,16 @@ export class Router {
     d.route = route;
     d.connections = connections;
     const mc = route.maxConcurrentRequestsPerInstance;
+    // Custom containers (HTTP) cannot hold limits: each router enforces them on its own share.
+    d.hostAdmission = this.instanceAdmission && mc > 0 && route.instances.every((a) => a.transport === 'framed');
+    if (this.instanceAdmission) {
+      // Sent even when unlimited (0): a host that had limits drops them.
+      const limits = encodeLimits({ maxConcurrent: d.hostAdmission ? mc : 0, maxQueued: mc, maxQueueWaitMs: route.maxQueueWaitMs });
+      for (const c of connections) c.setLimits?.(limits);
+    }
     // 0 means unlimited (a real Azure show prints max_concurrent_requests_per_instance: 0, contract §1.7).
-    d.perInstance = mc > 0 ? mc : Infinity;
+    // With instance admission this router may have up to the host's whole bound there: mc running + mc queued.
+    d.perInstance = mc > 0 ? (d.hostAdmission ? 2 * mc : mc) : Infinity;
     // No instance: nothing is admitted (503), unless the deployment scales from zero, whose requests wait
     // for its first instance within the bound that instance will have.
     const n = connections.length > 0 ? connections.length : route.scaleFromZero ? 1 : 0;

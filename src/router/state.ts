@@ -17,8 +17,17 @@ export interface DeploymentState {
   route: DeploymentRoute;
   /** One per ready instance: framed (our hosts) or HTTP (custom containers), one interface. */
   connections: InstanceChannel[];
-  /** Per-instance concurrency limit; Infinity when max_concurrent_requests_per_instance is 0. */
+  /**
+   * Per-instance limit of this router's own requests; Infinity when max_concurrent_requests_per_instance
+   * is 0. With instance admission: twice it (what the host runs plus what it queues).
+   */
   perInstance: number;
+  /**
+   * Instance admission (docs/router-scale.md): several routers serve this deployment, its instances hold
+   * the limits (LIMITS frame) and answer BUSY beyond them; this router does not queue (but for cold
+   * requests of a deployment with no instance). False with one router, and for custom containers.
+   */
+  hostAdmission: boolean;
   /**
    * Azure's bound on pending requests: 2 × max_concurrent × instances (contract §4.2). With no ready
    * instance: 0 (every request is refused, 503), or, for a deployment that scales from zero, the bound of

@@ -36,6 +36,8 @@ import {
   FRAME_BODY,
   FRAME_CANCEL,
   FRAME_INSTANCE_ERROR,
+  FRAME_LIMITS,
+  decodeLimits,
   FRAME_REQUEST,
   FRAME_REQUEST_STREAM,
   FRAME_RESPONSE,
@@ -47,8 +49,11 @@ import { HOST_MESSAGE_PREFIX, type HostMessage } from '../protocol/messages.js';
 import { formatError, JS_EXTENSIONS, JsScorer, loadScoringModule } from './js-scorer.js';
 import { log } from './log.js';
 import { FrameWriter } from '../protocol/writer.js';
+import { MlflowBatcher } from './mlflow-batcher.js';
+import { OnnxScorer, type OnnxNoCode } from './onnx-scorer.js';
 import { PythonPool, WORKER_SCRIPT } from './python-pool.js';
 import { InitFailure, messageBody, type Peer, type Scorer } from './scorer.js';
+import { InstanceAdmission, type GatedPeer } from './admission.js';
 
 const GRACE_MS = 5000;
 const CLOSE_WAIT_MS = 1000;
@@ -120,6 +125,8 @@ class Connection implements Peer {
   private readonly out: FrameWriter;
   /** Streamed requests by id, until their last part. */
   private readonly streams = new Map<number, Reassembly>();
+  /** This connection as the scorer sees it: through the host's instance admission (./admission.ts). */
+  readonly gated: GatedPeer;
 
   constructor(
     readonly socket: net.Socket,
@@ -132,6 +139,7 @@ class Connection implements Peer {
       },
       name: 'The router connection',
     });
+    this.gated = host.admission.peer(this);
     const reader = new FrameReader((frame, type, id) => {
       if (type === FRAME_REQUEST) host.onRequest(this, frame, id);
       else if (type === FRAME_REQUEST_STREAM) this.streams.set(id, { parts: [frame], bytes: frame.length });
@@ -140,8 +148,8 @@ class Connection implements Peer {
         // A streamed request still arriving is dropped with its parts; a whole one is the scorer's to
         // drop if it has not started (run() cannot be interrupted mid-call, and the router has already
         // answered its client).
-        if (!this.streams.delete(id)) host.scorer?.cancel(this, id);
-      }
+        if (!this.streams.delete(id) && !host.admission.cancel(this.gated, id)) host.scorer?.cancel(this.gated, id);
+      } else if (type === FRAME_LIMITS) host.admission.setLimits(decodeLimits(frame));
       // RESPONSE frames have no meaning in this direction.
     });
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
@@ -194,6 +202,8 @@ class Connection implements Peer {
 class Host {
   readonly connections = new Set<Connection>();
   scorer: Scorer | null = null;
+  /** Requests pass here on their way to the scorer (several routers: LIMITS, BUSY; ./admission.ts). */
+  readonly admission = new InstanceAdmission((peer, frame, id) => this.scorer!.handle(peer, frame, id));
   private server: net.Server | null = null;
   private workersCongested = false;
   private shuttingDown = false;
@@ -210,7 +220,11 @@ class Host {
       if (!existsSync(cfg.entryScript)) {
         throw new InitFailure('UserScriptImportError', `User script at ${cfg.entryScript} does not exist.`);
       }
-      if (ext === '.py') {
+      const noCode = readNoCode();
+      if (noCode?.kind === 'onnx') {
+        // A no-code ONNX model (docs/no-code.md): the entry is the model file, served in this process.
+        this.scorer = await startOnnx(cfg.entryScript, noCode as OnnxNoCode);
+      } else if (ext === '.py') {
         log('I', 'azmlinfsrv', `Python interpreter: ${cfg.python}; worker script: ${WORKER_SCRIPT}`);
         log('I', 'azmlinfsrv', `Scoring timeout is set to ${cfg.scoringTimeoutMs}`);
         this.scorer = await PythonPool.start({
@@ -225,6 +239,7 @@ class Host {
           },
           onFatal: (reason) => void this.shutdown(1, reason),
         });
+        this.scorer = withMlflowBatching(this.scorer, noCode);
       } else if (JS_EXTENSIONS.has(ext)) {
         if (cfg.workerCount > 1) {
           log('I', 'azmlinfsrv', `WORKER_COUNT=${cfg.workerCount} does not apply: a JavaScript scoring module runs in the instance host process.`);
@@ -288,7 +303,7 @@ class Host {
       conn.respond(id, 503, JSON_HEADERS, SHUTTING_DOWN_BODY, true);
       return;
     }
-    this.scorer!.handle(conn, frame, id);
+    this.admission.request(conn.gated, frame, id);
   }
 
   /**
@@ -318,6 +333,33 @@ class Host {
     await scorer.stop();
     log('I', 'azmlinfsrv', `Instance host stopped (exit code ${exitCode}).`);
     process.exit(exitCode);
+  }
+}
+
+/** INFERGATE_NO_CODE (a no-code deployment's configuration, docs/no-code.md), or undefined. */
+function readNoCode(): OnnxNoCode | { kind: string } | undefined {
+  const raw = process.env.INFERGATE_NO_CODE;
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as OnnxNoCode;
+  } catch {
+    throw new InitFailure('UserScriptImportError', 'INFERGATE_NO_CODE is not valid JSON.');
+  }
+}
+
+/** A no-code MLflow deployment with batching on: its requests merged in front of the workers (docs/no-code.md). */
+function withMlflowBatching(scorer: Scorer, noCode: { kind: string; batching?: { maxBatchSize: number; maxDelayUs: number } } | undefined): Scorer {
+  const b = noCode?.kind === 'mlflow' ? noCode.batching : undefined;
+  if (b === undefined || b.maxBatchSize <= 1) return scorer;
+  log('I', 'azmlinfsrv', `Batching: up to ${b.maxBatchSize} rows within ${b.maxDelayUs} µs per model call`);
+  return new MlflowBatcher(scorer, b.maxBatchSize, b.maxDelayUs);
+}
+
+async function startOnnx(modelFile: string, noCode: OnnxNoCode): Promise<Scorer> {
+  try {
+    return await OnnxScorer.start(modelFile, noCode);
+  } catch (err) {
+    throw new InitFailure('UserScriptInitFailed', `onnxruntime cannot load the ONNX model ${modelFile}: ${formatError(err)}`);
   }
 }
 

@@ -1,7 +1,7 @@
 // The online ENDPOINT document: managed (contract §1.2) and Kubernetes (§1.3), one description.
 
 import { MAX_NAME_LENGTH, MIN_NAME_LENGTH, NAME_PATTERN, resourceName, validateName } from './names.js';
-import { anything, compact, dict, int, list, oneOf, opt, report, req, str, stringMap, struct, text, to, withSchema, type Type } from './schema.js';
+import { anything, compact, dict, int, list, oneOf, opt, refine, report, req, str, stringMap, struct, text, to, withSchema, type Type } from './schema.js';
 import type { EndpointSpec } from './types.js';
 
 /** Azure's endpoint and deployment name rule as JSON Schema keywords (names.ts knows no schemas). */
@@ -9,6 +9,13 @@ export const NAME_SCHEMA = { type: 'string', minLength: MIN_NAME_LENGTH, maxLeng
 
 /** An endpoint or deployment name field, with its schema. */
 export const nameField = (what: 'endpoint' | 'deployment'): Type<string> => withSchema(resourceName(what), () => NAME_SCHEMA);
+
+/**
+ * A compute reference: `azureml:<name>`, or the compute's ARM id (`/subscriptions/.../computes/<name>`), as
+ * Azure's CLI takes them. The name is what `infergate ml compute attach --name` gave (issue 17).
+ */
+export const COMPUTE_REF = /^(?:azureml:|\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.MachineLearningServices\/workspaces\/[^/]+\/computes\/)?[a-zA-Z][-a-zA-Z0-9_]{1,31}$/i;
+const computeRef = refine(str, (s) => (COMPUTE_REF.test(s.trim()) ? undefined : `'${s}' is not a compute reference: use azureml:<compute name>`), 'a compute reference', (base) => ({ ...base, pattern: COMPUTE_REF.source }));
 
 /** Most mirrored traffic, to protect the endpoint's bandwidth quota (contract §3). */
 export const MAX_MIRROR_PERCENT = 50;
@@ -77,7 +84,7 @@ const endpointDocument = struct(
     mirror_traffic: opt(trafficMap(MAX_MIRROR_PERCENT), { doc: 'Percent of live traffic copied to one deployment (at most 50); its answers are discarded.' }),
     public_network_access: opt(oneOf(['enabled', 'disabled']), { only: 'managed' }),
     // Its presence is what makes a Kubernetes endpoint (contract §1.1).
-    compute: opt(str, { doc: 'azureml:<compute name>: its presence makes this a Kubernetes endpoint.' }),
+    compute: opt(computeRef, { doc: 'azureml:<compute name>: its presence makes this a Kubernetes endpoint.' }),
     // Output keys of `show` (contract §1.2), accepted so its output can be applied again.
     id: opt(anything),
     provisioning_state: opt(anything),

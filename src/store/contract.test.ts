@@ -113,6 +113,46 @@ function contractSuite(name: string, create: (options: StoreOptions) => Harness,
     });
     afterEach(() => h.cleanup());
 
+    describe('computes', () => {
+      const attach = (name: string) => ({ name, type: 'kubernetes' as const, kubeconfig: 'apiVersion: v1\nkind: Config\n', namespace: 'ml', registry: 'registry.example:5000' });
+
+      test('attach, show (case-insensitively), list by name, detach', () => {
+        assert.deepEqual(store.listComputes(), []);
+        const b = store.putCompute({ ...attach('k8s-b'), context: 'ctx' });
+        store.putCompute(attach('K8s-A'));
+        assert.equal(b.createdAt, b.updatedAt);
+        assert.equal(store.getCompute('K8S-B')?.context, 'ctx');
+        assert.equal(store.getCompute('k8s-b')?.kubeconfig, 'apiVersion: v1\nkind: Config\n');
+        assert.equal(store.getCompute('k8s-a')?.context, undefined, 'an absent context stays absent');
+        assert.deepEqual(store.listComputes().map((c) => c.name), ['K8s-A', 'k8s-b']);
+        assert.equal(store.deleteCompute('K8S-A'), true);
+        assert.equal(store.deleteCompute('k8s-a'), false);
+        assert.deepEqual(store.listComputes().map((c) => c.name), ['k8s-b']);
+      });
+
+      test('a name attached already is refused with ComputeAlreadyExists and changes nothing', () => {
+        store.putCompute(attach('k8s'));
+        assert.throws(() => store.putCompute({ ...attach('K8S'), namespace: 'other' }), (e: unknown) => e instanceof InfergateError && e.code === 'ComputeAlreadyExists');
+        assert.equal(store.getCompute('k8s')?.namespace, 'ml');
+      });
+
+      test('a compute attached inside a failed transaction is not kept', () => {
+        assert.throws(() => store.transaction(() => {
+          store.putCompute(attach('k8s'));
+          throw new Error('boom');
+        }), /boom/);
+        assert.equal(store.getCompute('k8s'), undefined);
+      });
+
+      if (persistent) {
+        test('computes survive a reopen', () => {
+          store.putCompute(attach('k8s'));
+          store = h.reopen!();
+          assert.equal(store.getCompute('k8s')?.registry, 'registry.example:5000');
+        });
+      }
+    });
+
     test('an empty store has nothing', () => {
       assert.equal(store.getEndpoint('nope'), undefined);
       assert.equal(store.getDeployment('nope', 'blue'), undefined);
@@ -664,7 +704,7 @@ describe('SqliteStateStore specifics', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('opens in WAL mode at the current schema version, with its eight tables', () => {
+  test('opens in WAL mode at the current schema version, with its nine tables', () => {
     const file = join(dir, 'state.db');
     SqliteStateStore.open(file).close();
     const db = new Database(file, { readonly: true });
@@ -672,7 +712,7 @@ describe('SqliteStateStore specifics', () => {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-      assert.deepEqual(tables, ['assets', 'autoscale_events', 'autoscale_settings', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints', 'tokens']);
+      assert.deepEqual(tables, ['assets', 'autoscale_events', 'autoscale_settings', 'computes', 'deployment_status', 'deployments', 'endpoint_status', 'endpoints', 'tokens']);
     } finally {
       db.close();
     }
@@ -702,7 +742,7 @@ describe('SqliteStateStore specifics', () => {
     old.putEndpoint(endpointSpec('ep1'), KEYS);
     old.close();
     const db = new Database(file);
-    db.exec('DROP TABLE autoscale_events; DROP TABLE autoscale_settings; DROP TABLE assets; DROP TABLE tokens');
+    db.exec('DROP TABLE autoscale_events; DROP TABLE autoscale_settings; DROP TABLE assets; DROP TABLE tokens; DROP TABLE computes');
     db.pragma('user_version = 1');
     db.close();
     const store = SqliteStateStore.open(file);
@@ -715,6 +755,8 @@ describe('SqliteStateStore specifics', () => {
       store.putDeployment(deploymentSpec('ep1', 'blue'));
       store.putAutoscaleSetting(autoscaleSetting('s', 'ep1', 'blue'), { endpoint: 'ep1', deployment: 'blue' });
       assert.equal(store.listAutoscaleSettings().length, 1);
+      store.putCompute({ name: 'k8s', type: 'kubernetes', kubeconfig: 'x', namespace: 'ml' });
+      assert.equal(store.listComputes().length, 1);
     } finally {
       store.close();
     }

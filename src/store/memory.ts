@@ -5,7 +5,8 @@
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
 import { assetAlreadyExists, assertNotPromise, autoscaleResourceTaken, deploymentNotFound, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredEndpoint, type StoredToken } from './types.js';
+import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredCompute, type StoredEndpoint, type StoredToken } from './types.js';
+import { errorOf } from '../errors/index.js';
 
 interface State {
   endpoints: Map<string, StoredEndpoint>;
@@ -19,6 +20,8 @@ interface State {
   autoscale: Map<string, StoredAutoscaleSetting>;
   /** Keyed as `autoscale`; oldest first. */
   events: Map<string, AutoscaleEvent[]>;
+  /** Keyed by the lower-cased name, as `autoscale`. */
+  computes: Map<string, StoredCompute>;
 }
 
 const assetKey = (kind: AssetKind, name: string, version: string): string => `${kind}\0${name}\0${version}`;
@@ -33,7 +36,7 @@ const copy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 export class MemoryStateStore implements StateStore {
-  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map(), tokens: new Map(), autoscale: new Map(), events: new Map() };
+  private state: State = { endpoints: new Map(), deployments: new Map(), assets: new Map(), tokens: new Map(), autoscale: new Map(), events: new Map(), computes: new Map() };
   private readonly clock: Clock;
 
   constructor(options: StoreOptions = {}) {
@@ -188,6 +191,28 @@ export class MemoryStateStore implements StateStore {
   touchToken(id: string): void {
     const record = this.state.tokens.get(id);
     if (record) record.lastUsedAt = timestamp(this.clock);
+  }
+
+  getCompute(name: string): StoredCompute | undefined {
+    const found = this.state.computes.get(name.toLowerCase());
+    return found && copy(found);
+  }
+
+  listComputes(): StoredCompute[] {
+    return [...this.state.computes.entries()].sort(([a], [b]) => byString(a, b)).map(([, c]) => copy(c));
+  }
+
+  putCompute(c: Omit<StoredCompute, 'createdAt' | 'updatedAt'>): StoredCompute {
+    const key = c.name.toLowerCase();
+    if (this.state.computes.has(key)) throw errorOf('ComputeAlreadyExists', { compute: c.name });
+    const now = timestamp(this.clock);
+    const record = copy({ ...c, createdAt: now, updatedAt: now });
+    this.state.computes.set(key, record);
+    return copy(record);
+  }
+
+  deleteCompute(name: string): boolean {
+    return this.state.computes.delete(name.toLowerCase());
   }
 
   getAutoscaleSetting(name: string): StoredAutoscaleSetting | undefined {

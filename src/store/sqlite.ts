@@ -13,7 +13,8 @@ import Database from 'better-sqlite3';
 import type { DeploymentSpec, EndpointSpec } from '../spec/types.js';
 import type { AutoscaleEvent, AutoscaleSetting } from '../spec/autoscale.js';
 import { assetAlreadyExists, assertNotPromise, autoscaleResourceTaken, deploymentNotFound, endpointNotFound, INITIAL_STATUS, timestamp, type Clock, type InitialStatus, type StoreOptions } from './common.js';
-import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type ProvisioningState, type Role, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredEndpoint, type StoredToken } from './types.js';
+import { AUTOSCALE_HISTORY_LIMIT, type AssetKind, type AssetRecords, type EndpointKeys, type ObservedStatus, type ProvisioningState, type Role, type StateStore, type StoredAsset, type StoredAutoscaleSetting, type StoredDeployment, type StoredCompute, type StoredEndpoint, type StoredToken } from './types.js';
+import { errorOf } from '../errors/index.js';
 
 /**
  * Schema migrations, in order: MIGRATIONS[i] takes a database from version i to i + 1 (PRAGMA user_version).
@@ -108,6 +109,20 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX autoscale_events_by_setting ON autoscale_events (setting, id);
   `,
+  // 5: attached computes (issue 17). `kubeconfig` is a secret (its credentials), like endpoints.keys.
+  `
+  CREATE TABLE computes (
+    name        TEXT PRIMARY KEY COLLATE NOCASE,
+    type        TEXT NOT NULL CHECK (type IN ('kubernetes')),
+    kubeconfig  TEXT NOT NULL,
+    context     TEXT,
+    namespace   TEXT NOT NULL,
+    registry    TEXT,
+    description TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -165,6 +180,18 @@ interface TokenRow {
   created_at: string;
   expires_at: string | null;
   last_used_at: string | null;
+}
+
+interface ComputeRow {
+  name: string;
+  type: string;
+  kubeconfig: string;
+  context: string | null;
+  namespace: string;
+  registry: string | null;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 interface AutoscaleRow {
@@ -251,6 +278,14 @@ function prepareStatements(db: Database.Database) {
       INSERT INTO tokens (id, role, hash, description, created_at, expires_at) VALUES (@id, @role, @hash, @description, @now, @expiresAt)`),
     deleteToken: db.prepare<[string]>(`DELETE FROM tokens WHERE id = ?`),
     touchToken: db.prepare<[string, string]>(`UPDATE tokens SET last_used_at = ? WHERE id = ?`),
+
+    getCompute: db.prepare<[string], ComputeRow>(`SELECT * FROM computes WHERE name = ?`),
+    listComputes: db.prepare<[], ComputeRow>(`SELECT * FROM computes ORDER BY name`),
+    insertCompute: db.prepare<[{ name: string; type: string; kubeconfig: string; context: string | null; namespace: string; registry: string | null; description: string | null; now: string }]>(`
+      INSERT INTO computes (name, type, kubeconfig, context, namespace, registry, description, created_at, updated_at)
+      VALUES (@name, @type, @kubeconfig, @context, @namespace, @registry, @description, @now, @now)
+      ON CONFLICT (name) DO NOTHING`),
+    deleteCompute: db.prepare<[string]>(`DELETE FROM computes WHERE name = ?`),
 
     getAutoscale: db.prepare<[string], AutoscaleRow>(`SELECT * FROM autoscale_settings WHERE name = ?`),
     autoscaleOf: db.prepare<[string, string], AutoscaleRow>(`SELECT * FROM autoscale_settings WHERE endpoint = ? AND deployment = ?`),
@@ -419,6 +454,27 @@ export class SqliteStateStore implements StateStore {
     this.stmt.touchToken.run(timestamp(this.clock), id);
   }
 
+  getCompute(name: string): StoredCompute | undefined {
+    const row = this.stmt.getCompute.get(name);
+    return row && toCompute(row);
+  }
+
+  listComputes(): StoredCompute[] {
+    return this.stmt.listComputes.all().map(toCompute);
+  }
+
+  putCompute(c: Omit<StoredCompute, 'createdAt' | 'updatedAt'>): StoredCompute {
+    return this.transaction(() => {
+      const params = { name: c.name, type: c.type, kubeconfig: c.kubeconfig, context: c.context ?? null, namespace: c.namespace, registry: c.registry ?? null, description: c.description ?? null, now: timestamp(this.clock) };
+      if (this.stmt.insertCompute.run(params).changes === 0) throw errorOf('ComputeAlreadyExists', { compute: c.name });
+      return this.getCompute(c.name)!;
+    });
+  }
+
+  deleteCompute(name: string): boolean {
+    return this.stmt.deleteCompute.run(name).changes > 0;
+  }
+
   getAutoscaleSetting(name: string): StoredAutoscaleSetting | undefined {
     const row = this.stmt.getAutoscale.get(name);
     return row && toAutoscale(row);
@@ -525,6 +581,20 @@ function toAsset<K extends AssetKind>(row: AssetRow): StoredAsset<K> {
     asset: JSON.parse(row.asset),
     anonymous: row.anonymous === 1,
     archived: row.archived === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toCompute(row: ComputeRow): StoredCompute {
+  return {
+    name: row.name,
+    type: row.type as StoredCompute['type'],
+    kubeconfig: row.kubeconfig,
+    ...(row.context !== null ? { context: row.context } : {}),
+    namespace: row.namespace,
+    ...(row.registry !== null ? { registry: row.registry } : {}),
+    ...(row.description !== null ? { description: row.description } : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

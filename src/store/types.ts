@@ -141,6 +141,26 @@ export interface StoredAutoscaleSetting {
 /** The autoscale history kept per setting: the newest events, older ones dropped as new ones come. */
 export const AUTOSCALE_HISTORY_LIMIT = 500;
 
+/**
+ * An attached compute (`infergate ml compute attach`): a Kubernetes cluster that endpoints naming
+ * `compute: azureml:<name>` run on. The kubeconfig is a secret: the API never shows it back.
+ */
+export interface StoredCompute {
+  name: string;
+  type: 'kubernetes';
+  /** The kubeconfig file's content (YAML), as attached. */
+  kubeconfig: string;
+  /** The kubeconfig context to use; absent: its current-context. */
+  context?: string;
+  /** Where infergate creates its objects; default `default`... or the context's namespace. */
+  namespace: string;
+  /** A registry the cluster pulls from, where environment images are pushed (by digest). */
+  registry?: string;
+  description?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface StateStore {
   getEndpoint(name: string): StoredEndpoint | undefined;
   listEndpoints(): StoredEndpoint[];
@@ -199,6 +219,15 @@ export interface StateStore {
   appendAutoscaleEvent(event: AutoscaleEvent): void;
   /** A setting's history, oldest first: all kept, or the newest `limit`. */
   listAutoscaleEvents(setting: string, limit?: number): AutoscaleEvent[];
+
+  /** Compute names compare case-insensitively, as Azure's resource names do. */
+  getCompute(name: string): StoredCompute | undefined;
+  /** Every attached compute, by name. */
+  listComputes(): StoredCompute[];
+  /** Attaches a compute; a name attached already throws ComputeAlreadyExists and writes nothing. */
+  putCompute(compute: Omit<StoredCompute, 'createdAt' | 'updatedAt'>): StoredCompute;
+  /** Detaches a compute; says whether it was attached. */
+  deleteCompute(name: string): boolean;
 
   /** Runs fn atomically: every write inside commits together or not at all. */
   transaction<T>(fn: () => T): T;

@@ -105,3 +105,39 @@ test('the file is rotated by size: <file>.1 ... .<keepFiles>, the oldest deleted
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('numbers are written as the former template wrote them (toFixed(3) for durations, integers for codes and sizes)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
+  try {
+    const file = join(dir, 'traffic.jsonl');
+    const log = new FileTrafficLog(file, { bufferBytes: 1 << 22, flushMs: 60_000 });
+    // Durations a router produces (performance.now() differences), sizes up to large bodies.
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const cases: TrafficRecord[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const scale = [0.01, 1, 100, 60_000][i % 4];
+      cases.push(record(i, {
+        totalDurationMs: rand() * scale,
+        requestDurationMs: i === 0 ? 0 : rand() * scale,
+        responseDurationMs: i === 1 ? 0 : rand() * scale,
+        requestPayloadSize: Math.floor(rand() * 10 ** (i % 9)),
+        responsePayloadSize: i % 7,
+        responseCode: [200, 424, 503, 599][i % 4],
+      }));
+    }
+    for (const c of cases) log.record(c);
+    await log.close();
+    const lines = readFileSync(file, 'latin1').trim().split('\n');
+    assert.equal(lines.length, cases.length);
+    for (let i = 0; i < cases.length; i++) {
+      const c = cases[i];
+      const l = lines[i];
+      assert.ok(l.includes(`"TotalDurationMs":${c.totalDurationMs.toFixed(3)},"RequestDurationMs":${c.requestDurationMs.toFixed(3)},"ResponseDurationMs":${c.responseDurationMs.toFixed(3)},`), l);
+      assert.ok(l.includes(`"ResponseCode":${c.responseCode},`) && l.includes(`"RequestPayloadSize":${c.requestPayloadSize},"ResponsePayloadSize":${c.responsePayloadSize},`), l);
+      JSON.parse(l);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -398,16 +398,22 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
         ports[`${r.port}/tcp`] = [{ HostIp: '127.0.0.1', HostPort: '' }];
       }
     } else {
-      const appRoot = inside(storage!.appRoot);
-      binds.push(`${storage!.appRoot}:${appRoot}:ro`, `${containerSide(inst.socketDir)}:${SOCKET_DIR}`);
+      // A no-code deployment has no code folder: it runs in the model folder (docs/no-code.md).
+      const appRoot = plan.noCode ? (env.AZUREML_MODEL_DIR ?? RUNTIME_DIR) : inside(storage!.appRoot);
+      if (!plan.noCode) binds.push(`${storage!.appRoot}:${appRoot}:ro`);
+      binds.push(`${containerSide(inst.socketDir)}:${SOCKET_DIR}`);
       Object.assign(env, {
         INFERGATE_SOCKET: `${SOCKET_DIR}/host.sock`,
         INFERGATE_INSTANCE_ID: inst.observed.id,
         AML_APP_ROOT: appRoot,
-        AZUREML_ENTRY_SCRIPT: `${appRoot}/${plan.code!.scoringScript}`,
+        AZUREML_ENTRY_SCRIPT: plan.code ? `${appRoot}/${plan.code.scoringScript}` : '',
         WORKER_COUNT: String(plan.workerCount),
       });
-      if (plan.runtime === 'python') {
+      if (plan.noCode) {
+        env.INFERGATE_NO_CODE = JSON.stringify(plan.noCode);
+        env.AZUREML_ENTRY_SCRIPT = plan.runtime === 'mlflow' ? `${RUNTIME_DIR}/infergate_mlflow.py` : `${appRoot}/${plan.noCode.modelFile}`;
+      }
+      if (plan.runtime === 'python' || plan.runtime === 'mlflow') {
         binds.push(`${PYTHON_RUNTIME}:${RUNTIME_DIR}:ro`);
         env.INFERGATE_LOG_SOCKET = `${SOCKET_DIR}/log.sock`;
         cmd = ['python3', '-u', `${RUNTIME_DIR}/infergate_host.py`];
@@ -426,7 +432,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       Image: image,
       ...(cmd ? { Cmd: cmd, Entrypoint: [] } : {}),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      ...(!custom && storage ? { WorkingDir: inside(storage.appRoot) } : {}),
+      ...(!custom && storage ? { WorkingDir: plan.noCode ? env.AML_APP_ROOT : inside(storage.appRoot) } : {}),
       User: `${inst.uid}:${inst.uid}`,
       Labels: {
         [MANAGED_LABEL]: 'true',
@@ -480,7 +486,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
       const reason = dockerMessage(e);
       this.writeLog(inst, `container failed to start: ${reason}`);
       if (/executable file not found|no such file or directory/i.test(reason) && plan.runtime !== 'container') {
-        const which = plan.runtime === 'python' ? 'PythonMissingInImage' : 'NodeMissingInImage';
+        const which = plan.runtime === 'python' || plan.runtime === 'mlflow' ? 'PythonMissingInImage' : plan.runtime === 'onnx' ? 'NodeMissingForOnnx' : 'NodeMissingInImage';
         const err = errorOf(which, { image: plan.environment.image ?? image });
         this.writeLog(inst, err.message);
         return this.setFailed(inst, err.code, err.message);
@@ -676,7 +682,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     if (missing) {
       // The image has no interpreter for the host (a JavaScript module on Azure's Python-only images):
       // final, as restarting the same image cannot find it.
-      const e = errorOf(inst.plan.runtime === 'python' ? 'PythonMissingInImage' : 'NodeMissingInImage', { image: inst.plan.environment.image ?? (info?.Config.Image ?? '') });
+      const e = errorOf(inst.plan.runtime === 'python' || inst.plan.runtime === 'mlflow' ? 'PythonMissingInImage' : inst.plan.runtime === 'onnx' ? 'NodeMissingForOnnx' : 'NodeMissingInImage', { image: inst.plan.environment.image ?? (info?.Config.Image ?? '') });
       this.writeLog(inst, e.message);
       return this.setFailed(inst, e.code, e.message);
     }

@@ -10,6 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from
 import { chmod, chown, mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { InstancePlan } from '../../ir/types.js';
 import { initializeStorage } from '../storage.js';
 import { pruneStoppedLogs } from '../files.js';
@@ -24,6 +25,22 @@ import { processUsage } from './usage.js';
 import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
 const STOP_GRACE_MS = 10_000;
+/** The Python host's script for an mlflow deployment (no code of the user's: docs/no-code.md). */
+const MLFLOW_LOADER = fileURLToPath(new URL('../../runtime/python/infergate_mlflow.py', import.meta.url));
+
+/**
+ * A no-code instance has no code folder: its entry is infergate's MLflow loader (runtime mlflow) or the
+ * model file itself (runtime onnx, read by the Node host), it runs in the model folder, and its host
+ * reads what to serve from INFERGATE_NO_CODE.
+ */
+export function noCodeEnv(plan: InstancePlan, modelDir: string, loader = MLFLOW_LOADER): Record<string, string> {
+  if (plan.noCode === undefined) return {};
+  return {
+    INFERGATE_NO_CODE: JSON.stringify(plan.noCode),
+    AML_APP_ROOT: modelDir,
+    AZUREML_ENTRY_SCRIPT: plan.runtime === 'mlflow' ? loader : join(modelDir, plan.noCode.modelFile),
+  };
+}
 
 interface Instance {
   observed: ObservedInstance;
@@ -281,14 +298,15 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
         INFERGATE_INSTANCE_ID: inst.observed.id,
         AZUREML_MODEL_DIR: modelDir,
         AML_APP_ROOT: appRoot,
-        AZUREML_ENTRY_SCRIPT: join(appRoot, plan.code!.scoringScript),
+        AZUREML_ENTRY_SCRIPT: plan.code ? join(appRoot, plan.code.scoringScript) : '',
         WORKER_COUNT: String(plan.workerCount),
+        ...noCodeEnv(plan, modelDir),
       };
       if (iso.on) {
         // The uid has no passwd entry: getpass.getuser() reads LOGNAME/USER first; HOME and TMPDIR are the instance's own.
         Object.assign(env, { HOME: join(inst.dir, 'home'), TMPDIR: join(inst.dir, 'tmp'), USER: iso.user, LOGNAME: iso.user });
       }
-      if (plan.runtime === 'python') {
+      if (plan.runtime === 'python' || plan.runtime === 'mlflow') {
         // The conda file's environment, built (or reused) where a package index or local wheels allow it.
         const built = await prepareEnvironment(plan.environment, { workspace: this.options.workspace, envsDir: this.envsDir, log: (line) => this.writeLog(inst, line) });
         if (inst.stopping) return;

@@ -14,6 +14,7 @@
 import type { TrafficSink } from '../../telemetry/traffic-log.js';
 import type { InstanceChannel } from '../../protocol/client.js';
 import type { DeploymentState } from '../state.js';
+import { BUSY_WAITED } from '../../protocol/frame.js';
 import { record } from './answer.js';
 import { send, StreamedBody, type Flight, type FlightControl } from './proxy.js';
 
@@ -92,9 +93,37 @@ export class Admission implements FlightControl {
     d.admitted++;
     const conn = pickFree(d, null);
     if (conn !== null) send(f, conn);
-    else this.enqueue(f);
+    else if (d.hostAdmission && d.connections.length > 0) {
+      // Instances hold the queue (docs/router-scale.md): every one is at its bound by this router's view.
+      d.admitted--;
+      this.refuse(f);
+      return false;
+    } else this.enqueue(f);
     f.req.owner = f;
     return true;
+  }
+
+  /**
+   * The instance host did not take it (instance admission). FULL: the next instance this router sees
+   * room at, else 429 as for a full bound; a streamed body cannot go elsewhere. WAITED: it waited
+   * max_queue_wait_ms there: 429, as for a request that waited that long here.
+   */
+  busy(f: Flight, reason: number): void {
+    const d = f.d;
+    const at = f.conn;
+    if (reason !== BUSY_WAITED && !f.streamed && at !== null) {
+      (f.busyAt ??= []).push(at);
+      const conn = pickFreeExcept(d, f.busyAt);
+      if (conn !== null) {
+        d.m.inFlight--;
+        f.conn = null;
+        send(f, conn);
+        return;
+      }
+    }
+    this.release(f);
+    if (reason === BUSY_WAITED) f.fail(429, `Request waited ${d.route.maxQueueWaitMs} ms (max_queue_wait_ms) for a free instance of deployment '${d.name}'`, '1');
+    else this.refuse(f);
   }
 
   /** A body streamed to `conn` (a free slot found at its head) as it arrives. */
@@ -102,6 +131,7 @@ export class Admission implements FlightControl {
     f.d.admitted++;
     // Its body is not kept: it cannot be sent again elsewhere.
     f.retried = true;
+    f.streamed = true;
     f.req.owner = f;
     return new StreamedBody(f, conn);
   }
@@ -240,6 +270,16 @@ export class Admission implements FlightControl {
       this.compact(d);
     }
   }
+}
+
+/** pickFree, skipping every instance in `avoid` (those that answered BUSY). */
+function pickFreeExcept(d: DeploymentState, avoid: readonly InstanceChannel[]): InstanceChannel | null {
+  let best: InstanceChannel | null = null;
+  for (const c of d.connections) {
+    if (c.broken || c.outstanding >= d.perInstance || avoid.includes(c)) continue;
+    if (best === null || c.outstanding < best.outstanding) best = c;
+  }
+  return best;
 }
 
 /**

@@ -2,7 +2,7 @@
 // mirror_traffic), after the live request went out so the copy never delays it. Fire and forget: the
 // client never waits for, or sees, the mirror's answer; only the deployment's mirror counters do.
 
-import { responseStatus } from '../../protocol/frame.js';
+import { FRAME_BUSY, responseStatus } from '../../protocol/frame.js';
 import type { DeploymentState } from '../state.js';
 import { pickFree, type Admission } from './admission.js';
 
@@ -26,8 +26,10 @@ export function sendMirror(d: DeploymentState, method: string, path: string, hea
   conn.send(method, path, headers, requestId, body, {
     deadline: started + d.route.requestTimeoutMs,
     onResponse(frame) {
-      const status = responseStatus(frame);
       m.mirrorInFlight--;
+      // The instance had no room (instance admission): as a copy that found no free slot here.
+      if (frame[8] === FRAME_BUSY) return void m.mirror.dropped++;
+      const status = responseStatus(frame);
       m.mirrorLatencyMs += performance.now() - started;
       if (status === 200) m.mirror.answered++;
       else m.mirror.error++;

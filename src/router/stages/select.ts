@@ -41,7 +41,8 @@ export function selectEndpoint(req: Http1Request, endpoints: ReadonlyMap<string,
   const rest = slash < 0 ? '' : url.slice(slash);
   const endpoint = endpoints.get(name);
   if (endpoint === undefined) return refuse(req, 404, errorBody(`Endpoint '${name}' not found`));
-  const isScore = rest === '/score' || rest.startsWith('/score?');
+  // The Open Inference Protocol (v2) of no-code deployments is scoring too: same auth, split, pin, mirror.
+  const isScore = rest === '/score' || rest.startsWith('/score?') || rest.startsWith('/v2/') || rest === '/v2';
   const isSwagger = !isScore && (req.method === 'GET' || req.method === 'HEAD') && (rest === '/swagger.json' || rest.startsWith('/swagger.json?'));
   if (!isScore && !isSwagger) return refuse(req, 404, errorBody(`Not found: ${rest || '/'}. The scoring URI is ${SCORE_PREFIX}${name}/score`));
   sel.endpoint = endpoint;

@@ -29,8 +29,9 @@ what was read so far; the loop does the rest when the script returns). A request
 5 s grace delays the exit as long (the relay kills its worker after 2 more seconds). The relay is kept for
 WORKER_COUNT > 1, and with one worker when INFERGATE_PYTHON_HOST_RELAY is set (tests and comparisons).
 
-Environment: INFERGATE_SOCKET (a Unix socket path: the folder is bind-mounted into the container; TCP is
-refused), INFERGATE_INSTANCE_ID, AZUREML_ENTRY_SCRIPT, AML_APP_ROOT, AZUREML_MODEL_DIR, WORKER_COUNT,
+Environment: INFERGATE_SOCKET (a Unix socket path: the folder is bind-mounted into the container; a tcp://
+value is refused), or INFERGATE_LISTEN / `--listen tcp:HOST:PORT` (a pod on a Kubernetes compute: the
+framed protocol over TCP, docs/kubernetes.md), INFERGATE_INSTANCE_ID, AZUREML_ENTRY_SCRIPT, AML_APP_ROOT, AZUREML_MODEL_DIR, WORKER_COUNT,
 SCORING_TIMEOUT_MS, plus whatever the worker and the script read (passed on to the workers unchanged).
 The workers run under this interpreter (sys.executable): the image's Python is the environment's Python.
 
@@ -336,11 +337,47 @@ def _number(text):
     return int(value)
 
 
-def read_config(env):
+def parse_listen(value):
+    """`tcp:HOST:PORT` (a pod on a Kubernetes compute: routers in the cluster connect over TCP) -> (host, port)."""
+    if not value.startswith("tcp:") or value.count(":") < 2:
+        raise ConfigError("--listen '%s' is not tcp:HOST:PORT." % value)
+    host, _, port = value[4:].rpartition(":")
+    number = _number(port)
+    if not host or number is None or not 0 < number < 65536:
+        raise ConfigError("--listen '%s' is not tcp:HOST:PORT (a port from 1 to 65535)." % value)
+    return host.strip("[]"), number
+
+
+def listen_arg(argv):
+    """The value of `--listen X` or `--listen=X` on the command line, else None."""
+    for i, a in enumerate(argv):
+        if a == "--listen" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--listen="):
+            return a[len("--listen="):]
+    return None
+
+
+def open_tcp_listener(host, port):
+    """The TCP listener of `--listen tcp:HOST:PORT`; opened only once init() succeeded, so a TCP connect
+    is the pod's readiness, as the Unix socket's existence is locally."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(511)
+    return listener
+
+
+def read_config(env, argv=None):
+    listen = env.get("INFERGATE_LISTEN") or listen_arg(sys.argv[1:] if argv is None else argv)
+    tcp = parse_listen(listen) if listen else None
     sock = env.get("INFERGATE_SOCKET")
-    if not sock:
+    if tcp is not None:
+        sock = None
+    elif not sock:
         raise ConfigError("INFERGATE_SOCKET is not set: the host needs a socket path to listen on.")
-    if sock.startswith("tcp://"):
+    if sock is not None and sock.startswith("tcp://"):
         raise ConfigError("INFERGATE_SOCKET '%s' is not a Unix socket path: the Python instance host listens on "
                           "a Unix socket only." % sock)
     app_root = os.path.abspath(env.get("AML_APP_ROOT") or os.getcwd())
@@ -356,7 +393,8 @@ def read_config(env):
     if timeout_ms is None or timeout_ms < 0:
         raise ConfigError("SCORING_TIMEOUT_MS '%s' is invalid. Please specify a whole number of milliseconds." % st)
     return {
-        "socket": os.path.abspath(sock),
+        "socket": os.path.abspath(sock) if sock else None,
+        "tcp": tcp,
         "instance_id": env.get("INFERGATE_INSTANCE_ID") or "local",
         # Relative to the app root, as azmlinfsrv resolves it (contract section 5.2).
         "entry": os.path.abspath(os.path.join(app_root, entry)),
@@ -540,6 +578,10 @@ class Host:
             log("I", "azmlinfsrv", "Worker with pid %d ready for serving traffic" % w.pid)
         if self.direct:
             log("I", "azmlinfsrv", "Worker with pid %d ready for serving traffic" % os.getpid())
+        if self.cfg["tcp"] is not None:
+            host, port = self.cfg["tcp"]
+            self.listen_on(open_tcp_listener(host, port), "tcp:%s:%d" % (host, port))
+            return
         path = self.cfg["socket"]
         # A socket file left by a previous instance that crashed would make bind() fail with EADDRINUSE.
         try:
@@ -552,11 +594,14 @@ class Host:
         # in is what keeps others out, not the socket's own mode.
         os.chmod(path, 0o666)
         listener.listen(511)
+        self.listen_on(listener, path)
+
+    def listen_on(self, listener, where):
         listener.setblocking(False)
         self.listener = listener
         self.sel.register(listener, selectors.EVENT_READ, ("accept", None))
         self.phase = SERVING
-        log("I", "azmlinfsrv", "Listening on %s" % path)
+        log("I", "azmlinfsrv", "Listening on %s" % where)
         send_message({"type": "ready", "pid": os.getpid()})
 
     # --- the loop ------------------------------------------------------------------------------------------
@@ -663,6 +708,9 @@ class Host:
                 log("E", "azmlinfsrv", "Server error: %s" % exc)
                 return
             sock.setblocking(False)
+            if self.cfg["tcp"] is not None:
+                # Frames are written whole and batched already: Nagle would only hold the last one back.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             c = Connection(sock)
             c.events = selectors.EVENT_READ
             self.sel.register(c.fd, c.events, ("conn", c))
@@ -1067,10 +1115,11 @@ class Host:
         self.sel.unregister(self.listener)
         self.listener.close()
         self.listener = None
-        try:
-            os.unlink(self.cfg["socket"])
-        except OSError:
-            pass
+        if self.cfg["socket"] is not None:
+            try:
+                os.unlink(self.cfg["socket"])
+            except (OSError, TypeError):
+                pass
 
     def progress(self):
         """Moves shutdown (or a failed start) on, once per loop turn."""

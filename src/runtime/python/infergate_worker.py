@@ -47,6 +47,9 @@ Routes (contract section 5.3), on the url the frame carries (the path after the 
   GET /swagger.json      ?version=2 (default) | 3 | 3.1: the app root's swagger.json / swagger<ver>.json
                          as it is, else generated from swagger2_template.json / swagger3_template.json with
                          the @input_schema / @output_schema schemas (section 5.7); unknown version -> 404
+  /v2, /v2/...           only when the entry script defines infergate_routes(method, path, body) -> (status,
+                         value): infergate's MLflow loader (infergate_mlflow.py) serves the Open Inference
+                         Protocol there; value is sent as JSON
   anything else          404 {"message": "The requested URL was not found on the server. ..."}
 
 How run() is called (section 5.4), decided once at start-up:
@@ -310,6 +313,8 @@ class Script:
         self.wants_headers = wants_headers
         self.required = required
         self.swaggers = swaggers
+        # /v2/... for a no-code model's loader (infergate_mlflow.py): its infergate_routes(method, path, body).
+        self.extra_routes = None
 
 
 def _raw_http_requested(run):
@@ -372,6 +377,8 @@ def load_and_init():
                               "User script at %s does not have a %s() function defined." % (entry, name))
     run = module.run
     script = _analyze_run(run, app_root)
+    if callable(getattr(module, "infergate_routes", None)):
+        script.extra_routes = module.infergate_routes
 
     script_logger.info("Invoking user's init function")
     try:
@@ -618,7 +625,19 @@ class Worker:
             if method == "OPTIONS":
                 return response_frame(rid, 200, [H_HTML, H_ALLOW_SWAGGER] + id_headers, b"")
             return response_frame(rid, 405, [H_JSON] + id_headers, METHOD_NOT_ALLOWED_BODY)
+        if self.script.extra_routes is not None and (path == "/v2" or path.startswith("/v2/")):
+            return self.extra_route(rid, method, path, buf[body_start:end], id_headers)
         return response_frame(rid, 404, [H_JSON] + id_headers, NOT_FOUND_BODY)
+
+    def extra_route(self, rid, method, path, body, id_headers):
+        """The Open Inference Protocol (v2) of a no-code model (infergate_mlflow.py's infergate_routes)."""
+        try:
+            status, value = self.script.extra_routes(method, path, body)
+            answer = json.dumps(value, default=_json_default).encode()
+        except Exception as exc:
+            logger.error("Encountered Exception: %s", _user_traceback(exc).rstrip())
+            status, answer = 500, json.dumps({"error": "The model failed: %s" % _describe(exc)}).encode()
+        return response_frame(rid, status, [H_JSON] + id_headers, answer)
 
     def score(self, rid, method, url, headers, buf, body_start, end, id_headers):
         """/score: builds run()'s arguments for the input mode, calls it, answers (section 5.4)."""
