@@ -41,7 +41,8 @@ let total = 0;
 for (const f of ['index.html', ...files.map((f) => `assets/${f}`)]) {
   const bytes = readFileSync(join(out, f));
   const gz = gzipSync(bytes, { level: 9 }).length;
+  // stderr: `npm pack --json` runs this (prepack) and its stdout must stay JSON.
   total += gz;
-  console.log(`studio: ${f} ${(bytes.length / 1024).toFixed(1)} kB (${(gz / 1024).toFixed(1)} kB gzipped)`);
+  console.error(`studio: ${f} ${(bytes.length / 1024).toFixed(1)} kB (${(gz / 1024).toFixed(1)} kB gzipped)`);
 }
-console.log(`studio: first page ${(total / 1024).toFixed(1)} kB gzipped`);
+console.error(`studio: first page ${(total / 1024).toFixed(1)} kB gzipped`);

@@ -1,6 +1,8 @@
 // The REST API as the studio calls it: the same routes as the CLI, authenticated by the session cookie
 // the sign-in link set. Every change carries X-Infergate-Studio (the server refuses a cookie-only change).
 
+import { sha256 } from './sha256.js';
+
 export type Json = Record<string, any>;
 
 export class ApiError extends Error {
@@ -41,7 +43,8 @@ export const SIGNED_OUT = 'infergate-studio-signed-out';
 /** A tree chosen in the browser, uploaded as the CLI uploads one (docs/assets.md "Uploads"): its reference. */
 export async function uploadTree(files: File[], single: boolean): Promise<string> {
   const hex = (b: ArrayBuffer) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, '0')).join('');
-  const sha = async (data: ArrayBuffer) => hex(await crypto.subtle.digest('SHA-256', data));
+  // crypto.subtle exists only in a secure context (sha256.ts says why the stand-in is there).
+  const sha = async (data: ArrayBuffer) => hex(globalThis.crypto?.subtle ? await crypto.subtle.digest('SHA-256', data) : sha256(new Uint8Array(data)).buffer as ArrayBuffer);
   const entries: Array<Record<string, unknown>> = [];
   const blobs = new Map<string, File>();
   let root: string;

@@ -3,7 +3,7 @@
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
-import { enc } from './api.js';
+import { enc, SIGNED_OUT } from './api.js';
 
 type Row = Array<number | null>;
 
@@ -151,7 +151,13 @@ export function Monitoring(props: { endpoint: string }) {
       m.set(s.deployment, rows);
       redraw();
     });
-    es.onerror = () => setStatus('reconnecting');
+    es.onerror = () => {
+      // EventSource tries again after a dropped connection, but not after an error status (the session
+      // ended, the endpoint was deleted): then the frame checks the session, and the page says so.
+      if (es.readyState !== EventSource.CLOSED) return setStatus('reconnecting');
+      setStatus('closed');
+      dispatchEvent(new Event(SIGNED_OUT));
+    };
     return () => {
       es.close();
       cancelAnimationFrame(frame);
@@ -170,7 +176,7 @@ export function Monitoring(props: { endpoint: string }) {
           </select>
         </label>
         <span class="muted" role="status">
-          {status === 'live' ? 'Live (updated every second)' : status === 'connecting' ? 'Connecting…' : 'Reconnecting…'}
+          {status === 'live' ? 'Live (updated every second)' : status === 'connecting' ? 'Connecting…' : status === 'closed' ? 'Not updating (reload the page to try again)' : 'Reconnecting…'}
         </span>
       </div>
       {data.current.byDeployment.size === 0 && status === 'live' ? <p class="muted">No deployment has been measured yet.</p> : null}

@@ -297,6 +297,9 @@ function Create() {
   const [results, setResults] = useState<{ endpoint?: Validation; deployment?: Validation }>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  // An endpoint created by an earlier Create whose deployment was then refused: a second Create, after
+  // the fix, only adds the deployment (creating the endpoint again would fail as a conflict).
+  const created = useRef('');
 
   const validate = useCallback(
     async (ups = uploads) => {
@@ -317,8 +320,9 @@ function Create() {
       const bad = [r.endpoint, r.deployment].some((v) => v && (v.problems.length > 0 || !v.document));
       if (bad || (!r.endpoint && !r.deployment)) throw new ApiError(400, 'ValidationFailed', 'Fix the problems listed above (and choose the files to upload) first.');
       let endpointName = r.endpoint?.name;
-      if (r.endpoint?.document) {
+      if (r.endpoint?.document && r.endpoint.name !== created.current) {
         await api('POST', '/api/endpoints', r.endpoint.document);
+        created.current = r.endpoint.name ?? '';
       }
       if (r.deployment?.document) {
         endpointName = r.deployment.endpoint_name ?? endpointName;
@@ -464,7 +468,8 @@ function Deployments(props: { endpoint: Json; deployments: Json[]; ready: Record
     try {
       const base = `/api/endpoints/${enc(props.endpoint.name)}/deployments/${enc(name)}`;
       const doc = await api<Json>('GET', `${base}/document`);
-      doc.instance_count = Number(counts[name]);
+      // Scale without typing a count sends the count shown (the current one), not an empty value.
+      if (counts[name] !== undefined) doc.instance_count = Number(counts[name]);
       await api('PUT', `${base}?keep_assets=true`, doc);
       props.onChanged();
     } catch (e) {
@@ -538,7 +543,7 @@ function Deployments(props: { endpoint: Json; deployments: Json[]; ready: Record
 function TestTab(props: { endpoint: Json; deployments: Json[] }) {
   const [body, setBody] = useState('{"data": [[1,2,3,4,5,6,7,8,9,10]]}');
   const [deployment, setDeployment] = useState('');
-  const [result, setResult] = useState<{ status: number; headers: Record<string, string>; body: string; ms: number } | null>(null);
+  const [result, setResult] = useState<{ status: number; headers: Record<string, string>; body: string; ms: number; truncated_at_bytes?: number } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const send = async () => {
@@ -591,6 +596,7 @@ function TestTab(props: { endpoint: Json; deployments: Json[] }) {
             <strong data-testid="test-deployment">{result.headers['azureml-model-deployment'] ?? '—'}</strong>
           </p>
           <h3>Body</h3>
+          {result.truncated_at_bytes ? <p role="status">The answer is longer than {result.truncated_at_bytes} bytes: only the start is shown.</p> : null}
           <pre class="pre" data-testid="test-body">
             {result.body}
           </pre>

@@ -97,6 +97,25 @@ describe('compute routes', () => {
     }
   });
 
+  test('attach refuses a kubeconfig that would make the server run a command or read one of its files', async () => {
+    const variants: Record<string, string> = {
+      exec: KUBECONFIG.replace('    token: very-secret-cluster-token', '    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: ["-c", "touch /tmp/pwned"]'),
+      'token-file': KUBECONFIG.replace('    token: very-secret-cluster-token', '    token-file: /etc/passwd'),
+      'auth-provider': KUBECONFIG.replace('    token: very-secret-cluster-token', '    auth-provider:\n      name: gcp\n      config:\n        cmd-path: /bin/sh'),
+      'client-key': KUBECONFIG.replace('    token: very-secret-cluster-token', '    client-certificate: /etc/ssl/cert.pem\n    client-key: /etc/ssl/key.pem'),
+      'certificate-authority': KUBECONFIG.replace('    server: https://k8s.example:6443', '    server: https://k8s.example:6443\n    certificate-authority: /etc/ssl/ca.pem'),
+    };
+    const before = checked.length;
+    for (const [what, kubeconfig] of Object.entries(variants)) {
+      const r = await call('contributor', 'POST', '/api/computes', { name: 'local-ref', kubeconfig });
+      assert.equal(r.status, 400, what);
+      assert.equal(r.body.error.code, 'BadArgument', what);
+      assert.match(r.body.error.message, new RegExp(what.replace('-', '\\-')), what);
+    }
+    assert.equal(checked.length, before, 'no such kubeconfig reached the Kubernetes client');
+    assert.equal((await call('owner', 'GET', '/api/computes/local-ref')).status, 404);
+  });
+
   test('an endpoint naming an unknown compute: ComputeNotFound; a known one that does not answer: KubernetesUnaccessible; a malformed one: ValidationFailed', async () => {
     const nf = await call('owner', 'POST', '/api/endpoints', { name: 'ep-nf', compute: 'azureml:nope' });
     assert.equal(nf.status, 404);
@@ -121,5 +140,23 @@ describe('compute routes', () => {
     const inUse = await call('owner', 'DELETE', '/api/computes/k8s');
     assert.equal(inUse.status, 409);
     assert.equal(inUse.body.error.code, 'ComputeInUse');
+  });
+
+  test('an endpoint\'s compute cannot change on update: not dropped, not added, not another one', async () => {
+    const attached = await call('owner', 'POST', '/api/computes', { name: 'k8s-two', kubeconfig: KUBECONFIG });
+    assert.equal(attached.status, 201, attached.text);
+    assert.equal((await call('owner', 'POST', '/api/endpoints', { name: 'ep-move', compute: 'azureml:k8s' })).status, 201);
+    assert.equal((await call('owner', 'POST', '/api/endpoints', { name: 'ep-local' })).status, 201);
+    for (const [name, body] of [['ep-move', { name: 'ep-move' }], ['ep-move', { name: 'ep-move', compute: 'azureml:k8s-two' }], ['ep-local', { name: 'ep-local', compute: 'azureml:k8s' }]] as const) {
+      const r = await call('owner', 'PUT', `/api/endpoints/${name}`, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.error.code, 'BadArgument');
+      assert.match(r.body.error.message, /compute cannot change/);
+    }
+    assert.equal(store.getEndpoint('ep-move')?.spec.compute, 'azureml:k8s', 'unchanged');
+    assert.equal(store.getEndpoint('ep-local')?.spec.compute, undefined, 'unchanged');
+    // The same compute written another way is no change.
+    const same = await call('owner', 'PUT', '/api/endpoints/ep-move', { name: 'ep-move', compute: 'azureml:K8S', description: 'd' });
+    assert.equal(same.status, 200, same.text);
   });
 });

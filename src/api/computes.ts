@@ -51,7 +51,21 @@ interface AttachBody {
   description?: unknown;
 }
 
-/** The server and namespace of a kubeconfig's context, read without a Kubernetes client. */
+/**
+ * What in a kubeconfig makes the Kubernetes client run a command (exec, an auth-provider's cmd-path) or read
+ * a file (token-file, client-certificate, client-key, certificate-authority) on the control plane's machine.
+ * A contributor attaches computes: such a kubeconfig would run code as the server, or send one of its
+ * files (a token-file is sent as the bearer token) to an API server the contributor chose.
+ */
+function localReferences(doc: Record<string, unknown>): string[] {
+  const found = new Set<string>();
+  const entries = (list: unknown, key: string) => (Array.isArray(list) ? list : []).map((e) => (e && typeof e === 'object' ? (e as Record<string, unknown>)[key] : undefined)).filter((x): x is Record<string, unknown> => !!x && typeof x === 'object');
+  for (const u of entries(doc.users, 'user')) for (const k of ['exec', 'auth-provider', 'token-file', 'tokenFile', 'client-certificate', 'client-key']) if (u[k] !== undefined && u[k] !== null) found.add(`users[].user.${k}`);
+  for (const c of entries(doc.clusters, 'cluster')) if (c['certificate-authority'] !== undefined && c['certificate-authority'] !== null) found.add('clusters[].cluster.certificate-authority');
+  return [...found];
+}
+
+/** The server and namespace of a kubeconfig's context, read without a Kubernetes client; refuses local references (above). */
 export function readKubeconfig(text: string, context?: string): { server: string; namespace?: string } {
   let doc: { contexts?: { name: string; context?: { cluster?: string; namespace?: string } }[]; clusters?: { name: string; cluster?: { server?: string } }[]; 'current-context'?: string };
   try {
@@ -60,6 +74,8 @@ export function readKubeconfig(text: string, context?: string): { server: string
     throw errorOf('KubeconfigInvalid', { reason: `not YAML (${(e as Error).message.split('\n')[0]})` });
   }
   if (!doc || typeof doc !== 'object' || !Array.isArray(doc.contexts) || !Array.isArray(doc.clusters)) throw errorOf('KubeconfigInvalid', { reason: 'it has no contexts and clusters' });
+  const local = localReferences(doc as Record<string, unknown>);
+  if (local.length) throw errorOf('KubeconfigInvalid', { reason: `it uses ${local.join(', ')}: the server would run a command or read a file of its own machine for it. Give the credentials inline (token, client-certificate-data, client-key-data, certificate-authority-data), e.g. a service account token` });
   const name = context ?? doc['current-context'];
   const ctx = doc.contexts.find((c) => c?.name === name);
   if (!ctx) throw errorOf('KubeconfigInvalid', { reason: name ? `it has no context '${name}'` : 'it has no current-context; pass --context' });
@@ -105,6 +121,21 @@ function endpointsOn(store: StateStore, name: string): string[] {
     .listEndpoints()
     .filter((e) => e.spec.compute !== undefined && computeName(e.spec.compute) === name.toLowerCase())
     .map((e) => e.spec.name);
+}
+
+/**
+ * An endpoint's compute cannot change (Azure refuses it too): its instances and their objects live where
+ * they were created, and the instance plan's revision leaves the compute out, so a change would keep them
+ * there while the endpoint named another compute (or none: a silent run elsewhere).
+ */
+function checkComputeKept(store: StateStore, endpoint: string, requested: unknown): void {
+  const current = store.getEndpoint(endpoint)?.spec;
+  if (!current) return;
+  // A malformed reference is the document's validation's to word (spec/endpoint.ts).
+  if (requested !== undefined && requested !== null && (typeof requested !== 'string' || !COMPUTE_REF.test(requested.trim()))) return;
+  const want = typeof requested === 'string' ? computeName(requested) : undefined;
+  const have = current.compute !== undefined ? computeName(current.compute) : undefined;
+  if (want !== have) throw errorOf('EndpointComputeImmutable', { endpoint: current.name, current: have ? `compute '${have}'` : 'this machine (no compute)', requested: want ? `compute '${want}'` : 'no compute' });
 }
 
 export function registerComputeRoutes(app: FastifyInstance, o: ComputeApiOptions): void {
@@ -156,6 +187,7 @@ export function registerComputeRoutes(app: FastifyInstance, o: ComputeApiOptions
   app.addHook('preHandler', async (req) => {
     const op = (req.routeOptions.schema as { operationId?: string } | undefined)?.operationId;
     let ref: unknown;
+    if (op === 'updateEndpoint') checkComputeKept(store, (req.params as { name: string }).name, (req.body as { compute?: unknown } | undefined)?.compute);
     if (op === 'createEndpoint' || op === 'updateEndpoint') ref = (req.body as { compute?: unknown } | undefined)?.compute;
     else if (op === 'createDeployment' || op === 'updateDeployment') ref = store.getEndpoint((req.params as { name: string }).name)?.spec.compute;
     else return;

@@ -95,6 +95,8 @@ export function registerInstanceAssetRoutes(app: FastifyInstance, o: InstanceAss
     if (!existsSync(folder) || (p.part !== 'model' && !statSync(folder).isDirectory())) throw errorOf('InstanceAssetGone', { endpoint: p.endpoint, deployment: p.deployment, revision: p.revision });
     // tar(1): streams any size with constant memory; no symlinks followed out of the folder (no -h).
     const tar = spawn('tar', ['-C', folder, '--exclude=__pycache__', '--owner=0', '--group=0', '--numeric-owner', '-cf', '-', '--', ...entries], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // No tar(1) on this machine: the answer fails (the pod's initializer says so) instead of the process.
+    tar.on('error', (e) => tar.stdout.destroy(e));
     req.raw.on('close', () => tar.kill());
     return reply.type('application/x-tar').send(tar.stdout);
   });

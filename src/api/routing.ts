@@ -35,17 +35,24 @@ export class RoutingFeed {
     return `${this.epoch}.${table.version}`;
   }
 
-  /** The current table if its tag is not `after`, else the next one within `waitMs`; null when none came. */
-  async next(after: string | undefined, waitMs: number): Promise<RoutingTable | null> {
+  /**
+   * The current table if its tag is not `after`, else the next one within `waitMs`; null when none came.
+   * `gone` ends the wait early (the poller's connection closed): a waiter lasts no longer than its
+   * connection, so there are never more than the API's open connections (ApiHttpLimits.maxConnections).
+   */
+  async next(after: string | undefined, waitMs: number, gone?: AbortSignal): Promise<RoutingTable | null> {
     const now = this.table;
     if (now !== null && this.tag(now) !== after) return now;
+    if (gone?.aborted) return null;
     await new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
+        gone?.removeEventListener('abort', done);
         this.waiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, waitMs);
+      gone?.addEventListener('abort', done, { once: true });
       this.waiters.add(done);
     });
     const t = this.table;
@@ -88,7 +95,9 @@ export function registerRoutingRoutes(app: FastifyInstance, o: RoutingApiOptions
     { config: OWNER, schema: { hide: true, operationId: 'getRoutingTable', summary: 'The routing table, as a long poll on its tag (routers that run apart: infergate router --control)', querystring: tablesQuery } },
     async (req, reply) => {
       const q = req.query as { after?: string; wait?: number };
-      const table = await o.feed.next(q.after, (q.wait ?? DEFAULT_WAIT_S) * 1000);
+      const gone = new AbortController();
+      reply.raw.once('close', () => gone.abort());
+      const table = await o.feed.next(q.after, (q.wait ?? DEFAULT_WAIT_S) * 1000, gone.signal);
       if (table === null) return reply.status(204).send();
       return { tag: o.feed.tag(table), table };
     },

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,7 +15,7 @@ import { MemoryStateStore } from '../store/memory.js';
 import { DeploymentMeters, deploymentMeters, LATENCY_BUCKETS } from '../telemetry/metrics.js';
 import { createToken } from './auth.js';
 import { buildApi } from './server.js';
-import { CHART_COLUMNS, CODE_TTL_MS, quantileMs, SESSION_TTL_MS, StudioCharts, validateYaml } from './studio.js';
+import { CHART_COLUMNS, CODE_TTL_MS, quantileMs, SESSION_TTL_MS, StudioCharts, TEST_ANSWER_MAX, validateYaml } from './studio.js';
 
 const idleBackend = (): Backend =>
   ({ kind: 'process', observe: () => [], start: async () => {}, stop: async () => {}, logs: async () => '', onChange: () => {}, close: async () => {} }) as unknown as Backend;
@@ -26,11 +27,25 @@ const store = new MemoryStateStore();
 const clock = { now: Date.now() };
 let controller: Controller;
 const tokens: Record<string, string> = {};
+/** Stands for the router behind the scoring URI: records what the Test route sent, answers `answer`. */
+let router: Server;
+const scored: Array<{ url: string; headers: IncomingMessage['headers']; body: string }> = [];
+let answer = '';
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'infergate-studio-'));
+  router = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      scored.push({ url: req.url ?? '', headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'application/json', 'azureml-model-deployment': 'blue' }).end(answer);
+    });
+  });
+  await new Promise<void>((ok) => router.listen(0, '127.0.0.1', ok));
+  const routerUrl = `http://127.0.0.1:${(router.address() as { port: number }).port}`;
   controller = new Controller({ store, backend: idleBackend(), publish: () => {}, deregistrationDelayMs: 0 });
-  app = await buildApi({ store, controller, logs: async () => '', routerUrl: 'http://127.0.0.1:9', workspace: 'ws', location: 'local', version: '0', assetsDir: join(dir, 'assets'), now: () => clock.now });
+  app = await buildApi({ store, controller, logs: async () => '', routerUrl, workspace: 'ws', location: 'local', version: '0', assetsDir: join(dir, 'assets'), now: () => clock.now });
   await app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   for (const role of ['owner', 'contributor', 'reader'] as const) tokens[role] = createToken(store, { role }).token;
@@ -39,6 +54,8 @@ before(async () => {
 after(async () => {
   controller.stop();
   await app.close();
+  router.closeAllConnections();
+  await new Promise((ok) => router.close(ok));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -72,6 +89,12 @@ test('a sign-in code is exchanged once, within its lifetime, for a session of it
   assert.equal((await fetch(`${base}/studio/login?code=made-up`)).status, 401);
   // Without a session or token the API answers as before.
   assert.equal((await fetch(`${base}/api/whoami`)).status, 401);
+
+  // A session cannot sign in another browser, nor renew itself past its lifetime.
+  const session = await signIn(tokens.owner);
+  const renew = await fetch(`${base}/studio/v1/sign-in-codes`, { method: 'POST', headers: { cookie: session, 'x-infergate-studio': '1' } });
+  assert.equal(renew.status, 403);
+  assert.match(((await renew.json()) as { error: { message: string } }).error.message, /API token/);
 });
 
 test("a session has its token's role; changes need the studio header", async () => {
@@ -199,20 +222,44 @@ test('the metrics stream sends a snapshot, then a sample each second, for the en
   const meters = deploymentMeters('studio-sse', 'blue');
   meters.readyInstances = 1;
   const abort = new AbortController();
+  // A stream that sends nothing must fail the test, not hold it: the read below is cut at the deadline.
+  const deadlineTimer = setTimeout(() => abort.abort(new Error('no sample within 10 s')), 10_000);
   const stream = await fetch(`${base}/studio/v1/metrics/stream?endpoint=studio-sse&range=60`, { headers: bearer(tokens.reader), signal: abort.signal });
   assert.equal(stream.status, 200);
   assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
   const reader = stream.body!.getReader();
   let text = '';
-  const deadline = Date.now() + 10_000;
   while (!/event: sample\ndata: \{"deployment":"blue"/.test(text)) {
-    assert.ok(Date.now() < deadline, `no sample within 10 s: ${text.slice(0, 300)}`);
     const { value, done } = await reader.read();
     if (done) break;
     text += new TextDecoder().decode(value);
   }
+  clearTimeout(deadlineTimer);
   assert.match(text, /^event: snapshot\ndata: \{"columns":\["time","RequestsPerMinute:2xx"/);
   abort.abort();
   meters.live = false;
   assert.equal((await fetch(`${base}/studio/v1/metrics/stream?endpoint=nope`, { headers: bearer(tokens.reader) })).status, 404);
+});
+
+test('the Test route sends with the endpoint key, pinned to a deployment, and returns at most TEST_ANSWER_MAX of the answer', async () => {
+  const made = await fetch(`${base}/api/endpoints`, { method: 'POST', headers: { ...bearer(tokens.owner), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'studio-test' }) });
+  assert.equal(made.status, 201);
+  const key = ((await (await fetch(`${base}/api/endpoints/studio-test/credentials`, { method: 'POST', headers: bearer(tokens.owner) })).json()) as { primaryKey: string }).primaryKey;
+  const send = (token: string) =>
+    fetch(`${base}/studio/v1/endpoints/studio-test/test`, { method: 'POST', headers: { ...bearer(token), 'content-type': 'application/json' }, body: JSON.stringify({ body: '{"data":[1]}', deployment: 'blue' }) });
+  assert.equal((await send(tokens.reader)).status, 403, 'a reader may not use the key');
+
+  answer = '{"ok":true}';
+  scored.length = 0;
+  const small = (await (await send(tokens.contributor)).json()) as { status: number; headers: Record<string, string>; body: string; truncated_at_bytes?: number };
+  assert.deepEqual([small.status, small.body, small.headers['azureml-model-deployment'], small.truncated_at_bytes], [200, '{"ok":true}', 'blue', undefined]);
+  assert.equal(scored[0].url, '/endpoints/studio-test/score');
+  assert.equal(scored[0].headers.authorization, `Bearer ${key}`);
+  assert.equal(scored[0].headers['azureml-model-deployment'], 'blue');
+  assert.equal(scored[0].body, '{"data":[1]}');
+
+  answer = 'x'.repeat(TEST_ANSWER_MAX + 1000);
+  const big = (await (await send(tokens.contributor)).json()) as { body: string; truncated_at_bytes?: number };
+  assert.equal(big.body.length, TEST_ANSWER_MAX);
+  assert.equal(big.truncated_at_bytes, TEST_ANSWER_MAX);
 });

@@ -38,6 +38,11 @@ export const CODE_TTL_MS = 120_000;
 export const SESSION_TTL_MS = 8 * 3600_000;
 const MAX_CODES = 1_000;
 const MAX_SESSIONS = 10_000;
+const KEEP_ALIVE_MS = 15_000;
+/** Bytes a metrics stream may fall behind its reader before it is cut off. */
+const STREAM_BEHIND_MAX = 1024 * 1024;
+/** The most of a Test tab answer the server reads and returns (bytes). */
+export const TEST_ANSWER_MAX = 4 * 1024 * 1024;
 
 export interface StudioOptions {
   store: StateStore;
@@ -444,18 +449,25 @@ export async function registerStudio(app: FastifyInstance, o: StudioOptions): Pr
     return { ok: true, token };
   });
 
+  // Sampling starts with the studio's first use, not with the server: a control plane driven only by the
+  // CLI and scripts keeps no timer and no rows. From then on it runs whether or not a page is open, so a
+  // chart opened during a rollout already shows the hour before it (at most about 430 kB a deployment).
   const charts = new StudioCharts(o.meters ?? allDeploymentMeters, o.sampleMs ?? 1000, now);
-  charts.start();
-  const streams = new Set<Readable>();
+  /** Each open metrics stream's ending: no more samples or keep-alives, then the end of the response. */
+  const streams = new Set<() => void>();
   app.addHook('preClose', async () => {
     charts.stop();
-    for (const s of streams) s.push(null);
+    for (const end of streams) end();
   });
 
   const READ = { role: 'reader' } as const;
   const hide = { hide: true } as const;
 
   app.post('/studio/v1/sign-in-codes', { config: READ, schema: { ...hide } }, async (req, reply) => {
+    // Only a token may ask: a session that could would renew itself past its 8 hours, and a script
+    // injected into the page could carry a sign-in for another browser away.
+    if (req.headers.authorization === undefined) throw errorOf('StudioCodeNeedsToken');
+    charts.start();
     const t = now();
     bound(codes, MAX_CODES, t);
     const code = randomBytes(24).toString('base64url');
@@ -542,22 +554,37 @@ export async function registerStudio(app: FastifyInstance, o: StudioOptions): Pr
     if (b.deployment) headers['azureml-model-deployment'] = b.deployment;
     const started = performance.now();
     let res: Response;
+    let text: string;
+    let truncated = false;
     try {
       res = await trustedFetch(String(shown.scoring_uri), { method: 'POST', headers, body: b.body });
+      // A deployment may answer with any size: the page shows at most this much, and the server holds no more.
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+        const room = TEST_ANSWER_MAX - size;
+        chunks.push(chunk.byteLength > room ? chunk.subarray(0, room) : chunk);
+        size += Math.min(chunk.byteLength, room);
+        if (chunk.byteLength > room) {
+          truncated = true;
+          break; // leaving the loop cancels the rest of the answer
+        }
+      }
+      text = Buffer.concat(chunks).toString('utf8');
     } catch (err) {
       throw errorOf('ServerUnreachable', { url: String(shown.scoring_uri), reason: (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message });
     }
-    const text = await res.text();
     const ms = Math.round((performance.now() - started) * 10) / 10;
     const outHeaders: Record<string, string> = {};
     res.headers.forEach((v, k) => {
       outHeaders[k] = v;
     });
-    return { status: res.status, headers: outHeaders, body: text, ms };
+    return { status: res.status, headers: outHeaders, body: text, ms, ...(truncated ? { truncated_at_bytes: TEST_ANSWER_MAX } : {}) };
   });
 
   const meters = o.meters ?? allDeploymentMeters;
   app.get('/studio/v1/summary', { config: READ, schema: { ...hide } }, async () => {
+    charts.start();
     const ready: Record<string, Record<string, number>> = {};
     for (const m of meters()) if (m.live) (ready[m.endpoint] ??= {})[m.deployment] = m.readyInstances;
     return { requests_per_minute: charts.perMinute(), ready_instances: ready };
@@ -571,25 +598,35 @@ export async function registerStudio(app: FastifyInstance, o: StudioOptions): Pr
     const e = o.control.endpoint(q.endpoint); // 404 for a name that does not exist
     const endpoint = e.spec.name;
     const range = (q.range ?? 900) * 1000;
+    charts.start();
     const stream = new Readable({ read() {} });
-    const send = (event: string, data: unknown) => {
+    let limit = Infinity;
+    const write = (text: string) => {
+      if (stream.destroyed || !streams.has(end)) return;
       // A browser that stops reading (a hidden tab) gets no more than this behind: then it is cut off
       // and reconnects (EventSource does) with a fresh snapshot, rather than the server buffering.
-      if (stream.readableLength > 1024 * 1024) {
-        stream.destroy();
-        return;
-      }
-      stream.push(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (stream.readableLength > limit) stream.destroy();
+      else stream.push(text);
     };
+    const send = (event: string, data: unknown) => write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    streams.add(end);
     send('snapshot', { columns: ['time', ...CHART_COLUMNS], interval_ms: o.sampleMs ?? 1000, deployments: charts.history(endpoint, now() - range) });
+    // An hour of several deployments is megabytes: the allowance starts after it, or a snapshot that
+    // takes over a second to send would cut its own stream, again at each reconnection.
+    limit = stream.readableLength + STREAM_BEHIND_MAX;
     const off = charts.subscribe((ep, deployment, row) => {
       if (ep === endpoint) send('sample', { deployment, row });
     });
-    streams.add(stream);
-    stream.once('close', () => {
+    // An endpoint without live deployments sends no samples: a comment line now and then keeps a proxy
+    // from closing the idle stream, and lets a write find a browser that went away without a goodbye.
+    const keepAlive = setInterval(() => write(': keep-alive\n\n'), KEEP_ALIVE_MS).unref();
+    function end(): void {
+      if (!streams.delete(end)) return;
+      clearInterval(keepAlive);
       off();
-      streams.delete(stream);
-    });
+      if (!stream.destroyed) stream.push(null);
+    }
+    stream.once('close', end);
     req.raw.socket.setTimeout(0);
     req.raw.once('close', () => stream.destroy());
     return reply.type('text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no').send(stream);

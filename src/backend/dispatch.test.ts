@@ -80,3 +80,33 @@ test('instances go to their endpoint\'s compute or to this machine; logs follow;
   assert.ok(local.closed && clusters.get('cluster-a')!.closed);
   assert.deepEqual(d.observe(), []);
 });
+
+test('a compute detached and attached again gets a backend of its new settings once nothing runs on the old one', async () => {
+  const local = new Recording('process', 'local');
+  let version: string | undefined = 'v1';
+  const made: Recording[] = [];
+  const d = new DispatchBackend({
+    local,
+    computeOf: () => 'azureml:k8s',
+    versionOf: () => version,
+    backendFor: async () => {
+      const b = new Recording('kubernetes', `k8s-${version}`);
+      made.push(b);
+      return b;
+    },
+  });
+  await d.start('ep.blue.r1.0', plan('ep'), 0);
+  version = 'v2';
+  await d.start('ep.blue.r1.1', plan('ep'), 1);
+  assert.equal(made.length, 1, 'instances still run on the old backend: it stays');
+  await d.stop('ep.blue.r1.0');
+  await d.stop('ep.blue.r1.1');
+  await d.start('ep.blue.r2.0', plan('ep'), 0);
+  assert.deepEqual(made.map((b) => b.name), ['k8s-v1', 'k8s-v2']);
+  assert.ok(made[0].closed, 'the old backend was closed');
+  assert.deepEqual([...made[1].running.keys()], ['ep.blue.r2.0']);
+  assert.equal(await d.logs('ep', 'blue', 'inference-server', 10), 'k8s-v2: ep/blue\n');
+  await d.start('ep.blue.r2.1', plan('ep'), 1);
+  assert.equal(made.length, 2, 'the same version: the same backend');
+  await d.close();
+});

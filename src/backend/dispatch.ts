@@ -17,6 +17,11 @@ export interface DispatchOptions {
    * workspace with a Kubernetes endpoint pays for it).
    */
   backendFor(compute: string): Backend | Promise<Backend>;
+  /**
+   * What the compute is now (changes when it is detached and attached again, e.g. with another kubeconfig
+   * or namespace); undefined: not attached. Without it a compute's backend is made once for the process.
+   */
+  versionOf?(compute: string): string | undefined;
 }
 
 /** `azureml:<name>` → the compute's lower-cased name. */
@@ -26,6 +31,8 @@ const key = (endpoint: string): string => endpoint.toLowerCase();
 export class DispatchBackend implements Backend {
   readonly kind: Backend['kind'];
   private readonly computes = new Map<string, Backend>();
+  /** The compute's version each backend was made for (DispatchOptions.versionOf). */
+  private readonly versions = new Map<string, string | undefined>();
   private readonly pending = new Map<string, Promise<Backend>>();
   /** Which backend runs each instance id, and each endpoint's instances (logs after a compute is detached). */
   private readonly byId = new Map<string, Backend>();
@@ -54,13 +61,24 @@ export class DispatchBackend implements Backend {
     if (ref === undefined) return this.o.local;
     const name = nameOf(ref);
     const known = this.computes.get(name);
-    if (known) return known;
+    if (known) {
+      // A compute detached and attached again gets a backend of its new settings once nothing runs on the
+      // old one (detach is refused while endpoints name it, so by then nothing does).
+      if (!this.o.versionOf || this.o.versionOf(name) === this.versions.get(name) || known.observe().length > 0) return known;
+      this.computes.delete(name);
+      for (const [endpoint, b] of this.byEndpoint) if (b === known) this.byEndpoint.delete(endpoint);
+      await known.close();
+    }
     let p = this.pending.get(name);
     if (!p) {
       p = (async () => {
+        const version = this.o.versionOf?.(name);
         const b = await this.o.backendFor(name);
         this.computes.set(name, b);
-        b.onChange(() => this.changed());
+        this.versions.set(name, version);
+        b.onChange(() => {
+          if (this.computes.get(name) === b) this.changed();
+        });
         return b;
       })();
       this.pending.set(name, p);

@@ -7,12 +7,27 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { errorOf, InfergateError } from '../errors/index.js';
 import { print, serverLog } from './common.js';
+import { isLoopbackHost } from '../util/tls.js';
 
 const portNumber = (v: string): number => {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535) throw errorOf('PortInvalid', { flag: '--port', value: v });
   return n;
 };
+
+/** The control plane's URL, checked before anything is sent to it (a typo would only show as endless retries). */
+function controlUrl(value: string): URL {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw errorOf('RouterControlUrlInvalid', { url: value });
+  }
+  // A password in it is not repeated in the message.
+  if (u.username !== '' || u.password !== '') throw errorOf('RouterControlUrlInvalid', { url: `${u.protocol}//…@${u.host}` });
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw errorOf('RouterControlUrlInvalid', { url: value });
+  return u;
+}
 
 export function routerCommand(program: Command): void {
   program
@@ -29,9 +44,13 @@ export function routerCommand(program: Command): void {
     .option('--insecure', 'allow plain HTTP on a non-loopback --host (refused otherwise)')
     .action(async (o: { control: string; host: string; port: number; tokenFile?: string; caFile?: string; tlsCert?: string; tlsKey?: string; trafficLog?: string; insecure?: boolean }) => {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw errorOf('TlsFlagsIncomplete');
+      const control = controlUrl(o.control);
       const token = o.tokenFile !== undefined ? readFileSync(resolve(o.tokenFile), 'utf8').trim() : process.env.INFERGATE_TOKEN?.trim();
       if (token === undefined || token === '') throw errorOf('RouterTokenMissing', { control: o.control });
       const log = serverLog('text', 'info');
+      // The owner token goes with every poll: over plain HTTP to another machine it crosses the network in
+      // clear (the control plane there was started with --insecure; this router follows that choice, loudly).
+      if (control.protocol === 'http:' && !isLoopbackHost(control.hostname)) log(`WARNING: --control ${control.origin} is plain HTTP: the owner token crosses the network unencrypted`);
       const { checkBinding } = await import('../main/server.js');
       checkBinding({ host: o.host, ...(o.tlsCert !== undefined ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey! } } : {}), ...(o.insecure ? { insecure: true } : {}) }, log);
       const { loadTlsFiles } = await import('../util/tls.js');

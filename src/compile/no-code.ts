@@ -3,7 +3,7 @@
 // deployment is created or updated, so a model that cannot be served is refused with a code naming the
 // file instead of an instance failing to start later, with a traceback from a script the user did not write.
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { errorOf } from '../errors/index.js';
@@ -193,18 +193,45 @@ function highestVersion(modelFolder: string): string | undefined {
 
 /**
  * Reads the file as an ONNX ModelProto (protobuf) far enough to know it is one: every field well formed,
- * an ir_version, and a graph with inputs and outputs. In process and synchronous (a few microseconds per
- * kilobyte): the control plane compiles on the router's event loop, where loading onnxruntime (~150 ms)
- * would stall traffic. What only onnxruntime can tell (an operator or opset it does not have) is found
- * when the instance loads the model: the deployment fails with onnxruntime's own reason.
+ * an ir_version, and a graph with inputs and outputs. In process and synchronous: the control plane
+ * compiles on the router's event loop, where loading onnxruntime (~150 ms) would stall traffic. Only field
+ * tags and lengths are read (a window at a time), never the weights they skip over: a model of gigabytes
+ * costs as little time and memory as a small one. What only onnxruntime can tell (an operator or opset it
+ * does not have) is found when the instance loads the model: the deployment fails with onnxruntime's own reason.
  */
 function checkOnnxLoads(file: string, where: string): void {
-  const reason = onnxProblem(readFileSync(file));
+  let reason: string | undefined;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const window = Buffer.alloc(64 * 1024);
+    let from = 0;
+    let length = 0;
+    reason = onnxProblem({
+      length: size,
+      at: (pos) => {
+        if (pos < from || pos >= from + length) {
+          from = pos;
+          length = readSync(fd, window, 0, window.length, pos);
+        }
+        return window[pos - from];
+      },
+    });
+  } finally {
+    closeSync(fd);
+  }
   if (reason !== undefined) throw errorOf('OnnxModelUnloadable', { where, file, reason });
 }
 
+/** Bytes read one at a time: a file through a window, or an array (tests). */
+interface ByteSource {
+  length: number;
+  at(pos: number): number;
+}
+
 /** Why `bytes` is not an ONNX model, or undefined. */
-export function onnxProblem(bytes: Uint8Array): string | undefined {
+export function onnxProblem(source: Uint8Array | ByteSource): string | undefined {
+  const bytes: ByteSource = source instanceof Uint8Array ? { length: source.length, at: (pos) => source[pos] } : source;
   const model = fields(bytes, 0, bytes.length);
   if (typeof model === 'string') return `it is not a protobuf message (${model})`;
   if (!model.some((f) => f.field === 1 && f.wire === 0)) return 'it is not an ONNX model: it has no ir_version';
@@ -226,7 +253,7 @@ interface Field {
 }
 
 /** The fields of the protobuf message in bytes[from, to), or why they cannot be read. */
-function fields(bytes: Uint8Array, from: number, to: number): Field[] | string {
+function fields(bytes: ByteSource, from: number, to: number): Field[] | string {
   const out: Field[] = [];
   let pos = from;
   const varint = (): number | undefined => {
@@ -234,7 +261,7 @@ function fields(bytes: Uint8Array, from: number, to: number): Field[] | string {
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       if (pos >= to) return undefined;
-      const b = bytes[pos++];
+      const b = bytes.at(pos++);
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) return value;
       scale *= 128;

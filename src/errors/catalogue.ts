@@ -116,6 +116,8 @@ export const messages = {
   InstanceAssetTokenInvalid: { code: 'Unauthorized', template: 'The instance asset token is missing, malformed, expired, or not for this deployment revision.' },
   InstanceAssetGone: { code: 'ResourceNotFound', template: "Deployment '{deployment}' of endpoint '{endpoint}' has no revision {revision} any more (updated or deleted): nothing to fetch." },
   DryRunNeedsCompute: { code: 'BadArgument', template: "--dry-run renders Kubernetes objects, and endpoint '{endpoint}' names no compute (compute: azureml:<name>): its instances run on this machine." },
+  KubernetesRuntimeUnsupported: { code: 'BadArgument', template: "Deployment '{deployment}' of endpoint '{endpoint}' is {runtime}, which a Kubernetes compute cannot run yet: pods run infergate's Python host (scoring scripts, MLflow models) or a custom container. Deploy it to an endpoint without compute (this machine), or as an MLflow model or a scoring script." },
+  EndpointComputeImmutable: { code: 'BadArgument', template: "Endpoint '{endpoint}' runs on {current}; an endpoint's compute cannot change ({requested} was asked). Create another endpoint there and move the traffic to it." },
   PodOomKilled: { code: 'PodOutOfMemory', template: 'OOMKilled: instance {instance} used more than its memory limit ({limit}) and was killed (restart {restarts}).' },
   LogFollowUnavailable: { code: 'InternalError', template: 'get-logs --follow is not available: this control plane was started without the workspace logs folder.' },
   // Endpoints and deployments
@@ -148,6 +150,7 @@ export const messages = {
   // The studio's browser sign-in (docs/studio.md)
   StudioCodeInvalid: { code: 'Unauthorized', template: "The studio sign-in link is not valid (unknown, used once already, or older than {seconds} s): run 'infergate studio' for a new one." },
   StudioSessionInvalid: { code: 'Unauthorized', template: "The studio session has ended (signed out, expired, or its token was revoked): run 'infergate studio' to sign in again." },
+  StudioCodeNeedsToken: { code: 'Forbidden', template: "A studio sign-in link is given for an API token (Authorization: Bearer), not for a studio session: run 'infergate studio'." },
   StudioHeaderMissing: { code: 'Forbidden', template: "A change made with a studio session needs the header 'X-Infergate-Studio: 1' (cross-site request protection)." },
   StudioNotBuilt: { code: 'RouteNotFound', template: "The studio is not built in this installation ({dir} is missing): run 'npm run build'." },
   TokenUnknown: { code: 'Unauthorized', template: 'The bearer token is not valid (unknown or revoked).' },
@@ -232,6 +235,7 @@ export const messages = {
   TlsFlagsIncomplete: { code: 'BadArgument', template: '--tls-cert and --tls-key go together: give both (PEM files), or --tls-dev for a development certificate.' },
   TlsFlagsConflict: { code: 'BadArgument', template: '--tls-dev makes its own certificate: give either --tls-dev or --tls-cert/--tls-key, not both.' },
   RouterTokenMissing: { code: 'BadArgument', template: 'infergate router needs an owner token of the control plane at {control}: --token-file <file>, or $INFERGATE_TOKEN (infergate token create --role owner on the control plane).' },
+  RouterControlUrlInvalid: { code: 'BadArgument', template: "--control '{url}' is not the URL of a control plane: give http(s)://host:port, without a user or password (the owner token goes in --token-file or $INFERGATE_TOKEN)." },
   // The CLI: flags, confirmation, output
   TrafficFlagInvalid: { code: 'BadArgument', template: "{flag}: '{pair}' is not of the form <deployment>=<percent> (e.g. \"blue=90 green=10\")" },
   WholeNumberInvalid: { code: 'BadArgument', template: "{flag} must be a whole number of at least {min}, not '{value}'" },

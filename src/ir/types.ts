@@ -10,7 +10,8 @@
  */
 export type InstanceAddress =
   | { instanceId: string; transport: 'framed'; socketPath: string }
-  | { instanceId: string; transport: 'http'; host: string; port: number; path: string };
+  | { instanceId: string; transport: 'http'; host: string; port: number; path: string }
+  | FramedTcpAddress;
 
 /**
  * infergate's instance protocol over one TCP connection: a pod on a Kubernetes compute (its pod IP and the

@@ -43,6 +43,10 @@ export function withComputes(o: ComputeWiringOptions): ComputeWiring {
   const backend = new DispatchBackend({
     local: o.local,
     computeOf: (endpoint) => o.store.getEndpoint(endpoint)?.spec.compute,
+    versionOf: (name) => {
+      const c = o.store.getCompute(name);
+      return c && JSON.stringify([c.createdAt, c.kubeconfig, c.context, c.namespace, c.registry]);
+    },
     backendFor: async (name) => {
       const c = o.store.getCompute(name);
       if (!c) throw errorOf('ComputeNotFound', { compute: name, attached: o.store.listComputes().map((x) => x.name).join(', ') || 'none' });

@@ -203,6 +203,8 @@ export class IpcTrafficSink implements TrafficSink {
   }
 
   record(r: TrafficRecord): void {
+    // Stamped here: the primary writes it up to 100 ms later, after other workers' records.
+    r.time = Date.now();
     this.batch.push(r);
     if (this.batch.length >= 512) this.flush();
   }
@@ -259,13 +261,19 @@ export async function startRouterWorkers(o: RouterWorkersOptions): Promise<Route
   // (address, port asked for), so they all get the port the first bind chose.
   const config = (): WorkerConfig => ({ port: o.port, host: o.host, options: { ...o.options, ...(tls !== undefined ? { tls } : {}) }, trafficLog: o.sink !== null });
 
-  const fork = (): Promise<number> => {
+  const fork = (): Promise<{ port: number; pid: number }> => {
     const w = cluster.fork({ INFERGATE_ROUTER_WORKER: '1' });
     workers.set(w.id, w);
+    let exited = false;
     const listening = new Promise<number>((resolve, reject) => {
       w.on('message', (m: FromWorker) => {
         switch (m.t) {
           case 'hello':
+            // Started while closing: the close sent before its hello was lost (see below).
+            if (closing) {
+              w.send({ t: 'close' } satisfies ToWorker);
+              break;
+            }
             // An ES module worker listens for messages only once its module has run: what came before is lost.
             w.send({ t: 'config', config: config() });
             if (table !== null) w.send({ t: 'table', table } satisfies ToWorker);
@@ -275,6 +283,8 @@ export async function startRouterWorkers(o: RouterWorkersOptions): Promise<Route
             break;
           case 'meters':
             merge.add(w.id, m.snap);
+            // Its last snapshot may be read after 'exit': its counts stay, its gauges must not.
+            if (exited) merge.remove(w.id);
             break;
           case 'log':
             if (o.sink !== null) for (const r of m.records) o.sink.record(r);
@@ -285,6 +295,7 @@ export async function startRouterWorkers(o: RouterWorkersOptions): Promise<Route
         }
       });
       w.once('exit', (code, signal) => {
+        exited = true;
         workers.delete(w.id);
         merge.remove(w.id);
         reject(new Error(`router worker ${w.process.pid} exited (${signal ?? code}) before listening`));
@@ -293,20 +304,20 @@ export async function startRouterWorkers(o: RouterWorkersOptions): Promise<Route
         const delay = Math.min(100 * 2 ** restarts++, 5000);
         o.log(`router worker ${w.process.pid} exited (${signal ?? `code ${code}`}); starting another in ${delay} ms`);
         setTimeout(() => {
-          if (!closing) fork().catch((e: unknown) => o.log((e as Error).message));
+          if (!closing) fork().then((next) => o.log(`router worker ${next.pid} started in place of ${w.process.pid}`), (e: unknown) => o.log((e as Error).message));
         }, delay).unref();
       });
     });
-    return listening.then((p) => {
+    return listening.then((port) => {
       restarts = 0;
-      return p;
+      return { port, pid: w.process.pid ?? 0 };
     });
   };
 
   let port: number;
   try {
-    const ports = await Promise.all(Array.from({ length: o.count }, () => fork()));
-    port = ports[0];
+    const started = await Promise.all(Array.from({ length: o.count }, () => fork()));
+    port = started[0].port;
   } catch (e) {
     closing = true;
     for (const w of workers.values()) w.process.kill('SIGKILL');
@@ -333,12 +344,18 @@ export async function startRouterWorkers(o: RouterWorkersOptions): Promise<Route
       const gone = [...workers.values()].map(
         (w) =>
           new Promise<void>((resolve) => {
-            if (w.isDead()) return resolve();
+            if (w.isDead() && !w.isConnected()) return resolve();
             const timer = setTimeout(() => w.process.kill('SIGKILL'), CLOSE_WAIT_MS).unref();
-            w.once('exit', () => {
+            // Gone once it exited and its IPC channel is read to the end: its last traffic-log records and
+            // meters (sent just before it exits) may come after 'exit', and the sink is closed after this.
+            let pending = (w.isDead() ? 0 : 1) + (w.isConnected() ? 1 : 0);
+            const one = (): void => {
+              if (--pending > 0) return;
               clearTimeout(timer);
               resolve();
-            });
+            };
+            if (!w.isDead()) w.once('exit', one);
+            if (w.isConnected()) w.once('disconnect', one);
             if (w.isConnected()) w.send({ t: 'close' } satisfies ToWorker);
             else w.process.kill('SIGTERM');
           }),

@@ -90,13 +90,11 @@ export class HttpTableSource implements TableSource {
     while (!this.stopped) {
       try {
         const query = `wait=${wait}${this.tag !== undefined ? `&after=${encodeURIComponent(this.tag)}` : ''}`;
-        const res = await withTimeout(trustedFetch(`${this.base}/routing/v1/tables?${query}`, { method: 'GET', headers: { authorization: `Bearer ${this.o.token}` } }), (wait + 10) * 1000);
-        if (res.status === 200) {
-          const body = (await res.json()) as { tag: string; table: RoutingTable };
+        // The answer's body too: a control plane that stalls mid-table must not hold the router's polling.
+        const body = await withTimeout(this.poll(query), (wait + 10) * 1000);
+        if (body !== null) {
           this.tag = body.tag;
           if (!this.stopped) apply(body.table);
-        } else if (res.status !== 204) {
-          throw new Error(`${res.status} ${(await res.text()).slice(0, 300)}`);
         }
         if (this.failing) log(`control plane ${this.base} answers again; routing table ${this.tag ?? '(none yet)'}`);
         this.failing = false;
@@ -114,13 +112,27 @@ export class HttpTableSource implements TableSource {
     }
   }
 
+  /** One long poll: the table and its tag, or null when none came within the wait (204). */
+  private async poll(query: string): Promise<{ tag: string; table: RoutingTable } | null> {
+    const res = await trustedFetch(`${this.base}/routing/v1/tables?${query}`, { method: 'GET', headers: { authorization: `Bearer ${this.o.token}` } });
+    if (res.status === 204) return null;
+    if (res.status !== 200) throw new Error(`${res.status} ${(await res.text()).slice(0, 300)}`);
+    return (await res.json()) as { tag: string; table: RoutingTable };
+  }
+
   async wake(endpoint: string, deployment: string): Promise<void> {
-    const res = await trustedFetch(`${this.base}/routing/v1/wake`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ endpoint, deployment }),
-    });
-    if (res.status !== 202) throw new Error(`waking ${endpoint}/${deployment}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+    // Bounded: a control plane that takes the call and never answers shows in the router's log (router-role.ts).
+    await withTimeout(
+      (async () => {
+        const res = await trustedFetch(`${this.base}/routing/v1/wake`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ endpoint, deployment }),
+        });
+        if (res.status !== 202) throw new Error(`waking ${endpoint}/${deployment}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      })(),
+      WAKE_TIMEOUT_MS,
+    );
   }
 
   close(): void {
@@ -128,6 +140,8 @@ export class HttpTableSource implements TableSource {
     this.pause?.();
   }
 }
+
+const WAKE_TIMEOUT_MS = 10_000;
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -357,7 +357,7 @@ export class Router {
     d.connections = connections;
     const mc = route.maxConcurrentRequestsPerInstance;
     // Custom containers (HTTP) cannot hold limits: each router enforces them on its own share.
-    d.hostAdmission = this.instanceAdmission && mc > 0 && route.instances.every((a) => a.transport === 'framed');
+    d.hostAdmission = this.instanceAdmission && mc > 0 && route.instances.every((a) => a.transport !== 'http');
     if (this.instanceAdmission) {
       // Sent even when unlimited (0): a host that had limits drops them.
       const limits = encodeLimits({ maxConcurrent: d.hostAdmission ? mc : 0, maxQueued: mc, maxQueueWaitMs: route.maxQueueWaitMs });
@@ -437,5 +437,5 @@ export class Router {
 
 /** What a channel was opened for: a connection is replaced when its instance's address changes (a new port). */
 function targetOf(a: InstanceAddress): string {
-  return a.transport === 'http' ? `http ${a.host} ${a.port} ${a.path}` : `framed ${a.socketPath}`;
+  return a.transport === 'http' ? `http ${a.host} ${a.port} ${a.path}` : a.transport === 'framed-tcp' ? `framed-tcp ${a.host}:${a.port}` : `framed ${a.socketPath}`;
 }

@@ -9,8 +9,10 @@
 // router sends CANCEL when it passes, which takes a waiting request out of the queue.
 //
 // A host that never got LIMITS (one router, which does its own admission) passes every request straight
-// on, as before: nothing is counted. Only scoring requests (`/score`) are admitted: the liveness route
-// (the backend's probes, which must not fail because the instance is busy scoring) and swagger.json pass.
+// on, as before: nothing is counted. Only scoring requests (`/score`, and the Open Inference Protocol's
+// `/v2/models/<m>[/versions/<v>]/infer` of no-code deployments) are admitted: the liveness route (the
+// backend's probes, which must not fail because the instance is busy scoring), swagger.json and the v2
+// health and metadata routes pass.
 
 import { BUSY_FULL, BUSY_WAITED, encodeBusy, type HeaderList, type InstanceLimits } from '../protocol/frame.js';
 import type { Peer } from './scorer.js';
@@ -18,6 +20,8 @@ import type { Peer } from './scorer.js';
 /** How often waiting requests are checked against max_queue_wait_ms. */
 const SWEEP_MS = 10;
 const SCORE = Buffer.from('/score', 'latin1');
+const V2_MODELS = Buffer.from('/v2/models/', 'latin1');
+const INFER = Buffer.from('/infer', 'latin1');
 const QUERY = 0x3f; // '?'
 
 /** Whether a REQUEST frame's URL is the scoring route: `/score` or `/score?…` (docs/protocol.md REQUEST). */
@@ -26,7 +30,16 @@ export function isScoring(frame: Buffer): boolean {
   if (frame.length < at + 2 + SCORE.length) return false;
   const urlLen = frame.readUInt16BE(at);
   const start = at + 2;
-  return urlLen >= SCORE.length && frame.compare(SCORE, 0, SCORE.length, start, start + SCORE.length) === 0 && (urlLen === SCORE.length || frame[start + SCORE.length] === QUERY);
+  if (urlLen >= SCORE.length && frame.compare(SCORE, 0, SCORE.length, start, start + SCORE.length) === 0) return urlLen === SCORE.length || frame[start + SCORE.length] === QUERY;
+  return isInfer(frame, start, Math.min(start + urlLen, frame.length));
+}
+
+/** `/v2/models/…/infer` (query allowed): an OIP inference request, admitted like /score. */
+function isInfer(frame: Buffer, start: number, urlEnd: number): boolean {
+  if (urlEnd - start < V2_MODELS.length + INFER.length || frame.compare(V2_MODELS, 0, V2_MODELS.length, start, start + V2_MODELS.length) !== 0) return false;
+  let end = frame.indexOf(QUERY, start);
+  if (end < 0 || end > urlEnd) end = urlEnd;
+  return end - start >= V2_MODELS.length + INFER.length && frame.compare(INFER, 0, INFER.length, end - INFER.length, end) === 0;
 }
 
 /**
@@ -92,19 +105,20 @@ export class InstanceAdmission {
   setLimits(l: InstanceLimits | null): void {
     this.limits = l !== null && l.maxConcurrent > 0 ? l : null;
     this.schedule();
+    this.startSweep();
   }
 
   request(p: GatedPeer, frame: Buffer, id: number): void {
     const l = this.limits;
     if (l === null || !isScoring(frame)) return this.run(p, frame, id);
-    if (this.running >= l.maxConcurrent) this.forgetClosed();
+    if (this.running >= l.maxConcurrent || this.waiting >= l.maxQueued) this.forgetClosed();
     if (this.running < l.maxConcurrent && this.waiting === 0) return this.start(p, frame, id);
     if (this.waiting >= l.maxQueued) {
       p.inner.sendFrame(encodeBusy(id, BUSY_FULL));
       return;
     }
     this.queue.push({ peer: p, frame, id, at: performance.now() });
-    if (l.maxQueueWaitMs > 0 && this.sweepTimer === null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
+    this.startSweep();
   }
 
   answered(p: GatedPeer, id: number): void {
@@ -170,14 +184,37 @@ export class InstanceAdmission {
     this.compact();
   };
 
-  /** A connection that closed takes its running requests' slots with it (their answers go nowhere). */
+  /**
+   * A connection that closed takes its running requests' slots with it (their answers go nowhere: the
+   * Python pool drops them without a word, so no answer would ever free them) and its waiting requests
+   * (a router worker that restarted must not leave places taken that the others' requests need).
+   */
   private forgetClosed(): void {
+    let closed = false;
+    let freed = false;
     for (const p of this.peers) {
       if (!p.closed) continue;
+      closed = true;
       this.running -= p.running.size;
+      freed ||= p.running.size > 0;
       p.running.clear();
       this.peers.delete(p);
     }
+    // A peer leaves `peers` once: its waiting requests go with it, in the same pass.
+    if (!closed) return;
+    if (this.waiting > 0) {
+      this.queue = this.queue.slice(this.head).filter((w) => !w.peer.closed);
+      this.head = 0;
+    }
+    if (freed) this.schedule();
+  }
+
+  /**
+   * While requests wait, a tick checks them against max_queue_wait_ms and looks for connections that
+   * closed: nothing else would free their slots for the waiting ones when no answer comes.
+   */
+  private startSweep(): void {
+    if (this.sweepTimer === null && this.waiting > 0 && this.limits !== null) this.sweepTimer = setInterval(this.sweep, SWEEP_MS).unref();
   }
 
   private compact(): void {
@@ -191,11 +228,13 @@ export class InstanceAdmission {
   }
 
   private readonly sweep = (): void => {
+    this.forgetClosed();
     const l = this.limits;
-    if (this.waiting === 0 || l === null || l.maxQueueWaitMs === 0) {
+    if (this.waiting === 0 || l === null) {
       this.close();
       return;
     }
+    if (l.maxQueueWaitMs === 0) return;
     const now = performance.now();
     while (this.head < this.queue.length) {
       const w = this.queue[this.head];

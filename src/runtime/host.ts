@@ -217,10 +217,12 @@ class Host {
       if (!existsSync(cfg.appRoot) || !statSync(cfg.appRoot).isDirectory()) {
         throw new InitFailure('UserScriptImportError', `The code folder (AML_APP_ROOT) ${cfg.appRoot} does not exist.`);
       }
-      if (!existsSync(cfg.entryScript)) {
-        throw new InitFailure('UserScriptImportError', `User script at ${cfg.entryScript} does not exist.`);
-      }
       const noCode = readNoCode();
+      if (!existsSync(cfg.entryScript)) {
+        // A no-code ONNX deployment has no user script: its entry is the model file.
+        const what = noCode?.kind === 'onnx' ? `The ONNX model file ${cfg.entryScript}` : `User script at ${cfg.entryScript}`;
+        throw new InitFailure('UserScriptImportError', `${what} does not exist.`);
+      }
       if (noCode?.kind === 'onnx') {
         // A no-code ONNX model (docs/no-code.md): the entry is the model file, served in this process.
         this.scorer = await startOnnx(cfg.entryScript, noCode as OnnxNoCode);

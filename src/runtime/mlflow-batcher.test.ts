@@ -44,7 +44,14 @@ function frame(id: number, url: string, body: unknown): Buffer {
   return Buffer.concat([encodeRequestHead(id, 'POST', url, [], b.length), b]);
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 30));
+/** Until every id has its answer (bounded: the test fails with the ids still missing). */
+async function answered(peer: Collect, ids: number[]): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!ids.every((id) => peer.got.has(id))) {
+    if (Date.now() > deadline) assert.fail(`no answer for ${ids.filter((id) => !peer.got.has(id)).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
 
 test('requests of one form are merged up to max_batch_size rows and each gets its own predictions', async () => {
   const loader = new FakeLoader();
@@ -56,7 +63,7 @@ test('requests of one form are merged up to max_batch_size rows and each gets it
   b.handle(peer, frame(4, '/score', { input_data: [[5], [6], [7]] }), 4); // 3 + 3 > 5: the first group goes first
   b.handle(peer, frame(5, '/v2/models/m/infer', { id: 'x', inputs: [{ name: 'a', shape: [2], datatype: 'FP64', data: [8, 9] }] }), 5);
   b.handle(peer, frame(6, '/v2/models/m/infer', { inputs: [{ name: 'a', shape: [1], datatype: 'FP64', data: [10] }] }), 6);
-  await settle();
+  await answered(peer, [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(peer.got.get(1)?.json, [1, 2]);
   assert.deepEqual(peer.got.get(2)?.json, [3]);
   assert.deepEqual(peer.got.get(3)?.json, [4]);
@@ -78,7 +85,7 @@ test('a merged call that fails is retried request by request: only the bad reque
   b.handle(peer, frame(1, '/score', { input_data: [[1]] }), 1);
   b.handle(peer, frame(2, '/score', { input_data: [[-2]] }), 2);
   b.handle(peer, frame(3, '/score', { input_data: [[3]] }), 3);
-  await settle();
+  await answered(peer, [1, 2, 3]);
   assert.deepEqual(peer.got.get(1), { status: 200, headers: [['content-type', 'application/json']], json: [1] });
   assert.equal(peer.got.get(2)?.status, 400);
   assert.deepEqual(peer.got.get(3)?.json, [3]);
@@ -93,9 +100,38 @@ test('what cannot be merged goes through as it is, and a cancelled request still
   b.handle(peer, frame(2, '/score', { input_data: [[2]] }), 2);
   b.handle(peer, frame(3, '/score', { input_data: [[3]] }), 3);
   b.cancel(peer, 3);
-  await settle();
+  // 3 would have been answered with 2: they were in one group.
+  await answered(peer, [1, 2]);
   assert.equal(loader.calls.length, 2);
   assert.deepEqual(loader.calls[0].body, { input_data: [[1]], params: {} });
   assert.deepEqual(peer.got.get(2)?.json, [2]);
   assert.equal(peer.got.has(3), false);
+});
+
+test('data nested deeper than any tensor goes to the loader alone (it names the problem), without throwing', () => {
+  const peer = new Collect();
+  // JSON.parse takes arrays nested 100,000 deep; a recursive flatten would throw RangeError out of handle().
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const body = Buffer.from(`{"inputs": [{"name": "a", "shape": [1], "datatype": "FP64", "data": ${deep}}]}`);
+  let forwarded: Buffer | undefined;
+  const spy: Scorer = { inflight: 0, handle: (_p, f) => void (forwarded = f), cancel: () => {}, stop: async () => {} };
+  new MlflowBatcher(spy, 10, 2000).handle(peer, Buffer.concat([encodeRequestHead(1, 'POST', '/v2/models/m/infer', [], body.length), body]), 1);
+  assert.ok(forwarded, 'sent on at once, as it is');
+});
+
+test('a row holding values nested thousands deep is sent alone: merging it would throw out of a timer', async () => {
+  const loader = new FakeLoader();
+  const sent: Buffer[] = [];
+  // The fake loader answers request 1 only (it would itself have to write the deep one back).
+  const spy: Scorer = { inflight: 0, handle: (p, f, id) => (sent.push(f), id === 1 ? loader.handle(p, f, id) : undefined), cancel: () => {}, stop: async () => {} };
+  const b = new MlflowBatcher(spy, 10, 2000);
+  const peer = new Collect();
+  const deep = '['.repeat(100_000) + '1' + ']'.repeat(100_000);
+  const body = Buffer.from(`{"input_data": [[${deep}]]}`);
+  b.handle(peer, frame(1, '/score', { input_data: [[1]] }), 1);
+  b.handle(peer, Buffer.concat([encodeRequestHead(2, 'POST', '/score', [], body.length), body]), 2);
+  await answered(peer, [1]);
+  assert.deepEqual(peer.got.get(1)?.json, [1]);
+  assert.equal(sent.length, 2, 'each went to the loader on its own');
+  assert.ok(sent[1].equals(Buffer.concat([encodeRequestHead(2, 'POST', '/score', [], body.length), body])), 'the deep one as it came');
 });

@@ -12,6 +12,7 @@
 // carries x-infergate-batch-rows.
 
 import { decodeRequest, decodeResponse, encodeRequestHead, type HeaderList } from '../protocol/frame.js';
+import { flattenTensor } from './json-tensor.js';
 import type { Peer, Scorer } from './scorer.js';
 
 interface Item {
@@ -106,15 +107,22 @@ export class MlflowBatcher implements Scorer {
     const items = g.items;
     if (items.length === 0) return;
     if (items.length === 1) return this.inner.handle(items[0].peer, items[0].frame, items[0].id);
-    const body = Buffer.from(JSON.stringify(g.merge(items)));
+    const alone = () => {
+      for (const it of items) if (!it.peer.closed) this.inner.handle(it.peer, it.frame, it.id);
+    };
+    let body: Buffer;
+    try {
+      body = Buffer.from(JSON.stringify(g.merge(items)));
+    } catch {
+      // JSON.stringify is recursive: values nested thousands deep inside a row throw RangeError, which
+      // here (a timer, or handle()) would end the host. The loader refuses such a request on its own.
+      return alone();
+    }
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fff0 ? 1 : this.nextId + 1;
     this.merged += items.length;
     const frame = Buffer.concat([encodeRequestHead(id, 'POST', g.url, JSON_HEADERS, body.length), body]);
     const rows = g.rows;
-    const alone = () => {
-      for (const it of items) if (!it.peer.closed) this.inner.handle(it.peer, it.frame, it.id);
-    };
     const collector: Peer = {
       closed: false,
       respond: (_id, status, headers, answer) => this.answered(status, headers, answer, g, items, rows, alone),
@@ -223,8 +231,9 @@ function inferGroup(url: string, doc: Record<string, unknown>): { group: Group; 
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) return undefined;
     if (rows === -1) rows = shape[0];
     else if (rows !== shape[0]) return undefined;
-    const data = (t.data as unknown[]).flat(Infinity);
-    if (data.length !== shape.reduce((a, b) => a * b, 1)) return undefined; // the loader names the problem alone
+    const data = flattenTensor(t.data);
+    // The loader names the problem when the request is sent alone.
+    if (typeof data === 'string' || data.length !== shape.reduce((a, b) => a * b, 1)) return undefined;
     inputs.push({ name: t.name, shape, datatype: t.datatype, data });
   }
   if (rows <= 0) return undefined;

@@ -2,14 +2,17 @@
 // splits, on a model built with onnx-proto. End to end through the CLI and router: test/e2e/no-code.test.ts.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import onnxProto from 'onnx-proto';
 import { expectedSoftmax, writeSoftmaxModel } from '../../test/fixtures/no-code/onnx-model.js';
 import { encodeRequestHead, type HeaderList } from '../protocol/frame.js';
 import { OnnxScorer, type OnnxNoCode } from './onnx-scorer.js';
 import type { Peer } from './scorer.js';
+
+const { onnx } = onnxProto;
 
 interface Answer {
   status: number;
@@ -40,7 +43,7 @@ let nextId = 1;
 
 function send(scorer: OnnxScorer, peer: FakePeer, method: string, url: string, body?: unknown): Promise<Answer> {
   const id = nextId++;
-  const payload = Buffer.from(body === undefined ? '' : JSON.stringify(body));
+  const payload = Buffer.isBuffer(body) ? body : Buffer.from(body === undefined ? '' : JSON.stringify(body));
   scorer.handle(peer, Buffer.concat([encodeRequestHead(id, method, url, [['content-type', 'application/json']], payload.length), payload]), id);
   return peer.answer(id);
 }
@@ -102,6 +105,83 @@ test('batching joins concurrent requests along dimension 0, at most max_batch_si
     assert.deepEqual(batchRows.slice(0, 3), [4, 4, 4], 'the first three ran as one call of 4 rows');
     assert.ok(batchRows.every((n) => n <= 4), `no call over max_batch_size: ${batchRows}`);
     assert.equal((await bad).status, 400);
+  } finally {
+    await scorer.stop();
+  }
+});
+
+test('hostile requests are 400/404 answers, never an exception out of handle() (it would end the host)', async () => {
+  const scorer = await OnnxScorer.start(file, CFG);
+  const peer = new FakePeer();
+  try {
+    // A malformed %-escape in the model name (decodeURIComponent throws URIError on it).
+    const escaped = await send(scorer, peer, 'GET', '/v2/models/%E0%A4%A/ready');
+    assert.equal(escaped.status, 404);
+    assert.match(String(escaped.json.error), /'%E0%A4%A' is not found/);
+    // Arrays nested 100,000 deep: JSON.parse takes them, a recursive flatten overflows the stack.
+    // (JSON.stringify cannot write them either: the bodies are written by hand.)
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    const v2 = await send(scorer, peer, 'POST', '/v2/models/tiny/infer', Buffer.from(`{"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": ${deep}}]}`));
+    assert.equal(v2.status, 400);
+    assert.match(String(v2.json.error), /Input 'X': data is not a tensor: more than 32 dimensions/);
+    const score = await send(scorer, peer, 'POST', '/score', Buffer.from(`{"input_data": ${deep}}`));
+    assert.equal(score.status, 400);
+    // A ragged /score tensor whose count of values happens to fit [2, 2]... is still refused.
+    const ragged = await send(scorer, peer, 'POST', '/score', { input_data: [[1, 2, 3, 4], [5, 6, [7, 8]]] });
+    assert.equal(ragged.status, 400);
+    assert.match(String(ragged.json.error), /not a regular tensor/);
+  } finally {
+    await scorer.stop();
+  }
+});
+
+/** Y = Identity(X), X of `elemType` [N, 2]. */
+function identityModel(path: string, elemType: number): void {
+  const shape = { dim: [{ dimParam: 'N' }, { dimValue: 2 }] };
+  const m = onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'identity',
+      node: [{ opType: 'Identity', input: ['X'], output: ['Y'] }],
+      input: [{ name: 'X', type: { tensorType: { elemType, shape } } }],
+      output: [{ name: 'Y', type: { tensorType: { elemType, shape } } }],
+    },
+  });
+  writeFileSync(path, onnx.ModelProto.encode(m).finish());
+}
+
+test('batching a model with string tensors joins and splits them (plain arrays, not typed ones)', async () => {
+  const path = join(dir, 'strings.onnx');
+  identityModel(path, onnx.TensorProto.DataType.STRING);
+  const scorer = await OnnxScorer.start(path, { ...CFG, batching: { maxBatchSize: 8, maxDelayUs: 5000 } });
+  const peer = new FakePeer();
+  try {
+    const sent = [0, 1, 2].map((i) => send(scorer, peer, 'POST', '/v2/models/tiny/infer', { inputs: [{ name: 'X', shape: [1, 2], datatype: 'BYTES', data: [`a${i}`, `b${i}`] }] }));
+    const answers = await Promise.all(sent);
+    answers.forEach((a, i) => {
+      assert.equal(a.status, 200, JSON.stringify(a.json));
+      assert.deepEqual((a.json.outputs as { data: string[] }[])[0].data, [`a${i}`, `b${i}`]);
+      assert.equal(a.headers.find(([k]) => k === 'x-infergate-batch-rows')?.[1], '3', 'the three ran as one call');
+    });
+  } finally {
+    await scorer.stop();
+  }
+});
+
+test('integers out of the datatype range are refused, not wrapped', async () => {
+  const path = join(dir, 'uint8.onnx');
+  identityModel(path, onnx.TensorProto.DataType.UINT8);
+  const scorer = await OnnxScorer.start(path, CFG);
+  const peer = new FakePeer();
+  try {
+    const ok = await send(scorer, peer, 'POST', '/score', { input_data: [[0, 255]] });
+    assert.deepEqual(ok.json, [[0, 255]]);
+    for (const v of [300, -1, 1.5]) {
+      const r = await send(scorer, peer, 'POST', '/score', { input_data: [[1, v]] });
+      assert.equal(r.status, 400, `${v}: ${JSON.stringify(r.json)}`);
+      assert.match(String(r.json.error), new RegExp(`value ${v} at position 1 is not a valid UINT8`));
+    }
   } finally {
     await scorer.stop();
   }

@@ -17,6 +17,7 @@
 // inputs' non-batch dimensions are run as one session.run() along dimension 0 and their answers split.
 
 import { decodeRequest, type HeaderList, type RequestFrame } from '../protocol/frame.js';
+import { flattenTensor, shapeOf } from './json-tensor.js';
 import { log } from './log.js';
 import type { Peer, Scorer } from './scorer.js';
 
@@ -96,7 +97,10 @@ export class OnnxScorer implements Scorer {
 
   /** Loads the model; a failure is the model's (init-failed), reported by the host. */
   static async start(modelPath: string, cfg: OnnxNoCode): Promise<OnnxScorer> {
-    const ort = (await import('onnxruntime-node')) as Ort;
+    // An optional dependency: npm drops it when its install script (a CUDA download from nuget) fails offline.
+    const ort = (await import('onnxruntime-node').catch((e: unknown) => {
+      throw new Error(`onnxruntime-node cannot be loaded (${(e as Error).message}). It is an optional dependency of infergate that npm leaves out when its install script fails; install infergate again with ONNXRUNTIME_NODE_INSTALL=skip in the environment (the CPU binaries are in the package).`);
+    })) as Ort;
     // One thread per session: an instance is one core's worth of work, more instances use more cores
     // (a tiny model's intra-op thread pool spins more than it computes).
     const threads = Number(process.env.INFERGATE_ONNX_THREADS ?? '1');
@@ -126,9 +130,11 @@ export class OnnxScorer implements Scorer {
     if (path === '/v2' || path === '/v2/') return peer.respond(id, 200, JSON_HEADERS, json({ name: 'infergate', version: '1', extensions: [] }));
     const mm = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
     if (mm === null) return peer.respond(id, 404, JSON_HEADERS, errorJson(`Not found: ${path}`));
-    const [, name, version, action] = mm;
-    if (decodeURIComponent(name) !== this.cfg.modelName) return peer.respond(id, 404, JSON_HEADERS, errorJson(`Request for unknown model: '${decodeURIComponent(name)}' is not found; this deployment serves '${this.cfg.modelName}'`));
-    if (version !== undefined && decodeURIComponent(version) !== this.cfg.modelVersion) return peer.respond(id, 404, JSON_HEADERS, errorJson(`Request for unknown model: '${this.cfg.modelName}' version ${decodeURIComponent(version)} is not found; the version served is ${this.cfg.modelVersion}`));
+    const name = unescapePath(mm[1]);
+    const version = mm[2] === undefined ? undefined : unescapePath(mm[2]);
+    const action = mm[3];
+    if (name !== this.cfg.modelName) return peer.respond(id, 404, JSON_HEADERS, errorJson(`Request for unknown model: '${name}' is not found; this deployment serves '${this.cfg.modelName}'`));
+    if (version !== undefined && version !== this.cfg.modelVersion) return peer.respond(id, 404, JSON_HEADERS, errorJson(`Request for unknown model: '${this.cfg.modelName}' version ${version} is not found; the version served is ${this.cfg.modelVersion}`));
     if (action === '/infer') {
       if (m !== 'POST') return peer.respond(id, 405, JSON_HEADERS, errorJson('infer takes POST'));
       return this.infer(peer, id, req.body, 'v2');
@@ -155,8 +161,9 @@ export class OnnxScorer implements Scorer {
         feed = this.fromScore(doc);
       }
     } catch (e) {
-      if (!(e instanceof BadRequest)) throw e;
-      return peer.respond(id, e.status, JSON_HEADERS, errorJson(e.message));
+      if (e instanceof BadRequest) return peer.respond(id, e.status, JSON_HEADERS, errorJson(e.message));
+      // Thrown out of here it would end the host, and every request of every router with it.
+      return failed(peer, id, e);
     }
     this.inflight++;
     const done = (result: Record<string, OrtTensor> | Error, batchRows = feed.rows): void => {
@@ -167,9 +174,16 @@ export class OnnxScorer implements Scorer {
         log('E', 'azmlinfsrv', `ONNX inference failed: ${result.message}`);
         return peer.respond(id, 400, JSON_HEADERS, errorJson(`Inference failed: ${result.message}`));
       }
+      let answer: Buffer;
+      try {
+        answer = style === 'v2' ? this.v2Answer(result, requestId, wanted) : this.scoreAnswer(result);
+      } catch (e) {
+        // Called from a promise: thrown, it would be an unhandled rejection (the end of the process).
+        return failed(peer, id, e);
+      }
       // With batching on, how many rows the model call had that answered this request (tests, tuning).
       const headers = this.batcher ? [...JSON_HEADERS, ['x-infergate-batch-rows', String(batchRows)] as [string, string]] : JSON_HEADERS;
-      peer.respond(id, 200, headers, style === 'v2' ? this.v2Answer(result, requestId, wanted) : this.scoreAnswer(result));
+      peer.respond(id, 200, headers, answer);
     };
     if (this.batcher && feed.rows > 0) this.batcher.add(feed, done);
     else this.run(feed).then(done, (e: Error) => done(e));
@@ -177,9 +191,14 @@ export class OnnxScorer implements Scorer {
 
   /** One session.run() for `feed`. */
   run(feed: Feed): Promise<Record<string, OrtTensor>> {
-    const feeds: Record<string, OrtTensor> = {};
-    for (const [name, t] of feed.tensors) feeds[name] = new this.ort.Tensor(t.type as 'float32', t.data as Float32Array, t.shape);
-    return this.session.run(feeds) as Promise<Record<string, OrtTensor>>;
+    try {
+      const feeds: Record<string, OrtTensor> = {};
+      for (const [name, t] of feed.tensors) feeds[name] = new this.ort.Tensor(t.type as 'float32', t.data as Float32Array, t.shape);
+      return this.session.run(feeds) as Promise<Record<string, OrtTensor>>;
+    } catch (e) {
+      // Callers only look at the promise: a Tensor refused synchronously must reach them the same way.
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   // ---- request forms -------------------------------------------------------------------------------------
@@ -201,7 +220,10 @@ export class OnnxScorer implements Scorer {
       given.delete(info.name);
       const type = DATATYPES[t.datatype];
       if (type !== info.type) throw new BadRequest(`Input '${info.name}': datatype ${t.datatype} does not match the model's ${OIP_OF[info.type] ?? info.type}.`);
-      tensors.set(info.name, { type, shape: t.shape, data: toData(info, t.data, t.shape) });
+      // OIP data may be flat or nested (row-major either way): only the count is checked against the shape.
+      const flat = flattenTensor(t.data);
+      if (typeof flat === 'string') throw new BadRequest(`Input '${info.name}': data is not a tensor: ${flat}.`);
+      tensors.set(info.name, { type, shape: t.shape, data: toData(info, flat, t.shape) });
     }
     if (given.size) throw new BadRequest(`Unknown input '${[...given.keys()][0]}'; the model takes ${this.inputs.map(fmt).join(', ')}.`);
     let wanted: string[] | undefined;
@@ -273,8 +295,9 @@ export class OnnxScorer implements Scorer {
       const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
       let row = 0;
       counts.forEach((n, i) => {
-        const data = (t.data as Float32Array).subarray(row * rowSize, (row + n) * rowSize);
-        parts[i][name] = new this.ort.Tensor(t.type as 'float32', data, [n, ...t.dims.slice(1)]);
+        // String tensors hold a plain array: no subarray().
+        const data = ArrayBuffer.isView(t.data) ? (t.data as Float32Array).subarray(row * rowSize, (row + n) * rowSize) : (t.data as unknown[]).slice(row * rowSize, (row + n) * rowSize);
+        parts[i][name] = new this.ort.Tensor(t.type as 'float32', data as Float32Array, [n, ...t.dims.slice(1)]);
         row += n;
       });
     }
@@ -360,22 +383,19 @@ class Batcher {
     }
     for (const group of groups.values()) {
       const joined = this.scorer.join(group.map((g) => g.feed));
-      this.scorer.run(joined).then(
-        (result) => {
-          let parts: Record<string, OrtTensor>[];
-          try {
-            parts = this.scorer.split(result, group.map((g) => g.feed.rows));
-          } catch (e) {
-            for (const g of group) g.done(e as Error);
-            return;
-          }
-          group.forEach((g, i) => g.done(parts[i], joined.rows));
-        },
-        // One bad request must not fail its neighbours: run them one by one to find out whose it is.
-        () => {
-          for (const g of group) this.scorer.run(g.feed).then(g.done, (e: Error) => g.done(e));
-        },
-      );
+      // One bad request must not fail its neighbours: run them one by one to find out whose it is.
+      const alone = () => {
+        for (const g of group) this.scorer.run(g.feed).then(g.done, (e: Error) => g.done(e));
+      };
+      this.scorer.run(joined).then((result) => {
+        let parts: Record<string, OrtTensor>[];
+        try {
+          parts = this.scorer.split(result, group.map((g) => g.feed.rows));
+        } catch {
+          return alone(); // an output without the batch dimension it declared
+        }
+        group.forEach((g, i) => g.done(parts[i], joined.rows));
+      }, alone);
     }
   }
 }
@@ -405,14 +425,13 @@ function feedOf(tensors: Feed['tensors']): Feed {
 }
 
 /** Checks shape against the model's and the element count against the shape; typed data for onnxruntime. */
-function toData(info: InputInfo, data: unknown, shape: number[]): ArrayLike<unknown> {
+function toData(info: InputInfo, flat: unknown[], shape: number[]): ArrayLike<unknown> {
   if (info.shape.length > 0) {
     if (shape.length !== info.shape.length) throw new BadRequest(`Input '${info.name}': shape [${shape.join(',')}] has ${shape.length} dimensions; the model's is [${info.shape.join(',')}].`);
     info.shape.forEach((d, i) => {
       if (d >= 0 && shape[i] !== d) throw new BadRequest(`Input '${info.name}': shape [${shape.join(',')}] does not match the model's [${info.shape.join(',')}] (dimension ${i} must be ${d}).`);
     });
   }
-  const flat = Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data];
   const count = shape.reduce((a, b) => a * b, 1);
   if (flat.length !== count) throw new BadRequest(`Input '${info.name}': ${flat.length} values for shape [${shape.join(',')}] (${count} expected).`);
   return typed(info, flat);
@@ -420,15 +439,12 @@ function toData(info: InputInfo, data: unknown, shape: number[]): ArrayLike<unkn
 
 /** A nested JSON array (the /score forms) as a tensor of its own shape. */
 function nested(info: InputInfo, value: unknown): { type: string; shape: number[]; data: ArrayLike<unknown> } {
-  const shape: number[] = [];
-  let v = value;
-  while (Array.isArray(v)) {
-    shape.push(v.length);
-    v = v[0];
-  }
+  const shape = shapeOf(value);
+  const flat = flattenTensor(value, shape);
+  if (typeof flat === 'string') throw new BadRequest(`Input '${info.name}' is not a regular tensor: ${flat}.`);
   // A single row for a model that takes a batch: [x1, x2, ...] → [[x1, x2, ...]].
   if (info.shape.length === shape.length + 1 && info.shape[0] === -1) shape.unshift(1);
-  return { type: info.type, shape, data: toData(info, value, shape) };
+  return { type: info.type, shape, data: toData(info, flat, shape) };
 }
 
 function typed(info: InputInfo, flat: unknown[]): ArrayLike<unknown> {
@@ -443,23 +459,31 @@ function typed(info: InputInfo, flat: unknown[]): ArrayLike<unknown> {
     case 'int64':
     case 'uint64': {
       const out = info.type === 'int64' ? new BigInt64Array(flat.length) : new BigUint64Array(flat.length);
-      flat.forEach((x, i) => (out[i] = typeof x === 'number' && Number.isInteger(x) ? BigInt(x) : bad(i)));
+      const [min, max] = INTEGER_RANGES[info.type];
+      flat.forEach((x, i) => (out[i] = typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max ? BigInt(x) : bad(i)));
       return out;
     }
     default: {
       const Ctor = ARRAYS[info.type];
       if (Ctor === undefined) throw new BadRequest(`Input '${info.name}': datatype ${info.type} is not supported by infergate's JSON tensors.`);
       const out = new Ctor(flat.length);
-      const integer = !info.type.startsWith('float');
+      // Typed arrays wrap out-of-range integers silently (300 in a UINT8 would score as 44).
+      const range = INTEGER_RANGES[info.type];
       for (let i = 0; i < flat.length; i++) {
         const x = flat[i];
-        if (typeof x !== 'number' || (integer && !Number.isInteger(x))) bad(i);
+        if (typeof x !== 'number' || (range !== undefined && (!Number.isInteger(x) || x < range[0] || x > range[1]))) bad(i);
         out[i] = x as number;
       }
       return out;
     }
   }
 }
+
+/** Inclusive bounds; 64-bit ones as far as a JSON number (a double) reaches below 2^63 / 2^64. */
+const INTEGER_RANGES: Record<string, [number, number]> = {
+  int8: [-128, 127], int16: [-32768, 32767], int32: [-(2 ** 31), 2 ** 31 - 1], uint8: [0, 255], uint16: [0, 65535], uint32: [0, 2 ** 32 - 1],
+  int64: [-(2 ** 63), 2 ** 63 - 1024], uint64: [0, 2 ** 64 - 2048],
+};
 
 const ARRAYS: Record<string, { new (n: number): { [i: number]: number; length: number } }> = {
   float32: Float32Array, float64: Float64Array, int8: Int8Array, int16: Int16Array, int32: Int32Array,
@@ -477,6 +501,21 @@ function reshape(flat: unknown[], dims: readonly number[]): unknown {
   const out: unknown[] = [];
   for (let i = 0; i < dims[0]; i++) out.push(reshape(flat.slice(i * size, (i + 1) * size), dims.slice(1)));
   return out;
+}
+
+/** 500 for what infergate itself got wrong answering a request (logged: it is a bug to report). */
+function failed(peer: Peer, id: number, e: unknown): void {
+  log('E', 'azmlinfsrv', `ONNX request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  peer.respond(id, 500, JSON_HEADERS, errorJson(`Internal error: ${e instanceof Error ? e.message : String(e)}`));
+}
+
+/** A path segment with its %XX escapes undone; a malformed escape (%E0%A4) is kept as written, not thrown. */
+function unescapePath(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {

@@ -25,6 +25,11 @@ export interface TrafficRecord {
   requestDurationMs: number;
   responseDurationMs: number;
   authType: 'Key' | 'AMLToken' | 'AADToken' | '';
+  /**
+   * When the request ended (epoch ms), set only by records that reach the writer later: a router worker's,
+   * sent to the primary in batches (main/router-workers.ts). Absent: now.
+   */
+  time?: number;
 }
 
 export interface TrafficSink {
@@ -110,7 +115,7 @@ export class FileTrafficLog implements TrafficSink {
   }
 
   record(r: TrafficRecord): void {
-    const now = Date.now();
+    const now = r.time ?? Date.now();
     if (now !== this.isoMs) {
       this.isoMs = now;
       this.iso = new Date(now).toISOString();

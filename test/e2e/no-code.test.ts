@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { expectedSoftmax, writeSoftmaxModel } from '../fixtures/no-code/onnx-model.js';
 import { SourceWorkspace } from '../fixtures/no-code/source-workspace.js';
-import { FIXTURES } from './harness.js';
+import { FIXTURES, until } from './harness.js';
 
 const PYTHON = '/usr/bin/python3';
 const MAKE_MLFLOW = join(FIXTURES, 'no-code', 'make_mlflow_model.py');
@@ -91,9 +91,10 @@ function modelStatus(r: { status: number; headers: Headers }): number {
   return r.status === 424 ? Number(r.headers.get('ms-azureml-model-error-statuscode')) : r.status;
 }
 
+/** GETs of the Open Inference Protocol: the router passes the model's status as it is (no 424). */
 async function get(endpointName: string, key: string, path: string): Promise<{ status: number; json: unknown }> {
   const r = await fetch(`${routerUrl}/endpoints/${endpointName}${path}`, { headers: { authorization: `Bearer ${key}` } });
-  return { status: modelStatus(r), json: JSON.parse(await r.text()) };
+  return { status: r.status, json: JSON.parse(await r.text()) };
 }
 
 before(async () => {
@@ -139,6 +140,13 @@ test('an MLflow sklearn model deploys with no code and no environment, and takes
   const wrongWidth = await post('ncd-iris', key, '/score', { input_data: [[1, 2, 3]] });
   assert.equal(modelStatus(wrongWidth), 400);
   assert.match((wrongWidth.json as { error: string }).error, /4 columns/);
+  // Rows of different lengths, and a value beyond any double: still the request's fault, never a script's 500.
+  const ragged = await post('ncd-iris', key, '/score', { dataframe_split: { data: [ROWS[0], [1]] } });
+  assert.equal(modelStatus(ragged), 400, JSON.stringify(ragged.json));
+  assert.match((ragged.json as { error: string }).error, /A row has 1 values; the model's signature has 4 columns/);
+  const huge = await fetch(`${routerUrl}/endpoints/ncd-iris/score`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: `{"dataframe_records": [{"sepal_length": 1${'0'.repeat(400)}, "sepal_width": 1, "petal_length": 1, "petal_width": 1}]}` });
+  assert.equal(modelStatus(huge), 400);
+  assert.match(((await huge.json()) as { error: string }).error, /column sepal_length: a value is out of the range of double/);
   const notJson = await fetch(`${routerUrl}/endpoints/ncd-iris/score`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{' });
   assert.equal(modelStatus(notJson), 400);
 
@@ -159,10 +167,10 @@ test('an MLflow sklearn model deploys with no code and no environment, and takes
   const asTensor = await post('ncd-iris', key, '/v2/models/iris-ncd/versions/2/infer', { inputs: [{ name: 'x', shape: [2, 4], datatype: 'FP64', data: ROWS.flat() }] });
   assert.deepEqual((asTensor.json as { outputs: { data: number[] }[] }).outputs[0].data, [0, 2]);
   const badType = await post('ncd-iris', key, '/v2/models/iris-ncd/infer', { inputs: COLUMNS.map((name) => ({ name, shape: [1], datatype: name === 'petal_width' ? 'BYTES' : 'FP64', data: [name === 'petal_width' ? 'x' : 1] })) });
-  assert.equal(modelStatus(badType), 400);
+  assert.equal(badType.status, 400, 'OIP errors reach the client with their own status');
   assert.match((badType.json as { error: string }).error, /'petal_width'.*BYTES/);
   const badShape = await post('ncd-iris', key, '/v2/models/iris-ncd/infer', { inputs: [{ name: 'x', shape: [2, 4], datatype: 'FP64', data: [1, 2, 3] }] });
-  assert.equal(modelStatus(badShape), 400);
+  assert.equal(badShape.status, 400);
   assert.match((badShape.json as { error: string }).error, /3 values for shape \[2, 4\]/);
 });
 
@@ -278,6 +286,19 @@ test('batching merges concurrent requests into one model call when asked for, an
     if (deployment === 'batch-on') assert.ok(Math.max(...batches) > 1, `some requests ran together: ${batches}`);
     else assert.ok(batches.every((b) => b === 1), `every request ran alone: ${batches}`);
   }
+
+  // OIP requests follow the endpoint's traffic split and mirror as /score does: all live traffic to
+  // batch-off (whose answers never carry x-infergate-batch-rows), copies of half of it to batch-on.
+  await ws.ok(['ml', 'online-endpoint', 'update', '-n', 'ncd-batch', '--traffic', 'batch-on=0 batch-off=100', '--mirror-traffic', 'batch-on=50']);
+  const body = { inputs: [{ name: 'X', shape: [1, 4], datatype: 'FP32', data: [1, 1, 0, 0] }] };
+  const live = await Promise.all(Array.from({ length: 20 }, () => post('ncd-batch', key, `/v2/models/${name}/infer`, body)));
+  assert.ok(live.every((r) => r.status === 200 && r.headers.get('x-infergate-batch-rows') === null), 'every live answer is batch-off\'s');
+  const copies = (outcome: string) => ws.metric('infergate_mirror_requests_total', { endpoint: 'ncd-batch', deployment: 'batch-on', outcome });
+  const answered = await until('mirror copies of OIP requests to be answered by batch-on', async () => {
+    const n = await copies('answered');
+    return n > 0 ? n : undefined;
+  }, 15_000, 100);
+  assert.ok(answered > 0 && answered <= 20, `mirrored copies: ${answered}`);
 });
 
 test('batching an MLflow model: concurrent /score and OIP requests share predict() calls, each gets its own rows', { skip: !hasSklearn && 'needs /usr/bin/python3 with scikit-learn' }, async () => {

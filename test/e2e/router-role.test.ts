@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { RoutingFeed, registerRoutingRoutes } from '../../src/api/routing.js';
 import type { RoutingTable } from '../../src/ir/types.js';
-import { BIN, FIXTURES, ROOT, until } from './harness.js';
+import { BIN, FIXTURES, ROOT, run, until } from './harness.js';
 
 const KEY = 'router-role-test-key-0123456789abcdef';
 const tmp = mkdtempSync(join(tmpdir(), 'ig-router-role-'));
@@ -24,9 +24,14 @@ let control: FastifyInstance | null = null;
 let controlPort = 0;
 let routerBase = '';
 let routerLog = '';
+/** What the control plane does on POST /routing/v1/wake (the scale-from-zero test sets it). */
+let onWake: (endpoint: string, deployment: string) => void = () => {};
+let feed: RoutingFeed;
 
-function table(version: number, traffic: Record<string, number>): RoutingTable {
+function table(version: number, traffic: Record<string, number>, zero: 'none' | 'cold' | 'warm' = 'none'): RoutingTable {
   const deployment = (name: string) => ({ name, requestTimeoutMs: 10_000, maxConcurrentRequestsPerInstance: 4, maxQueueWaitMs: 10_000, scaleFromZero: false, instances: [{ instanceId: `i-${name}`, transport: 'framed' as const, socketPath }] });
+  // A deployment scaled to zero: no instance until the control plane is asked for one.
+  const zeroes = zero === 'none' ? [] : [{ ...deployment('zero'), scaleFromZero: true, instances: zero === 'cold' ? [] : deployment('zero').instances }];
   return {
     version,
     endpoints: [
@@ -34,7 +39,7 @@ function table(version: number, traffic: Record<string, number>): RoutingTable {
         name: 'rrole',
         authMode: 'key',
         keyHashes: [createHash('sha256').update(KEY).digest('hex')],
-        deployments: [deployment('blue'), deployment('green')],
+        deployments: [deployment('blue'), deployment('green'), ...zeroes],
         traffic: Object.entries(traffic).map(([d, weight]) => ({ deployment: d, weight })),
         mirror: null,
       },
@@ -44,10 +49,10 @@ function table(version: number, traffic: Record<string, number>): RoutingTable {
 
 /** A control plane serving `t` at /routing/v1/tables (a new feed: a new epoch, as a restarted server has). */
 async function startControl(t: RoutingTable, port: number): Promise<void> {
-  const feed = new RoutingFeed();
+  feed = new RoutingFeed();
   feed.publish(t);
   const app = Fastify();
-  registerRoutingRoutes(app, { feed, wake: async () => {} });
+  registerRoutingRoutes(app, { feed, wake: async (e, d) => onWake(e, d) });
   // Long polls end when it closes (the server does the same before closing its API).
   app.addHook('preClose', async () => feed.close());
   await app.listen({ port, host: '127.0.0.1' });
@@ -64,7 +69,11 @@ async function stopControl(): Promise<void> {
 }
 
 async function scoreOnce(): Promise<{ status: number; deployment: string | null }> {
-  const r = await fetch(`${routerBase}/endpoints/rrole/score`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: '{}' });
+  return scoreAs();
+}
+
+async function scoreAs(pin?: string): Promise<{ status: number; deployment: string | null }> {
+  const r = await fetch(`${routerBase}/endpoints/rrole/score`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json', ...(pin ? { 'azureml-model-deployment': pin } : {}) }, body: '{}' });
   await r.arrayBuffer();
   return { status: r.status, deployment: r.headers.get('azureml-model-deployment') };
 }
@@ -113,4 +122,30 @@ test('the router serves its last table while the control plane is away, and foll
   const took = Date.now() - back;
   assert.ok(took < 8000, `the router followed the control plane ${took} ms after it came back`);
   assert.match(routerLog, /answers again/);
+});
+
+test('a cold request for a deployment scaled to zero asks the control plane for an instance, and is served once it comes', async () => {
+  const woken: string[] = [];
+  // The control plane answers the wake-up as the controller does: a table where the deployment has an instance.
+  onWake = (endpoint, deployment) => {
+    woken.push(`${endpoint}/${deployment}`);
+    setTimeout(() => feed.publish(table(3, { green: 100 }, 'warm')), 200);
+  };
+  feed.publish(table(2, { green: 100 }, 'cold'));
+  await until('the router to have the table with the cold deployment', async () => (await scoreAs('zero')).status !== 404, 10_000, 50);
+  // That probe request was itself a cold one: it waited for the instance and was served.
+  const r = await scoreAs('zero');
+  assert.deepEqual(r, { status: 200, deployment: 'zero' });
+  assert.deepEqual([...new Set(woken)], ['rrole/zero']);
+});
+
+test('a --control that is not a control plane URL is refused at once, a password in it not repeated', async () => {
+  const env = { ...process.env, INFERGATE_TOKEN: 'igt_unused_by_this_stand_in' };
+  const bad = await run(process.execPath, [BIN, 'router', '--control', 'ftp://127.0.0.1:1', '--port', '0'], env);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--control 'ftp:\/\/127\.0\.0\.1:1' is not the URL of a control plane/);
+  const secret = await run(process.execPath, [BIN, 'router', '--control', 'http://admin:hunter2@127.0.0.1:1', '--port', '0'], env);
+  assert.notEqual(secret.code, 0);
+  assert.match(secret.stderr, /is not the URL of a control plane/);
+  assert.doesNotMatch(secret.stderr + secret.stdout, /hunter2/);
 });

@@ -23,7 +23,8 @@ let sent = 0;
 const SLEEP_MS = 1500;
 
 before(async () => {
-  ({ url: apiUrl } = await ws.startServer(['--router-workers', '2']));
+  // A short autoscale idle time: the scale-from-zero test below waits for its deployment to go to zero.
+  ({ url: apiUrl } = await ws.startServer(['--router-workers', '2', '--autoscale-interval', '1', '--autoscale-idle', '2']));
   const m = /router: 2 workers on port \d+ \(pids (\d+), (\d+)\)/.exec(ws.serverLog);
   assert.ok(m, ws.serverLog);
   workerPids = [Number(m[1]), Number(m[2])];
@@ -112,6 +113,58 @@ test('/metrics sums the workers, and the traffic log has every request', async (
   const codes = lines().map((l) => (JSON.parse(l) as { ResponseCode: number }).ResponseCode);
   assert.equal(codes.filter((c) => c === 200).length, 4);
   assert.equal(new Set(lines().map((l) => (JSON.parse(l) as { XRequestId: string }).XRequestId)).size, sent, 'one record per request');
+});
+
+test('--router-workers 2: a worker that dies is replaced; the new one gets the table, and nothing is counted twice', async () => {
+  // From a count that has every request so far: what follows must add exactly what is sent.
+  await until('/metrics to count every request', async () => (await ws.metric('infergate_requests_total', { endpoint: 'rscale' })) === sent, 10_000, 100);
+  const [victim, survivor] = workerPids;
+  process.kill(victim, 'SIGKILL');
+  const replacement = Number(await until('a worker in place of the one killed', async () => new RegExp(`router worker (\\d+) started in place of ${victim}`).exec(ws.serverLog)?.[1], 15_000, 50));
+  assert.ok(replacement > 0 && replacement !== survivor);
+  // The replacement serves the endpoint (it got the current routing table, not a 404): connections go to
+  // the workers in turn, so a few bursts reach it.
+  const port = Number(new URL(uri).port);
+  await until(
+    'the replacement to hold connections of a burst',
+    async () => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+      const answers = await Promise.all(Array.from({ length: 4 }, () => score(uri, {}, agent)));
+      const owners = connectionOwners(port);
+      agent.destroy();
+      assert.ok(answers.every((a) => a.status === 200 || a.status === 429), answers.map((a) => `${a.status} ${a.body}`).join('\n'));
+      return owners.has(replacement);
+    },
+    15_000,
+    50,
+  );
+  // The primary keeps what the dead worker counted and adds the replacement's from zero: the same total.
+  await until('/metrics to count every request once', async () => (await ws.metric('infergate_requests_total', { endpoint: 'rscale' })) === sent, 10_000, 100);
+  assert.equal(await ws.metric('infergate_requests_in_flight', { endpoint: 'rscale' }), 0, "the dead worker's gauges left the sums");
+  workerPids = [replacement, survivor];
+});
+
+test('--router-workers 2: a cold request wakes a deployment scaled to zero (the worker asks the primary)', async () => {
+  const dir = join(ws.dir, 'scratch', 'js-dataplane');
+  assert.equal((await ws.cli(['online-endpoint', 'create', '-n', 'rzero'])).code, 0);
+  const file = join(dir, 'zero.yml');
+  writeFileSync(file, 'name: blue\nendpoint_name: rzero\ncode_configuration: {code: ./, scoring_script: score.mjs}\ninstance_type: Standard_DS3_v2\ninstance_count: 1\nscale_settings: {type: target_utilization, min_instances: 0, max_instances: 1, polling_interval: 1, target_utilization_percentage: 70}\nrequest_settings: {request_timeout_ms: 30000}\n');
+  const r = await ws.cli(['online-deployment', 'create', '-f', file, '--all-traffic']);
+  assert.equal(r.code, 0, r.stderr);
+  const zeroKey = (await ws.ok(['online-endpoint', 'get-credentials', '-n', 'rzero', '-o', 'tsv', '--query', 'primaryKey'])).trim();
+  const zeroUri = (await ws.ok(['online-endpoint', 'show', '-n', 'rzero', '-o', 'tsv', '--query', 'scoring_uri'])).trim();
+  const scoreZero = async () => {
+    const a = await fetch(zeroUri, { method: 'POST', headers: { authorization: `Bearer ${zeroKey}`, 'content-type': 'application/json' }, body: '{}' });
+    return { status: a.status, body: await a.text() };
+  };
+  assert.equal((await scoreZero()).status, 200, 'warm');
+  // Idle: the autoscaler takes it to zero; the workers' tables say so (ready instances, summed by the primary).
+  const ready = () => ws.metric('infergate_ready_instances', { endpoint: 'rzero', deployment: 'blue' });
+  await until('the deployment to scale to zero', async () => (await ready()) === 0, 60_000, 200);
+  // Cold: the worker that takes it has no instance; it asks the primary (IPC), which starts one.
+  const cold = await scoreZero();
+  assert.equal(cold.status, 200, cold.body);
+  assert.equal(await ws.metric('infergate_requests_total', { endpoint: 'rzero', status_code: '503' }), 0, 'no 503 for the cold start');
 });
 
 /** Starts `infergate router --control` and returns its scoring URI base. */

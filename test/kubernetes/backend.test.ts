@@ -111,6 +111,22 @@ describe('KubernetesBackend against the fake API server', () => {
     assert.equal(podsOf().length, 0, 'its pods went with it');
   });
 
+  test('an instance stopped while its revision is being applied fails neither the apply nor the others', async () => {
+    await b.start('my-endpoint.blue.r1.0', plan(), 0);
+    // The stop lands while the apply that start(…1) began waits for the API server's answer to its first PATCH.
+    let stopped: Promise<void> | undefined;
+    const push = api.requests.push.bind(api.requests);
+    api.requests.push = (...r) => {
+      if (!stopped && r[0].method === 'PATCH') stopped = b.stop('my-endpoint.blue.r1.1');
+      return push(...r);
+    };
+    await b.start('my-endpoint.blue.r1.1', plan(), 1);
+    assert.ok(stopped, 'the stop came in during the apply');
+    await stopped;
+    assert.deepEqual(b.observe().map((i) => [i.id, i.state]), [['my-endpoint.blue.r1.0', 'starting']]);
+    assert.equal(api.get('Deployment', NS, 'ig-my-endpoint-blue-r1')!.spec.replicas, 1);
+  });
+
   test('CrashLoopBackOff and OOMKilled are restarts with Azure\'s codes; ready again counts the restart', async () => {
     await b.start('my-endpoint.blue.r1.0', plan(), 0);
     const [pod] = await until('a pod', () => podsOf()[0] && podsOf());
@@ -196,6 +212,22 @@ describe('KubernetesBackend against the fake API server', () => {
     const secret = () => Buffer.from(api.list('Secret', NS)[0].data.token, 'base64').toString();
     assert.equal(secret(), 'token-1');
     await until('a renewed token', () => Number(secret().slice(6)) >= 3);
+  });
+
+  test('a refresh the API server refuses leaves running instances as they are (logged, tried again)', async () => {
+    await b.close();
+    const lines: string[] = [];
+    b = new KubernetesBackend({ compute: 'k8s', kubeconfig: api.kubeconfig(NS), workspace: 'ws0123456789abcd', controlUrl: 'http://c', defaultImage: 'img', refreshMs: 30, assetToken: () => 't', log: (l) => lines.push(l) });
+    await b.start('my-endpoint.blue.r1.0', plan(), 0);
+    const [pod] = await until('a pod', () => podsOf()[0] && podsOf());
+    api.ready(pod);
+    await stateOf('my-endpoint.blue.r1.0', 'ready');
+    const from = api.requests.length;
+    api.token = 'rotated';
+    await until('two refused refreshes', () => api.requests.slice(from).filter((r) => r.method === 'PATCH').length >= 2 && lines.filter((l) => /Unauthorized|401/.test(l)).length >= 2);
+    assert.equal(obs('my-endpoint.blue.r1.0')?.state, 'ready');
+    assert.equal(obs('my-endpoint.blue.r1.0')?.error, undefined);
+    api.token = 'secret-token';
   });
 
   test('an API server that refuses the credentials: the instance fails with KubernetesUnaccessible', async () => {

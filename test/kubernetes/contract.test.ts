@@ -1,14 +1,11 @@
-// The Backend contract suite (src/backend/contract.test.ts) run against the Kubernetes backend: the fake
+// The Backend contract suite (src/backend/contract-testing.ts) run against the Kubernetes backend: the fake
 // API server plays the cluster and FakeKubelet runs each pod as a real instance on this machine, so the
 // suite's scripts really init(), crash and restart, and what the backend sees goes through the REST paths
 // a cluster serves (server-side apply, list + watch of pods, pods/log).
-//
-// Importing the suite also runs its own ProcessBackend and DockerBackend suites in this file's process
-// (they are registered where it is defined); moving backendContract to a module without suites would stop that.
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { backendContract } from '../../src/backend/contract.test.js';
+import { backendContract } from '../../src/backend/contract-testing.js';
 import { KubernetesBackend } from '../../src/backend/kubernetes/backend.js';
 import type { InstancePlan } from '../../src/ir/types.js';
 import { FakeApiServer } from './fake-apiserver.js';

@@ -67,7 +67,8 @@ export class FakeApiServer {
   readonly requests: RequestRecord[] = [];
   /** When set, every request must carry it as a Bearer token. */
   token: string | undefined;
-  /** Pod IPs handed out: 10.244.0.N. */
+  /** Pod IPs handed out: <podNetwork>N. A test that runs pods on this machine uses loopback ones (127.x.y.). */
+  podNetwork = '10.244.0.';
   private nextIp = 2;
   url = '';
 
@@ -342,7 +343,7 @@ export class FakeApiServer {
         kind: 'Pod',
         metadata: { name, namespace: d.metadata.namespace, uid: randomUUID(), labels: { ...d.spec.template.metadata.labels }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name, uid: d.metadata.uid!, controller: true } as any], creationTimestamp: new Date(Date.now() + i).toISOString() },
         spec: structuredClone(d.spec.template.spec),
-        status: { phase: 'Pending', podIP: `10.244.0.${this.nextIp++}`, containerStatuses: [{ name: 'inference-server', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } }] },
+        status: { phase: 'Pending', podIP: `${this.podNetwork}${this.nextIp++}`, containerStatuses: [{ name: 'inference-server', ready: false, restartCount: 0, state: { waiting: { reason: 'PodInitializing' } } }] },
       };
       this.store(podResource, pod, 'ADDED');
     }

@@ -1,7 +1,7 @@
 // A kubelet for the fake API server: it runs each pod the fake's Deployment controller makes as a real
 // instance on this machine (a ProcessBackend per pod, given the plan the pod's revision was rendered from)
 // and reports its state back as the pod's status and its output as the pod's logs, the way a kubelet
-// does. So the Kubernetes backend's contract tests (backend/contract.test.ts) see real init() runs,
+// does. So the Kubernetes backend's contract tests (backend/contract-testing.ts) see real init() runs,
 // crashes and restarts, through the real REST paths.
 
 import { mkdirSync } from 'node:fs';

@@ -1,80 +1,45 @@
 // Azure's Kubernetes safe-rollout walkthrough (deploy-safe-rollout-kubernetes-online-endpoints.sh, the
 // examples/azureml/kubernetes/*.yml files as they are) driven through the CLI against a real infergate
 // server whose compute is the fake API server. The test plays the cluster (pods ready, image pull
-// failures) and checks the objects at each step. Scoring through the router is not part of it: the pods'
-// addresses are the fake's, where nothing listens (pod.test.ts scores a rendered pod over TCP).
+// failures) and checks the objects at each step. Scoring is not part of it: the pods' addresses are the
+// fake's, where nothing listens (scoring.test.ts runs the pods and scores through the router).
 
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { FakeApiServer, type Obj } from './fake-apiserver.js';
+import { Infergate, ROOT } from './server.js';
 import { validateObject } from './validate.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const CLI = join(ROOT, 'test', 'kubernetes', 'cli.ts');
 const NS = 'azureml';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('Kubernetes safe rollout through the CLI against the fake API server', { timeout: 240_000 }, () => {
   let api: FakeApiServer;
+  let ig: Infergate;
   let home: string;
-  let server: ChildProcess;
-  let serverLog = '';
   let examples: string;
   let stopKubelet = false;
   let kubelet: Promise<void>;
   /** Pods the fake kubelet must not make ready (image pull failures). */
   const badImages = new Set<string>();
 
-  const env = (): NodeJS.ProcessEnv => {
-    const e: NodeJS.ProcessEnv = { ...process.env, INFERGATE_HOME: home, INFERGATE_CONFIG: join(home, 'cli-config.json'), INFERGATE_BACKEND: 'process', INFERGATE_CONTROL_URL: 'http://infergate-control.azureml.svc:8080' };
-    delete e.INFERGATE_URL;
-    delete e.INFERGATE_TOKEN;
-    return e;
-  };
-  const cli = (args: string[]): Promise<Result> =>
-    new Promise((r) => {
-      execFile(process.execPath, ['--import', 'tsx', CLI, ...args], { env: env(), maxBuffer: 16 << 20 }, (err, stdout, stderr) => r({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-    });
-  const ok = async (args: string[]): Promise<string> => {
-    const r = await cli(args);
-    assert.equal(r.code, 0, `infergate ${args.join(' ')}\n${r.stderr}\n--- server log ---\n${serverLog.slice(-3000)}`);
-    return r.stdout;
-  };
+  const cli = (args: string[]) => ig.cli(args);
+  const ok = (args: string[]) => ig.ok(args);
   const deployments = (deployment?: string) => api.list('Deployment', NS, deployment ? { 'infergate.io/deployment': deployment } : {});
 
   before(async () => {
     api = new FakeApiServer();
     api.token = 'cluster-token';
     await api.start();
-    home = mkdtempSync(join(tmpdir(), 'ig-k8s-walk-'));
+    ig = new Infergate({ INFERGATE_CONTROL_URL: 'http://infergate-control.azureml.svc:8080' });
+    home = ig.home;
     examples = join(home, 'examples');
     cpSync(join(ROOT, 'examples', 'azureml'), examples, { recursive: true });
     writeFileSync(join(home, 'kubeconfig.yaml'), api.kubeconfig(NS));
-    server = spawn(process.execPath, ['--import', 'tsx', CLI, 'server', '--port', '0', '--router-port', '0'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    server.stderr!.on('data', (c: Buffer) => (serverLog += c.toString()));
-    let out = '';
-    await new Promise<void>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`server did not start:\n${out}\n${serverLog}`)), 60_000);
-      server.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('router:')) {
-          clearTimeout(timer);
-          res();
-        }
-      });
-      server.once('exit', (code) => rej(new Error(`server exited ${code}\n${out}\n${serverLog}`)));
-    });
+    await ig.start();
     // The kubelet this test plays: every new pod becomes ready, unless its image is a bad one.
     kubelet = (async () => {
       const seen = new Set<string>();
@@ -92,13 +57,8 @@ describe('Kubernetes safe rollout through the CLI against the fake API server', 
   after(async () => {
     stopKubelet = true;
     await kubelet;
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
-    }
-    await api.close();
-    rmSync(home, { recursive: true, force: true });
+    await ig?.close();
+    await api?.close();
   });
 
   test('an endpoint naming a compute that is not attached is refused with ComputeNotFound, never run locally', async () => {

@@ -511,7 +511,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     let ok = false;
     while (!ok && !inst.stopping && Date.now() < deadline) {
       address = await this.addressOf(inst, container);
-      ok = address !== undefined && (address.transport === 'http' ? await httpProbeOnce(address.host, address.port, inst.plan.environment.inferenceConfig!.readiness.path, 2000) : await probeOnce(address.socketPath, 2000));
+      ok = address !== undefined && (address.transport === 'http' ? await httpProbeOnce(address.host, address.port, inst.plan.environment.inferenceConfig!.readiness.path, 2000) : address.transport === 'framed' && (await probeOnce(address.socketPath, 2000)));
       if (!ok) await sleep(250);
     }
     if (inst.stopping) return;

@@ -13,7 +13,7 @@ import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, 
 import { errorOf, InfergateError } from '../../errors/index.js';
 import type { InstanceAddress, InstancePlan } from '../../ir/types.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
-import { ANNOTATION, deploymentObjectName, endpointLabels, EXIT_INIT_FAILED, FIELD_MANAGER, FRAMED_PORT, LABEL, renderDeployment, renderRoot, rootName, serviceName, type KubeObject, type RenderContext } from './render.js';
+import { ANNOTATION, assetSecretName, deploymentObjectName, endpointLabels, EXIT_INIT_FAILED, FIELD_MANAGER, FRAMED_PORT, LABEL, renderDeployment, renderRoot, rootName, serviceName, type KubeObject, type RenderContext } from './render.js';
 
 export interface KubernetesBackendOptions {
   /** The compute's name (messages, errors). */
@@ -153,11 +153,15 @@ export class KubernetesBackend implements Backend {
     this.refresh.unref();
   }
 
-  /** Applies every revision that runs again (fresh asset tokens; objects someone changed are set back). */
+  /**
+   * Applies every revision that runs again (fresh asset tokens; objects someone changed are set back). A
+   * refresh that fails is logged and tried again next time: the pods still run, so their instances are not
+   * failed for an API server that did not answer for a moment.
+   */
   private reapply(): void {
     const plans = new Map<string, InstancePlan>();
     for (const i of this.instances.values()) plans.set(deploymentObjectName(i.plan), i.plan);
-    for (const plan of plans.values()) this.applyRevision(plan).catch(() => {});
+    for (const plan of plans.values()) this.applyRevision(plan, true).catch(() => {});
   }
 
   private get selector(): string {
@@ -262,10 +266,10 @@ export class KubernetesBackend implements Backend {
   // ---- applying
 
   /** Apply (or delete) the revision's objects so its Deployment runs the ids started now. */
-  private applyRevision(plan: InstancePlan): Promise<void> {
+  private applyRevision(plan: InstancePlan, refresh = false): Promise<void> {
     const name = deploymentObjectName(plan);
     const prev = this.queues.get(name) ?? Promise.resolve();
-    const next = prev.then(() => this.applyNow(plan, name));
+    const next = prev.then(() => this.applyNow(plan, name, refresh));
     const settled = next.catch(() => {});
     this.queues.set(name, settled);
     void settled.then(() => {
@@ -274,26 +278,30 @@ export class KubernetesBackend implements Backend {
     return next;
   }
 
-  private async applyNow(plan: InstancePlan, name: string): Promise<void> {
+  private async applyNow(plan: InstancePlan, name: string, refresh: boolean): Promise<void> {
     const ids = this.idsOf(name);
     try {
       if (ids.length === 0) {
-        const [secret] = renderDeployment(plan, this.context(plan), '');
         await this.remove({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: this.namespace } });
-        await this.remove(secret);
+        await this.remove({ apiVersion: 'v1', kind: 'Secret', metadata: { name: assetSecretName(plan), namespace: this.namespace } });
         return;
       }
       await this.ensureRoot(plan.endpoint);
       const objects = renderDeployment(plan, { ...this.context(plan), instances: ids }, this.o.assetToken(plan));
       for (const obj of objects) await this.apply(obj);
-      for (const id of ids) delete this.instances.get(id)!.error;
+      // An instance stopped while this applied is gone from the map (the next apply in the queue drops it).
+      for (const id of ids) {
+        const inst = this.instances.get(id);
+        if (inst) delete inst.error;
+      }
     } catch (e) {
       const err = e instanceof InfergateError ? e : errorOf('KubernetesApplyFailed', { object: `the objects of ${plan.endpoint}/${plan.deployment}`, compute: this.o.compute, reason: reasonOf(e) });
+      this.log(`kubernetes: ${err.message}`);
+      if (refresh) throw err;
       for (const id of ids) {
         const inst = this.instances.get(id);
         if (inst) inst.error = { code: err.code, message: err.message };
       }
-      this.log(`kubernetes: ${err.message}`);
       this.changed();
       throw err;
     }
@@ -343,7 +351,7 @@ export class KubernetesBackend implements Backend {
         this.pods.clear();
         for (const p of list.items) this.pods.set(p.metadata!.name!, p as Pod);
         this.changed();
-        backoff = 100;
+        const since = Date.now();
         await new Promise<void>((resolve) => {
           void new Watch(this.kc)
             .watch(
@@ -363,6 +371,12 @@ export class KubernetesBackend implements Backend {
               if (this.closed) c.abort();
             }, () => resolve());
         });
+        // A watch that ends at once (refused, an ERROR event, a proxy closing streams) waits before the
+        // next list, as a failed list does: never a tight list-and-watch loop against the API server.
+        if (Date.now() - since < 1000 && !this.closed) {
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        } else backoff = 100;
       } catch (e) {
         if (this.closed) return;
         this.log(`kubernetes: watching pods on compute '${this.o.compute}' failed (${reasonOf(e)}); retrying`);
@@ -443,16 +457,13 @@ export function podState(pod: Pod, inst: Pick<Instance, 'id' | 'plan'>): Pick<Ob
   return { state: 'starting', restarts };
 }
 
-/**
- * The address routers reach a ready pod at. infergate's hosts: the framed protocol over TCP; it is typed
- * as InstanceAddress once the IR's union includes FramedTcpAddress (ir/types.ts), until then cast here.
- */
+/** The address routers reach a ready pod at: infergate's hosts speak the framed protocol over TCP. */
 function addressOf(inst: Pick<Instance, 'id' | 'plan'>, ip: string): InstanceAddress {
   if (inst.plan.runtime === 'container') {
     const s = inst.plan.environment.inferenceConfig!.scoring;
     return { instanceId: inst.id, transport: 'http', host: ip, port: s.port, path: s.path };
   }
-  return { instanceId: inst.id, transport: 'framed-tcp', host: ip, port: FRAMED_PORT } as unknown as InstanceAddress;
+  return { instanceId: inst.id, transport: 'framed-tcp', host: ip, port: FRAMED_PORT };
 }
 
 export { serviceName, ANNOTATION };
@@ -491,6 +502,7 @@ function reasonOf(e: unknown): string {
   return cause && !msg.includes(cause) ? `${msg} (${cause})` : msg;
 }
 
+/** A backoff pause that does not keep the process alive after close(). */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { InfergateError } from '../../errors/index.js';
 import type { InstancePlan } from '../../ir/types.js';
 import { KUBERNETES_SCHEMA_VERSION, validateObject } from '../../../test/kubernetes/validate.js';
 import { kubeName, renderDeployment, renderRoot, resourcesOf, type RenderContext } from './render.js';
@@ -103,6 +104,32 @@ test('golden: a custom container (BYOC) keeps its image and HTTP routes', () => 
   assert.equal(c.command, undefined, 'the image runs as it is');
   assert.deepEqual(c.readinessProbe.httpGet, { path: '/v1/models/half', port: 8501 });
   for (const o of objects) validateObject(o);
+});
+
+test('an MLflow no-code deployment: the Python host runs infergate\'s MLflow loader in the model folder; no code is fetched', () => {
+  const noCode = { kind: 'mlflow' as const, modelName: 'sklearn-model', modelVersion: '1', modelFile: 'model/model.pkl', flavor: 'sklearn' };
+  const mlflow: InstancePlan = { ...base, deployment: 'mlflow', runtime: 'mlflow', noCode, model: { name: 'sklearn-model', version: '1', path: '/ws/assets/models/sklearn-model/1/model' } };
+  delete (mlflow as Partial<InstancePlan>).code;
+  const objects = renderDeployment(mlflow, ctx, 't');
+  for (const o of objects) validateObject(o);
+  const pod = (objects[1] as any).spec.template.spec;
+  const env = (c: any): Record<string, string> => Object.fromEntries(c.env.map((e: any) => [e.name, e.value]));
+  const main = env(pod.containers[0]);
+  const modelDir = '/var/infergate/models/sklearn-model/1';
+  assert.equal(main.AZUREML_MODEL_DIR, modelDir);
+  assert.equal(main.AZUREML_ENTRY_SCRIPT, '/var/infergate/runtime/infergate_mlflow.py');
+  assert.equal(main.AML_APP_ROOT, modelDir);
+  assert.deepEqual(JSON.parse(main.INFERGATE_NO_CODE), noCode);
+  assert.equal(pod.containers[0].workingDir, modelDir);
+  assert.equal(pod.containers[0].command[2], '/var/infergate/runtime/infergate_host.py');
+  assert.equal(env(pod.initContainers[0]).INFERGATE_ASSET_PARTS, 'runtime model', 'a no-code deployment has no code to fetch');
+  assert.equal(env((renderDeployment(base, ctx, 't')[1] as any).spec.template.spec.initContainers[0]).INFERGATE_ASSET_PARTS, 'runtime code model');
+});
+
+test('an ONNX no-code deployment is refused with a coded error (pods get no Node host)', () => {
+  const onnx: InstancePlan = { ...base, deployment: 'onnx', runtime: 'onnx', noCode: { kind: 'onnx', modelName: 'm', modelVersion: '1', modelFile: 'model.onnx' } };
+  delete (onnx as Partial<InstancePlan>).code;
+  assert.throws(() => renderDeployment(onnx, ctx, 't'), (e: unknown) => e instanceof InfergateError && e.code === 'BadArgument' && /ONNX/.test(e.message) && /'onnx' of endpoint 'my-endpoint'/.test(e.message));
 });
 
 test('names stay DNS labels however long the endpoint and deployment names are', () => {

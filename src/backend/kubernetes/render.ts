@@ -13,6 +13,7 @@
 // asks for.
 
 import { createHash } from 'node:crypto';
+import { errorOf } from '../../errors/index.js';
 import type { InstancePlan, ProbePlan } from '../../ir/types.js';
 
 /** The port infergate's hosts listen on in a pod (framed protocol over TCP). */
@@ -171,13 +172,15 @@ export function resourcesOf(plan: InstancePlan): { requests?: Record<string, str
 /**
  * The init container's downloader: fetches model and code (and the Python host) as tar streams from the
  * control plane's asset API with the deployment's scoped token, into the pod's own emptyDir volumes.
- * Python's standard library only, so it runs in the environment's own image.
+ * Python's standard library only, so it runs in the environment's own image. INFERGATE_ASSET_PARTS names
+ * the parts the plan has (a no-code deployment has no code; a custom container needs only its model).
  */
 export const FETCH_SCRIPT = [
   'import os, sys, tarfile, urllib.request',
   'base = os.environ["INFERGATE_ASSETS_URL"]',
   'token = open(os.environ.get("INFERGATE_TOKEN_FILE", "/var/run/infergate/token")).read().strip()',
-  'for part, dest in (("runtime", os.environ["INFERGATE_RUNTIME_DIR"]), ("code", os.environ["AML_APP_ROOT"]), ("model", os.environ["INFERGATE_MODEL_DEST"])):',
+  'dests = {"runtime": "INFERGATE_RUNTIME_DIR", "code": "AML_APP_ROOT", "model": "INFERGATE_MODEL_DEST"}',
+  'for part, dest in ((p, os.environ[dests[p]]) for p in os.environ["INFERGATE_ASSET_PARTS"].split()):',
   '    os.makedirs(dest, exist_ok=True)',
   '    req = urllib.request.Request(base + "/" + part, headers={"Authorization": "Bearer " + token})',
   '    try:',
@@ -190,20 +193,29 @@ export const FETCH_SCRIPT = [
   '    print("storage-initializer: %s -> %s" % (part, dest), flush=True)',
 ].join('\n');
 
-/** The objects of one deployment revision: its Deployment, and the deployment's Service, PDB and Secret. */
+/**
+ * The objects of one deployment revision: its Deployment, and the deployment's Service, PDB and Secret.
+ * Throws KubernetesRuntimeUnsupported for what pods cannot run (an ONNX no-code deployment).
+ */
 export function renderDeployment(plan: InstancePlan, ctx: RenderContext, assetToken: string): KubeObject[] {
+  // ONNX models are served by infergate's Node host with onnxruntime-node, which pods do not get: the
+  // storage initializer ships the Python host only. Refused here, so apply and --dry-run both say so.
+  if (plan.runtime === 'onnx') throw errorOf('KubernetesRuntimeUnsupported', { endpoint: plan.endpoint, deployment: plan.deployment, runtime: 'an ONNX no-code model' });
   const labels = deploymentLabels(ctx, plan);
   const podLabels = { ...labels, [LABEL.revision]: labelValue(plan.revision), [LABEL.component]: 'instance' };
   const instances = ctx.instances ?? Array.from({ length: plan.instanceCount }, (_, i) => `${plan.endpoint}.${plan.deployment}.${plan.revision}.${i}`);
   const secret = assetSecretName(plan);
   const custom = plan.runtime === 'container';
-  const appRoot = POD_PATHS.app;
+  const noCode = plan.runtime === 'mlflow';
   // Python hosts: Azure's layout, <models>/<name>/<version>/<file or folder>. Custom containers: the models
   // volume mounted at model_mount_path (or the same place), the model's file or folder at its root.
   const modelDir = custom
     ? plan.model || plan.modelMountPath ? (plan.modelMountPath ?? POD_PATHS.models) : undefined
     : plan.model ? `${POD_PATHS.models}/${plan.model.name}/${plan.model.version}` : undefined;
   const modelDest = custom ? POD_PATHS.models : (modelDir ?? POD_PATHS.models);
+  // A no-code deployment has no code folder: it runs in its model folder, as on this machine (docs/no-code.md).
+  const appRoot = noCode && modelDir !== undefined ? modelDir : POD_PATHS.app;
+  const parts = custom ? ['model'] : plan.code ? ['runtime', 'code', 'model'] : ['runtime', 'model'];
   const env: Record<string, string> = {
     LANG: 'C.UTF-8',
     TZ: 'UTC',
@@ -225,11 +237,13 @@ export function renderDeployment(plan: InstancePlan, ctx: RenderContext, assetTo
     Object.assign(env, {
       INFERGATE_LISTEN: `tcp:0.0.0.0:${FRAMED_PORT}`,
       AML_APP_ROOT: appRoot,
-      AZUREML_ENTRY_SCRIPT: `${appRoot}/${plan.code!.scoringScript}`,
+      // The MLflow loader is infergate's own script, shipped with the Python host (the runtime part).
+      AZUREML_ENTRY_SCRIPT: noCode ? `${POD_PATHS.runtime}/infergate_mlflow.py` : plan.code ? `${appRoot}/${plan.code.scoringScript}` : '',
       WORKER_COUNT: String(plan.workerCount),
+      ...(plan.noCode ? { INFERGATE_NO_CODE: JSON.stringify(plan.noCode) } : {}),
     });
     command =
-      plan.runtime === 'python'
+      plan.runtime === 'python' || noCode
         ? ['python3', '-u', `${POD_PATHS.runtime}/infergate_host.py`, '--listen', `tcp:0.0.0.0:${FRAMED_PORT}`]
         : // A JavaScript scoring module needs Node 20 in the image and infergate's bundled host (docs).
           ['node', `${POD_PATHS.runtime}/host.mjs`];
@@ -242,7 +256,7 @@ export function renderDeployment(plan: InstancePlan, ctx: RenderContext, assetTo
   const resources = resourcesOf(plan);
   const image = imageOf(plan, ctx);
   const mounts = [
-    { name: 'app', mountPath: appRoot, readOnly: true },
+    { name: 'app', mountPath: POD_PATHS.app, readOnly: true },
     { name: 'runtime', mountPath: POD_PATHS.runtime, readOnly: true },
     { name: 'models', mountPath: POD_PATHS.models, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
@@ -254,13 +268,14 @@ export function renderDeployment(plan: InstancePlan, ctx: RenderContext, assetTo
     command: ['python3', '-c', FETCH_SCRIPT],
     env: envList({
       INFERGATE_ASSETS_URL: `${ctx.controlUrl.replace(/\/+$/, '')}/api/instance-assets/${encodeURIComponent(plan.endpoint)}/${encodeURIComponent(plan.deployment)}/${plan.revision}`,
+      INFERGATE_ASSET_PARTS: parts.join(' '),
       INFERGATE_RUNTIME_DIR: POD_PATHS.runtime,
-      AML_APP_ROOT: appRoot,
+      AML_APP_ROOT: POD_PATHS.app,
       INFERGATE_MODEL_DEST: modelDest,
       HOME: '/tmp',
     }),
     volumeMounts: [
-      { name: 'app', mountPath: appRoot },
+      { name: 'app', mountPath: POD_PATHS.app },
       { name: 'runtime', mountPath: POD_PATHS.runtime },
       { name: 'models', mountPath: POD_PATHS.models },
       { name: 'token', mountPath: '/var/run/infergate', readOnly: true },

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { InstanceConnection } from '../../protocol/client.js';
-import { responseStatus } from '../../protocol/frame.js';
+import { FRAME_BUSY, responseStatus } from '../../protocol/frame.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -25,7 +25,8 @@ export function probeOnce(socketPath: string, timeoutMs: number): Promise<boolea
     };
     connection.send('GET', '/', [], randomUUID(), EMPTY, {
       deadline: performance.now() + timeoutMs,
-      onResponse: (frame) => finish(responseStatus(frame) === 200),
+      // A BUSY frame (instance admission) has no status to read: the probe failed, as for a non-200.
+      onResponse: (frame) => finish(frame[8] !== FRAME_BUSY && responseStatus(frame) === 200),
       onFailure: () => finish(false),
     });
   });

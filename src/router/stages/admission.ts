@@ -93,8 +93,10 @@ export class Admission implements FlightControl {
     d.admitted++;
     const conn = pickFree(d, null);
     if (conn !== null) send(f, conn);
-    else if (d.hostAdmission && d.connections.length > 0) {
+    else if (d.hostAdmission && d.connections.some(up)) {
       // Instances hold the queue (docs/router-scale.md): every one is at its bound by this router's view.
+      // (With every connection down, in its back-off after a failure, it waits here as with one router:
+      // the instances are not full, they are restarting, and a 429 would tell the client otherwise.)
       d.admitted--;
       this.refuse(f);
       return false;
@@ -272,6 +274,8 @@ export class Admission implements FlightControl {
   }
 }
 
+const up = (c: InstanceChannel): boolean => !c.broken;
+
 /** pickFree, skipping every instance in `avoid` (those that answered BUSY). */
 function pickFreeExcept(d: DeploymentState, avoid: readonly InstanceChannel[]): InstanceChannel | null {
   let best: InstanceChannel | null = null;
@@ -284,9 +288,10 @@ function pickFreeExcept(d: DeploymentState, avoid: readonly InstanceChannel[]): 
 
 /**
  * The least busy instance with a free slot (least outstanding requests; ties round-robin), skipping
- * `avoid` and connections that failed on their own. null when every slot is taken.
+ * `avoid` and connections that failed on their own. null when every slot is taken. `limit`: requests
+ * outstanding per instance that count as full (default the deployment's per-instance bound).
  */
-export function pickFree(d: DeploymentState, avoid: InstanceChannel | null): InstanceChannel | null {
+export function pickFree(d: DeploymentState, avoid: InstanceChannel | null, limit: number = d.perInstance): InstanceChannel | null {
   const list = d.connections;
   const n = list.length;
   const start = d.next;
@@ -294,7 +299,7 @@ export function pickFree(d: DeploymentState, avoid: InstanceChannel | null): Ins
   let best: InstanceChannel | null = null;
   for (let i = 0; i < n; i++) {
     const c = list[(start + i) % n];
-    if (c === avoid || c.broken || c.outstanding >= d.perInstance) continue;
+    if (c === avoid || c.broken || c.outstanding >= limit) continue;
     if (best === null || c.outstanding < best.outstanding) best = c;
   }
   return best;

@@ -40,7 +40,7 @@ export function answerModel(f: Flight, status: number, headers: string[], body: 
   headers.push('x-request-id', f.requestId, 'azureml-model-deployment', f.d.name);
   if (f.clientRequestId !== '') headers.push('x-ms-client-request-id', f.clientRequestId);
   let code = status;
-  if (status !== 200 && !f.isSwagger) {
+  if (status !== 200 && !f.passesStatus) {
     headers.push('ms-azureml-model-error-statuscode', String(status), 'ms-azureml-model-error-reason', STATUS_CODES[status] ?? 'Error');
     code = 424;
   }

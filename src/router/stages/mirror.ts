@@ -14,7 +14,9 @@ import { pickFree, type Admission } from './admission.js';
  */
 export function sendMirror(d: DeploymentState, method: string, path: string, headers: string[], requestId: string, body: Buffer, admission: Admission): void {
   const m = d.m;
-  const conn = pickFree(d, null);
+  // With instance admission the router's bound per instance includes the host's waiting places (2 ×
+  // max_concurrent): a copy takes only a running slot, so it never queues ahead of live requests there.
+  const conn = pickFree(d, null, d.hostAdmission ? d.route.maxConcurrentRequestsPerInstance : d.perInstance);
   if (conn === null) {
     m.mirror.dropped++;
     if (d.connections.length === 0 && d.route.scaleFromZero) admission.demand(d);

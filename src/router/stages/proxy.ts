@@ -79,9 +79,13 @@ export class Flight implements Exchange {
     this.bodyBytes = body.length;
   }
 
-  /** A request for the OpenAPI document (Azure's openapi_uri) rather than a scoring request. */
-  get isSwagger(): boolean {
-    return this.path.startsWith('/swagger.json');
+  /**
+   * The instance's status goes to the client as it is, not wrapped in 424: the OpenAPI document (Azure's
+   * openapi_uri), and the Open Inference Protocol (/v2/...), whose clients (Triton's, KServe's) read
+   * 400/404 and `{"error": ...}` bodies themselves.
+   */
+  get passesStatus(): boolean {
+    return this.path.startsWith('/swagger.json') || this.path.startsWith('/v2');
   }
 
   /** http1.ts: the client's connection closed before the answer. */

@@ -55,6 +55,9 @@ see REQUEST). CANCEL: a stream still arriving is dropped; otherwise the CANCEL i
 holding the request, in its id space, and the entry is marked cancelled; the worker echoes the CANCEL when
 it skipped the request (the id is free again), or answers it (the answer is dropped here).
 
+LIMITS (several routers: docs/router-scale.md) sets maxConcurrent + maxQueued; from then on a scoring
+request beyond them is answered BUSY (FULL) and never run (admit_direct, admit_relay).
+
 Backpressure, all buffers bounded: routers are not read while every live worker has more than
 WORKER_HIGH_WATER bytes waiting for its stdin; a connection is not read while more than CONN_HIGH_WATER
 bytes of answers wait for it; workers' stdout is not read while any connection has more than
@@ -104,6 +107,9 @@ FRAME_CANCEL = 3
 FRAME_REQUEST_STREAM = 4
 FRAME_BODY = 5
 FRAME_INSTANCE_ERROR = 6
+FRAME_LIMITS = 7  # instance admission (docs/router-scale.md): the routers' request settings
+FRAME_BUSY = 8  # ... and the answer to a request beyond them (not run)
+BUSY_FULL = 1
 BODY_LAST = 1
 HEADER_BYTES = 9
 BODY_HEADER_BYTES = 10
@@ -192,6 +198,35 @@ def instance_error_frame(rid, status, body):
 
 def cancel_frame(rid):
     return _HEAD.pack(HEADER_BYTES - 4, rid, FRAME_CANCEL)
+
+
+# --- instance admission (docs/router-scale.md, docs/protocol.md "Instance admission") ---------------------
+_LIMITS = struct.Struct(">III")  # maxConcurrent, maxQueued, maxQueueWaitMs, after the frame's head
+_LIMITS_LENGTH = _U32.pack(HEADER_BYTES - 4 + _LIMITS.size)  # a LIMITS frame's length field
+_BUSY = struct.Struct(">IIBB")
+_SCORE = b"/score"
+
+
+def busy_frame(rid, reason):
+    return _BUSY.pack(HEADER_BYTES - 4 + 1, rid, FRAME_BUSY, reason)
+
+
+def is_scoring(buf, pos):
+    """Whether the REQUEST (or REQUEST_STREAM) frame at buf[pos:] is for /score or an OIP infer: only scoring is admitted
+    (the backend's liveness probes and swagger.json always pass), as in src/runtime/admission.ts."""
+    at = pos + 10 + buf[pos + 9]
+    if len(buf) < at + 2 + len(_SCORE):
+        return False
+    (url_len,) = _U16.unpack_from(buf, at)
+    start = at + 2
+    if url_len >= 6 and buf[start:start + 6] == _SCORE:
+        return url_len == 6 or buf[start + 6] == 0x3F
+    # The Open Inference Protocol's /v2/models/<m>[/versions/<v>]/infer (no-code deployments) is scoring too.
+    url = bytes(buf[start:start + url_len])
+    if not url.startswith(b"/v2/models/"):
+        return False
+    path = url.split(b"?", 1)[0]
+    return len(path) > len(b"/v2/models/") + len(b"/infer") - 1 and path.endswith(b"/infer")
 
 
 def parse_init_report(frame):
@@ -434,6 +469,9 @@ def _watch(sel, fd, events, want, data):
 
 
 class Host:
+    # Instance admission: maxConcurrent + maxQueued from the last LIMITS frame (0: none, every request runs).
+    admit_limit = 0
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.sel = selectors.DefaultSelector()
@@ -758,6 +796,8 @@ class Host:
                 break
             if kind == FRAME_REQUEST:
                 self.request(c, buf[pos:end], rid)
+            elif kind == FRAME_LIMITS:
+                self.set_limits(buf, pos)
             elif kind == FRAME_REQUEST_STREAM:
                 c.streams[rid] = buf[pos:end]
             elif kind == FRAME_BODY:
@@ -809,6 +849,8 @@ class Host:
         buf += data
         # CANCELs are collected as they arrive, so a request cancelled while it waited is never run.
         c.scanned = self.iw._scan_cancels(buf, c.scanned, c.cancelled, fresh)
+        if self.admit_limit or buf.find(_LIMITS_LENGTH, max(fresh - (HEADER_BYTES - 1), 0)) >= 0:
+            self.admit_direct(c, fresh)
         if not c.queued:
             c.queued = True
             self.queue.append(c)
@@ -944,6 +986,8 @@ class Host:
         if self.phase != SERVING:
             c.out.push(instance_error_frame(rid, 503, SHUTTING_DOWN_BODY))
             return
+        if self.admit_limit and not self.admit_relay(c, frame, rid):
+            return
         best = None
         for w in self.workers:
             if w.exited:
@@ -966,6 +1010,72 @@ class Host:
         pending[hid] = [c, rid]
         _U32.pack_into(frame, 4, hid)
         best.out.push(frame)
+
+    # --- instance admission: LIMITS in, BUSY out (docs/router-scale.md) ------------------------------------
+    def set_limits(self, buf, pos):
+        max_concurrent, max_queued, _wait_ms = _LIMITS.unpack_from(buf, pos + HEADER_BYTES)
+        self.admit_limit = max_concurrent + max_queued if max_concurrent > 0 else 0
+
+    def admit_direct(self, c, fresh):
+        """Direct mode, after a read into c.buf (buf[fresh:] new): LIMITS frames that came are applied, and
+        each scoring request that came is answered BUSY (FULL) at once when maxConcurrent + maxQueued requests
+        already wait, here and on the other connections. Nothing runs while the loop reads, so the requests
+        not run yet are all the instance holds; a refused one is skipped by walk() as a cancelled one is.
+        max_queue_wait_ms is not applied here (the router's deadline and CANCEL still are), and a streamed
+        request (reassembled by walk(), not here) is not counted."""
+        unpack = _HEAD.unpack_from
+        buf = c.buf
+        n = len(buf)
+        waiting = 0
+        if self.admit_limit:
+            for o in self.conns:
+                if o is not c and not o.closed:
+                    waiting += self.waiting_in(o)
+        cancelled = c.cancelled
+        pos = c.pos
+        while n - pos >= HEADER_BYTES:
+            length, rid, kind = unpack(buf, pos)
+            end = pos + 4 + length if length >= HEADER_BYTES - 4 else pos + HEADER_BYTES
+            if end > n:
+                break
+            if kind == FRAME_LIMITS:
+                if end > fresh:
+                    self.set_limits(buf, pos)
+            elif kind == FRAME_REQUEST and self.admit_limit and rid not in cancelled and is_scoring(buf, pos):
+                if end > fresh and waiting >= self.admit_limit:
+                    cancelled.add(rid)
+                    c.out.push(busy_frame(rid, BUSY_FULL))
+                else:
+                    waiting += 1
+            pos = end
+
+    def waiting_in(self, c):
+        """Scoring requests of c read and not run yet (not cancelled, not refused)."""
+        unpack = _HEAD.unpack_from
+        buf = c.buf
+        n = len(buf)
+        pos = c.pos
+        count = 0
+        while n - pos >= HEADER_BYTES:
+            length, rid, kind = unpack(buf, pos)
+            end = pos + 4 + length if length >= HEADER_BYTES - 4 else pos + HEADER_BYTES
+            if end > n:
+                break
+            if kind == FRAME_REQUEST and rid not in c.cancelled and is_scoring(buf, pos):
+                count += 1
+            pos = end
+        return count
+
+    def admit_relay(self, c, frame, rid):
+        """The relay: False (answered BUSY) when maxConcurrent + maxQueued requests are with the workers.
+        The workers run what they are given: with WORKER_COUNT above maxConcurrent more than maxConcurrent
+        may run at once (docs/router-scale.md)."""
+        if not self.admit_limit or not is_scoring(frame, 0):
+            return True
+        if sum(len(w.pending) for w in self.workers if not w.exited) < self.admit_limit:
+            return True
+        c.out.push(busy_frame(rid, BUSY_FULL))
+        return False
 
     def cancel(self, c, rid):
         """A scan: CANCELs are rare and pending is bounded, while a reverse map would cost every request."""

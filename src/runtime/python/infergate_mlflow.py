@@ -32,6 +32,7 @@ failing user script: there is no user script.
 """
 
 import json
+import logging
 import os
 import pickle
 
@@ -47,6 +48,7 @@ _model = None
 _predict = None
 _columns = None  # signature input columns [(name, type)], or None
 _tensor = None  # signature input tensor spec (dtype, shape), or None
+_logger = logging.getLogger("azmlinfsrv.mlflow")
 
 
 class RequestError(Exception):
@@ -125,14 +127,27 @@ def _sklearn_version():
 
 def run(raw_data):
     try:
-        try:
-            doc = json.loads(raw_data)
-        except ValueError as exc:
-            raise RequestError("The request body is not valid JSON: %s" % exc)
+        doc = _json_body(raw_data)
         columns, rows, tensor = _parse(doc)
         return _predict_answer(columns, rows, tensor)
     except RequestError as exc:
         return _Answer(exc.status, {"error": str(exc)})
+    except Exception as exc:  # noqa: BLE001
+        return _model_failed(exc)
+
+
+def _json_body(raw):
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
+        raise RequestError("The request body is not valid JSON: %s" % str(exc)[:200])
+
+
+def _model_failed(exc):
+    """Anything else raised while scoring: 500 naming the model, never the worker's answer for a failing
+    user script (there is none: the user did not write this one)."""
+    _logger.exception("The MLflow model failed")
+    return _Answer(500, {"error": "The model failed: %s: %s" % (type(exc).__name__, exc)})
 
 
 def _predict_answer(columns, rows, tensor):
@@ -203,6 +218,7 @@ def _records(value, key):
 # --- the signature ----------------------------------------------------------------------------------------
 
 _INTEGER = {"long": np.int64, "integer": np.int32}
+_INTEGER_RANGE = {"long": (-2 ** 63, 2 ** 63 - 1), "integer": (-2 ** 31, 2 ** 31 - 1)}
 _FLOAT = {"double": np.float64, "float": np.float32}
 
 
@@ -218,13 +234,19 @@ def _column(name, kind, values):
                 bad(v, "is not a number")
             if isinstance(v, float) and not v.is_integer():
                 bad(v, "cannot be converted to %s without loss" % kind)
+            lo, hi = _INTEGER_RANGE[kind]
+            if not lo <= v <= hi:
+                bad(v, "is out of the range of %s" % kind)
             out.append(int(v))
         return np.array(out, dtype=_INTEGER[kind])
     if kind in _FLOAT:
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 bad(v, "is not a number")
-        return np.array(values, dtype=_FLOAT[kind])
+        try:
+            return np.array(values, dtype=_FLOAT[kind])
+        except OverflowError:  # a JSON integer beyond any float (10**400)
+            raise RequestError("Incompatible input types for column %s: a value is out of the range of %s." % (name, kind))
     if kind == "boolean":
         for v in values:
             if not isinstance(v, bool):
@@ -250,9 +272,10 @@ def _model_input(columns, rows, tensor):
         return _frame(columns, arr) if columns else arr
     names = [n for n, _ in _columns]
     if columns is None:
-        if rows and len(rows[0]) != len(names):
-            raise RequestError("Each row has %d values; the model's signature has %d columns (%s)."
-                               % (len(rows[0]), len(names), ", ".join(names)))
+        for r in rows:
+            if len(r) != len(names):
+                raise RequestError("A row has %d values; the model's signature has %d columns (%s)."
+                                   % (len(r), len(names), ", ".join(names)))
         columns = names
     missing = [n for n in names if n not in columns]
     if missing:
@@ -278,9 +301,18 @@ _TENSOR_TYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64
 
 
 def _tensor_input(value):
+    if _columns is not None:
+        # Rows for a column signature, as sent: numpy would make a row that mixes strings and numbers all
+        # strings ("1.0"), which the numeric columns would then refuse.
+        rows = value if value and all(isinstance(r, list) for r in value) else [value]
+        for r in rows:
+            if any(isinstance(v, (list, dict)) for v in r):
+                raise RequestError("input_data: each row must be a list of values, one per column (%s)."
+                                   % ", ".join(n for n, _ in _columns))
+        return _model_input(None, rows, None)
     try:
         arr = np.array(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise RequestError("input_data is not a regular tensor (rows of different lengths?): %s" % exc)
     if arr.dtype == object:
         raise RequestError("input_data is not a regular tensor: rows of different lengths or mixed types.")
@@ -298,13 +330,6 @@ def _tensor_input(value):
                 arr = arr.reshape((1,) + arr.shape)
             if arr.ndim != len(shape) or any(s != -1 and s != a for s, a in zip(shape, arr.shape)):
                 raise RequestError("Shape of input %s does not match expected shape %s." % (list(arr.shape), shape))
-    elif _columns is not None:
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        if arr.ndim != 2 or arr.shape[1] != len(_columns):
-            raise RequestError("The tensor has shape %s; the model's signature has %d columns (%s)."
-                               % (list(arr.shape), len(_columns), ", ".join(n for n, _ in _columns)))
-        return _model_input([n for n, _ in _columns], arr.tolist(), None)
     return arr
 
 
@@ -337,6 +362,9 @@ def infergate_routes(method, path, body):
         return _v2(method, path, body)
     except RequestError as exc:
         return exc.status, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001
+        answer = _model_failed(exc)
+        return answer.status_code, json.loads(answer.get_data())
 
 
 def _v2(method, path, body):
@@ -376,10 +404,7 @@ def _v2(method, path, body):
 
 
 def _infer(body):
-    try:
-        doc = json.loads(bytes(body).decode("utf-8"))
-    except ValueError as exc:
-        raise RequestError("The request body is not valid JSON: %s" % exc)
+    doc = _json_body(bytes(body))
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise RequestError("The request needs 'inputs': a list of {name, shape, datatype, data}.")
     tensors = []
@@ -393,7 +418,10 @@ def _infer(body):
             raise RequestError("Input '%s': datatype is missing." % t["name"])
         if "data" not in t:
             raise RequestError("Input '%s': data is missing (the binary tensor extension is not supported)." % t["name"])
-        data = np.array(t["data"], dtype=object).reshape(-1).tolist() if isinstance(t["data"], list) else [t["data"]]
+        try:
+            data = np.array(t["data"], dtype=object).reshape(-1).tolist() if isinstance(t["data"], list) else [t["data"]]
+        except ValueError as exc:  # more than numpy's 32 dimensions
+            raise RequestError("Input '%s': data is not a tensor: %s" % (t["name"], exc))
         count = 1
         for d in shape:
             count *= d
@@ -423,7 +451,10 @@ def _infer(body):
                                % (missing, len(_columns)))
         if datatype not in _NUMERIC and datatype not in ("BOOL", "BYTES"):
             raise RequestError("Input '%s': datatype %s is not an Open Inference Protocol datatype." % (name, datatype))
-        arr = np.array(data).reshape(shape) if shape else np.array(data)
+        try:
+            arr = np.array(data).reshape(shape) if shape else np.array(data)
+        except (ValueError, OverflowError) as exc:  # nested lists left in data: a ragged tensor
+            raise RequestError("Input '%s': data is not a regular tensor of shape %s: %s" % (name, shape, exc))
         result = _predict_answer(None, None, arr.tolist())
     else:
         missing = [n for n, _ in (_columns or []) if n not in by_name]
