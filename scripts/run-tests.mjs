@@ -18,5 +18,7 @@ walk('src');
 if (!unitOnly) walk('test');
 files.sort();
 const extra = process.argv.slice(2).filter((a) => a !== '--unit');
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...extra, ...files], { stdio: 'inherit' });
+// A test that hangs fails after 5 minutes instead of holding CI to its own limit (the slowest test, the
+// package install, takes ~2 minutes; a test that needs longer says so with its own timeout option).
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...extra, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

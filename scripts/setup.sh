@@ -3,7 +3,8 @@
 # example (python3-sklearn, python3-joblib; run by /usr/bin/python3), python3-pandas for inference_schema's pandas type, python3-venv and python3-pip for the
 # environments built from conda files, curl for the walkthrough, and the npm dependencies (npm ci also
 # builds dist/ through `prepare`).
-# For the docker backend: docker.io and debootstrap, a running dockerd (started here when none answers;
+# For the docker backend: docker.io, debootstrap and docker-registry (a loopback registry for the
+# Kubernetes backend's image push tests), a running dockerd (started here when none answers;
 # scripts/stop-docker.sh stops it again) and the base image infergate-python:bookworm (DEFAULT_DOCKER_IMAGE)
 # (scripts/docker-base-image.sh, built once). Docker is optional: when it cannot be installed or started,
 # setup says why and goes on (the docker backend's tests then skip), unless INFERGATE_REQUIRE_DOCKER=1.
@@ -90,6 +91,8 @@ setup_docker() {
     need+=(docker.io)
   fi
   PATH="$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  # A registry on loopback: test/kubernetes/registry.test.ts pushes environment images to it.
+  [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
   if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing Debian packages for the docker backend: ${need[*]}"
     if [ $apt_updated = 0 ]; then

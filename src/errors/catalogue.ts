@@ -57,6 +57,7 @@ export const catalogue = {
   ImagePullLoopBackOff: { status: 500, summary: "The cluster cannot pull the deployment's image (ErrImagePull / ImagePullBackOff)." },
   KubernetesCrashLoopBackOff: { status: 500, summary: "An instance's container keeps crashing (CrashLoopBackOff)." },
   PodOutOfMemory: { status: 500, summary: 'An instance was killed for using more than its memory limit (OOMKilled).' },
+  EnvironmentImagePushFailed: { status: 500, summary: "Pushing a built environment image to the compute's registry (--registry) failed; the message has the registry's reason." },
   // Client side
   ServerNotFound: { status: 503, summary: 'No running infergate server was found for this workspace.' },
   ServerUnreachable: { status: 503, summary: 'The infergate server did not answer.' },
@@ -118,6 +119,9 @@ export const messages = {
   DryRunNeedsCompute: { code: 'BadArgument', template: "--dry-run renders Kubernetes objects, and endpoint '{endpoint}' names no compute (compute: azureml:<name>): its instances run on this machine." },
   KubernetesRuntimeUnsupported: { code: 'BadArgument', template: "Deployment '{deployment}' of endpoint '{endpoint}' is {runtime}, which a Kubernetes compute cannot run yet: pods run infergate's Python host (scoring scripts, MLflow models) or a custom container. Deploy it to an endpoint without compute (this machine), or as an MLflow model or a scoring script." },
   EndpointComputeImmutable: { code: 'BadArgument', template: "Endpoint '{endpoint}' runs on {current}; an endpoint's compute cannot change ({requested} was asked). Create another endpoint there and move the traffic to it." },
+  KubernetesImageNeedsRegistry: { code: 'BadArgument', template: "Deployment '{deployment}' of endpoint '{endpoint}' has an environment infergate builds ({what}), and compute '{compute}' has no registry to push it to. Attach the compute with --registry <a registry the cluster can pull from>, or give the environment only an image." },
+  KubernetesImageNeedsEngine: { code: 'ContainerEngineUnavailable', template: "Deployment '{deployment}' of endpoint '{endpoint}' has an environment infergate builds ({what}) for compute '{compute}', and no Docker Engine answers at {where} to build it ({reason}). Start dockerd or set DOCKER_HOST, or give the environment only an image." },
+  KubernetesImagePushFailed: { code: 'EnvironmentImagePushFailed', template: "Pushing the environment image {image} to registry '{registry}' of compute '{compute}' failed: {reason}" },
   PodOomKilled: { code: 'PodOutOfMemory', template: 'OOMKilled: instance {instance} used more than its memory limit ({limit}) and was killed (restart {restarts}).' },
   LogFollowUnavailable: { code: 'InternalError', template: 'get-logs --follow is not available: this control plane was started without the workspace logs folder.' },
   // Endpoints and deployments

@@ -10,6 +10,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { Router, type RouterOptions } from '../router/index.js';
 import { FileTrafficLog } from '../telemetry/index.js';
 import { httpUrl } from '../util/workspace.js';
+import { scavengeOnMainThread } from '../util/gc.js';
 import { HttpTableSource, type TableSource } from './table-source.js';
 
 export interface RouterRoleOptions {
@@ -39,6 +40,7 @@ export interface RunningRouter {
 }
 
 export async function startRouterRole(o: RouterRoleOptions): Promise<RunningRouter> {
+  scavengeOnMainThread(); // the router's tail (util/gc.ts)
   const log = o.log ?? (() => {});
   const source: TableSource = new HttpTableSource({ control: o.control, token: o.token, ...(o.caFile !== undefined ? { caFile: o.caFile } : {}), ...(o.backoffMs !== undefined ? { backoffMs: o.backoffMs, maxBackoffMs: o.backoffMs * 8 } : {}), log });
   const router = new Router({

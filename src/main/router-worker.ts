@@ -7,6 +7,7 @@ import { Router } from '../router/index.js';
 import type { RoutingTable } from '../ir/types.js';
 import { IpcTableSource, type ToWorker } from './table-source.js';
 import { IpcTrafficSink, snapshotMeters, type FromWorker, type WorkerConfig } from './router-workers.js';
+import { scavengeOnMainThread } from '../util/gc.js';
 
 const METERS_MS = 1000;
 
@@ -15,6 +16,7 @@ function send(m: FromWorker): void {
 }
 
 async function run(config: WorkerConfig, source: IpcTableSource): Promise<void> {
+  scavengeOnMainThread(); // the router's tail (util/gc.ts)
   const endpoints = new Map<string, EndpointMeters>();
   const sink = config.trafficLog ? new IpcTrafficSink((records) => send({ t: 'log', records })) : undefined;
   const router = new Router({

@@ -22,6 +22,7 @@ import { devNames, isLoopbackHost, loadTls, trustHint, type TlsMaterial, type Tl
 import type { Server as TlsServer } from 'node:tls';
 import { errorOf } from '../errors/index.js';
 import { lockWorkspace, type WorkspaceLock } from '../util/workspace-lock.js';
+import { scavengeOnMainThread } from '../util/gc.js';
 import { RoutingFeed, registerRoutingRoutes } from '../api/routing.js';
 import { startRouterWorkers, type RouterWorkers, type WorkerConfig } from './router-workers.js';
 
@@ -152,6 +153,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 }
 
 async function serve(o: ServerOptions, lock: WorkspaceLock, startedAt: string): Promise<RunningServer> {
+  scavengeOnMainThread(); // the router's tail (util/gc.ts)
   const log = o.log ?? (() => {});
   const apiHost = o.apiHost ?? o.host;
   // TLS material first: a bad certificate or key is refused before anything starts.

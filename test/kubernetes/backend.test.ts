@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import type { InstancePlan } from '../../src/ir/types.js';
 import { KubernetesBackend, probeCompute } from '../../src/backend/kubernetes/backend.js';
+import type { EnvironmentImagePublisher } from '../../src/backend/kubernetes/images.js';
 import type { ObservedInstance } from '../../src/backend/types.js';
 import { FakeApiServer, type Obj } from './fake-apiserver.js';
 import { validateObject } from './validate.js';
@@ -228,6 +229,33 @@ describe('KubernetesBackend against the fake API server', () => {
     assert.equal(obs('my-endpoint.blue.r1.0')?.state, 'ready');
     assert.equal(obs('my-endpoint.blue.r1.0')?.error, undefined);
     api.token = 'secret-token';
+  });
+
+  test('an environment infergate builds: published first, rendered by digest, once per revision; no registry: failed, nothing applied', async () => {
+    await b.close();
+    const published: string[] = [];
+    const images: EnvironmentImagePublisher = {
+      async publish(environment, registry, _defaultImage, request, log) {
+        published.push(`${request.endpoint}/${request.deployment}`);
+        log('environment image: pushed (stub)');
+        return `${registry}/infergate-env@sha256:${'a'.repeat(64)}`;
+      },
+    };
+    const conda = plan('blue', 'r1', { environment: { image: 'base:1', condaFile: { dependencies: ['python=3.11'] } } });
+    b = new KubernetesBackend({ compute: 'k8s', kubeconfig: api.kubeconfig(NS), workspace: 'ws0123456789abcd', controlUrl: 'http://c', defaultImage: 'img', registry: '127.0.0.1:5000', images, assetToken: () => 't' });
+    await b.start('my-endpoint.blue.r1.0', conda, 0);
+    await b.start('my-endpoint.blue.r1.1', conda, 1);
+    assert.equal(api.get('Deployment', NS, 'ig-my-endpoint-blue-r1')!.spec.template.spec.containers[0].image, `127.0.0.1:5000/infergate-env@sha256:${'a'.repeat(64)}`);
+    assert.deepEqual(published, ['my-endpoint/blue'], 'one publish for the revision');
+    assert.match(await b.logs('my-endpoint', 'blue', 'inference-server', 10), /pushed \(stub\)/);
+    await b.close();
+
+    b = new KubernetesBackend({ compute: 'k8s', kubeconfig: api.kubeconfig(NS), workspace: 'ws0123456789abcd', controlUrl: 'http://c', defaultImage: 'img', images, assetToken: () => 't' });
+    const green = plan('green', 'r1', { environment: { image: 'base:1', condaFile: { dependencies: ['python=3.11'] } } });
+    await assert.rejects(b.start('my-endpoint.green.r1.0', green, 0), (e: any) => e.code === 'BadArgument' && /compute 'k8s' has no registry/.test(e.message));
+    assert.equal(obs('my-endpoint.green.r1.0')?.error?.code, 'BadArgument');
+    assert.equal(api.get('Deployment', NS, 'ig-my-endpoint-green-r1'), undefined);
+    assert.deepEqual(published, ['my-endpoint/blue']);
   });
 
   test('an API server that refuses the credentials: the instance fails with KubernetesUnaccessible', async () => {

@@ -250,6 +250,9 @@ export class FakeApiServer {
     const since = from === undefined || from === '' || from === '0' ? this.rv : Number(from);
     const oldest = this.events[0]?.rv ?? this.rv;
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // As an API server does: headers at once, not with the first event. client-node's Watch hands back its
+    // AbortController only once they arrive, so a watch without events could not be stopped before.
+    res.flushHeaders();
     if (since < oldest - 1 || this.expireWatches > 0) {
       if (this.expireWatches > 0) this.expireWatches--;
       res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: `too old resource version: ${since} (${oldest})` } }) + '\n');

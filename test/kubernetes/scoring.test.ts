@@ -1,7 +1,8 @@
 // Scoring through Kubernetes "pods": the fake API server plays the cluster and ProcessKubelet runs each pod
 // as rendered (storage initializer fetching from the control plane's asset route with the revision's
 // token, then the Python host listening on TCP at the pod's IP), so the server's router reaches them over
-// the framed protocol on TCP. Azure's blue/green files and scoring scripts, unchanged.
+// the framed protocol on TCP. Azure's blue/green files (without their conda_file, which would make the
+// environment one infergate builds and pushes: registry.test.ts) and scoring scripts.
 
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FakeApiServer } from './fake-apiserver.js';
 import { ProcessKubelet } from './process-kubelet.js';
-import { Infergate, ROOT } from './server.js';
+import { imageOnlyEnvironments, Infergate, ROOT } from './server.js';
 
 const NS = 'azureml';
 let api: FakeApiServer;
@@ -28,6 +29,7 @@ before(async () => {
   kubelet.start();
   examples = join(ig.home, 'examples');
   cpSync(join(ROOT, 'examples', 'azureml'), examples, { recursive: true });
+  imageOnlyEnvironments(join(examples, 'kubernetes'));
   const { writeFileSync } = await import('node:fs');
   writeFileSync(join(ig.home, 'kubeconfig.yaml'), api.kubeconfig(NS));
 });

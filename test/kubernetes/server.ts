@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -71,5 +71,17 @@ export class Infergate {
       await exited;
     }
     rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Azure's kubernetes-*-deployment.yml in `dir` (a copy) without their `conda_file`: a conda file makes the
+ * environment one infergate builds and pushes to the compute's registry (registry.test.ts covers that
+ * against a real registry); these suites are about the rest, so their pods run the image as written.
+ */
+export function imageOnlyEnvironments(dir: string): void {
+  for (const name of readdirSync(dir).filter((n) => /^kubernetes-.*-deployment\.yml$/.test(n))) {
+    const file = join(dir, name);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^\s+conda_file:.*\n/m, ''));
   }
 }

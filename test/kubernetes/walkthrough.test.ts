@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { FakeApiServer, type Obj } from './fake-apiserver.js';
-import { Infergate, ROOT } from './server.js';
+import { imageOnlyEnvironments, Infergate, ROOT } from './server.js';
 import { validateObject } from './validate.js';
 
 const NS = 'azureml';
@@ -38,6 +38,7 @@ describe('Kubernetes safe rollout through the CLI against the fake API server', 
     home = ig.home;
     examples = join(home, 'examples');
     cpSync(join(ROOT, 'examples', 'azureml'), examples, { recursive: true });
+    imageOnlyEnvironments(join(examples, 'kubernetes'));
     writeFileSync(join(home, 'kubeconfig.yaml'), api.kubeconfig(NS));
     await ig.start();
     // The kubelet this test plays: every new pod becomes ready, unless its image is a bad one.

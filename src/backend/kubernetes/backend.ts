@@ -8,11 +8,15 @@
 // instance ids it runs (an annotation), and observe() pairs the revision's pods, oldest first, with its
 // ids in index order. The cluster, not this process, keeps pods running: close() stops watching and leaves
 // them, and a restarted control plane adopts them (start() of the same ids applies the same objects).
+//
+// An environment infergate builds (conda file, build context) is built and pushed to the compute's
+// registry before anything of its revision is applied (images.ts), and its pods name it by digest.
 
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, VersionApi, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { errorOf, InfergateError } from '../../errors/index.js';
 import type { InstanceAddress, InstancePlan } from '../../ir/types.js';
 import type { Backend, LogContainer, ObservedInstance } from '../types.js';
+import { buildWhat, DockerImagePublisher, needsImageBuild, type EnvironmentImagePublisher } from './images.js';
 import { ANNOTATION, assetSecretName, deploymentObjectName, endpointLabels, EXIT_INIT_FAILED, FIELD_MANAGER, FRAMED_PORT, LABEL, renderDeployment, renderRoot, rootName, serviceName, type KubeObject, type RenderContext } from './render.js';
 
 export interface KubernetesBackendOptions {
@@ -39,8 +43,13 @@ export interface KubernetesBackendOptions {
    * (valid 1 h): a pod that restarts later still fetches its model and code.
    */
   refreshMs?: number;
+  /** Builds and pushes environment images to `registry` (default: this machine's Docker Engine, images.ts). */
+  images?: EnvironmentImagePublisher;
   log?: (line: string) => void;
 }
+
+/** Lines of image builds and pushes kept per deployment for get-logs (the pods' own logs follow them). */
+const BUILD_LOG_LINES = 500;
 
 interface Pod {
   metadata: { name: string; namespace?: string; uid?: string; labels?: Record<string, string>; creationTimestamp?: string | Date; deletionTimestamp?: string | Date; ownerReferences?: { uid: string }[] };
@@ -136,6 +145,11 @@ export class KubernetesBackend implements Backend {
   /** Applies of one revision's Deployment run one after another (key: its object name). */
   private readonly queues = new Map<string, Promise<void>>();
   private readonly listeners: (() => void)[] = [];
+  private readonly images: EnvironmentImagePublisher;
+  /** The pushed image (by digest) of each revision whose environment infergate builds (key: its object name). */
+  private readonly built = new Map<string, string>();
+  /** Build and push output per deployment (key: endpoint/deployment, lower case), for logs(). */
+  private readonly buildLogs = new Map<string, string[]>();
   private watch: AbortController | null = null;
   private watching: Promise<void> | null = null;
   private closed = false;
@@ -149,6 +163,7 @@ export class KubernetesBackend implements Backend {
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.callTimeoutMs = o.callTimeoutMs ?? 5000;
     this.log = o.log ?? (() => {});
+    this.images = o.images ?? new DockerImagePublisher();
     this.refresh = setInterval(() => this.reapply(), o.refreshMs ?? 20 * 60_000);
     this.refresh.unref();
   }
@@ -220,6 +235,8 @@ export class KubernetesBackend implements Backend {
       .filter((p) => p.metadata.labels?.[LABEL.endpoint] === endpointLabels(this.o, endpoint)[LABEL.endpoint] && p.metadata.labels?.[LABEL.deployment]?.toLowerCase() === deployment.toLowerCase())
       .sort((a, b) => time(b.metadata.creationTimestamp) - time(a.metadata.creationTimestamp));
     const parts: string[] = [];
+    const built = container === 'inference-server' ? this.buildLogs.get(`${endpoint}/${deployment}`.toLowerCase()) : undefined;
+    if (built?.length) parts.push(built.join('\n') + '\n');
     for (const p of pods) {
       try {
         const text = await within(this.core.readNamespacedPodLog({ name: p.metadata.name, namespace: this.namespace, container, tailLines: lines }), this.callTimeoutMs);
@@ -240,6 +257,7 @@ export class KubernetesBackend implements Backend {
     const dep = deployment.toLowerCase();
     const ours = async (apiVersion: string, kind: string) =>
       (await this.call(this.objects.list(apiVersion, kind, this.namespace, undefined, undefined, undefined, undefined, `${this.selector},${LABEL.endpoint}=${ep}`))).items.filter((o) => o.metadata?.labels?.[LABEL.deployment]?.toLowerCase() === dep);
+    this.buildLogs.delete(`${endpoint}/${deployment}`.toLowerCase());
     for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['v1', 'Secret'], ['v1', 'Service'], ['policy/v1', 'PodDisruptionBudget']] as const) {
       for (const obj of await ours(apiVersion, kind)) await this.remove({ apiVersion, kind, metadata: { name: obj.metadata!.name!, namespace: this.namespace } });
     }
@@ -279,15 +297,20 @@ export class KubernetesBackend implements Backend {
   }
 
   private async applyNow(plan: InstancePlan, name: string, refresh: boolean): Promise<void> {
-    const ids = this.idsOf(name);
+    let ids = this.idsOf(name);
     try {
+      // Built before anything is applied: a pod never names an image that does not exist (yet).
+      const environmentImage = ids.length > 0 ? await this.environmentImage(plan, name) : undefined;
+      // Instances stopped during a build (minutes) are not applied.
+      ids = this.idsOf(name);
       if (ids.length === 0) {
+        this.built.delete(name);
         await this.remove({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace: this.namespace } });
         await this.remove({ apiVersion: 'v1', kind: 'Secret', metadata: { name: assetSecretName(plan), namespace: this.namespace } });
         return;
       }
       await this.ensureRoot(plan.endpoint);
-      const objects = renderDeployment(plan, { ...this.context(plan), instances: ids }, this.o.assetToken(plan));
+      const objects = renderDeployment(plan, { ...this.context(plan), instances: ids, ...(environmentImage !== undefined ? { environmentImage } : {}) }, this.o.assetToken(plan));
       for (const obj of objects) await this.apply(obj);
       // An instance stopped while this applied is gone from the map (the next apply in the queue drops it).
       for (const id of ids) {
@@ -306,6 +329,26 @@ export class KubernetesBackend implements Backend {
       throw err;
     }
     this.changed();
+  }
+
+  /** The revision's built and pushed image, or undefined when its environment is used as written. */
+  private async environmentImage(plan: InstancePlan, name: string): Promise<string | undefined> {
+    if (!needsImageBuild(plan.environment)) return undefined;
+    const known = this.built.get(name);
+    if (known !== undefined) return known;
+    const request = { compute: this.o.compute, endpoint: plan.endpoint, deployment: plan.deployment };
+    if (this.o.registry === undefined) throw errorOf('KubernetesImageNeedsRegistry', { ...request, what: buildWhat(plan.environment) });
+    const key = `${plan.endpoint}/${plan.deployment}`.toLowerCase();
+    const log = (line: string) => {
+      const lines = this.buildLogs.get(key) ?? [];
+      lines.push(line);
+      if (lines.length > BUILD_LOG_LINES) lines.splice(0, lines.length - BUILD_LOG_LINES);
+      this.buildLogs.set(key, lines);
+      this.log(`kubernetes: ${plan.endpoint}/${plan.deployment}: ${line}`);
+    };
+    const image = await this.images.publish(plan.environment, this.o.registry, this.o.defaultImage, request, log);
+    this.built.set(name, image);
+    return image;
   }
 
   private async ensureRoot(endpoint: string): Promise<void> {

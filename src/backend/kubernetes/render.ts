@@ -72,6 +72,8 @@ export interface RenderContext {
   defaultImage: string;
   /** The compute's `--registry`: where environment images built by infergate are pushed, by digest. */
   registry?: string;
+  /** The image infergate built and pushed for the plan's environment (`<registry>/infergate-env@sha256:...`). */
+  environmentImage?: string;
   /** The endpoint's root ConfigMap once it exists; without it (dry-run) objects carry no owner reference. */
   owner?: { name: string; uid: string };
   /** Instance ids the revision's Deployment runs, in index order; default: as many as plan.instanceCount. */
@@ -137,9 +139,13 @@ export function renderRoot(ctx: RenderContext, endpoint: string): KubeObject {
   };
 }
 
-/** The image a plan's pods run: as written, else the compute's default (built environments: see docs). */
+/**
+ * The image a plan's pods run: the one built and pushed for its environment (images.ts; the backend sets it
+ * before rendering), else the environment's image as written, else the compute's default. `--dry-run`
+ * builds nothing, so it shows the image the build starts from.
+ */
 export function imageOf(plan: InstancePlan, ctx: RenderContext): string {
-  return plan.environment.image ?? ctx.defaultImage;
+  return ctx.environmentImage ?? plan.environment.image ?? ctx.defaultImage;
 }
 
 function probe(p: ProbePlan, action: Record<string, unknown>): Record<string, unknown> {
