@@ -131,6 +131,31 @@ export class FakeApiServer {
     if (object.metadata.labels?.['infergate.io/deployment']) this.syncSlices(namespace);
   }
 
+  /**
+   * Plays the simplest kubelet: every new pod (of `namespace`, else any) gets what `play` does to it, by
+   * default ready(). Returns how to stop it.
+   */
+  playKubelet(play: (pod: Obj) => void = (pod) => this.ready(pod), namespace?: string): { stop(): Promise<void> } {
+    let stopped = false;
+    const seen = new Set<string>();
+    const loop = (async () => {
+      while (!stopped) {
+        for (const p of this.list('Pod', namespace)) {
+          if (seen.has(p.metadata.name)) continue;
+          seen.add(p.metadata.name);
+          play(p);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    return {
+      stop: async () => {
+        stopped = true;
+        await loop;
+      },
+    };
+  }
+
   /** The pod's containers run and pass their readiness probe. */
   ready(pod: Obj, restarts?: number): void {
     const count = restarts ?? pod.status?.containerStatuses?.[0]?.restartCount ?? 0;

@@ -22,8 +22,7 @@ describe('environment images pushed to the compute registry, by digest', { skip,
   let ig: Infergate;
   let reg: LoopbackRegistry;
   let k8s: string;
-  let stopKubelet = false;
-  let kubelet: Promise<void>;
+  let kubelet: { stop(): Promise<void> } | undefined;
   /** Registries the test's tags point at (the loopback one, and one where nothing listens). */
   const registries: string[] = [];
 
@@ -62,21 +61,10 @@ describe('environment images pushed to the compute registry, by digest', { skip,
     );
     writeFileSync(join(ig.home, 'kubeconfig.yaml'), api.kubeconfig('azureml'));
     await ig.start();
-    kubelet = (async () => {
-      const seen = new Set<string>();
-      while (!stopKubelet) {
-        for (const p of api.list('Pod')) {
-          if (seen.has(p.metadata.name)) continue;
-          seen.add(p.metadata.name);
-          api.ready(p);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    kubelet = api.playKubelet();
   });
   after(async () => {
-    stopKubelet = true;
-    await kubelet;
+    await kubelet?.stop();
     await ig?.close();
     await api?.close();
     const { docker } = await dockerCheck();

@@ -21,8 +21,7 @@ describe('Kubernetes safe rollout through the CLI against the fake API server', 
   let ig: Infergate;
   let home: string;
   let examples: string;
-  let stopKubelet = false;
-  let kubelet: Promise<void>;
+  let kubelet: { stop(): Promise<void> } | undefined;
   /** Pods the fake kubelet must not make ready (image pull failures). */
   const badImages = new Set<string>();
 
@@ -42,22 +41,10 @@ describe('Kubernetes safe rollout through the CLI against the fake API server', 
     writeFileSync(join(home, 'kubeconfig.yaml'), api.kubeconfig(NS));
     await ig.start();
     // The kubelet this test plays: every new pod becomes ready, unless its image is a bad one.
-    kubelet = (async () => {
-      const seen = new Set<string>();
-      while (!stopKubelet) {
-        for (const p of api.list('Pod', NS)) {
-          if (seen.has(p.metadata.name)) continue;
-          seen.add(p.metadata.name);
-          if (badImages.has(p.spec.containers[0].image)) api.imagePullFails(p);
-          else api.ready(p);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    kubelet = api.playKubelet((p) => (badImages.has(p.spec.containers[0].image) ? api.imagePullFails(p) : api.ready(p)), NS);
   });
   after(async () => {
-    stopKubelet = true;
-    await kubelet;
+    await kubelet?.stop();
     await ig?.close();
     await api?.close();
   });

@@ -115,7 +115,7 @@ export class Admission implements FlightControl {
     const at = f.conn;
     if (reason !== BUSY_WAITED && !f.streamed && at !== null) {
       (f.busyAt ??= []).push(at);
-      const conn = pickFreeExcept(d, f.busyAt);
+      const conn = pickFree(d, null, d.perInstance, f.busyAt);
       if (conn !== null) {
         d.m.inFlight--;
         f.conn = null;
@@ -276,22 +276,13 @@ export class Admission implements FlightControl {
 
 const up = (c: InstanceChannel): boolean => !c.broken;
 
-/** pickFree, skipping every instance in `avoid` (those that answered BUSY). */
-function pickFreeExcept(d: DeploymentState, avoid: readonly InstanceChannel[]): InstanceChannel | null {
-  let best: InstanceChannel | null = null;
-  for (const c of d.connections) {
-    if (c.broken || c.outstanding >= d.perInstance || avoid.includes(c)) continue;
-    if (best === null || c.outstanding < best.outstanding) best = c;
-  }
-  return best;
-}
-
 /**
  * The least busy instance with a free slot (least outstanding requests; ties round-robin), skipping
- * `avoid` and connections that failed on their own. null when every slot is taken. `limit`: requests
- * outstanding per instance that count as full (default the deployment's per-instance bound).
+ * `avoid`, the instances that `answeredBusy` (instance admission) and connections that failed on their own.
+ * null when every slot is taken. `limit`: requests outstanding per instance that count as full (default
+ * the deployment's per-instance bound).
  */
-export function pickFree(d: DeploymentState, avoid: InstanceChannel | null, limit: number = d.perInstance): InstanceChannel | null {
+export function pickFree(d: DeploymentState, avoid: InstanceChannel | null, limit: number = d.perInstance, answeredBusy: readonly InstanceChannel[] | null = null): InstanceChannel | null {
   const list = d.connections;
   const n = list.length;
   const start = d.next;
@@ -299,7 +290,7 @@ export function pickFree(d: DeploymentState, avoid: InstanceChannel | null, limi
   let best: InstanceChannel | null = null;
   for (let i = 0; i < n; i++) {
     const c = list[(start + i) % n];
-    if (c === avoid || c.broken || c.outstanding >= limit) continue;
+    if (c === avoid || c.broken || c.outstanding >= limit || (answeredBusy !== null && answeredBusy.includes(c))) continue;
     if (best === null || c.outstanding < best.outstanding) best = c;
   }
   return best;
