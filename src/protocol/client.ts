@@ -6,6 +6,7 @@
 
 import { connect, type Socket } from 'node:net';
 import { encodeBodyHead, encodeCancel, encodeRequestHeadFlat, FRAME_BUSY, FRAME_INSTANCE_ERROR, FRAME_REQUEST_STREAM, FRAME_RESPONSE, FrameReader, HEADER_BYTES, IdAllocator, isWellFormedResponse } from './frame.js';
+import { PendingTable } from './pending.js';
 import { FrameWriter } from './writer.js';
 
 /**
@@ -95,7 +96,7 @@ export class InstanceConnection implements InstanceChannel {
   private connected = false;
   private closing = false;
   private destroyed = false;
-  private readonly pending = new Map<number, Exchange>();
+  private readonly pending = new PendingTable<Exchange>();
   private writer: FrameWriter | null = null;
   /** Ids of the requests queued in the writer, not yet handed to the socket (safe to retry elsewhere). */
   private queuedIds: number[] = [];
@@ -134,9 +135,8 @@ export class InstanceConnection implements InstanceChannel {
           this.abandon();
           return;
         }
-        const ex = this.pending.get(id);
+        const ex = this.pending.take(id);
         if (ex === undefined) return; // answered after its deadline: already failed
-        this.pending.delete(id);
         this.outstanding--;
         ex.onResponse(frame);
         if (this.closing && this.pending.size === 0) this.destroy();
@@ -169,8 +169,7 @@ export class InstanceConnection implements InstanceChannel {
       return 0;
     }
     const w = this.writer ?? this.open();
-    const id = this.ids.take(this.pending);
-    this.pending.set(id, ex);
+    const id = this.pending.add(this.ids, ex);
     this.outstanding++;
     w.push2(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, body.length), body);
     this.queuedIds.push(id);
@@ -188,8 +187,7 @@ export class InstanceConnection implements InstanceChannel {
       return 0;
     }
     const w = this.writer ?? this.open();
-    const id = this.ids.take(this.pending);
-    this.pending.set(id, ex);
+    const id = this.pending.add(this.ids, ex);
     this.outstanding++;
     w.push(encodeRequestHeadFlat(id, method, url, headers, 'x-request-id', requestId, 0, FRAME_REQUEST_STREAM));
     this.queuedIds.push(id);
@@ -209,7 +207,7 @@ export class InstanceConnection implements InstanceChannel {
    * Its slot is freed here, once: an answer that still comes finds no pending entry and is dropped.
    */
   cancel(id: number): void {
-    if (!this.pending.delete(id)) return;
+    if (this.pending.take(id) === undefined) return;
     this.outstanding--;
     this.writer?.push(encodeCancel(id));
     if (this.closing && this.pending.size === 0) this.destroy();
@@ -293,8 +291,7 @@ export class InstanceConnection implements InstanceChannel {
       const unwritten = new Set(this.queuedIds);
       writer.clear();
       this.queuedIds = [];
-      const failed = [...this.pending];
-      this.pending.clear();
+      const failed = this.pending.drain();
       this.outstanding = 0;
       for (const [id, ex] of failed) ex.onFailure(unwritten.has(id) ? 'unavailable' : 'dropped');
       const waiters = this.drainWaiters;
@@ -319,14 +316,14 @@ export class InstanceConnection implements InstanceChannel {
       return;
     }
     const now = performance.now();
-    for (const [id, ex] of this.pending) {
-      if (ex.deadline > now) continue;
-      this.pending.delete(id);
+    this.pending.forEach((ex, id) => {
+      if (ex.deadline > now) return;
+      this.pending.take(id);
       this.outstanding--;
       // The instance host drops it if it has not started it (docs/protocol.md "CANCEL").
       this.writer?.push(encodeCancel(id));
       ex.onFailure('timeout');
-    }
+    });
     if (this.closing && this.pending.size === 0) this.destroy();
   };
 

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import type { Exchange, InstanceChannel } from './client.js';
 import { encodeResponseHead, IdAllocator } from './frame.js';
 import { CONNECTION_HEADERS } from './headers.js';
+import { PendingTable } from './pending.js';
 
 /** Where a custom container's scoring route listens (the IR's `http` InstanceAddress has this shape). */
 export interface HttpAddress {
@@ -78,7 +79,7 @@ export class HttpInstanceConnection implements InstanceChannel {
   broken = false;
   private closing = false;
   private destroyed = false;
-  private readonly pending = new Map<number, Call>();
+  private readonly pending = new PendingTable<Call>();
   private readonly ids = new IdAllocator();
   private readonly agent: Agent;
   private readonly hostHeader: string;
@@ -178,7 +179,7 @@ export class HttpInstanceConnection implements InstanceChannel {
       ex.onFailure('unavailable');
       return 0;
     }
-    const id = this.ids.take(this.pending);
+    const id = this.pending.freeId(this.ids);
     const isScore = url.startsWith('/score') && (url.length === 6 || url.charCodeAt(6) === 63); /* '?' */
     const h = headers.slice();
     h.push('x-request-id', requestId, 'host', this.hostHeader);
@@ -291,7 +292,7 @@ export class HttpInstanceConnection implements InstanceChannel {
   }
 
   private forget(call: Call): void {
-    this.pending.delete(call.id);
+    this.pending.take(call.id);
     this.outstanding--;
     if (this.streams.delete(call)) this.wakeDrainWaiters();
   }
@@ -311,12 +312,12 @@ export class HttpInstanceConnection implements InstanceChannel {
       return;
     }
     const now = performance.now();
-    for (const call of this.pending.values()) {
-      if (call.ex.deadline > now) continue;
+    this.pending.forEach((call) => {
+      if (call.ex.deadline > now) return;
       this.forget(call);
       call.req?.destroy();
       call.ex.onFailure('timeout');
-    }
+    });
     if (this.closing && this.pending.size === 0) this.destroy();
   };
 

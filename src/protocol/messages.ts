@@ -41,7 +41,8 @@ export const HOST_MESSAGE_PREFIX = 'INFERGATE_HOST ';
 // closes (the backend is gone); 1 when a Python worker died (its in-flight requests were answered 502;
 // restart the instance) or on an internal error; 2 when the environment above is unusable
 // (INFERGATE_SOCKET or AZUREML_ENTRY_SCRIPT missing, WORKER_COUNT or SCORING_TIMEOUT_MS not a number).
-// Without an IPC channel (a container, a manual run) the host prints each message as a HOST_MESSAGE_PREFIX line.
+// Without an IPC channel (a container, a manual run, the process backend's Python host) the host prints each
+// message as a HOST_MESSAGE_PREFIX line.
 //
 // The storage initializer is `node dist/runtime/storage-initializer.js <request.json>` where request.json is:
 export interface StorageRequest {

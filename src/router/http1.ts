@@ -17,6 +17,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { STATUS_CODES } from 'node:http';
 import { createServer as createTlsServer, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { ConnectionMeters, type ConnectionRejectReason } from '../telemetry/metrics.js';
+import { SlotList } from '../util/slot-list.js';
 
 interface NodeHttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
@@ -238,6 +239,8 @@ export class Http1Request {
 
 /** One client connection. */
 export class Http1Connection {
+  /** Its place in the server's open connections (util/slot-list.ts). */
+  slot = -1;
   closed = false;
   /** No more requests are read; the connection ends after the answers it owes. */
   closing = false;
@@ -671,7 +674,8 @@ const REJECT_LINGER_MS = 500;
 const MAX_REJECT_LINGERING = 256;
 
 export class Http1Server {
-  readonly connections = new Set<Http1Connection>();
+  /** Open connections (a SlotList, not a Set: util/slot-list.ts). */
+  readonly connections = new SlotList<Http1Connection>();
   readonly meters: ConnectionMeters;
   /** Open connections per client address (only kept when maxConnectionsPerClient is set). */
   private readonly perClient = new Map<string, number>();
@@ -791,7 +795,7 @@ export class Http1Server {
         this.server.off('error', reject);
         this.sweepTimer = setInterval(() => {
           const now = performance.now();
-          for (const c of this.connections) c.sweep(now);
+          this.connections.forEach((c) => c.sweep(now));
         }, SWEEP_MS).unref();
         resolve(this.server.address() as AddressInfo);
       });
@@ -806,12 +810,12 @@ export class Http1Server {
   async close(graceMs = 2000): Promise<void> {
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const c of this.connections) {
+    this.connections.forEach((c) => {
       if (c.idle) c.socket.destroy();
       else c.closing = true;
-    }
+    });
     const deadline = setTimeout(() => {
-      for (const c of this.connections) c.socket.destroy();
+      this.connections.forEach((c) => c.socket.destroy());
     }, graceMs).unref();
     await closed;
     clearTimeout(deadline);

@@ -1,5 +1,7 @@
 // The instance host: one running copy of a deployment (an "instance"). Started by the process backend as
 // `node dist/runtime/host.js` with child_process.fork; environment and IPC messages are in protocol/messages.ts.
+// A .py script with WORKER_COUNT=1 runs under the Python host instead (python/infergate_host.py, direct
+// mode: no relay hop; backend/process/supervisor.ts pythonHostFor), unless INFERGATE_PYTHON_HOST=node.
 //
 //   router ──frames over a Unix socket──▶ host ──▶ JavaScript/TypeScript module, in this process
 //                                              └─▶ WORKER_COUNT Python workers, frames over stdin/stdout

@@ -22,6 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { encodeCancel, FRAME_CANCEL, FRAME_RESPONSE, FrameReader, IdAllocator, decodeResponse } from '../protocol/frame.js';
+import { PendingTable } from '../protocol/pending.js';
 import { log } from './log.js';
 import { FrameWriter } from '../protocol/writer.js';
 import { InitFailure, messageBody, type InitFailedCode, type Peer, type Scorer } from './scorer.js';
@@ -58,7 +59,7 @@ export interface PythonPoolOptions {
 class Worker {
   readonly proc: ChildProcess;
   readonly out: FrameWriter;
-  readonly pending = new Map<number, Pending>();
+  readonly pending = new PendingTable<Pending>();
   /** 1..2^32-1 (0 is the init report), never an id still pending (protocol/frame.ts IdAllocator). */
   readonly ids = new IdAllocator();
   private initialized = false;
@@ -95,7 +96,7 @@ class Worker {
     const reader = new FrameReader((frame, type, id) => {
       if (type === FRAME_CANCEL) {
         // The worker dropped a cancelled request without running it: the id is free again.
-        if (this.initialized) this.pending.delete(id);
+        if (this.initialized) this.pending.take(id);
         return;
       }
       if (type !== FRAME_RESPONSE) return;
@@ -110,9 +111,8 @@ class Worker {
         }
         return;
       }
-      const p = this.pending.get(id);
+      const p = this.pending.take(id);
       if (p === undefined) return; // answered already (e.g. 502 after a crash) or never asked
-      this.pending.delete(id);
       if (p.peer === null || p.peer.closed) return; // cancelled, or its router went away
       frame.writeUInt32BE(p.id, 4);
       p.peer.sendFrame(frame);
@@ -203,8 +203,7 @@ export class PythonPool implements Scorer {
       peer.respond(id, 503, JSON_HEADERS, messageBody('No Python worker is running.'), true);
       return;
     }
-    const hostId = best.ids.take(best.pending);
-    best.pending.set(hostId, { peer, id });
+    const hostId = best.pending.add(best.ids, { peer, id });
     frame.writeUInt32BE(hostId, 4); // in place: the frame is ours (see Scorer.handle)
     best.out.push(frame);
   }
@@ -215,14 +214,15 @@ export class PythonPool implements Scorer {
    * reverse map would cost an entry on every request.
    */
   cancel(peer: Peer, id: number): void {
+    let found = false;
     for (const w of this.workers) {
-      if (w.exited) continue;
-      for (const [hostId, p] of w.pending) {
-        if (p.peer !== peer || p.id !== id) continue;
+      if (w.exited || found) continue;
+      w.pending.forEach((p, hostId) => {
+        if (found || p.peer !== peer || p.id !== id) return;
+        found = true;
         p.peer = null;
         w.out.push(encodeCancel(hostId));
-        return;
-      }
+      });
     }
   }
 
@@ -254,8 +254,7 @@ export class PythonPool implements Scorer {
     const failed = w.pending.size;
     if (failed > 0) {
       const body = messageBody(`The scoring worker (pid ${w.proc.pid}) exited unexpectedly (${how}) while handling the request. Check the logs for more info.`);
-      for (const p of w.pending.values()) p.peer?.respond(p.id, 502, JSON_HEADERS, body, true);
-      w.pending.clear();
+      for (const [, p] of w.pending.drain()) p.peer?.respond(p.id, 502, JSON_HEADERS, body, true);
     }
     log('E', 'azmlinfsrv', `Python worker pid ${w.proc.pid} exited unexpectedly (${how}); ${failed} in-flight request(s) answered with 502.`);
     if (!this.fatal) {

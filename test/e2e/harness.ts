@@ -23,6 +23,8 @@ export class Workspace {
   readonly dir: string;
   server: ChildProcess | null = null;
   serverLog = '';
+  /** The running server's stdout so far. */
+  serverOut = '';
 
   /**
    * `backend`: where the servers this workspace starts run instances (INFERGATE_BACKEND, which
@@ -75,21 +77,24 @@ export class Workspace {
     return to;
   }
 
-  async startServer(extraArgs: string[] = []): Promise<{ url: string; routerUrl: string }> {
-    const child = spawn(process.execPath, [BIN, 'server', '--port', '0', '--router-port', '0', ...extraArgs], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `nodeArgs`: options for the server's Node (e.g. --trace-gc-nvp, whose lines then collect in serverOut). */
+  async startServer(extraArgs: string[] = [], nodeArgs: string[] = []): Promise<{ url: string; routerUrl: string }> {
+    const child = spawn(process.execPath, [...nodeArgs, BIN, 'server', '--port', '0', '--router-port', '0', ...extraArgs], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.server = child;
     child.stderr!.on('data', (c: Buffer) => (this.serverLog += c.toString()));
-    let out = '';
+    this.serverOut = '';
+    let started = false;
     await new Promise<void>((resolveStart, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}\n${this.serverLog}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${this.serverOut}\n${this.serverLog}`)), 20_000);
       child.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('router:')) {
+        this.serverOut += c.toString();
+        if (!started && this.serverOut.includes('router:')) {
+          started = true;
           clearTimeout(timer);
           resolveStart();
         }
       });
-      child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}\n${this.serverLog}`)));
+      child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${this.serverOut}\n${this.serverLog}`)));
     });
     const rec = JSON.parse(readFileSync(join(this.dir, 'server.json'), 'utf8')) as { url: string; routerUrl: string };
     return rec;

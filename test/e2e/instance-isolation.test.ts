@@ -29,7 +29,8 @@ function hostPid(deployment: string): number | undefined {
     try {
       const env = readFileSync(`/proc/${p}/environ`, 'utf8');
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.includes('runtime/host') && env.includes(`INFERGATE_INSTANCE_ID=${E}.${deployment}.`)) return Number(p);
+      // The Node host (runtime/host.js) or, for a score.py with WORKER_COUNT 1, the Python host itself.
+      if ((cmd.includes('runtime/host') || cmd.includes('infergate_host.py')) && env.includes(`INFERGATE_INSTANCE_ID=${E}.${deployment}.`)) return Number(p);
     } catch {
       // exited, or a kernel thread
     }
@@ -91,13 +92,15 @@ test('a scoring script cannot read the workspace, another deployment\'s files or
   for (const f of files) assert.ok(`read ${f}` in answer.tried, `tried ${f}`);
   assert.ok(Object.keys(answer.tried).length >= files.length + 8);
 
-  // Its own uid: not root, not the victim's, the same for the Python worker and its instance host,
-  // and no supplementary group (root's would have stayed).
+  // Its own uid: not root, not the victim's, the same for the script's process and its instance host
+  // (one process in the Python host's direct mode), and no supplementary group (root's would have stayed).
   assert.notEqual(answer.uid, 0);
   const victim = credentials(victimPid);
   assert.notEqual(victim.uids[0], 0);
   assert.notEqual(answer.uid, victim.uids[0], 'each instance has a uid of its own');
-  for (const pid of [answer.pid, answer.ppid]) {
+  const attackerHost = hostPid('attacker');
+  assert.ok(attackerHost, 'the attacker instance host runs');
+  for (const pid of new Set([answer.pid, attackerHost])) {
     const c = credentials(pid);
     assert.deepEqual(c.uids, [answer.uid, answer.uid, answer.uid, answer.uid], `/proc/${pid}/status: real, effective, saved and fs uid`);
     assert.equal(c.groups, '', 'no supplementary groups');

@@ -1,5 +1,6 @@
 // The process backend's files, through real instance processes: what stays behind after stop and delete,
-// console-log rotation as get-logs sees it, and a start over an earlier server's leftovers.
+// console-log rotation as get-logs sees it, and a start over an earlier server's leftovers; which
+// instance host runs a score.py (the Python host in direct mode, or host.ts with INFERGATE_PYTHON_HOST=node).
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -9,8 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { InstancePlan } from '../../ir/types.js';
+import { InstanceConnection } from '../../protocol/client.js';
+import { decodeResponse } from '../../protocol/frame.js';
 import type { ObservedInstance } from '../types.js';
 import { ProcessBackend } from './backend.js';
+import { pdeathsigWrapper, pythonHostFor } from './supervisor.js';
 
 const root = mkdtempSync(join(tmpdir(), 'infergate-backend-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -253,3 +257,193 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** A score.py echoing its input with the pid that ran it; init() raises when `failInit`. */
+function pyCode(name: string, failInit = false): string {
+  const dir = join(root, 'code', name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'score.py'),
+    [
+      'import os, sys',
+      'def init():',
+      '    print("init printed this")',
+      ...(failInit ? ['    raise ValueError("no model here")'] : []),
+      'def run(raw_data):',
+      '    return {"pid": os.getpid(), "echo": raw_data}',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
+function pyPlan(endpoint: string, codeDir: string, workerCount = 1): InstancePlan {
+  return { ...plan(endpoint, 'blue', codeDir), runtime: 'python', code: { path: codeDir, scoringScript: 'score.py' }, workerCount };
+}
+
+function score(socketPath: string): Promise<{ status: number; body: string }> {
+  const conn = new InstanceConnection({ socketPath });
+  return new Promise((resolve, reject) =>
+    conn.send('POST', '/score', ['content-type', 'application/json'], 'test', Buffer.from('"hi"'), {
+      deadline: performance.now() + 10_000,
+      onResponse: (frame) => {
+        const r = decodeResponse(frame);
+        conn.close();
+        resolve({ status: r.status, body: r.body.toString('utf8') });
+      },
+      onFailure: (reason) => {
+        conn.close();
+        reject(new Error(reason));
+      },
+    }),
+  );
+}
+
+const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+
+/** The pid of an instance's host: the child of this process whose environment names the instance. */
+function hostPidOf(id: string): number {
+  for (const task of readdirSync(`/proc/${process.pid}/task`)) {
+    for (const pid of readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`INFERGATE_INSTANCE_ID=${id}`)) return pid;
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  throw new Error(`no host process of ${id}`);
+}
+
+test('which host runs a script: the Python host for .py with one worker and a setpriv wrapper, host.ts otherwise', () => {
+  const env = { INFERGATE_PYTHON: '/usr/bin/python3', AZUREML_ENTRY_SCRIPT: '/app/score.py', WORKER_COUNT: '1' };
+  assert.equal(pythonHostFor(env, '/usr/bin/setpriv'), '/usr/bin/python3');
+  assert.equal(pythonHostFor({ ...env, AZUREML_ENTRY_SCRIPT: '/app/SCORE.PY' }, '/usr/bin/setpriv'), '/usr/bin/python3');
+  assert.equal(pythonHostFor(env, null), null, 'no pdeathsig wrapper: host.ts and its IPC guard');
+  assert.equal(pythonHostFor({ ...env, WORKER_COUNT: '2' }, '/usr/bin/setpriv'), null, 'several workers: host.ts relays');
+  assert.equal(pythonHostFor({ ...env, AZUREML_ENTRY_SCRIPT: '/app/score.mjs' }, '/usr/bin/setpriv'), null);
+  assert.equal(pythonHostFor({ ...env, INFERGATE_PYTHON: undefined }, '/usr/bin/setpriv'), null);
+  const mlflow = (batching?: object) => ({ ...env, INFERGATE_NO_CODE: JSON.stringify({ kind: 'mlflow', ...(batching ? { batching } : {}) }) });
+  assert.equal(pythonHostFor(mlflow(), '/usr/bin/setpriv'), '/usr/bin/python3');
+  assert.equal(pythonHostFor(mlflow({ maxBatchSize: 8, maxDelayUs: 500 }), '/usr/bin/setpriv'), null, 'only host.ts batches');
+  const saved = process.env.INFERGATE_PYTHON_HOST;
+  process.env.INFERGATE_PYTHON_HOST = 'node';
+  try {
+    assert.equal(pythonHostFor(env, '/usr/bin/setpriv'), null);
+  } finally {
+    if (saved === undefined) delete process.env.INFERGATE_PYTHON_HOST;
+    else process.env.INFERGATE_PYTHON_HOST = saved;
+  }
+});
+
+test('a score.py instance runs under infergate_host.py itself (direct mode), with its output in the console log and no message line', { skip: pdeathsigWrapper() ? false : 'no setpriv: the Node host runs it' }, async () => {
+  const ws = join(root, 'ws-pyhost');
+  const backend = new ProcessBackend({ workspace: ws });
+  try {
+    await backend.start('py1.blue.r1.0', pyPlan('py1', pyCode('py-direct')), 0);
+    const o = await ready(backend, 'py1.blue.r1.0');
+    assert.equal(o.address?.transport, 'framed');
+    const pid = hostPidOf('py1.blue.r1.0');
+    const argv = cmdline(pid);
+    assert.ok(argv.some((a) => a.endsWith('runtime/python/infergate_host.py')), `the instance's process is the Python host: ${argv.join(' ')}`);
+    assert.match(argv[0], /python/);
+    const r = await score((o.address as { socketPath: string }).socketPath);
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { pid: number }).pid, pid, 'run() ran in the host process: no worker');
+    const log = await backend.logs('py1', 'blue', 'inference-server', 200);
+    assert.match(log, /init printed this/);
+    assert.match(log, /WORKER_COUNT=1: scoring in the instance host's own process/);
+    assert.match(log, /Listening on /);
+    assert.doesNotMatch(log, /INFERGATE_HOST/, 'the message line is taken out of the console log');
+  } finally {
+    await backend.close();
+  }
+});
+
+test('a score.py whose init() fails on the Python host: Failed with UserScriptInitFailed and the traceback, never restarted', { skip: pdeathsigWrapper() ? false : 'no setpriv' }, async () => {
+  const ws = join(root, 'ws-pyfail');
+  const backend = new ProcessBackend({ workspace: ws });
+  try {
+    await backend.start('py2.blue.r1.0', pyPlan('py2', pyCode('py-fail', true)), 0);
+    const o = await until('the instance to fail', () => backend.observe().find((i) => i.id === 'py2.blue.r1.0' && i.state === 'failed'));
+    assert.equal(o.error?.code, 'UserScriptInitFailed');
+    assert.match(o.error?.message ?? '', /no model here/);
+    assert.equal(o.restarts, 0);
+    const log = await backend.logs('py2', 'blue', 'inference-server', 200);
+    assert.match(log, /ValueError: no model here/);
+    assert.doesNotMatch(log, /INFERGATE_HOST/);
+  } finally {
+    await backend.close();
+  }
+});
+
+test('INFERGATE_PYTHON_HOST=node keeps the Node host for a score.py (one Python worker behind it)', async () => {
+  const ws = join(root, 'ws-pynode');
+  const saved = process.env.INFERGATE_PYTHON_HOST;
+  process.env.INFERGATE_PYTHON_HOST = 'node';
+  const backend = new ProcessBackend({ workspace: ws });
+  try {
+    await backend.start('py3.blue.r1.0', pyPlan('py3', pyCode('py-node')), 0);
+    const o = await ready(backend, 'py3.blue.r1.0');
+    const pid = hostPidOf('py3.blue.r1.0');
+    const argv = cmdline(pid);
+    assert.ok(argv.some((a) => /runtime\/host\.(ts|js)$/.test(a)), `the instance's process is the Node host: ${argv.join(' ')}`);
+    const r = await score((o.address as { socketPath: string }).socketPath);
+    assert.equal(r.status, 200, r.body);
+    assert.notEqual((JSON.parse(r.body) as { pid: number }).pid, pid, 'run() ran in a worker process');
+  } finally {
+    await backend.close();
+    if (saved === undefined) delete process.env.INFERGATE_PYTHON_HOST;
+    else process.env.INFERGATE_PYTHON_HOST = saved;
+  }
+});
+
+test('a score.py that ends its process during init() on the Python host: Failed as host.ts reports a worker that died, not restarted', { skip: pdeathsigWrapper() ? false : 'no setpriv' }, async () => {
+  const ws = join(root, 'ws-pyexit');
+  const dir = join(root, 'code', 'py-exit');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'score.py'), 'import os, sys\n\ndef init():\n    print("last words", file=sys.stderr, flush=True)\n    os._exit(4)\n\ndef run(raw):\n    return raw\n');
+  const backend = new ProcessBackend({ workspace: ws });
+  try {
+    await backend.start('py4.blue.r1.0', pyPlan('py4', dir), 0);
+    const o = await until('the instance to fail', () => backend.observe().find((i) => i.id === 'py4.blue.r1.0' && i.state === 'failed'));
+    assert.equal(o.error?.code, 'UserScriptInitFailed');
+    assert.match(o.error?.message ?? '', /exited \(exit code 4\) before reporting the outcome of init\(\)/);
+    assert.equal(o.restarts, 0);
+    assert.match(await backend.logs('py4', 'blue', 'inference-server', 200), /last words/);
+  } finally {
+    await backend.close();
+  }
+});
+
+test('kill -9 of the server process: a Python host stuck in init() dies with it (no IPC channel: the parent-death signal)', { skip: pdeathsigWrapper() ? false : 'no setpriv' }, async () => {
+  const ws = join(root, 'ws-pyorphan');
+  const dir = join(root, 'code', 'py-stuck');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'score.py'), 'def init():\n    print("entering the loop", flush=True)\n    while True:\n        pass\n\ndef run(raw):\n    return raw\n');
+  const script = join(root, 'server-like-py.mts');
+  writeFileSync(
+    script,
+    [
+      `import { ProcessBackend } from ${JSON.stringify(join(import.meta.dirname, 'backend.ts'))};`,
+      `const backend = new ProcessBackend({ workspace: ${JSON.stringify(ws)} });`,
+      `await backend.start('py5.blue.r1.0', ${JSON.stringify(pyPlan('py5', dir))}, 0);`,
+      `setInterval(() => {}, 1000);`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    const consoleLog = join(ws, 'logs', 'py5', 'blue', 'py5.blue.r1.0', 'inference-server.log');
+    await until('the script to enter its endless loop', () => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes('entering the loop'), 20_000);
+    const hosts = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    assert.equal(hosts.length, 1, 'one instance host');
+    assert.ok(cmdline(hosts[0]).some((a) => a.endsWith('infergate_host.py')), 'the Python host');
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    await until('the stuck host to die with its server', () => !isAlive(hosts[0]), 5000);
+    console.log(`# Python instance host gone ${Date.now() - killedAt} ms after kill -9 of its server`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});

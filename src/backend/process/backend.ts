@@ -1,8 +1,9 @@
 // The process backend: every instance is a child process on this machine (DESIGN.md "Processes").
 // Per instance: a storage initializer copies model and code into the instance's own directory, then an
-// instance host (runtime/host) loads the scoring script and listens on its own Unix socket. Instances
-// that crash after becoming ready are started again with exponential back-off; an init() failure is
-// final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
+// instance host (runtime/host; for a .py script with WORKER_COUNT 1 the Python host, runtime/python/
+// infergate_host.py, see supervisor.ts pythonHostFor) loads the scoring script and listens on its own
+// Unix socket. Instances that crash after becoming ready are started again with exponential back-off;
+// an init() failure is final for that revision (Azure marks the deployment Failed with ResourceNotReady/UserScriptInitFailed).
 
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,7 +21,7 @@ import { ConsoleLog, type ConsoleLogOptions } from './console-log.js';
 import { startProbes } from './probe.js';
 import { prepareEnvironment } from './env-builder.js';
 import { choosePython } from './python-env.js';
-import { RestartBackOff, spawnHost, stopHost, superviseHost } from './supervisor.js';
+import { pdeathsigWrapper, pythonHostFor, RestartBackOff, spawnHost, stopHost, superviseHost } from './supervisor.js';
 import { processUsage } from './usage.js';
 import { asInstance, chownTree, detectIsolation, instanceRoot, killAllOf, placeReachable, UidPool, type Isolation } from './isolation.js';
 
@@ -351,17 +352,23 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
 
   private spawnHost(inst: Instance, env: NodeJS.ProcessEnv): void {
     const iso = this.isolation;
+    const wrapper = iso.on ? iso.setpriv : pdeathsigWrapper();
     const child = spawnHost({
       env,
       cwd: env.AML_APP_ROOT!,
-      ...(iso.on ? { wrapper: iso.setpriv, drop: inst.uid !== null ? asInstance(iso, inst.uid) : [] } : {}),
+      wrapper,
+      // A .py script with WORKER_COUNT 1: the Python host runs it in its own process, no Node relay hop
+      // (supervisor.ts pythonHostFor says when; INFERGATE_PYTHON_HOST=node keeps runtime/host.ts).
+      python: pythonHostFor(env, wrapper),
+      ...(iso.on && inst.uid !== null ? { drop: asInstance(iso, inst.uid) } : {}),
     });
     inst.child = child;
     // Read as fast as the host writes, never paused: its stdout is a pipe it writes synchronously, so a
-    // full pipe would stall its serving (ConsoleLog drops what the disk cannot take instead).
+    // full pipe would stall its serving (ConsoleLog drops what the disk cannot take instead). stdout
+    // reaches the log through superviseHost, which takes the Python host's message line out of it.
     const log = inst.log!;
-    child.stdout!.on('data', (c: Buffer) => log.write(c));
-    child.stderr!.on('data', (c: Buffer) => log.write(c));
+    const write = (c: Buffer) => log.write(c);
+    child.stderr!.on('data', write);
     child.once('exit', () => {
       if (inst.child === child) inst.child = null;
       inst.stopProbes?.();
@@ -404,6 +411,7 @@ export class ProcessBackend extends LocalBackend<Instance> implements Backend {
         },
       },
       () => inst.stopping || this.closed,
+      write,
     );
   }
 

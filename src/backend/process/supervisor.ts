@@ -1,7 +1,7 @@
-// The instance supervisor: how one instance host (runtime/host) is started, how its IPC messages are
-// read, and when a host that died is started again. Used by the process backend for every instance and
-// by `infergate serve` for its one script, so the two cannot drift (issue 10: serve had a copy with
-// other restart constants).
+// The instance supervisor: how one instance host (runtime/host, or for a .py script runtime/python/
+// infergate_host.py) is started, how its messages are read, and when a host that died is started again.
+// Used by the process backend for every instance and by `infergate serve` (always host.ts) for its one
+// script, so the two cannot drift (issue 10: serve had a copy with other restart constants).
 //
 // What stays with the caller: the host's environment (storage, Python choice, isolation) and what to
 // do on each outcome — the backend turns them into instance states, serve into its HTTP answers.
@@ -10,7 +10,7 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HostMessage } from '../../protocol/messages.js';
+import { HOST_MESSAGE_PREFIX, type HostMessage } from '../../protocol/messages.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /**
@@ -24,6 +24,8 @@ export const RUNTIME_EXEC_ARGV = EXT === '.ts' ? ['--import', import.meta.resolv
 const HOST_EXEC_ARGV = [...RUNTIME_EXEC_ARGV, ...(process.env.INFERGATE_HOST_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 const HOST_SCRIPT = join(HERE, '..', '..', 'runtime', `host${EXT}`);
 export const STORAGE_SCRIPT = join(HERE, '..', '..', 'runtime', `storage-initializer${EXT}`);
+/** The Python instance host, beside the runtime (scripts/copy-assets.mjs copies it into dist/). */
+export const PYTHON_HOST_SCRIPT = join(HERE, '..', '..', 'runtime', 'python', 'infergate_host.py');
 
 /**
  * Crash back-off, as Kubernetes' "Back-off restarting failed container": 0.5 s doubling to 30 s, reset
@@ -70,6 +72,43 @@ export function pdeathsigWrapper(): string | null {
   return setpriv;
 }
 
+/**
+ * Which host runs a .py scoring script (issue 13): the interpreter to run infergate_host.py under, or
+ * null for the Node host (runtime/host.ts, which relays to infergate_worker.py processes).
+ *
+ * With WORKER_COUNT=1 (the default) the Python host runs the script in its own process ("direct mode",
+ * docs/protocol.md): no Node relay hop, 1.6-1.8x the Node host's sequential throughput and less than half
+ * the CPU per request. It is not chosen:
+ * - without the setpriv wrapper: a Python host has no IPC channel, so PR_SET_PDEATHSIG is its only way to
+ *   die with the server (kill -9 of the server); host.ts has the IPC guard ('disconnect') besides;
+ * - for WORKER_COUNT > 1: the Python host's relay measured 0.85-0.95x host.ts's (docs/protocol.md; and
+ *   0.65x sequential, 0.74x at 64 in flight in bench/python-host.mjs on 2026-12-01), so host.ts stays the relay;
+ * - for an mlflow deployment with batching (max_batch_size > 1): only host.ts batches (MlflowBatcher);
+ * - with INFERGATE_PYTHON_HOST=node in the server's environment: the old path, kept for comparison;
+ * - without INFERGATE_PYTHON (the backend always sets it for a Python deployment): host.ts's default.
+ * The environment is the one host.ts would get; infergate_host.py passes the same variables on to the
+ * script (absolute AML_APP_ROOT and AZUREML_ENTRY_SCRIPT, SCORING_TIMEOUT_MS) as host.ts gives its workers.
+ */
+export function pythonHostFor(env: NodeJS.ProcessEnv, wrapper: string | null): string | null {
+  if (process.env.INFERGATE_PYTHON_HOST === 'node' || !wrapper) return null;
+  const python = env.INFERGATE_PYTHON;
+  const entry = env.AZUREML_ENTRY_SCRIPT ?? '';
+  if (!python || !entry.toLowerCase().endsWith('.py')) return null;
+  if ((env.WORKER_COUNT ?? '1') !== '1') return null;
+  if (env.INFERGATE_NO_CODE) {
+    try {
+      const noCode = JSON.parse(env.INFERGATE_NO_CODE) as { kind?: string; batching?: { maxBatchSize?: number } };
+      if (noCode.kind !== 'mlflow' || (noCode.batching?.maxBatchSize ?? 1) > 1) return null;
+    } catch {
+      return null; // host.ts reports what is wrong with it
+    }
+  }
+  return python;
+}
+
+/** Hosts whose HostMessage comes as a stdout line (HOST_MESSAGE_PREFIX), not over IPC: the Python host. */
+const messagesOnStdout = new WeakSet<ChildProcess>();
+
 export interface SpawnHostOptions {
   /** The host's whole environment (runtime/contract.ts lists what it reads). */
   env: NodeJS.ProcessEnv;
@@ -78,11 +117,20 @@ export interface SpawnHostOptions {
   wrapper?: string | null;
   /** setpriv arguments that drop to the instance's uid (isolation.ts asInstance), before --pdeathsig. */
   drop?: string[];
+  /**
+   * Run the Python instance host (infergate_host.py) under this interpreter instead of the Node host
+   * (pythonHostFor decides; it needs `wrapper`). Its HostMessage is a stdout line: superviseHost reads it.
+   */
+  python?: string | null;
 }
 
-/** Starts an instance host: stdout and stderr piped (its console log), an IPC channel for HostMessage. */
-export function spawnHost({ env, cwd, wrapper = pdeathsigWrapper(), drop = [] }: SpawnHostOptions): ChildProcess {
+/**
+ * Starts an instance host: stdout and stderr piped (its console log), and for the Node host an IPC
+ * channel for HostMessage.
+ */
+export function spawnHost({ env, cwd, wrapper = pdeathsigWrapper(), drop = [], python = null }: SpawnHostOptions): ChildProcess {
   const stdio: ['ignore', 'pipe', 'pipe', 'ipc'] = ['ignore', 'pipe', 'pipe', 'ipc'];
+  if (python && !wrapper) throw new Error('the Python instance host needs the setpriv wrapper (PR_SET_PDEATHSIG): it has no IPC channel');
   if (!wrapper) return fork(HOST_SCRIPT, [], { env, cwd, execArgv: HOST_EXEC_ARGV, stdio });
   // setpriv drops to the instance's uid (when isolating), then sets the parent-death signal (after the
   // change of credentials, which would clear it), then execs Node. setpriv itself runs as the server's
@@ -92,6 +140,13 @@ export function spawnHost({ env, cwd, wrapper = pdeathsigWrapper(), drop = [] }:
   const loaderVars = Object.keys(env).filter(isLoaderVariable);
   const wrapperEnv = loaderVars.length === 0 ? env : Object.fromEntries(Object.entries(env).filter(([k]) => !isLoaderVariable(k)));
   const reapply = loaderVars.length === 0 ? [] : ['/usr/bin/env', ...loaderVars.map((k) => `${k}=${env[k] ?? ''}`)];
+  if (python) {
+    // -u as host.ts starts its workers. No IPC channel: the HostMessage is a stdout line, and the
+    // parent-death signal set by setpriv (kept across its exec) is what ends it with the server.
+    const child = spawn(wrapper, [...drop, '--pdeathsig', 'KILL', '--', ...reapply, python, '-u', PYTHON_HOST_SCRIPT], { env: wrapperEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    messagesOnStdout.add(child);
+    return child;
+  }
   return spawn(wrapper, [...drop, '--pdeathsig', 'KILL', '--', ...reapply, process.execPath, ...HOST_EXEC_ARGV, HOST_SCRIPT], { env: wrapperEnv, cwd, stdio });
 }
 
@@ -111,11 +166,23 @@ export interface HostEvents {
   onExit(exit: HostExit): void;
 }
 
-/** Reads a host's messages and classifies its exit; `stopping` tells a stop asked for from a death. */
-export function superviseHost(child: ChildProcess, events: HostEvents, stopping: () => boolean): void {
+/** The host's exit code for an unusable environment (protocol/messages.ts): the server's doing, not the script's. */
+const EXIT_BAD_CONFIG = 2;
+/** How long an exited Python host's stdout may stay open (a fork of the script holding it) before its exit is judged. */
+const STDOUT_DRAIN_MS = 1000;
+/** A longer stdout line before the HostMessage is the script's output (16x that if it starts as the message: a traceback). */
+const MAX_PENDING_LINE = 64 * 1024;
+
+/**
+ * Reads a host's messages and classifies its exit; `stopping` tells a stop asked for from a death.
+ * `stdout`, when given, gets the host's stdout (its console log, with stderr): for the Python host
+ * without its HostMessage line, which is taken out here as the docker backend does.
+ */
+export function superviseHost(child: ChildProcess, events: HostEvents, stopping: () => boolean, stdout?: (chunk: Buffer) => void): void {
   let ready = false;
   let initFailed = false;
-  child.on('message', (m: Partial<HostMessage>) => {
+  const onMessage = (m: Partial<HostMessage>) => {
+    if (ready || initFailed) return; // exactly one is sent; anything after it is not the host's
     if (m.type === 'ready') {
       ready = true;
       events.onReady(m.pid ?? child.pid ?? 0);
@@ -123,12 +190,77 @@ export function superviseHost(child: ChildProcess, events: HostEvents, stopping:
       initFailed = true;
       events.onInitFailed(m.code ?? 'UserScriptInitFailed', m.message ?? 'init() failed');
     }
-  });
-  child.once('exit', (code, signal) => {
+  };
+  const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
     if (stopping()) return;
     if (initFailed) events.onExit({ kind: 'init-failed' });
     else if (!ready) events.onExit({ kind: 'exited-before-ready', code, signal });
     else events.onExit({ kind: 'crashed', code, signal });
+  };
+  if (!messagesOnStdout.has(child)) {
+    if (stdout) child.stdout!.on('data', stdout);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    return;
+  }
+  // The Python host: its message is a line on stdout. An exit is judged once stdout is read to its end
+  // ('exit' can come first), so an init-failed written just before exit 3 is never taken for silence.
+  let pending = '';
+  let seen = false;
+  let ended = false;
+  let exited: [number | null, NodeJS.Signals | null] | null = null;
+  const out = child.stdout!;
+  out.on('data', (chunk: Buffer) => {
+    if (seen) return stdout?.(chunk);
+    pending += chunk.toString('utf8');
+    let nl: number;
+    while (!seen && (nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl + 1);
+      pending = pending.slice(nl + 1);
+      if (line.startsWith(HOST_MESSAGE_PREFIX)) {
+        try {
+          onMessage(JSON.parse(line.slice(HOST_MESSAGE_PREFIX.length)) as Partial<HostMessage>);
+          seen = true;
+          continue;
+        } catch {
+          // not a message after all: it is log
+        }
+      }
+      stdout?.(Buffer.from(line));
+    }
+    // After the message, stdout passes through as it comes (the host writes nothing else there); before
+    // it, a script printing without newlines is log, not held without bound.
+    if ((seen || pending.length > (pending.startsWith(HOST_MESSAGE_PREFIX) ? 16 : 1) * MAX_PENDING_LINE) && pending !== '') {
+      stdout?.(Buffer.from(pending));
+      pending = '';
+    }
+  });
+  let judged = false;
+  const judge = () => {
+    if (judged || exited === null) return;
+    judged = true;
+    clearTimeout(drainTimer);
+    if (pending !== '') stdout?.(Buffer.from(pending + '\n'));
+    pending = '';
+    const [code, signal] = exited;
+    if (!ready && !initFailed && code !== EXIT_BAD_CONFIG && !stopping()) {
+      // In direct mode the script runs in the host's process: a script that ends it during import or
+      // init() (os._exit, a crash in native code, the OOM killer) leaves no message. host.ts reports its
+      // worker's death then as init-failed (python-pool.ts), final, not a restart: so is this.
+      const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
+      onMessage({ type: 'init-failed', code: 'UserScriptInitFailed', message: `The Python worker exited (${how}) before reporting the outcome of init(). See the console log.` });
+    }
+    onExit(code, signal);
+  };
+  let drainTimer: NodeJS.Timeout | undefined;
+  out.once('close', () => {
+    ended = true;
+    judge();
+  });
+  child.once('exit', (code, signal) => {
+    exited = [code, signal];
+    if (ended) judge();
+    else drainTimer = setTimeout(judge, STDOUT_DRAIN_MS);
   });
 }
 

@@ -2,7 +2,11 @@
 """infergate's Python instance host: src/runtime/host.ts for a .py scoring script, where there is no Node.
 
 On the docker backend an instance runs inside the deployment's own image, which has Python but no Node, so
-the host there is this file: run as `python3 -u infergate_host.py` with cwd = AML_APP_ROOT. Standard
+the host there is this file: run as `python3 -u infergate_host.py` with cwd = AML_APP_ROOT. The process
+backend runs it too for a .py script with WORKER_COUNT=1, as `<INFERGATE_PYTHON> -u infergate_host.py`
+through setpriv (--pdeathsig KILL: this host has no IPC channel to notice the server's death), reading
+the HostMessage line from stdout (src/backend/process/supervisor.ts pythonHostFor; INFERGATE_PYTHON_HOST=node
+in the server's environment keeps host.ts there). Standard
 library only, Python 3.9+, one thread (plus the log guard below in direct mode). The router cannot tell it
 from host.ts: same environment, same frames, same answers, same console-log lines, same exit codes
 (src/protocol/messages.ts, docs/protocol.md "The Python instance host").
