@@ -32,11 +32,15 @@ function score(body: unknown): Promise<Answer> {
   return httpRequest(uri, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), timeoutMs: 20_000 });
 }
 
-/** The Python worker processes: children of the instance hosts, which are children of the server. */
+/**
+ * The processes that run score.py: Python workers under a Node instance host (children of children of
+ * the server), or, with WORKER_COUNT 1 on the process backend, the Python instance host itself.
+ */
 function pythonWorkers(): number[] {
-  return childPids(ws.server!.pid!).flatMap(childPids).filter((p) => {
+  const hosts = childPids(ws.server!.pid!);
+  return [...hosts, ...hosts.flatMap(childPids)].filter((p) => {
     try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('infergate_worker.py');
+      return /infergate_(worker|host)\.py/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8'));
     } catch {
       return false;
     }
