@@ -18,7 +18,8 @@
 //      (pinned | free; pinned when taskset exists and there are >= 2 CPUs), BENCH_MAX_CONCURRENT (1000:
 //      the deployments' max_concurrent_requests_per_instance), BENCH_KEEP=1 keeps the temp directory,
 //      BENCH_TRACE_GC=1 starts the infergate server with node --trace-gc and reports its GC pauses,
-//      BENCH_SERVER_ARGS: extra arguments for `infergate server` (e.g. --no-traffic-log).
+//      BENCH_SERVER_ARGS: extra arguments for `infergate server` (e.g. --no-traffic-log),
+//      BENCH_WORKERS_PAIR=0 skips the router workers 1-vs-2 phase.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -54,6 +55,7 @@ const cfg = {
   probe: env.BENCH_PROBE !== '0',
   routerWorkers: Math.max(0, Math.floor(num(env.BENCH_ROUTER_WORKERS, 0))),
   python: env.BENCH_PYTHON !== '0',
+  workersPair: env.BENCH_WORKERS_PAIR !== '0',
   pyWorkers: Math.max(0, Math.floor(num(env.BENCH_PY_WORKERS, 0))),
   nodeArgs: (env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
   hostNodeOptions: (env.BENCH_HOST_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean),
@@ -285,16 +287,23 @@ function accountingGroups(table) {
   for (const e of started) {
     const pid = e.child.pid;
     if (pid === undefined || !table.has(pid)) continue;
-    if (e.name === 'infergate') {
-      // taskset execs node, so pid is the server itself; its children are the instance hosts.
-      groups.set('router', [pid]);
-      for (const kid of descendants(pid, table)) {
+    if (e.name === 'infergate' || e.name.startsWith('infergate-')) {
+      // taskset execs node, so pid is the server itself; its children are the instance hosts and, with
+      // --router-workers N > 1, the router workers (router-worker.js: rworker1..N by pid). The bench's
+      // extra servers (infergate-w1, ...) get their name as a prefix.
+      const prefix = e.name === 'infergate' ? '' : `${e.name.slice('infergate-'.length)}:`;
+      groups.set(`${prefix}router`, [pid]);
+      let workers = 0;
+      for (const kid of descendants(pid, table).sort((a, b) => a - b)) {
         let dep = 'instance';
         try {
-          const m = readlinkSync(`/proc/${kid}/cwd`).match(/\/instances\/[^/]+\/([^/]+)\//);
-          if (m) dep = `inst-${m[1]}`;
+          if (readFileSync(`/proc/${kid}/cmdline`, 'latin1').includes('router-worker')) dep = `rworker${++workers}`;
+          else {
+            const m = readlinkSync(`/proc/${kid}/cwd`).match(/\/instances\/[^/]+\/([^/]+)\//);
+            if (m) dep = `inst-${m[1]}`;
+          }
         } catch {}
-        groups.set(dep, [...(groups.get(dep) ?? []), kid]);
+        groups.set(`${prefix}${dep}`, [...(groups.get(`${prefix}${dep}`) ?? []), kid]);
       }
     } else {
       groups.set(e.name, [pid, ...descendants(pid, table)]);
@@ -703,9 +712,8 @@ async function main() {
   const code = join(tmp, 'code');
   mkdirSync(code, { recursive: true });
   copyFileSync(join(BENCH, 'fixtures', 'score.mjs'), join(code, 'score.mjs'));
-  for (const name of ['blue', 'green']) {
-    writeFileSync(join(code, `${name}.yml`),
-      `name: ${name}\nendpoint_name: ${ENDPOINT}\ncode_configuration: {code: ./, scoring_script: score.mjs}\n` +
+  const deploymentYml = (name, endpoint) =>
+      `name: ${name}\nendpoint_name: ${endpoint}\ncode_configuration: {code: ./, scoring_script: score.mjs}\n` +
       `instance_type: Standard_DS3_v2\ninstance_count: 1\n` +
       // Azure's default (1) admits 2 x 1 x instances pending requests and answers 429 beyond: wrk -c32 would
       // mostly measure rejections. DIRECT and nginx have no such limit, so neither does the router here.
@@ -715,8 +723,8 @@ async function main() {
       (cfg.probe || cfg.hostNodeOptions.length
         ? `tags: {infergate.allow-environment-variables: NODE_OPTIONS}\n` +
           `environment_variables: {NODE_OPTIONS: "${[...(cfg.probe ? [`--import=${PROBE}`] : []), ...cfg.hostNodeOptions].join(' ')}", INFERGATE_BENCH_PROBE_DIR: "${probeDir()}"}\n`
-        : ''));
-  }
+        : '');
+  for (const name of ['blue', 'green']) writeFileSync(join(code, `${name}.yml`), deploymentYml(name, ENDPOINT));
 
   // DIRECT (also nginx's blue upstream) and the second direct server (nginx's green upstream).
   const portA = await startDirect('direct-a');
@@ -812,6 +820,7 @@ async function main() {
     `${cfg.serverArgs.length ? `; infergate server ${cfg.serverArgs.join(' ')}` : ''})`);
 
   const runs = [];
+  const workersScenarios = [];
 
   // 1. Max throughput, interleaved.
   if (cfg.warmup > 0) {
@@ -888,11 +897,62 @@ async function main() {
     regimeNow = '';
   }
 
+  // 5. Router workers, 1 vs 2 (issue 13 part 4), max throughput, free regime: two more servers, identical
+  // but for --router-workers (1: the router in the server's process; 2: two worker processes sharing the
+  // port, admission at the instance), each with endpoint bench-ep and deployment blue (one instance of the
+  // same module), measured round by round, alternating which goes first. Only the servers whose requests
+  // run are busy; the first server and its instances sit idle.
+  if (cfg.workersPair) {
+    await unpinAll();
+    regimeNow = 'free';
+    const pairServers = [];
+    for (const n of [1, 2]) {
+      const wHome = join(tmp, `home-w${n}`);
+      const wEnv = { ...cliEnv, INFERGATE_HOME: wHome };
+      const wCli = async (...args) => {
+        const r = await run(process.execPath, [BIN, ...args], { env: wEnv });
+        if (r.code !== 0) throw new Error(`infergate ${args.join(' ')} (w${n}) failed (${r.code}):\n${r.stderr}${r.stdout}`);
+        return r.stdout.trim();
+      };
+      const srv = track(`infergate-w${n}`, process.execPath, [...cfg.nodeArgs, ...probeArgs(), BIN, 'server', '--backend', 'process', '--port', '0', '--router-port', '0',
+        '--router-workers', String(n), ...cfg.serverArgs], { env: { ...wEnv, ...probeEnv() } });
+      await waitForOutput(srv, /router:/, 30_000, `infergate server --router-workers ${n}`);
+      writeFileSync(join(code, `w${n}.yml`), deploymentYml('blue', ENDPOINT));
+      await wCli('online-endpoint', 'create', '-n', ENDPOINT, '-o', 'none');
+      await wCli('online-deployment', 'create', '-f', join(code, `w${n}.yml`), '--all-traffic', '-o', 'none');
+      const wKey = await wCli('online-endpoint', 'get-credentials', '-n', ENDPOINT, '-o', 'tsv', '--query', 'primaryKey');
+      const wUri = await wCli('online-endpoint', 'show', '-n', ENDPOINT, '-o', 'tsv', '--query', 'scoring_uri');
+      const scn = { id: `workers_${n}`, label: `ROUTER --router-workers ${n}, blue=100`, url: wUri, auth: `Bearer ${wKey}`, traffic: null };
+      await until(`${scn.id} answers`, async () => {
+        const r = await post(scn.url, scn.auth);
+        return (r.status === 200 && r.body === EXPECTED) || r;
+      });
+      pairServers.push(scn);
+      for (const kid of descendants(srv.child.pid)) {
+        try {
+          const m = readFileSync(`/proc/${kid}/environ`, 'latin1').match(/(?:^|\0)INFERGATE_SOCKET=([^\0]+)/);
+          if (m) socketDirs.add(dirname(m[1]));
+        } catch {}
+      }
+    }
+    for (const s of pairServers) await wrk({ url: s.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: s.auth });
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const s of r % 2 === 0 ? pairServers : [...pairServers].reverse()) {
+        const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'workers' });
+        res.round = r;
+        runs.push(res);
+        log(`  round ${r + 1} ${'workers'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+      }
+    }
+    regimeNow = '';
+    workersScenarios.push(...pairServers);
+  }
+
   // Server-side error output (anything the router or nginx logged at warn/error).
   const ngErrors = existsSync(join(ngDir, 'error.log')) ? readFileSync(join(ngDir, 'error.log'), 'utf8').trim().split('\n').filter(Boolean) : [];
   const serverErrors = server.err.split('\n').filter((l) => /error|fail|warn|exception/i.test(l));
 
-  const results = summarize({ runs, scenarios: [...scenarios, ...(py ? [py, js] : [])], levels });
+  const results = summarize({ runs, scenarios: [...scenarios, ...(py ? [py, js] : []), ...workersScenarios], levels });
   if (cfg.traceGc) results.router_gc = gcSummary(server.out);
   try {
     results.traffic_log_bytes = statSync(join(home, 'logs', 'traffic.jsonl')).size;
@@ -911,7 +971,9 @@ async function main() {
   const s = results.summary;
   log(`bench (goals of issue 13): added_p99_ms_at_half_router_max=${f2(s.added_p99_ms_at_half_router_max)} (<= 1) ` +
     `added_p99_ms_at_half_direct_max=${f2(s.added_p99_ms)} (<= 2) router_cpu_us_per_request=${Number.isFinite(s.router_cpu_us_per_request) ? s.router_cpu_us_per_request : 'n/a'} (<= ~16) ` +
-    `mirror_p99_ratio=${f2(s.mirror_p99_ratio)} (<= 1.05) py/js=${f2(s.py_over_js)} (>= 0.9, free regime)`);
+    `mirror_p99_ratio=${f2(s.mirror_p99_ratio)} (<= 1.05) py/js=${f2(s.py_over_js)} (>= 0.9, free regime) ` +
+    `workers2/1=${f2(s.workers_2_over_1)} (>= 1.6 where two cores are free for them; free regime on ${results.info.cpus} CPUs) ` +
+    `router_worker_cpu_us_per_request=${s.router_worker_cpu_us_per_request_1 ?? 'n/a'}/${s.router_worker_cpu_us_per_request_2 ?? 'n/a'} (1/2 workers; not to grow)`);
   log(`bench: router/direct=${f2(s.router_over_direct)} router/nginx=${f2(s.router_over_nginx)} added_p99_ms=${f2(s.added_p99_ms)} mirror_p99_ratio=${f2(s.mirror_p99_ratio)}`);
 }
 
@@ -1010,7 +1072,22 @@ function summarize({ runs, scenarios, levels }) {
     mirror_over_router_blue: pair('max', 'router_mirror', 'router_blue', rps),
     mirror_over_router: pair('max', 'router_mirror', 'router', rps),
     py_over_js: pair('pyjs', 'py_router', 'js_router', rps),
+    workers_2_over_1: pair('workers', 'workers_2', 'workers_1', rps),
   };
+  // Router CPU per request with N workers: the workers' CPU (rworker*) over all requests, and the primary's
+  // (control plane, the traffic log's one writer, the meters' merge). With 1 the router is the primary.
+  const routerCpu = (x) => {
+    const pre = x.scenario === 'workers_1' ? 'w1:' : 'w2:';
+    let workers = 0;
+    let n = 0;
+    for (const [k, v] of Object.entries(x.cpu)) if (k.startsWith(`${pre}rworker`)) { workers += v.us_per_req; n++; }
+    const primary = x.cpu[`${pre}router`]?.us_per_req ?? 0;
+    return n === 0 ? { workers: primary, primary: 0, n: 1 } : { workers, primary, n };
+  };
+  const workersCpu = Object.fromEntries(['workers_1', 'workers_2'].map((id) => {
+    const rs = by('workers', id).map(routerCpu);
+    return [id, { worker_us_per_req: median(rs.map((c) => c.workers)), primary_us_per_req: median(rs.map((c) => c.primary)), workers: median(rs.map((c) => c.n)) }];
+  }));
   const p99 = (x) => x.p99_us / 1000;
   const p50 = (x) => x.p50_us / 1000;
   const latency = {};
@@ -1030,8 +1107,14 @@ function summarize({ runs, scenarios, levels }) {
     levels: levels.map((l) => ({ kind: l.kind, target_rps: l.rate, of: l.of, conns: l.conns, scenarios: stats(l.kind) })),
     c1: stats('c1'),
     pyjs: stats('pyjs'),
+    workers: stats('workers'),
+    workers_cpu: workersCpu,
     paired: { ...med(ratios), ...med(latency) },
     summary: {
+      workers_2_over_1: median(ratios.workers_2_over_1),
+      router_worker_cpu_us_per_request_1: workersCpu.workers_1.worker_us_per_req,
+      router_worker_cpu_us_per_request_2: workersCpu.workers_2.worker_us_per_req,
+      router_primary_cpu_us_per_request_2: workersCpu.workers_2.primary_us_per_req,
       router_cpu_us_per_request: median(by('max', 'router').map((x) => x.cpu.router?.us_per_req ?? NaN)),
       py_over_js: median(ratios.py_over_js),
       router_over_direct: median(ratios.router_over_direct),
@@ -1113,8 +1196,22 @@ function report(res, scenarios) {
     show('py_over_js', 'score.py / score.mjs via router (goal >= 0.9)');
   }
 
+  if (res.workers.workers_1 && res.workers.workers_2) {
+    log('');
+    log(`Router workers, 1 vs 2 (two more servers, identical but for --router-workers; endpoint ${ENDPOINT}, blue=100, one instance; ` +
+      `wrk -t1 -c${res.config.conns} -d${res.config.seconds}s, regime free on ${res.info.cpus} CPUs, rounds alternate which goes first):`);
+    log(table(['workers_1', 'workers_2'].map((id) => {
+      const m = res.workers[id];
+      return [id, m.label, fmtInt(m.rps_median), `${fmtInt(m.rps_min)}-${fmtInt(m.rps_max)}`, f2(m.p50_ms), f2(m.p99_ms), m.errors, `${Math.round(m.cpus.cpu0_busy)}/${Math.round(m.cpus.cpu1_busy)}`, cpuText(m.cpu)];
+    }), ['scenario', 'what', 'rps', 'min-max', 'p50 ms', 'p99 ms', 'errors', 'cpu0/1 %', 'CPU by process: % of a core (us/request)']));
+    show('workers_2_over_1', '2 workers / 1 worker throughput');
+    const c = res.workers_cpu;
+    log(`  router CPU per request: 1 worker ${c.workers_1.worker_us_per_req} us; 2 workers ${c.workers_2.worker_us_per_req} us in the workers ` +
+      `(together) + ${c.workers_2.primary_us_per_req} us in the primary (control plane, traffic-log writer, meters)`);
+  }
+
   // Event loop and GC of every Node process, per phase (bench/probe.mjs), and where stalls came from.
-  const phases = [['max', res.max], ...res.levels.map((l) => [l.kind, l.scenarios]), ['pyjs', res.pyjs ?? {}]];
+  const phases = [['max', res.max], ...res.levels.map((l) => [l.kind, l.scenarios]), ['pyjs', res.pyjs ?? {}], ['workers', res.workers ?? {}]];
   const rows = [];
   const gcText = (gc) => Object.entries(gc).filter(([k]) => k === 'scavenge' || k === 'mark-compact').map(([k, v]) => `${k === 'scavenge' ? 'scav' : 'mc'} ${v.count}x ${Math.round(v.total_ms)}ms max ${v.max_ms.toFixed(1)}`).join(', ');
   for (const [kind, scns] of phases) {
