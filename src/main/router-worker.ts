@@ -18,7 +18,7 @@ function send(m: FromWorker): void {
 async function run(config: WorkerConfig, source: IpcTableSource): Promise<void> {
   scavengeOnMainThread(); // the router's tail (util/gc.ts)
   const endpoints = new Map<string, EndpointMeters>();
-  const sink = config.trafficLog ? new IpcTrafficSink((records) => send({ t: 'log', records })) : undefined;
+  const sink = config.trafficLog ? new IpcTrafficSink((lines, records) => send({ t: 'log', lines, records })) : undefined;
   const router = new Router({
     ...config.options,
     instanceAdmission: true,

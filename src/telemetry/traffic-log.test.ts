@@ -141,3 +141,35 @@ test('numbers are written as the former template wrote them (toFixed(3) for dura
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a router worker's lines (formatted there, sent as bytes through v8 serialization as cluster's IPC does) land in the primary's file as its own records do", async () => {
+  const { IpcTrafficSink } = await import('../main/router-workers.js');
+  const { serialize, deserialize } = await import('node:v8');
+  const dir = mkdtempSync(join(tmpdir(), 'infergate-traffic-'));
+  try {
+    const file = join(dir, 'traffic.jsonl');
+    const log = new FileTrafficLog(file, { bufferBytes: 1 << 20, flushMs: 10 });
+    const workers = [0, 1].map(
+      () => new IpcTrafficSink((lines, records) => {
+        const m = deserialize(serialize({ t: 'log', lines, records })) as { lines: Uint8Array; records: number };
+        log.appendLines(m.lines, m.records);
+      }, 1 << 20),
+    );
+    for (let i = 0; i < 600; i++) workers[i % 2].record(record(i));
+    log.record(record(600)); // the primary's own (a single router's) records share the file
+    for (const w of workers) await w.close();
+    await log.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.map((l) => l.XRequestId).sort(), Array.from({ length: 601 }, (_, i) => `id-${i}`).sort());
+    assert.ok(lines.every((l) => l.EndpointName === 'my-endpoint' && l.TotalDurationMs === 1.235));
+    // A worker's buffer that cannot take a record drops it and counts it, as the file's does.
+    const before = await dropped();
+    const tiny = new IpcTrafficSink(() => {}, 700);
+    tiny.record(record(1));
+    tiny.record(record(2));
+    assert.equal((await dropped()) - before, 1);
+    await tiny.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

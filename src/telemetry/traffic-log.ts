@@ -25,11 +25,6 @@ export interface TrafficRecord {
   requestDurationMs: number;
   responseDurationMs: number;
   authType: 'Key' | 'AMLToken' | 'AADToken' | '';
-  /**
-   * When the request ended (epoch ms), set only by records that reach the writer later: a router worker's,
-   * sent to the primary in batches (main/router-workers.ts). Absent: now.
-   */
-  time?: number;
 }
 
 export interface TrafficSink {
@@ -61,17 +56,16 @@ export interface TrafficLogOptions {
   keepFiles?: number;
 }
 
-export class FileTrafficLog implements TrafficSink {
+/**
+ * Records formatted as JSON lines into one of two off-heap buffers, as they come; take() hands over the
+ * lines formatted so far and swaps the buffers, so they stay valid until the next take(). What the file
+ * writer and a router worker's sink (main/router-workers.ts, which sends the bytes to the primary) share.
+ */
+export class TrafficLines {
   private active: Buffer;
   private spare: Buffer;
   private used = 0;
   private records = 0;
-  private stream: WriteStream;
-  private fileBytes: number;
-  private readonly maxFileBytes: number;
-  private readonly keepFiles: number;
-  private writing = false;
-  private readonly timer: NodeJS.Timeout;
   private isoMs = 0;
   private iso = '';
   // The JSON of the last path and user agent: clients repeat theirs, and JSON.stringify is not free.
@@ -80,13 +74,109 @@ export class FileTrafficLog implements TrafficSink {
   private userAgent = '';
   private userAgentJson = '""';
 
+  constructor(bufferBytes: number) {
+    this.active = Buffer.allocUnsafe(bufferBytes);
+    this.spare = Buffer.allocUnsafe(bufferBytes);
+  }
+
+  /** The record as one line; false (and counted as dropped) when the buffer taking lines is full. */
+  format(r: TrafficRecord): boolean {
+    const now = Date.now();
+    if (now !== this.isoMs) {
+      this.isoMs = now;
+      this.iso = new Date(now).toISOString();
+    }
+    if (r.path !== this.path) {
+      this.path = r.path;
+      this.pathJson = JSON.stringify(r.path);
+    }
+    if (r.userAgent !== this.userAgent) {
+      this.userAgent = r.userAgent;
+      this.userAgentJson = JSON.stringify(r.userAgent.length > 70 ? r.userAgent.slice(0, 70) : r.userAgent);
+    }
+    const codeReason = STATUS_CODES[r.responseCode] ?? '';
+    const modelReason = STATUS_CODES[r.modelStatusCode] ?? '';
+    // The line is written into the buffer piece by piece, never built as a string: a ~600-character
+    // template is ~40 cons-string pieces plus its flat copy, ~1.7 KB of young garbage per request (a
+    // quarter of all the router allocated, measured with allocation sampling), and scavenges grow with
+    // what is allocated while requests are in flight. Upper bound first: every piece is one byte per
+    // character (latin1), numbers at most 24 characters each.
+    const need =
+      LINE_FIXED_BYTES + this.iso.length + r.method.length + this.pathJson.length + r.endpoint.length + r.deployment.length + codeReason.length +
+      modelReason.length + this.userAgentJson.length + r.xRequestId.length + r.xMsClientRequestId.length + r.authType.length + 7 * 24;
+    if (need > this.active.length - this.used) {
+      trafficLogDropped.inc();
+      return false;
+    }
+    // Method is an HTTP token and the names are validated endpoint/deployment names: nothing to escape.
+    // Written as latin1, one byte per character: every field is ASCII except the path and the user agent,
+    // which the HTTP parser decoded byte for byte as latin1, so this writes the bytes the client sent.
+    const b = this.active;
+    let o = this.used;
+    o = put(b, o, P_TIME, this.iso);
+    o = put(b, o, P_METHOD, r.method);
+    o = put(b, o, P_PATH, this.pathJson);
+    o = put(b, o, P_ENDPOINT, r.endpoint);
+    o = put(b, o, P_DEPLOYMENT, r.deployment);
+    o = putInt(b, putBytes(b, o, P_CODE), r.responseCode);
+    o = put(b, o, P_CODE_REASON, codeReason);
+    o = putInt(b, putBytes(b, o, P_MODEL_CODE), r.modelStatusCode);
+    o = put(b, o, P_MODEL_REASON, modelReason);
+    o = putInt(b, putBytes(b, o, P_REQ_SIZE), r.requestPayloadSize);
+    o = putInt(b, putBytes(b, o, P_RESP_SIZE), r.responsePayloadSize);
+    o = put(b, o, P_AGENT, this.userAgentJson);
+    o = put(b, o, P_REQUEST_ID, r.xRequestId);
+    o = put(b, o, P_CLIENT_ID, r.xMsClientRequestId);
+    o = putFixed3(b, putBytes(b, o, P_TOTAL), r.totalDurationMs);
+    o = putFixed3(b, putBytes(b, o, P_REQ_DURATION), r.requestDurationMs);
+    o = putFixed3(b, putBytes(b, o, P_RESP_DURATION), r.responseDurationMs);
+    o = put(b, o, P_AUTH, r.authType);
+    o = putBytes(b, o, P_END);
+    this.used = o;
+    this.records++;
+    return true;
+  }
+
+  /** Lines formatted elsewhere (a router worker's batch), copied in whole; false (dropped, counted) when they do not fit. */
+  append(lines: Uint8Array, records: number): boolean {
+    if (lines.length > this.active.length - this.used) {
+      trafficLogDropped.inc(records);
+      return false;
+    }
+    this.active.set(lines, this.used);
+    this.used += lines.length;
+    this.records += records;
+    return true;
+  }
+
+  /** The lines since the last take (valid until the next one), or null when there are none. */
+  take(): { bytes: Buffer; records: number } | null {
+    if (this.used === 0) return null;
+    const full = this.active;
+    const taken = { bytes: full.subarray(0, this.used), records: this.records };
+    this.active = this.spare;
+    this.spare = full;
+    this.used = 0;
+    this.records = 0;
+    return taken;
+  }
+}
+
+export class FileTrafficLog implements TrafficSink {
+  private readonly lines: TrafficLines;
+  private stream: WriteStream;
+  private fileBytes: number;
+  private readonly maxFileBytes: number;
+  private readonly keepFiles: number;
+  private writing = false;
+  private readonly timer: NodeJS.Timeout;
+
   constructor(
     private readonly file: string,
     o: TrafficLogOptions = {},
   ) {
     mkdirSync(dirname(file), { recursive: true });
-    this.active = Buffer.allocUnsafe(o.bufferBytes ?? 4 * 1024 * 1024);
-    this.spare = Buffer.allocUnsafe(o.bufferBytes ?? 4 * 1024 * 1024);
+    this.lines = new TrafficLines(o.bufferBytes ?? 4 * 1024 * 1024);
     this.maxFileBytes = o.maxFileBytes ?? 100 * 1024 * 1024;
     this.keepFiles = Math.max(1, o.keepFiles ?? 5);
     this.fileBytes = existsSync(file) ? statSync(file).size : 0;
@@ -115,77 +205,25 @@ export class FileTrafficLog implements TrafficSink {
   }
 
   record(r: TrafficRecord): void {
-    const now = r.time ?? Date.now();
-    if (now !== this.isoMs) {
-      this.isoMs = now;
-      this.iso = new Date(now).toISOString();
-    }
-    if (r.path !== this.path) {
-      this.path = r.path;
-      this.pathJson = JSON.stringify(r.path);
-    }
-    if (r.userAgent !== this.userAgent) {
-      this.userAgent = r.userAgent;
-      this.userAgentJson = JSON.stringify(r.userAgent.length > 70 ? r.userAgent.slice(0, 70) : r.userAgent);
-    }
-    const codeReason = STATUS_CODES[r.responseCode] ?? '';
-    const modelReason = STATUS_CODES[r.modelStatusCode] ?? '';
-    // The line is written into the buffer piece by piece, never built as a string: a ~600-character
-    // template is ~40 cons-string pieces plus its flat copy, ~1.7 KB of young garbage per request (a
-    // quarter of all the router allocated, measured with allocation sampling), and scavenges grow with
-    // what is allocated while requests are in flight. Upper bound first: every piece is one byte per
-    // character (latin1), numbers at most 24 characters each.
-    const need =
-      LINE_FIXED_BYTES + this.iso.length + r.method.length + this.pathJson.length + r.endpoint.length + r.deployment.length + codeReason.length +
-      modelReason.length + this.userAgentJson.length + r.xRequestId.length + r.xMsClientRequestId.length + r.authType.length + 7 * 24;
-    if (need > this.active.length - this.used) {
-      trafficLogDropped.inc();
-      return;
-    }
-    // Method is an HTTP token and the names are validated endpoint/deployment names: nothing to escape.
-    // Written as latin1, one byte per character: every field is ASCII except the path and the user agent,
-    // which the HTTP parser decoded byte for byte as latin1, so this writes the bytes the client sent.
-    const b = this.active;
-    let o = this.used;
-    o = put(b, o, P_TIME, this.iso);
-    o = put(b, o, P_METHOD, r.method);
-    o = put(b, o, P_PATH, this.pathJson);
-    o = put(b, o, P_ENDPOINT, r.endpoint);
-    o = put(b, o, P_DEPLOYMENT, r.deployment);
-    o = putInt(b, putBytes(b, o, P_CODE), r.responseCode);
-    o = put(b, o, P_CODE_REASON, codeReason);
-    o = putInt(b, putBytes(b, o, P_MODEL_CODE), r.modelStatusCode);
-    o = put(b, o, P_MODEL_REASON, modelReason);
-    o = putInt(b, putBytes(b, o, P_REQ_SIZE), r.requestPayloadSize);
-    o = putInt(b, putBytes(b, o, P_RESP_SIZE), r.responsePayloadSize);
-    o = put(b, o, P_AGENT, this.userAgentJson);
-    o = put(b, o, P_REQUEST_ID, r.xRequestId);
-    o = put(b, o, P_CLIENT_ID, r.xMsClientRequestId);
-    o = putFixed3(b, putBytes(b, o, P_TOTAL), r.totalDurationMs);
-    o = putFixed3(b, putBytes(b, o, P_REQ_DURATION), r.requestDurationMs);
-    o = putFixed3(b, putBytes(b, o, P_RESP_DURATION), r.responseDurationMs);
-    o = put(b, o, P_AUTH, r.authType);
-    o = putBytes(b, o, P_END);
-    this.used = o;
-    this.records++;
+    this.lines.format(r);
+  }
+
+  /** A router worker's lines (formatted there, sent in batches): one writer, one rotation. */
+  appendLines(lines: Uint8Array, records: number): void {
+    this.lines.append(lines, records);
   }
 
   private flush(): void {
-    if (this.writing || this.used === 0) return;
-    const full = this.active;
-    const bytes = this.used;
-    const records = this.records;
-    this.active = this.spare;
-    this.spare = full;
-    this.used = 0;
-    this.records = 0;
+    if (this.writing) return;
+    // The buffer taken is not reused before the next take, which waits for this write.
+    const taken = this.lines.take();
+    if (taken === null) return;
     this.writing = true;
-    if (this.fileBytes > 0 && this.fileBytes + bytes > this.maxFileBytes) this.rotate();
-    this.fileBytes += bytes;
-    // The stream keeps a reference to the slice until it is written; `full` is not reused before then.
-    this.stream.write(full.subarray(0, bytes), () => {
+    if (this.fileBytes > 0 && this.fileBytes + taken.bytes.length > this.maxFileBytes) this.rotate();
+    this.fileBytes += taken.bytes.length;
+    this.stream.write(taken.bytes, () => {
       this.writing = false;
-      trafficLogWritten.inc(records);
+      trafficLogWritten.inc(taken.records);
     });
   }
 
