@@ -675,11 +675,23 @@ const tmp = mkdtempSync(join(tmpdir(), 'infergate-bench-'));
 const home = join(tmp, 'home');
 const cliEnv = { ...env, INFERGATE_HOME: home };
 delete cliEnv.INFERGATE_URL;
-const cli = async (...args) => {
-  const r = await run(process.execPath, [BIN, ...args], { env: cliEnv });
-  if (r.code !== 0) throw new Error(`infergate ${args.join(' ')} failed (${r.code}):\n${r.stderr}${r.stdout}`);
+/** The CLI against the server of the workspace in `cenv` (INFERGATE_HOME). */
+const cliIn = (cenv) => async (...args) => {
+  const r = await run(process.execPath, [BIN, ...args], { env: cenv });
+  if (r.code !== 0) throw new Error(`infergate ${args.join(' ')} (${cenv.INFERGATE_HOME}) failed (${r.code}):\n${r.stderr}${r.stdout}`);
   return r.stdout.trim();
 };
+const cli = cliIn(cliEnv);
+
+/** The server's instances' socket directories, removed at the end if the server leaves them behind empty. */
+function noteSocketDirs(serverPid) {
+  for (const kid of descendants(serverPid)) {
+    try {
+      const m = readFileSync(`/proc/${kid}/environ`, 'latin1').match(/(?:^|\0)INFERGATE_SOCKET=([^\0]+)/);
+      if (m) socketDirs.add(dirname(m[1]));
+    } catch {}
+  }
+}
 
 let trafficState = '';
 async function setTraffic(state) {
@@ -765,13 +777,7 @@ async function main() {
     py = { id: 'py_router', label: `ROUTER -> score.py (WORKER_COUNT ${cfg.pyWorkers || 'default'})`, url: pyUri, auth: `Bearer ${pyKey}`, traffic: null, deployment: 'pyrowsum' };
     js = { id: 'js_router', label: 'ROUTER -> score.mjs (same logic)', url: pyUri, auth: `Bearer ${pyKey}`, traffic: null, deployment: 'jsrowsum' };
   }
-  // The instances' socket directories, removed at the end if the server leaves them behind empty.
-  for (const kid of descendants(server.child.pid)) {
-    try {
-      const m = readFileSync(`/proc/${kid}/environ`, 'latin1').match(/(?:^|\0)INFERGATE_SOCKET=([^\0]+)/);
-      if (m) socketDirs.add(dirname(m[1]));
-    } catch {}
-  }
+  noteSocketDirs(server.child.pid);
 
   // nginx doing the same job in front of the two direct servers.
   const ngDir = join(tmp, 'nginx');
@@ -823,6 +829,7 @@ async function main() {
 
   const runs = [];
   const workersScenarios = [];
+  let workersRate = 0;
 
   // 1. Max throughput, interleaved.
   if (cfg.warmup > 0) {
@@ -883,6 +890,9 @@ async function main() {
   // 4. Python vs JavaScript through the same router, max throughput, free regime: the goal is stated for
   // the free regime (with everything on one core the ratio would only compare CPU per request).
   if (py !== null) {
+    // DIRECT and nginx are done: idle, each still takes ~5 % of a core (the probe's 1 ms timer) from the
+    // two cores the free regime shares.
+    for (const e of started.filter((x) => x.name === 'nginx' || x.name.startsWith('direct-'))) await stop(e);
     await unpinAll();
     regimeNow = 'free';
     await wrk({ url: py.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: py.auth, deployment: py.deployment });
@@ -910,13 +920,8 @@ async function main() {
     regimeNow = 'free';
     const pairServers = [];
     for (const n of [1, 2]) {
-      const wHome = join(tmp, `home-w${n}`);
-      const wEnv = { ...cliEnv, INFERGATE_HOME: wHome };
-      const wCli = async (...args) => {
-        const r = await run(process.execPath, [BIN, ...args], { env: wEnv });
-        if (r.code !== 0) throw new Error(`infergate ${args.join(' ')} (w${n}) failed (${r.code}):\n${r.stderr}${r.stdout}`);
-        return r.stdout.trim();
-      };
+      const wEnv = { ...cliEnv, INFERGATE_HOME: join(tmp, `home-w${n}`) };
+      const wCli = cliIn(wEnv);
       const srv = track(`infergate-w${n}`, process.execPath, [...cfg.nodeArgs, ...probeArgs(), BIN, 'server', '--backend', 'process', '--port', '0', '--router-port', '0',
         '--router-workers', String(n), ...cfg.serverArgs], { env: { ...wEnv, ...probeEnv() } });
       await waitForOutput(srv, /router:/, 30_000, `infergate server --router-workers ${n}`);
@@ -931,12 +936,7 @@ async function main() {
         return (r.status === 200 && r.body === EXPECTED) || r;
       });
       pairServers.push(scn);
-      for (const kid of descendants(srv.child.pid)) {
-        try {
-          const m = readFileSync(`/proc/${kid}/environ`, 'latin1').match(/(?:^|\0)INFERGATE_SOCKET=([^\0]+)/);
-          if (m) socketDirs.add(dirname(m[1]));
-        } catch {}
-      }
+      noteSocketDirs(srv.child.pid);
     }
     for (const s of pairServers) await wrk({ url: s.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: s.auth });
     for (let r = 0; r < cfg.rounds; r++) {
@@ -945,6 +945,18 @@ async function main() {
         res.round = r;
         runs.push(res);
         log(`  round ${r + 1} ${'workers'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+      }
+    }
+    // The same rate for both, half of one worker's max: CPU per request without the contention of a
+    // saturated machine (at max, on 2 cores, the second worker competes with wrk and the instance).
+    workersRate = Math.round(median(runs.filter((x) => x.kind === 'workers' && x.scenario === 'workers_1').map((x) => x.rps)) / 2);
+    const wConns = Math.min(1000, Math.max(64, Math.ceil(workersRate / 100)));
+    for (let r = 0; r < cfg.rounds; r++) {
+      for (const s of r % 2 === 0 ? pairServers : [...pairServers].reverse()) {
+        const res = await measure(s, { conns: wConns, secs: cfg.rateSeconds, rate: workersRate, kind: 'workers_rate' });
+        res.round = r;
+        runs.push(res);
+        log(`  round ${r + 1} ${'workers rate'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps (target ${fmtInt(workersRate)})  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
       }
     }
     regimeNow = '';
@@ -956,6 +968,7 @@ async function main() {
   const serverErrors = server.err.split('\n').filter((l) => /error|fail|warn|exception/i.test(l));
 
   const results = summarize({ runs, scenarios: [...scenarios, ...(py ? [py, js] : []), ...workersScenarios], levels });
+  results.workers_rate = workersRate;
   if (cfg.traceGc) results.router_gc = gcSummary(server.out);
   try {
     results.traffic_log_bytes = statSync(join(home, 'logs', 'traffic.jsonl')).size;
@@ -976,7 +989,8 @@ async function main() {
     `added_p99_ms_at_half_direct_max=${f2(s.added_p99_ms)} (<= 2) router_cpu_us_per_request=${Number.isFinite(s.router_cpu_us_per_request) ? s.router_cpu_us_per_request : 'n/a'} (<= ~16) ` +
     `mirror_p99_ratio=${f2(s.mirror_p99_ratio)} (<= 1.05) py/js=${f2(s.py_over_js)} (>= 0.9, free regime) ` +
     `workers2/1=${f2(s.workers_2_over_1)} (>= 1.6 where two cores are free for them; free regime on ${results.info.cpus} CPUs) ` +
-    `router_worker_cpu_us_per_request=${s.router_worker_cpu_us_per_request_1 ?? 'n/a'}/${s.router_worker_cpu_us_per_request_2 ?? 'n/a'} (1/2 workers; not to grow)`);
+    `router_worker_cpu_us_per_request=${s.router_worker_cpu_us_per_request_1 ?? 'n/a'}/${s.router_worker_cpu_us_per_request_2 ?? 'n/a'} at max, ` +
+    `${s.router_worker_cpu_us_per_request_at_rate_1 ?? 'n/a'}/${s.router_worker_cpu_us_per_request_at_rate_2 ?? 'n/a'} at one rate (1/2 workers; not to grow)`);
   log(`bench: router/direct=${f2(s.router_over_direct)} router/nginx=${f2(s.router_over_nginx)} added_p99_ms=${f2(s.added_p99_ms)} mirror_p99_ratio=${f2(s.mirror_p99_ratio)}`);
 }
 
@@ -1087,10 +1101,12 @@ function summarize({ runs, scenarios, levels }) {
     const primary = x.cpu[`${pre}router`]?.us_per_req ?? 0;
     return n === 0 ? { workers: primary, primary: 0, n: 1 } : { workers, primary, n };
   };
-  const workersCpu = Object.fromEntries(['workers_1', 'workers_2'].map((id) => {
-    const rs = by('workers', id).map(routerCpu);
-    return [id, { worker_us_per_req: median(rs.map((c) => c.workers)), primary_us_per_req: median(rs.map((c) => c.primary)), workers: median(rs.map((c) => c.n)) }];
+  const cpuOf = (kind) => Object.fromEntries(['workers_1', 'workers_2'].map((id) => {
+    const rs = by(kind, id).map(routerCpu);
+    const inst = by(kind, id).map((x) => x.cpu[`${id === 'workers_1' ? 'w1' : 'w2'}:inst-blue`]?.us_per_req ?? NaN);
+    return [id, { worker_us_per_req: median(rs.map((c) => c.workers)), primary_us_per_req: median(rs.map((c) => c.primary)), instance_us_per_req: median(inst), workers: median(rs.map((c) => c.n)) }];
   }));
+  const workersCpu = { max: cpuOf('workers'), rate: cpuOf('workers_rate') };
   const p99 = (x) => x.p99_us / 1000;
   const p50 = (x) => x.p50_us / 1000;
   const latency = {};
@@ -1111,13 +1127,16 @@ function summarize({ runs, scenarios, levels }) {
     c1: stats('c1'),
     pyjs: stats('pyjs'),
     workers: stats('workers'),
+    workers_at_rate: stats('workers_rate'),
     workers_cpu: workersCpu,
     paired: { ...med(ratios), ...med(latency) },
     summary: {
       workers_2_over_1: median(ratios.workers_2_over_1),
-      router_worker_cpu_us_per_request_1: workersCpu.workers_1.worker_us_per_req,
-      router_worker_cpu_us_per_request_2: workersCpu.workers_2.worker_us_per_req,
-      router_primary_cpu_us_per_request_2: workersCpu.workers_2.primary_us_per_req,
+      router_worker_cpu_us_per_request_1: workersCpu.max.workers_1.worker_us_per_req,
+      router_worker_cpu_us_per_request_2: workersCpu.max.workers_2.worker_us_per_req,
+      router_primary_cpu_us_per_request_2: workersCpu.max.workers_2.primary_us_per_req,
+      router_worker_cpu_us_per_request_at_rate_1: workersCpu.rate.workers_1.worker_us_per_req,
+      router_worker_cpu_us_per_request_at_rate_2: workersCpu.rate.workers_2.worker_us_per_req,
       router_cpu_us_per_request: median(by('max', 'router').map((x) => x.cpu.router?.us_per_req ?? NaN)),
       py_over_js: median(ratios.py_over_js),
       router_over_direct: median(ratios.router_over_direct),
@@ -1208,13 +1227,17 @@ function report(res, scenarios) {
       return [id, m.label, fmtInt(m.rps_median), `${fmtInt(m.rps_min)}-${fmtInt(m.rps_max)}`, f2(m.p50_ms), f2(m.p99_ms), m.errors, `${Math.round(m.cpus.cpu0_busy)}/${Math.round(m.cpus.cpu1_busy)}`, cpuText(m.cpu)];
     }), ['scenario', 'what', 'rps', 'min-max', 'p50 ms', 'p99 ms', 'errors', 'cpu0/1 %', 'CPU by process: % of a core (us/request)']));
     show('workers_2_over_1', '2 workers / 1 worker throughput');
-    const c = res.workers_cpu;
-    log(`  router CPU per request: 1 worker ${c.workers_1.worker_us_per_req} us; 2 workers ${c.workers_2.worker_us_per_req} us in the workers ` +
-      `(together) + ${c.workers_2.primary_us_per_req} us in the primary (control plane, traffic-log writer, meters)`);
+    for (const [k, what] of [['max', 'at max throughput'], ['rate', `at ${fmtInt(res.workers_rate)} rps for both (half of one worker's max)`]]) {
+      const c = res.workers_cpu[k];
+      log(`  CPU per request ${what}: router 1 worker ${c.workers_1.worker_us_per_req} us; 2 workers ${c.workers_2.worker_us_per_req} us in the workers ` +
+        `(together) + ${c.workers_2.primary_us_per_req} us in the primary (control plane, traffic-log writer, meters); instance ${c.workers_1.instance_us_per_req} vs ${c.workers_2.instance_us_per_req} us`);
+    }
+    const r = res.workers_at_rate;
+    if (r.workers_1 && r.workers_2) log(`  p50 / p99 at that rate: 1 worker ${f2(r.workers_1.p50_ms)} / ${f2(r.workers_1.p99_ms)} ms, 2 workers ${f2(r.workers_2.p50_ms)} / ${f2(r.workers_2.p99_ms)} ms`);
   }
 
   // Event loop and GC of every Node process, per phase (bench/probe.mjs), and where stalls came from.
-  const phases = [['max', res.max], ...res.levels.map((l) => [l.kind, l.scenarios]), ['pyjs', res.pyjs ?? {}], ['workers', res.workers ?? {}]];
+  const phases = [['max', res.max], ...res.levels.map((l) => [l.kind, l.scenarios]), ['pyjs', res.pyjs ?? {}], ['workers', res.workers ?? {}], ['workers_rate', res.workers_at_rate ?? {}]];
   const rows = [];
   const gcText = (gc) => Object.entries(gc).filter(([k]) => k === 'scavenge' || k === 'mark-compact').map(([k, v]) => `${k === 'scavenge' ? 'scav' : 'mc'} ${v.count}x ${Math.round(v.total_ms)}ms max ${v.max_ms.toFixed(1)}`).join(', ');
   for (const [kind, scns] of phases) {
