@@ -214,9 +214,10 @@ export class IpcTrafficSink implements TrafficSink {
   }
 
   flush(): void {
-    // send() serialises the bytes at once, so the buffer taken may be reused by the take after the next.
+    // A copy (~60 KB per 100 ms at 1k req/s): the buffer taken takes lines again after the next take, and
+    // process.send() may hold a message back (while a handle is in flight) instead of serialising it at once.
     const taken = this.lines.take();
-    if (taken !== null) this.send(taken.bytes, taken.records);
+    if (taken !== null) this.send(Buffer.from(taken.bytes), taken.records);
   }
 
   async close(): Promise<void> {
