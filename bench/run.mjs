@@ -675,6 +675,9 @@ const tmp = mkdtempSync(join(tmpdir(), 'infergate-bench-'));
 const home = join(tmp, 'home');
 const cliEnv = { ...env, INFERGATE_HOME: home };
 delete cliEnv.INFERGATE_URL;
+/** Connections for a paced run at `rate`: enough that each waits ~10 ms between requests, so latency up to ~10 ms keeps the rate. */
+const connsFor = (rate) => Math.min(1000, Math.max(64, Math.ceil(rate / 100)));
+
 /** The CLI against the server of the workspace in `cenv` (INFERGATE_HOME). */
 const cliIn = (cenv) => async (...args) => {
   const r = await run(process.execPath, [BIN, ...args], { env: cenv });
@@ -828,6 +831,14 @@ async function main() {
     `${cfg.serverArgs.length ? `; infergate server ${cfg.serverArgs.join(' ')}` : ''})`);
 
   const runs = [];
+  /** One measured run of round `r`: kept with its round, and logged under `label`. */
+  const recordRun = async (r, label, s, opts) => {
+    const res = await measure(s, opts);
+    res.round = r;
+    runs.push(res);
+    log(`  round ${r + 1} ${label.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps${opts.rate ? ` (target ${fmtInt(opts.rate)})` : ''}  ` +
+      `p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+  };
   const workersScenarios = [];
   let workersRate = 0;
 
@@ -841,10 +852,7 @@ async function main() {
   for (let r = 0; r < cfg.rounds; r++) {
     for (const s of scenarios) {
       await enter(s);
-      const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'max' });
-      res.round = r;
-      runs.push(res);
-      log(`  round ${r + 1} ${'max'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+      await recordRun(r, 'max', s, { conns: cfg.conns, secs: cfg.seconds, kind: 'max' });
     }
   }
 
@@ -862,15 +870,11 @@ async function main() {
     levels.push({ kind: 'rate_router', rate: Math.round(routerMax / 2), of: `half of the router's median max ${fmtInt(routerMax)}`, scenarios: [direct, router, mirror, blue] });
   }
   for (const level of levels) {
-    // Enough connections that each one waits ~10 ms between requests: latency up to ~10 ms keeps the rate.
-    level.conns = Math.min(1000, Math.max(64, Math.ceil(level.rate / 100)));
+    level.conns = connsFor(level.rate);
     for (let r = 0; r < cfg.rounds; r++) {
       for (const s of level.scenarios) {
         await enter(s);
-        const res = await measure(s, { conns: level.conns, secs: cfg.rateSeconds, rate: level.rate, kind: level.kind });
-        res.round = r;
-        runs.push(res);
-        log(`  round ${r + 1} ${level.kind.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps (target ${fmtInt(level.rate)})  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+        await recordRun(r, level.kind, s, { conns: level.conns, secs: cfg.rateSeconds, rate: level.rate, kind: level.kind });
       }
     }
   }
@@ -900,10 +904,7 @@ async function main() {
     for (let r = 0; r < cfg.rounds; r++) {
       // Alternate which goes first, so a drift of the shared host does not favour one.
       for (const s of r % 2 === 0 ? [py, js] : [js, py]) {
-        const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'pyjs' });
-        res.round = r;
-        runs.push(res);
-        log(`  round ${r + 1} ${'pyjs free'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+        await recordRun(r, 'pyjs free', s, { conns: cfg.conns, secs: cfg.seconds, kind: 'pyjs' });
       }
     }
     regimeNow = '';
@@ -941,22 +942,16 @@ async function main() {
     for (const s of pairServers) await wrk({ url: s.url, conns: cfg.conns, secs: Math.max(1, cfg.warmup), auth: s.auth });
     for (let r = 0; r < cfg.rounds; r++) {
       for (const s of r % 2 === 0 ? pairServers : [...pairServers].reverse()) {
-        const res = await measure(s, { conns: cfg.conns, secs: cfg.seconds, kind: 'workers' });
-        res.round = r;
-        runs.push(res);
-        log(`  round ${r + 1} ${'workers'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+        await recordRun(r, 'workers', s, { conns: cfg.conns, secs: cfg.seconds, kind: 'workers' });
       }
     }
     // The same rate for both, half of one worker's max: CPU per request without the contention of a
     // saturated machine (at max, on 2 cores, the second worker competes with wrk and the instance).
     workersRate = Math.round(median(runs.filter((x) => x.kind === 'workers' && x.scenario === 'workers_1').map((x) => x.rps)) / 2);
-    const wConns = Math.min(1000, Math.max(64, Math.ceil(workersRate / 100)));
+    const wConns = connsFor(workersRate);
     for (let r = 0; r < cfg.rounds; r++) {
       for (const s of r % 2 === 0 ? pairServers : [...pairServers].reverse()) {
-        const res = await measure(s, { conns: wConns, secs: cfg.rateSeconds, rate: workersRate, kind: 'workers_rate' });
-        res.round = r;
-        runs.push(res);
-        log(`  round ${r + 1} ${'workers rate'.padEnd(11)} ${s.id.padEnd(14)} ${fmtInt(res.rps).padStart(7)} rps (target ${fmtInt(workersRate)})  p50 ${(res.p50_us / 1000).toFixed(2)} ms  p99 ${(res.p99_us / 1000).toFixed(2)} ms${res.errors ? `  ERRORS ${res.errors}` : ''}${probeLine(res)}`);
+        await recordRun(r, 'workers rate', s, { conns: wConns, secs: cfg.rateSeconds, rate: workersRate, kind: 'workers_rate' });
       }
     }
     regimeNow = '';

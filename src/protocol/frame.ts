@@ -70,7 +70,7 @@ export class IdAllocator {
     this.next = first;
   }
 
-  /** The next id not in `inUse` (the channel's map of pending requests). */
+  /** The next id not in `inUse` (a PendingTable's taken slots: protocol/pending.ts freeId). */
   take(inUse: { has(id: number): boolean }): number {
     const max = this.max;
     let id = this.next;

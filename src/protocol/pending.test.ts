@@ -124,3 +124,13 @@ churn(300000);
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('findId: the id of the first value that matches, or -1', () => {
+  const table = new PendingTable<{ peer: string; n: number }>();
+  const ids = new IdAllocator(1);
+  const a = table.add(ids, { peer: 'a', n: 1 });
+  const b = table.add(ids, { peer: 'b', n: 1 });
+  assert.equal(table.findId((v) => v.peer === 'b' && v.n === 1), b);
+  assert.equal(table.findId((v) => v.peer === 'a'), a);
+  assert.equal(table.findId((v) => v.peer === 'c'), -1);
+});

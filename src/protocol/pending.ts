@@ -81,6 +81,16 @@ export class PendingTable<T extends object> {
     }
   }
 
+  /** The id of the first value `match` accepts, or -1. */
+  findId(match: (value: T) => boolean): number {
+    const values = this.values;
+    for (let slot = 0; slot < values.length; slot++) {
+      const value = values[slot];
+      if (value !== undefined && match(value)) return this.ids[slot];
+    }
+    return -1;
+  }
+
   /** Empties the table and returns what it held, as [id, value] pairs. */
   drain(): [number, T][] {
     const out: [number, T][] = [];

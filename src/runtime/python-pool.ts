@@ -214,15 +214,13 @@ export class PythonPool implements Scorer {
    * reverse map would cost an entry on every request.
    */
   cancel(peer: Peer, id: number): void {
-    let found = false;
     for (const w of this.workers) {
-      if (w.exited || found) continue;
-      w.pending.forEach((p, hostId) => {
-        if (found || p.peer !== peer || p.id !== id) return;
-        found = true;
-        p.peer = null;
-        w.out.push(encodeCancel(hostId));
-      });
+      if (w.exited) continue;
+      const hostId = w.pending.findId((p) => p.peer === peer && p.id === id);
+      if (hostId < 0) continue;
+      w.pending.get(hostId)!.peer = null;
+      w.out.push(encodeCancel(hostId));
+      return;
     }
   }
 

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -75,6 +75,23 @@ export class Workspace {
     const to = join(this.dir, 'scratch', name);
     cpSync(from, to, { recursive: true });
     return to;
+  }
+
+  /**
+   * Endpoint `name` (key auth) with deployment blue taking all traffic: test/fixtures/js-dataplane's
+   * score.mjs (copied to <workspace>/scratch/js-dataplane), one instance, `requestSettings` as YAML flow
+   * mapping. Returns its primary key and scoring URI.
+   */
+  async jsEndpoint(name: string, requestSettings: string): Promise<{ key: string; uri: string }> {
+    const dir = this.scratch(join(FIXTURES, 'js-dataplane'), 'js-dataplane');
+    await this.ok(['online-endpoint', 'create', '-n', name]);
+    const file = join(dir, `${name}-blue.yml`);
+    writeFileSync(file, `name: blue\nendpoint_name: ${name}\ncode_configuration: {code: ./, scoring_script: score.mjs}\ninstance_type: Standard_DS3_v2\ninstance_count: 1\nrequest_settings: ${requestSettings}\n`);
+    await this.ok(['online-deployment', 'create', '-f', file, '--all-traffic']);
+    return {
+      key: (await this.ok(['online-endpoint', 'get-credentials', '-n', name, '-o', 'tsv', '--query', 'primaryKey'])).trim(),
+      uri: (await this.ok(['online-endpoint', 'show', '-n', name, '-o', 'tsv', '--query', 'scoring_uri'])).trim(),
+    };
   }
 
   /** `nodeArgs`: options for the server's Node (e.g. --trace-gc-nvp, whose lines then collect in serverOut). */

@@ -7,10 +7,10 @@
 // V8's own account (--trace-gc-nvp) of what the scavenges after it promoted.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FIXTURES, until, Workspace } from './harness.js';
+import { until, Workspace } from './harness.js';
 import { Load } from './load.js';
 
 const ws = new Workspace();
@@ -21,14 +21,7 @@ const diag = join(ws.dir, 'diag');
 before(async () => {
   mkdirSync(diag, { recursive: true });
   await ws.startServer([], ['--trace-gc-nvp', '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${diag}`]);
-  const dir = ws.scratch(join(FIXTURES, 'js-dataplane'), 'js-dataplane');
-  assert.equal((await ws.cli(['online-endpoint', 'create', '-n', 'gcep'])).code, 0);
-  const file = join(dir, 'blue.yml');
-  writeFileSync(file, 'name: blue\nendpoint_name: gcep\ncode_configuration: {code: ./, scoring_script: score.mjs}\ninstance_type: Standard_DS3_v2\ninstance_count: 1\nrequest_settings: {max_concurrent_requests_per_instance: 100}\n');
-  const r = await ws.cli(['online-deployment', 'create', '-f', file, '--all-traffic']);
-  assert.equal(r.code, 0, r.stderr);
-  key = (await ws.ok(['online-endpoint', 'get-credentials', '-n', 'gcep', '-o', 'tsv', '--query', 'primaryKey'])).trim();
-  uri = (await ws.ok(['online-endpoint', 'show', '-n', 'gcep', '-o', 'tsv', '--query', 'scoring_uri'])).trim();
+  ({ key, uri } = await ws.jsEndpoint('gcep', '{max_concurrent_requests_per_instance: 100}'));
 });
 after(async () => {
   if (process.exitCode) console.error(ws.serverLog);

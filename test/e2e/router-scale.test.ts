@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BIN, FIXTURES, until, Workspace } from './harness.js';
+import { BIN, until, Workspace } from './harness.js';
 
 const ws = new Workspace();
 const routers: ChildProcess[] = [];
@@ -28,15 +28,8 @@ before(async () => {
   const m = /router: 2 workers on port \d+ \(pids (\d+), (\d+)\)/.exec(ws.serverLog);
   assert.ok(m, ws.serverLog);
   workerPids = [Number(m[1]), Number(m[2])];
-  const dir = ws.scratch(join(FIXTURES, 'js-dataplane'), 'js-dataplane');
-  assert.equal((await ws.cli(['online-endpoint', 'create', '-n', 'rscale'])).code, 0);
-  const file = join(dir, 'blue.yml');
   // One request at a time, one instance: Azure's bound is 2 pending (one running, one waiting).
-  writeFileSync(file, 'name: blue\nendpoint_name: rscale\ncode_configuration: {code: ./, scoring_script: score.mjs}\ninstance_type: Standard_DS3_v2\ninstance_count: 1\nrequest_settings: {max_concurrent_requests_per_instance: 1, request_timeout_ms: 20000, max_queue_wait_ms: 20000}\n');
-  const r = await ws.cli(['online-deployment', 'create', '-f', file, '--all-traffic']);
-  assert.equal(r.code, 0, r.stderr);
-  key = (await ws.ok(['online-endpoint', 'get-credentials', '-n', 'rscale', '-o', 'tsv', '--query', 'primaryKey'])).trim();
-  uri = (await ws.ok(['online-endpoint', 'show', '-n', 'rscale', '-o', 'tsv', '--query', 'scoring_uri'])).trim();
+  ({ key, uri } = await ws.jsEndpoint('rscale', '{max_concurrent_requests_per_instance: 1, request_timeout_ms: 20000, max_queue_wait_ms: 20000}'));
 });
 after(async () => {
   for (const c of routers) if (c.exitCode === null) c.kill('SIGKILL');

@@ -32,7 +32,8 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { errorOf } from '../../errors/index.js';
 import type { InstanceAddress, InstancePlan } from '../../ir/types.js';
-import { HOST_MESSAGE_PREFIX, type HostMessage, type StorageResult } from '../../protocol/messages.js';
+import type { HostMessage, StorageResult } from '../../protocol/messages.js';
+import { HostStdout } from '../host-stdout.js';
 import { pruneStoppedLogs } from '../files.js';
 import { LocalBackend } from '../local.js';
 import { initializeStorage } from '../storage.js';
@@ -622,35 +623,22 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
   private async follow(inst: Instance, container: Docker.Container, since: number): Promise<void> {
     const log = inst.log!;
     let message: HostMessage | undefined;
-    let pending = '';
     const out = new PassThrough();
     const err = new PassThrough();
-    out.on('data', (chunk: Buffer) => {
-      pending += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl + 1);
-        pending = pending.slice(nl + 1);
-        if (message === undefined && line.startsWith(HOST_MESSAGE_PREFIX)) {
-          try {
-            message = JSON.parse(line.slice(HOST_MESSAGE_PREFIX.length)) as HostMessage;
-          } catch {
-            log.write(line);
-            continue;
-          }
-          if (message.type === 'ready') {
-            void this.addressOf(inst, container).then((a) => {
-              if (a) return this.ready(inst, container, a);
-              if (inst.plan.runtime === 'container' || inst.stopping || inst.container !== container) return;
-              const e = errorOf('ContainerStartFailed', { instance: inst.observed.id, reason: `it said it was ready, but ${SOCKET_DIR}/host.sock is not a socket` });
-              this.writeLog(inst, e.message);
-              this.setFailed(inst, e.code, e.message);
-            });
-          }
-          else this.setFailed(inst, message.code, message.message);
-        } else log.write(line);
+    const lines = new HostStdout((m) => {
+      message = m as HostMessage;
+      if (message.type === 'ready') {
+        void this.addressOf(inst, container).then((a) => {
+          if (a) return this.ready(inst, container, a);
+          if (inst.plan.runtime === 'container' || inst.stopping || inst.container !== container) return;
+          const e = errorOf('ContainerStartFailed', { instance: inst.observed.id, reason: `it said it was ready, but ${SOCKET_DIR}/host.sock is not a socket` });
+          this.writeLog(inst, e.message);
+          this.setFailed(inst, e.code, e.message);
+        });
       }
-    });
+      else this.setFailed(inst, message.code, message.message);
+    }, (chunk) => log.write(chunk));
+    out.on('data', (chunk: Buffer) => lines.write(chunk));
     // The start of stderr, kept to tell why a container exited before its host said anything: with
     // Init (tini as pid 1) a missing interpreter is not a create/start error but tini's own line and 127.
     let early = '';
@@ -668,7 +656,7 @@ export class DockerBackend extends LocalBackend<Instance> implements Backend {
     if (inst.plan.runtime === 'container' && since === 0) void this.waitForRoute(inst, container);
     const exit = (await container.wait().catch((e: unknown) => ({ StatusCode: -1, Error: { Message: dockerMessage(e) } }))) as { StatusCode: number; Error?: { Message?: string } | null };
     await Promise.race([ended, sleep(1000)]);
-    if (pending !== '') log.write(pending + '\n');
+    lines.end();
     inst.stopProbes?.();
     inst.stopProbes = null;
     if (inst.stopping || this.closed || inst.container !== container) return;

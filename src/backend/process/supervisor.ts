@@ -10,7 +10,8 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HOST_MESSAGE_PREFIX, type HostMessage } from '../../protocol/messages.js';
+import type { HostMessage } from '../../protocol/messages.js';
+import { HostStdout } from '../host-stdout.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /**
@@ -170,8 +171,6 @@ export interface HostEvents {
 const EXIT_BAD_CONFIG = 2;
 /** How long an exited Python host's stdout may stay open (a fork of the script holding it) before its exit is judged. */
 const STDOUT_DRAIN_MS = 1000;
-/** A longer stdout line before the HostMessage is the script's output (16x that if it starts as the message: a traceback). */
-const MAX_PENDING_LINE = 64 * 1024;
 
 /**
  * Reads a host's messages and classifies its exit; `stopping` tells a stop asked for from a death.
@@ -205,43 +204,17 @@ export function superviseHost(child: ChildProcess, events: HostEvents, stopping:
   }
   // The Python host: its message is a line on stdout. An exit is judged once stdout is read to its end
   // ('exit' can come first), so an init-failed written just before exit 3 is never taken for silence.
-  let pending = '';
-  let seen = false;
   let ended = false;
   let exited: [number | null, NodeJS.Signals | null] | null = null;
+  const lines = new HostStdout(onMessage, (chunk) => stdout?.(chunk));
   const out = child.stdout!;
-  out.on('data', (chunk: Buffer) => {
-    if (seen) return stdout?.(chunk);
-    pending += chunk.toString('utf8');
-    let nl: number;
-    while (!seen && (nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl + 1);
-      pending = pending.slice(nl + 1);
-      if (line.startsWith(HOST_MESSAGE_PREFIX)) {
-        try {
-          onMessage(JSON.parse(line.slice(HOST_MESSAGE_PREFIX.length)) as Partial<HostMessage>);
-          seen = true;
-          continue;
-        } catch {
-          // not a message after all: it is log
-        }
-      }
-      stdout?.(Buffer.from(line));
-    }
-    // After the message, stdout passes through as it comes (the host writes nothing else there); before
-    // it, a script printing without newlines is log, not held without bound.
-    if ((seen || pending.length > (pending.startsWith(HOST_MESSAGE_PREFIX) ? 16 : 1) * MAX_PENDING_LINE) && pending !== '') {
-      stdout?.(Buffer.from(pending));
-      pending = '';
-    }
-  });
+  out.on('data', (chunk: Buffer) => lines.write(chunk));
   let judged = false;
   const judge = () => {
     if (judged || exited === null) return;
     judged = true;
     clearTimeout(drainTimer);
-    if (pending !== '') stdout?.(Buffer.from(pending + '\n'));
-    pending = '';
+    lines.end();
     const [code, signal] = exited;
     if (!ready && !initFailed && code !== EXIT_BAD_CONFIG && !stopping()) {
       // In direct mode the script runs in the host's process: a script that ends it during import or
